@@ -1,0 +1,116 @@
+/**
+ * The EventLog on `@effect/sql`: one implementation, two dialects (SQLite and
+ * PostgreSQL). Tables are created by `@effect/sql`'s migrator.
+ *
+ * Offsets are given inside the append transaction as `max(offset) + 1`, under
+ * the writer lock (SQLite's single writer; a transaction-scoped advisory lock on
+ * PostgreSQL), so they stay gap-free with any number of writers: a transaction
+ * that fails takes its offsets with it.
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { Effect } from "effect"
+import type { PersistenceError } from "../schema/Errors.js"
+import { type LogStore, persistence, type StoredRecord } from "./EventLogStore.js"
+
+export interface SqlStoreOptions {
+  /** Table of the log; its migrations live in `<table>_migrations`. Default `switchboard_events`. */
+  readonly table?: string
+}
+
+export const defaultTable = "switchboard_events"
+
+/** Rows per INSERT statement: well under both dialects' bound-parameter limits. */
+const rowsPerInsert = 500
+
+const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export const migrationsTable = (table: string) => `${table}_migrations`
+
+const migrate = (table: string) =>
+  Migrator.make({})({
+    table: migrationsTable(table),
+    loader: Migrator.fromRecord({
+      "1_create_events": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.onDialectOrElse({
+          // INTEGER PRIMARY KEY makes the offset SQLite's rowid: no second index.
+          sqlite: () =>
+            sql`CREATE TABLE ${sql(table)} (
+              log_offset INTEGER PRIMARY KEY,
+              committed_at INTEGER NOT NULL,
+              event_type TEXT NOT NULL,
+              event_version INTEGER NOT NULL,
+              payload TEXT NOT NULL
+            )`,
+          orElse: () =>
+            sql`CREATE TABLE ${sql(table)} (
+              log_offset BIGINT PRIMARY KEY,
+              committed_at BIGINT NOT NULL,
+              event_type TEXT NOT NULL,
+              event_version INTEGER NOT NULL,
+              payload TEXT NOT NULL
+            )`
+        }))
+    })
+  })
+
+/** Builds the store on the SqlClient in context, creating its tables if needed. */
+export const makeSqlStore = (options: SqlStoreOptions = {}) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const table = options.table ?? defaultTable
+    if (!identifier.test(table)) return yield* Effect.dieMessage(`invalid table name ${JSON.stringify(table)}`)
+    yield* migrate(table).pipe(persistence("cannot create the event log tables"))
+
+    const lockWriters = sql.onDialectOrElse({
+      pg: () => sql`SELECT pg_advisory_xact_lock(hashtext(${table}))`,
+      orElse: () => Effect.void
+    })
+    const announce = (head: number) =>
+      sql.onDialectOrElse({
+        pg: () => sql`SELECT pg_notify(${table}, ${String(head)})`,
+        orElse: () => Effect.void
+      })
+
+    const commit: LogStore["commit"] = (events, committedAt) =>
+      Effect.gen(function*() {
+        yield* lockWriters
+        const [{ head }] = yield* sql<{ head: number | string }>`SELECT COALESCE(MAX(log_offset), 0) AS head FROM ${
+          sql(table)
+        }`
+        const first = Number(head) + 1
+        for (let start = 0; start < events.length; start += rowsPerInsert) {
+          const rows = events.slice(start, start + rowsPerInsert).map((event, i) => ({
+            log_offset: first + start + i,
+            committed_at: committedAt,
+            event_type: event.type,
+            event_version: event.version,
+            payload: event.payload
+          }))
+          yield* sql`INSERT INTO ${sql(table)} ${sql.insert(rows)}`
+        }
+        yield* announce(first + events.length - 1)
+        return first
+      }).pipe(sql.withTransaction, persistence("event log append failed"))
+
+    const readPage: LogStore["readPage"] = (from, to, limit) =>
+      sql`SELECT log_offset, committed_at, event_type, event_version, payload FROM ${sql(table)}
+          WHERE log_offset >= ${from} AND log_offset <= ${to} ORDER BY log_offset LIMIT ${limit}`.values.pipe(
+        Effect.map((rows) =>
+          rows.map((row): StoredRecord => ({
+            offset: Number(row[0]),
+            committedAt: Number(row[1]),
+            type: row[2] as string,
+            version: Number(row[3]),
+            payload: row[4] as string
+          }))
+        ),
+        persistence("event log read failed")
+      )
+
+    const head: Effect.Effect<number, PersistenceError> = sql<{ head: number | string }>`SELECT COALESCE(MAX(log_offset), 0) AS head FROM ${
+      sql(table)
+    }`.pipe(Effect.map((rows) => Number(rows[0].head)), persistence("event log head failed"))
+
+    return { commit, readPage, head } satisfies LogStore
+  })

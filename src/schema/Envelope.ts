@@ -1,0 +1,190 @@
+/**
+ * The SW4RM envelope (PROTOCOLS.md §1), its enums, the ACK payload, and their
+ * JSON wire form.
+ *
+ * Wire decisions:
+ * - enums travel by name (`"DATA"`), as in protobuf's JSON mapping; the
+ *   protocol numbers are in the `*Number` tables;
+ * - `payload` travels base64-encoded whatever the content type, so a payload
+ *   round-trips byte for byte;
+ * - uint64 fields travel as JSON numbers and must be safe integers
+ *   (≤ 2^53 − 1); larger values fail with `ValidationError`;
+ * - `timestamp` travels as an ISO 8601 / RFC 3339 string.
+ */
+import { Arbitrary, Effect, Schema } from "effect"
+import { ValidationError } from "./Errors.js"
+
+// ---------------------------------------------------------------------------
+// Enums
+
+const numbered = <const Names extends ReadonlyArray<string>, const Numbers extends ReadonlyArray<number>>(
+  names: Names,
+  numbers: Numbers
+) => Object.fromEntries(names.map((name, i) => [name, numbers[i]])) as { readonly [K in Names[number]]: number }
+
+const messageTypes = [
+  "CONTROL",
+  "DATA",
+  "HEARTBEAT",
+  "NOTIFICATION",
+  "ACKNOWLEDGEMENT",
+  "HITL_INVOCATION",
+  "WORKTREE_CONTROL",
+  "NEGOTIATION",
+  "TOOL_CALL",
+  "TOOL_RESULT",
+  "TOOL_ERROR"
+] as const
+export const MessageType = Schema.Literal(...messageTypes)
+export type MessageType = typeof MessageType.Type
+export const MessageTypeNumber = numbered(messageTypes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+
+const envelopeStates = ["SENT", "RECEIVED", "READ", "FULFILLED", "REJECTED", "FAILED", "TIMED_OUT"] as const
+export const EnvelopeState = Schema.Literal(...envelopeStates)
+export type EnvelopeState = typeof EnvelopeState.Type
+export const EnvelopeStateNumber = numbered(envelopeStates, [1, 2, 3, 4, 5, 6, 7])
+
+const ackStages = ["RECEIVED", "READ", "FULFILLED", "REJECTED", "FAILED", "TIMED_OUT"] as const
+export const AckStage = Schema.Literal(...ackStages)
+export type AckStage = typeof AckStage.Type
+export const AckStageNumber = numbered(ackStages, [1, 2, 3, 4, 5, 6])
+
+const errorCodes = [
+  "BUFFER_FULL",
+  "NO_ROUTE",
+  "ACK_TIMEOUT",
+  "AGENT_UNAVAILABLE",
+  "AGENT_SHUTDOWN",
+  "VALIDATION_ERROR",
+  "PERMISSION_DENIED",
+  "UNSUPPORTED_MESSAGE_TYPE",
+  "OVERSIZE_PAYLOAD",
+  "TOOL_TIMEOUT",
+  "FORCED_PREEMPTION",
+  "TTL_EXPIRED",
+  "DUPLICATE_DETECTED",
+  "ALREADY_IN_PROGRESS",
+  "INTERNAL_ERROR"
+] as const
+export const ErrorCode = Schema.Literal(...errorCodes)
+export type ErrorCode = typeof ErrorCode.Type
+export const ErrorCodeNumber = numbered(errorCodes, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 99])
+
+const communicationClasses = ["PRIVILEGED", "STANDARD", "BULK"] as const
+export const CommunicationClass = Schema.Literal(...communicationClasses)
+export type CommunicationClass = typeof CommunicationClass.Type
+export const CommunicationClassNumber = numbered(communicationClasses, [1, 2, 3])
+
+const agentStates = [
+  "INITIALIZING",
+  "RUNNABLE",
+  "SCHEDULED",
+  "RUNNING",
+  "WAITING",
+  "WAITING_RESOURCES",
+  "SUSPENDED",
+  "RESUMED",
+  "COMPLETED",
+  "FAILED",
+  "SHUTTING_DOWN",
+  "RECOVERING"
+] as const
+export const AgentState = Schema.Literal(...agentStates)
+export type AgentState = typeof AgentState.Type
+export const AgentStateNumber = numbered(agentStates, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+
+// ---------------------------------------------------------------------------
+// Scalars
+
+/** A non-negative safe integer: the JSON form of protobuf's uint64. */
+export const Uint64 = Schema.Number.pipe(
+  Schema.int({ message: () => "must be an integer" }),
+  Schema.between(0, Number.MAX_SAFE_INTEGER, { message: () => `must be between 0 and ${Number.MAX_SAFE_INTEGER}` })
+)
+export const Uint32 = Schema.Number.pipe(
+  Schema.int({ message: () => "must be an integer" }),
+  Schema.between(0, 0xffffffff, { message: () => "must be between 0 and 4294967295" })
+)
+export const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+
+/** RFC 3339 on the wire; arbitrary values stay within four-digit years so they print back the same way. */
+export const Timestamp = Schema.DateTimeUtc.annotations({
+  arbitrary: () => (fc) =>
+    fc.integer({ min: 0, max: 253402300799999 }).map((ms) => Schema.decodeSync(Schema.DateTimeUtcFromNumber)(ms))
+})
+
+// ---------------------------------------------------------------------------
+// Envelope
+
+const EnvelopeFields = Schema.Struct({
+  message_id: Id,
+  idempotency_token: Schema.optional(Id),
+  producer_id: Id,
+  correlation_id: Schema.String,
+  sequence_number: Uint64,
+  retry_count: Uint32,
+  message_type: MessageType,
+  content_type: Id,
+  content_length: Uint64,
+  repo_id: Schema.optional(Schema.String),
+  worktree_id: Schema.optional(Schema.String),
+  hlc_timestamp: Schema.optional(Schema.String),
+  ttl_ms: Uint64,
+  timestamp: Timestamp,
+  payload: Schema.Uint8ArrayFromBase64,
+  state: EnvelopeState
+})
+
+export const Envelope = EnvelopeFields.pipe(
+  Schema.filter((envelope) =>
+    envelope.content_length === envelope.payload.length ||
+    {
+      path: ["content_length"],
+      message: `must equal the payload's byte length (${envelope.payload.length}), got ${envelope.content_length}`
+    }, {
+    identifier: "Envelope",
+    arbitrary: () => () =>
+      Arbitrary.make(EnvelopeFields).map((envelope) => ({ ...envelope, content_length: envelope.payload.length }))
+  })
+)
+export type Envelope = typeof Envelope.Type
+/** The JSON wire form of an envelope. */
+export type EnvelopeJson = typeof Envelope.Encoded
+
+// ---------------------------------------------------------------------------
+// ACK payload (the payload of an ACKNOWLEDGEMENT envelope)
+
+export const AckPayload = Schema.Struct({
+  ack_for_message_id: Id,
+  ack_stage: AckStage,
+  error_code: Schema.optional(ErrorCode),
+  note: Schema.optional(Schema.String)
+})
+export type AckPayload = typeof AckPayload.Type
+export type AckPayloadJson = typeof AckPayload.Encoded
+
+// ---------------------------------------------------------------------------
+// Wire codecs: every failure is a ValidationError naming the field
+
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const decode = Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })
+  return (input: unknown): Effect.Effect<A, ValidationError> =>
+    Effect.mapError(decode(input), (error) => ValidationError.fromParseError(subject, error))
+}
+const encodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const encode = Schema.encode(schema, { errors: "all" })
+  return (value: A): Effect.Effect<I, ValidationError> =>
+    Effect.mapError(encode(value), (error) => ValidationError.fromParseError(subject, error))
+}
+
+/** Decodes an envelope from its JSON wire form (an already parsed value). */
+export const decodeEnvelope = decodeWith(Envelope, "envelope")
+/** Encodes an envelope to its JSON wire form. */
+export const encodeEnvelope = encodeWith(Envelope, "envelope")
+/** Decodes an envelope from JSON text. */
+export const decodeEnvelopeJson = decodeWith(Schema.parseJson(Envelope), "envelope")
+/** Encodes an envelope to JSON text. */
+export const encodeEnvelopeJson = encodeWith(Schema.parseJson(Envelope), "envelope")
+
+export const decodeAckPayload = decodeWith(AckPayload, "ack")
+export const encodeAckPayload = encodeWith(AckPayload, "ack")

@@ -1,0 +1,247 @@
+/**
+ * Every expected failure of Switchboard, as a `Schema.TaggedError` carrying its
+ * wire `code` and whether retrying can help (`retryable`). Both are literal
+ * fields with constructor defaults, so they travel on the wire and cannot be
+ * set wrong by a caller.
+ *
+ * Retry classes follow PROTOCOLS.md: non-retryable failures are never retried
+ * by anything in the library.
+ */
+import { ParseResult, Schema } from "effect"
+
+// ---------------------------------------------------------------------------
+// Validation
+
+export class ValidationIssue extends Schema.Class<ValidationIssue>("ValidationIssue")({
+  /** Dotted path of the offending field, e.g. `envelope.content_length`; empty for the whole input. */
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+export class ValidationError extends Schema.TaggedError<ValidationError>()("ValidationError", {
+  code: Schema.tag("VALIDATION_ERROR"),
+  retryable: Schema.tag(false),
+  /** What was being decoded: `envelope`, `ack`, `event`, ... */
+  subject: Schema.String,
+  issues: Schema.Array(ValidationIssue)
+}) {
+  override get message(): string {
+    return `invalid ${this.subject}: ` +
+      this.issues.map((issue) => issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`).join("; ")
+  }
+
+  static fromParseError(subject: string, error: ParseResult.ParseError): ValidationError {
+    const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
+      new ValidationIssue({ path: issue.path.map(String).join("."), message: issue.message })
+    )
+    return new ValidationError({ subject, issues })
+  }
+
+  static single(subject: string, path: string, message: string): ValidationError {
+    return new ValidationError({ subject, issues: [new ValidationIssue({ path, message })] })
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Store
+
+/** The store failed (I/O, SQL, connection). The operation may be retried. */
+export class PersistenceError extends Schema.TaggedError<PersistenceError>()("PersistenceError", {
+  code: Schema.tag("INTERNAL_ERROR"),
+  retryable: Schema.tag(true),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+/** A committed record that no longer decodes: edited by hand, or written by a newer version. */
+export class UndecodableRecord extends Schema.TaggedError<UndecodableRecord>()("UndecodableRecord", {
+  code: Schema.tag("INTERNAL_ERROR"),
+  retryable: Schema.tag(false),
+  offset: Schema.Number,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `event log record at offset ${this.offset} cannot be decoded: ${this.reason}`
+  }
+}
+
+/** The file or database opened is not a Switchboard store. */
+export class NotAStore extends Schema.TaggedError<NotAStore>()("NotAStore", {
+  code: Schema.tag("INTERNAL_ERROR"),
+  retryable: Schema.tag(false),
+  location: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `${this.location} is not a Switchboard store: ${this.reason}`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// SW4RM error codes (PROTOCOLS.md §1) and the governance codes of §2/§3
+
+export class BufferFull extends Schema.TaggedError<BufferFull>()("BufferFull", {
+  code: Schema.tag("BUFFER_FULL"),
+  retryable: Schema.tag(true),
+  agent_id: Schema.String,
+  capacity: Schema.Number
+}) {
+  override get message(): string {
+    return `mailbox of ${this.agent_id} is full (capacity ${this.capacity})`
+  }
+}
+
+export class NoRoute extends Schema.TaggedError<NoRoute>()("NoRoute", {
+  code: Schema.tag("NO_ROUTE"),
+  retryable: Schema.tag(false),
+  to: Schema.String
+}) {
+  override get message(): string {
+    return `no route to ${this.to}`
+  }
+}
+
+export class AckTimeout extends Schema.TaggedError<AckTimeout>()("AckTimeout", {
+  code: Schema.tag("ACK_TIMEOUT"),
+  retryable: Schema.tag(true),
+  message_id: Schema.String
+}) {
+  override get message(): string {
+    return `message ${this.message_id} was not acknowledged in time`
+  }
+}
+
+export class AgentUnavailable extends Schema.TaggedError<AgentUnavailable>()("AgentUnavailable", {
+  code: Schema.tag("AGENT_UNAVAILABLE"),
+  retryable: Schema.tag(true),
+  agent_id: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${this.agent_id} is unavailable`
+  }
+}
+
+export class AgentShutdown extends Schema.TaggedError<AgentShutdown>()("AgentShutdown", {
+  code: Schema.tag("AGENT_SHUTDOWN"),
+  retryable: Schema.tag(true),
+  agent_id: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${this.agent_id} is shutting down`
+  }
+}
+
+export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+  code: Schema.tag("PERMISSION_DENIED"),
+  retryable: Schema.tag(false),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `permission denied: ${this.reason}`
+  }
+}
+
+export class UnsupportedMessageType extends Schema.TaggedError<UnsupportedMessageType>()("UnsupportedMessageType", {
+  code: Schema.tag("UNSUPPORTED_MESSAGE_TYPE"),
+  retryable: Schema.tag(false),
+  message_type: Schema.String
+}) {
+  override get message(): string {
+    return `unsupported message type ${this.message_type}`
+  }
+}
+
+export class OversizePayload extends Schema.TaggedError<OversizePayload>()("OversizePayload", {
+  code: Schema.tag("OVERSIZE_PAYLOAD"),
+  retryable: Schema.tag(false),
+  size: Schema.Number,
+  limit: Schema.Number
+}) {
+  override get message(): string {
+    return `payload of ${this.size} bytes exceeds the limit of ${this.limit} bytes`
+  }
+}
+
+export class ToolTimeout extends Schema.TaggedError<ToolTimeout>()("ToolTimeout", {
+  code: Schema.tag("TOOL_TIMEOUT"),
+  retryable: Schema.tag(true),
+  tool: Schema.String
+}) {
+  override get message(): string {
+    return `tool ${this.tool} timed out`
+  }
+}
+
+export class ForcedPreemption extends Schema.TaggedError<ForcedPreemption>()("ForcedPreemption", {
+  code: Schema.tag("FORCED_PREEMPTION"),
+  retryable: Schema.tag(true),
+  agent_id: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${this.agent_id} was preempted`
+  }
+}
+
+export class TtlExpired extends Schema.TaggedError<TtlExpired>()("TtlExpired", {
+  code: Schema.tag("TTL_EXPIRED"),
+  retryable: Schema.tag(false),
+  message_id: Schema.String
+}) {
+  override get message(): string {
+    return `message ${this.message_id} expired before delivery`
+  }
+}
+
+/** Not retryable: sending the same logical message again yields the same duplicate. */
+export class DuplicateDetected extends Schema.TaggedError<DuplicateDetected>()("DuplicateDetected", {
+  code: Schema.tag("DUPLICATE_DETECTED"),
+  retryable: Schema.tag(false),
+  /** The id of the message first accepted for this logical message. */
+  original_message_id: Schema.String,
+  /** Its current stage. */
+  stage: Schema.String
+}) {
+  override get message(): string {
+    return `duplicate of message ${this.original_message_id} (${this.stage})`
+  }
+}
+
+/** Retryable: the same work is running; asking again later can succeed. */
+export class AlreadyInProgress extends Schema.TaggedError<AlreadyInProgress>()("AlreadyInProgress", {
+  code: Schema.tag("ALREADY_IN_PROGRESS"),
+  retryable: Schema.tag(true),
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `${this.id} is already in progress`
+  }
+}
+
+export class InternalError extends Schema.TaggedError<InternalError>()("InternalError", {
+  code: Schema.tag("INTERNAL_ERROR"),
+  retryable: Schema.tag(true),
+  message: Schema.String
+}) {}
+
+export class LeaseExpired extends Schema.TaggedError<LeaseExpired>()("LeaseExpired", {
+  code: Schema.tag("LEASE_EXPIRED"),
+  retryable: Schema.tag(false),
+  lease_id: Schema.String
+}) {
+  override get message(): string {
+    return `lease ${this.lease_id} has expired`
+  }
+}
+
+export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
+  code: Schema.tag("BUDGET_EXHAUSTED"),
+  retryable: Schema.tag(false),
+  scope: Schema.String,
+  currency: Schema.String,
+  limit: Schema.Number,
+  spent: Schema.Number
+}) {
+  override get message(): string {
+    return `budget of ${this.scope} exhausted: ${this.spent} of ${this.limit} ${this.currency}`
+  }
+}

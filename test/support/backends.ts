@@ -1,0 +1,96 @@
+/**
+ * The EventLog backends under test. Each gives fresh, isolated logs (a temp
+ * SQLite file, a new PostgreSQL table) and a way to write a raw record behind
+ * the log's back, as a hand edit or a newer version would.
+ */
+import { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { Context, Effect, Layer, Random, Redacted, type Scope } from "effect"
+import type { StoredEvent } from "../../src/index.js"
+import { EventLog } from "../../src/index.js"
+import { makeEventLog } from "../../src/layers/EventLogStore.js"
+import { makeMemoryStore } from "../../src/layers/EventLogMemory.js"
+import { layerPg, layerSqlite } from "../../src/node.js"
+
+export interface FreshLog {
+  readonly log: EventLog["Type"]
+  /** Writes a record at `offset` as given, bypassing encoding. */
+  readonly writeRaw: (offset: number, stored: StoredEvent) => Effect.Effect<void>
+  /** The same store opened again, as after a restart. */
+  readonly reopen: Effect.Effect<EventLog["Type"], unknown, Scope.Scope>
+}
+
+export class Backend extends Context.Tag("test/Backend")<Backend, {
+  readonly name: string
+  readonly fresh: Effect.Effect<FreshLog, unknown, Scope.Scope>
+}>() {}
+
+export const pgUrl = process.env.SWITCHBOARD_PG_URL
+
+const build = <E>(layer: Layer.Layer<EventLog, E>) =>
+  Effect.map(Layer.build(layer), (context) => Context.get(context, EventLog))
+
+export const memoryBackend = Layer.succeed(Backend, {
+  name: "memory",
+  fresh: Effect.gen(function*() {
+    const store = yield* makeMemoryStore
+    const log = yield* makeEventLog(store)
+    return {
+      log,
+      writeRaw: (_offset: number, stored: StoredEvent) => Effect.asVoid(Effect.orDie(store.commit([stored], 0))),
+      reopen: makeEventLog(store)
+    }
+  })
+})
+
+export const tempFile = (name: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "switchboard-test-" })
+    return `${dir}/${name}`
+  }).pipe(Effect.provide(NodeFileSystem.layer))
+
+export const sqliteBackend = Layer.succeed(Backend, {
+  name: "sqlite",
+  fresh: Effect.gen(function*() {
+    const filename = yield* tempFile("log.db")
+    const log = yield* build(layerSqlite({ filename }))
+    const raw = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
+    return {
+      log,
+      writeRaw: (offset: number, stored: StoredEvent) =>
+        raw`INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload)
+            VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
+      reopen: build(layerSqlite({ filename }))
+    }
+  })
+})
+
+export const pgBackend = (url: string) =>
+  Layer.succeed(Backend, {
+    name: "postgres",
+    fresh: Effect.gen(function*() {
+      const table = `test_${(yield* Random.nextInt).toString(36).replace("-", "n")}_${Date.now().toString(36)}`
+      const raw = yield* PgClient.make({ url: Redacted.make(url) }).pipe(Effect.provide(Reactivity.layer))
+      yield* Effect.addFinalizer(() =>
+        Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`)
+      )
+      const log = yield* build(layerPg({ url, table }))
+      return {
+        log,
+        writeRaw: (offset: number, stored: StoredEvent) =>
+          raw`INSERT INTO ${raw(table)} (log_offset, committed_at, event_type, event_version, payload)
+              VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
+        reopen: build(layerPg({ url, table }))
+      }
+    })
+  })
+
+export const backends: ReadonlyArray<Layer.Layer<Backend>> = [
+  memoryBackend,
+  sqliteBackend,
+  ...(pgUrl ? [pgBackend(pgUrl)] : [])
+]

@@ -1,0 +1,16 @@
+import { AgentRegistered } from "../../src/index.js"
+
+/** A small, valid event; `name` makes each one recognisable. */
+export const registered = (name: string) =>
+  new AgentRegistered({
+    agent: {
+      agent_id: `agent-${name}`,
+      name,
+      description: "",
+      capabilities: ["test"],
+      communication_class: "STANDARD",
+      modalities_supported: []
+    }
+  })
+
+export const nameOf = (event: { readonly _tag: string }) => (event as AgentRegistered).agent.name
