@@ -9,31 +9,28 @@
  * (never guessed at).
  */
 import { Either, ParseResult, Schema } from "effect"
-import { AgentDescriptor } from "./Agent.js"
-import { Envelope } from "./Envelope.js"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
+import { RouterEvent } from "./RouterEvents.js"
 
 // ---------------------------------------------------------------------------
 // Events
 
-export class AgentRegistered extends Schema.TaggedClass<AgentRegistered>()("AgentRegistered", {
-  agent: AgentDescriptor
-}) {}
-
-export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("MessageAccepted", {
-  /** The recipient chosen by routing. */
-  to: Schema.String,
-  envelope: Envelope
-}) {}
-
-export const Event = Schema.Union(AgentRegistered, MessageAccepted)
+export const Event = Schema.Union(...RouterEvent.members)
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
 /** The current schema version of every event type. */
 export const eventVersions: { readonly [K in EventType]: number } = {
   AgentRegistered: 1,
-  MessageAccepted: 1
+  AgentHeartbeat: 1,
+  AgentDeregistered: 1,
+  AgentLivenessLost: 1,
+  MessageAccepted: 1,
+  MessageDelivered: 1,
+  MessageAcked: 1,
+  MessageRequeued: 1,
+  MessageTimedOut: 1,
+  MessageRedriven: 1
 }
 
 /**

@@ -10,7 +10,8 @@ export const registered = (name: string) =>
       capabilities: ["test"],
       communication_class: "STANDARD",
       modalities_supported: []
-    }
+    },
+    at: 0
   })
 
 export const nameOf = (event: { readonly _tag: string }) => (event as AgentRegistered).agent.name

@@ -1,0 +1,116 @@
+/**
+ * The facts of the registry and the router. Every event that depends on time
+ * carries `at` (epoch ms from Effect's Clock, given to `decide` as `now`), so
+ * folding the log never needs a clock.
+ */
+import { Schema } from "effect"
+import { AgentDescriptor } from "./Agent.js"
+import { AckStage, AgentState, CommunicationClass, Envelope, ErrorCode, Id } from "./Envelope.js"
+
+const At = Schema.Number
+
+// ---------------------------------------------------------------------------
+// Registry
+
+export class AgentRegistered extends Schema.TaggedClass<AgentRegistered>()("AgentRegistered", {
+  agent: AgentDescriptor,
+  at: At
+}) {}
+
+export class AgentHeartbeat extends Schema.TaggedClass<AgentHeartbeat>()("AgentHeartbeat", {
+  agent_id: Id,
+  state: AgentState,
+  health: Schema.Record({ key: Schema.String, value: Schema.String }),
+  at: At
+}) {}
+
+export class AgentDeregistered extends Schema.TaggedClass<AgentDeregistered>()("AgentDeregistered", {
+  agent_id: Id,
+  reason: Schema.String,
+  at: At
+}) {}
+
+/** Heartbeats stopped for longer than the liveness interval. The next heartbeat makes it available again. */
+export class AgentLivenessLost extends Schema.TaggedClass<AgentLivenessLost>()("AgentLivenessLost", {
+  agent_id: Id,
+  at: At
+}) {}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+/** How a message was addressed: to one agent, or to any live agent with a capability. */
+export const Route = Schema.Union(
+  Schema.TaggedStruct("Agent", { agent_id: Id }),
+  Schema.TaggedStruct("Capability", { capability: Id })
+)
+export type Route = typeof Route.Type
+
+/** Admitted durably to the recipient's mailbox: stage RECEIVED. */
+export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("MessageAccepted", {
+  /** The recipient chosen by routing. */
+  to: Id,
+  route: Route,
+  lane: CommunicationClass,
+  envelope: Envelope,
+  /** When the TTL runs out (epoch ms), if the envelope has one. */
+  expires_at: Schema.optional(At),
+  at: At
+}) {}
+
+/** Handed to a subscriber of the recipient. */
+export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("MessageDelivered", {
+  message_id: Id,
+  to: Id,
+  attempt: Schema.Number,
+  delivery_seq: Schema.Number,
+  at: At
+}) {}
+
+/** An ACK from a consumer: READ, or a terminal FULFILLED / REJECTED / FAILED. Late ones are kept too. */
+export class MessageAcked extends Schema.TaggedClass<MessageAcked>()("MessageAcked", {
+  message_id: Id,
+  agent_id: Id,
+  stage: AckStage,
+  error_code: Schema.optional(ErrorCode),
+  note: Schema.optional(Schema.String),
+  at: At
+}) {}
+
+/** Back in a mailbox to be delivered again: its ack wait ran out, or the router restarted. */
+export class MessageRequeued extends Schema.TaggedClass<MessageRequeued>()("MessageRequeued", {
+  message_id: Id,
+  /** The recipient from now on: another live agent when a capability route moves it. */
+  to: Id,
+  reason: Schema.Literal("ack_wait", "restart", "recipient_lost"),
+  at: At
+}) {}
+
+/** TIMED_OUT: no terminal ACK after the last attempt (ACK_TIMEOUT), or the TTL ran out (TTL_EXPIRED). Now a dead letter. */
+export class MessageTimedOut extends Schema.TaggedClass<MessageTimedOut>()("MessageTimedOut", {
+  message_id: Id,
+  error_code: Schema.Literal("ACK_TIMEOUT", "TTL_EXPIRED"),
+  at: At
+}) {}
+
+/** A dead letter sent again: back to RECEIVED with fresh attempts and, if it has a TTL, a fresh lifetime. */
+export class MessageRedriven extends Schema.TaggedClass<MessageRedriven>()("MessageRedriven", {
+  message_id: Id,
+  to: Id,
+  expires_at: Schema.optional(At),
+  at: At
+}) {}
+
+export const RouterEvent = Schema.Union(
+  AgentRegistered,
+  AgentHeartbeat,
+  AgentDeregistered,
+  AgentLivenessLost,
+  MessageAccepted,
+  MessageDelivered,
+  MessageAcked,
+  MessageRequeued,
+  MessageTimedOut,
+  MessageRedriven
+)
+export type RouterEvent = typeof RouterEvent.Type
