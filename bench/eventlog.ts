@@ -1,0 +1,234 @@
+/**
+ * The event log bench: the SQLite layer with durability `full`, against raw
+ * better-sqlite3 doing the same work in the same run.
+ *
+ * - write baseline: the same encoded rows, inserted by one prepared statement
+ *   in 1,000-row transactions, into the same table with the same pragmas (WAL,
+ *   synchronous=FULL);
+ * - read baseline: the whole table selected back, each payload `JSON.parse`d.
+ *
+ * Figures, in events/s: (a) 100 fibers each appending one event at a time,
+ * repeatedly; (b) one fiber appending batches of 100; (c) `read` of the whole
+ * log, decoded to events.
+ *
+ * Flags: `--events N` (or BENCH_EVENTS; default 100,000), `--short` (10,000
+ * events unless given, and a shorter report).
+ */
+import { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
+import Database from "better-sqlite3"
+import { Array as Arr, Console, DateTime, Effect, Either, Stream } from "effect"
+import { encodeEvent, EventLog, MessageAccepted, type StoredEvent } from "../src/index.js"
+import { layerSqlite } from "../src/node.js"
+import { formatNumber, hasFlag, intOption, printComparison, printResult, rate, ratioOf } from "./report.js"
+
+const fibers = 100
+const batchSize = 100
+const baselineTransaction = 1_000
+
+// ---------------------------------------------------------------------------
+// The events: one message accepted for routing, with a 200-byte JSON payload
+
+const payload = (() => {
+  const text = JSON.stringify({ task: "summarise", document: "doc-0001", notes: "" })
+  return new TextEncoder().encode(JSON.stringify({
+    task: "summarise",
+    document: "doc-0001",
+    notes: "x".repeat(200 - text.length)
+  }))
+})()
+
+const makeEvents = (count: number) => {
+  const start = DateTime.unsafeMake("2025-01-01T00:00:00Z")
+  return Arr.makeBy(count, (i) =>
+    new MessageAccepted({
+      to: `agent-${i % 16}`,
+      envelope: {
+        message_id: `msg-${i.toString().padStart(8, "0")}`,
+        producer_id: "agent-producer",
+        correlation_id: `conversation-${i % 1_000}`,
+        sequence_number: i,
+        retry_count: 0,
+        message_type: "DATA",
+        content_type: "application/json",
+        content_length: payload.length,
+        ttl_ms: 60_000,
+        timestamp: DateTime.add(start, { millis: i }),
+        payload,
+        state: "SENT"
+      }
+    }))
+}
+
+const encodeAll = (events: ReadonlyArray<MessageAccepted>) =>
+  events.map((event) => Either.getOrThrow(encodeEvent(event)))
+
+// ---------------------------------------------------------------------------
+// Baselines: raw better-sqlite3
+
+// The table of EventLogSql's SQLite migration.
+const createTable = `CREATE TABLE switchboard_events (
+  log_offset INTEGER PRIMARY KEY,
+  committed_at INTEGER NOT NULL,
+  event_type TEXT NOT NULL,
+  event_version INTEGER NOT NULL,
+  payload TEXT NOT NULL
+)`
+
+const openRaw = (filename: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const db = new Database(filename)
+      db.pragma("journal_mode = WAL")
+      db.pragma("synchronous = FULL")
+      return db
+    }),
+    (db) => Effect.sync(() => db.close())
+  )
+
+const baselineWrite = (db: Database.Database, rows: ReadonlyArray<StoredEvent>) =>
+  Effect.sync(() => {
+    db.exec(createTable)
+    const insert = db.prepare(
+      "INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload) VALUES (?, ?, ?, ?, ?)"
+    )
+    const commit = db.transaction((first: number, committedAt: number) => {
+      const end = Math.min(first + baselineTransaction, rows.length)
+      for (let i = first; i < end; i++) {
+        insert.run(i + 1, committedAt, rows[i].type, rows[i].version, rows[i].payload)
+      }
+    })
+    for (let first = 0; first < rows.length; first += baselineTransaction) commit(first, Date.now())
+  })
+
+const baselineRead = (db: Database.Database) =>
+  Effect.sync(() => {
+    const select = db.prepare(
+      "SELECT log_offset, committed_at, event_type, event_version, payload FROM switchboard_events ORDER BY log_offset"
+    ).raw(true)
+    let count = 0
+    for (const row of select.iterate() as Iterable<[number, number, string, number, string]>) {
+      if (JSON.parse(row[4])._tag === row[2]) count++
+    }
+    return count
+  })
+
+// ---------------------------------------------------------------------------
+// The event log
+
+const withLog = <A, E>(filename: string, use: (log: EventLog["Type"]) => Effect.Effect<A, E>) =>
+  Effect.flatMap(EventLog, use).pipe(Effect.provide(layerSqlite({ filename, durability: "full" })))
+
+const concurrentAppend = (log: EventLog["Type"], events: ReadonlyArray<MessageAccepted>) => {
+  const perFiber = events.length / fibers
+  return Effect.forEach(
+    Arr.range(0, fibers - 1),
+    (fiber) =>
+      Effect.forEach(Arr.range(0, perFiber - 1), (i) => log.append([events[fiber * perFiber + i]]), { discard: true }),
+    { concurrency: "unbounded", discard: true }
+  )
+}
+
+const batchAppend = (log: EventLog["Type"], events: ReadonlyArray<MessageAccepted>) =>
+  Effect.forEach(Arr.chunksOf(events, batchSize), (batch) => log.append(batch), { discard: true })
+
+const readAll = (log: EventLog["Type"]) => Stream.runCount(log.read())
+
+const expectCount = (what: string, expected: number) => (count: number) =>
+  count === expected ? Effect.void : Effect.dieMessage(`${what}: expected ${expected} events, got ${count}`)
+
+// ---------------------------------------------------------------------------
+
+interface Measures {
+  readonly writeBaseline: number
+  readonly readBaseline: number
+  readonly concurrentAppend: number
+  readonly batchAppend: number
+  readonly read: number
+}
+
+/** Every measure once, on fresh files in `dir`. */
+const measure = (dir: string, round: string, events: ReadonlyArray<MessageAccepted>) =>
+  Effect.gen(function*() {
+    const n = events.length
+    const file = (name: string) => `${dir}/${round}-${name}.db`
+    const rows = encodeAll(events)
+
+    const [writeBaseline, readBaseline] = yield* Effect.scoped(Effect.gen(function*() {
+      const db = yield* openRaw(file("baseline"))
+      const write = yield* rate(n, baselineWrite(db, rows))
+      const read = yield* rate(n, Effect.flatMap(baselineRead(db), expectCount("baseline read", n)))
+      return [write, read] as const
+    }))
+
+    const concurrent = yield* withLog(file("concurrent"), (log) =>
+      Effect.zipLeft(
+        rate(n, concurrentAppend(log, events)),
+        Effect.flatMap(log.head, expectCount("concurrent append", n))
+      ))
+
+    const [batch, read] = yield* withLog(file("batch"), (log) =>
+      Effect.all([
+        rate(n, batchAppend(log, events)),
+        rate(n, Effect.flatMap(readAll(log), expectCount("read", n)))
+      ]))
+
+    return { writeBaseline, readBaseline, concurrentAppend: concurrent, batchAppend: batch, read } satisfies Measures
+  })
+
+export const main = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const short = hasFlag(args, "short")
+    const requested = yield* Effect.try(() => intOption(args, "events", "BENCH_EVENTS"))
+    // Whole rounds for both the fibers and the batches.
+    const n = Math.max(1, Math.round((requested ?? (short ? 10_000 : 100_000)) / fibers)) * fibers
+
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "switchboard-bench-" })
+    const events = makeEvents(n)
+
+    if (!short) {
+      yield* Console.log(
+        `eventlog: ${formatNumber(n)} MessageAccepted events (${payload.length}-byte payloads), SQLite WAL, durability full, in ${dir}`
+      )
+    }
+    // A smaller round first, so the figures are of warmed-up code.
+    yield* measure(dir, "warmup", events.slice(0, Math.min(n, 10_000)))
+    const m = yield* measure(dir, "run", events)
+
+    const comparisons = {
+      concurrent_append: {
+        label: `(a) ${fibers} fibers x 1`,
+        figure: m.concurrentAppend,
+        baseline: m.writeBaseline,
+        target: 0.35
+      },
+      batch_append: { label: `(b) batches of ${batchSize}`, figure: m.batchAppend, baseline: m.writeBaseline },
+      read: { label: "(c) read, decoded", figure: m.read, baseline: m.readBaseline, target: 0.3 }
+    }
+    if (!short) {
+      yield* Console.log(
+        `baselines: write ${formatNumber(m.writeBaseline)} events/s (better-sqlite3, ${baselineTransaction}-row transactions), read ${
+          formatNumber(m.readBaseline)
+        } events/s (better-sqlite3 + JSON.parse)`
+      )
+    }
+    for (const comparison of Object.values(comparisons)) yield* printComparison(comparison)
+
+    yield* printResult({
+      bench: "eventlog",
+      figures: {
+        events: n,
+        write_baseline: Math.round(m.writeBaseline),
+        read_baseline: Math.round(m.readBaseline),
+        concurrent_append: Math.round(m.concurrentAppend),
+        batch_append: Math.round(m.batchAppend),
+        read: Math.round(m.read)
+      },
+      ratios: {
+        concurrent_append: ratioOf(comparisons.concurrent_append),
+        batch_append: ratioOf(comparisons.batch_append),
+        read: ratioOf(comparisons.read)
+      }
+    })
+  }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))

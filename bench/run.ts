@@ -1,0 +1,24 @@
+/**
+ * Runs one benchmark by name: `npm run bench -- <name> [flags]`.
+ *
+ * Each bench is a module exporting `main(args)`; it prints its figures, the
+ * baseline each is compared with (measured in the same run), and, as its last
+ * line, one JSON object. Adding a bench is one line in `benches`.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
+import type { Bench } from "./report.js"
+
+const benches: Record<string, () => Promise<Bench>> = {
+  eventlog: () => import("./eventlog.js")
+}
+
+const [name, ...args] = process.argv.slice(2)
+const load = name === undefined ? undefined : benches[name]
+
+if (load === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join("|")}> [flags]`)
+  process.exitCode = 2
+} else {
+  NodeRuntime.runMain(Effect.flatMap(Effect.promise(load), (bench) => bench.main(args)))
+}
