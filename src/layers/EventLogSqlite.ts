@@ -65,14 +65,17 @@ export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLo
     EventLog,
     Effect.gen(function*() {
       yield* checkHeader(options.filename)
-      const client = yield* SqliteClient.make({ filename: options.filename }).pipe(
+      // WAL only once the tables are checked: switching journal modes is persistent,
+      // and a database that is refused must be left as it was found.
+      const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true }).pipe(
         Effect.provide(Reactivity.layer),
         persistence(`cannot open ${options.filename}`)
       )
       const durability = options.durability === "normal" ? "NORMAL" : "FULL"
-      yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
       return yield* Effect.gen(function*() {
         yield* checkTables(options.filename, options.table ?? defaultTable)
+        yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
+        yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
         const store = yield* makeSqlStore(options)
         return yield* makeEventLog(store, options)
       }).pipe(Effect.provideService(SqlClient.SqlClient, client))
