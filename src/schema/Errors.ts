@@ -245,3 +245,14 @@ export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("Budg
     return `budget of ${this.scope} exhausted: ${this.spent} of ${this.limit} ${this.currency}`
   }
 }
+
+/** No message with this id is known (never accepted, or forgotten after the retention window). */
+export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("MessageNotFound", {
+  code: Schema.tag("VALIDATION_ERROR"),
+  retryable: Schema.tag(false),
+  message_id: Schema.String
+}) {
+  override get message(): string {
+    return `no message ${this.message_id}`
+  }
+}

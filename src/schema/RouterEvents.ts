@@ -14,6 +14,8 @@ const At = Schema.Number
 
 export class AgentRegistered extends Schema.TaggedClass<AgentRegistered>()("AgentRegistered", {
   agent: AgentDescriptor,
+  /** When it counts as lost without a heartbeat; absent when liveness is not checked. */
+  liveness_deadline: Schema.optional(At),
   at: At
 }) {}
 
@@ -21,6 +23,7 @@ export class AgentHeartbeat extends Schema.TaggedClass<AgentHeartbeat>()("AgentH
   agent_id: Id,
   state: AgentState,
   health: Schema.Record({ key: Schema.String, value: Schema.String }),
+  liveness_deadline: Schema.optional(At),
   at: At
 }) {}
 
@@ -64,6 +67,10 @@ export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("Me
   to: Id,
   attempt: Schema.Number,
   delivery_seq: Schema.Number,
+  /** The lane it was served from: a PRIVILEGED message over its rate is served as STANDARD. */
+  lane: CommunicationClass,
+  /** When its ack wait runs out. */
+  ack_deadline: At,
   at: At
 }) {}
 
@@ -74,6 +81,8 @@ export class MessageAcked extends Schema.TaggedClass<MessageAcked>()("MessageAck
   stage: AckStage,
   error_code: Schema.optional(ErrorCode),
   note: Schema.optional(Schema.String),
+  /** The restarted ack wait, for a READ of a delivery in flight. */
+  ack_deadline: Schema.optional(At),
   at: At
 }) {}
 

@@ -1,0 +1,504 @@
+/**
+ * The live registry and router: one fiber owns the state and runs every
+ * command through `decide` → `EventLog.append` → `evolve`, in batches.
+ *
+ * Each turn of the loop takes every queued command, decides each against the
+ * state as the earlier ones left it, adds what the clock calls for (ack waits,
+ * TTLs, liveness) and the deliveries that subscribers have room for, and
+ * appends all of it in one durable append. Only then are callers answered,
+ * deliveries handed out and stage changes announced: nothing is visible before
+ * its event is durable. If the append fails, the batch fails as a whole and
+ * the state is folded again from the log, the only source of truth.
+ */
+import {
+  Chunk,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Queue,
+  Schema,
+  Stream
+} from "effect"
+import {
+  type AckCommand,
+  type AckError,
+  decideAck,
+  decideDeliveries,
+  decideDeregister,
+  decideHeartbeat,
+  decideReconcile,
+  decideRedrive,
+  decideRegister,
+  decideSend,
+  decideTick,
+  defaultRouterConfig,
+  evolve,
+  initialState,
+  isAvailable,
+  isTerminal,
+  nextDeadline,
+  type AgentEntry,
+  type MessageEntry,
+  type RouterConfig,
+  type RouterState
+} from "../model/Router.js"
+import { AgentDescriptor } from "../schema/Agent.js"
+import {
+  AckPayload,
+  type AckStage,
+  AgentState,
+  decodeAckPayload,
+  Envelope,
+  type EnvelopeState
+} from "../schema/Envelope.js"
+import {
+  MessageNotFound,
+  NoRoute,
+  type PersistenceError,
+  type UndecodableRecord,
+  ValidationError
+} from "../schema/Errors.js"
+import type { EventRecord } from "../schema/Event.js"
+import { RouterEvent } from "../schema/RouterEvents.js"
+import { EventLog } from "../services/EventLog.js"
+import { type AgentInfo, Registry } from "../services/Registry.js"
+import {
+  type AckReceipt,
+  type Delivery,
+  type Inbound,
+  type MessageStatus,
+  type Recipient,
+  Router,
+  type SendReceipt,
+  type StageNotice
+} from "../services/Router.js"
+
+// ---------------------------------------------------------------------------
+// Views of the state
+
+export const agentInfo = (agent: AgentEntry): AgentInfo => ({
+  descriptor: agent.descriptor,
+  state: agent.state,
+  health: agent.health,
+  available: isAvailable(agent),
+  registered_at: agent.registeredAt
+})
+
+export const messageStatus = (message: MessageEntry): MessageStatus => ({
+  message_id: message.envelope.message_id,
+  producer_id: message.envelope.producer_id,
+  to: message.to,
+  stage: message.stage,
+  attempts: message.attempts,
+  delivery_seq: message.deliverySeq,
+  error_code: message.errorCode,
+  dead_letter: message.deadLetter,
+  accepted_at: message.acceptedAt,
+  finished_at: message.finishedAt
+})
+
+const stageRank = (stage: EnvelopeState) =>
+  stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
+
+const isRouterEvent = Schema.is(RouterEvent)
+
+/** Folds a log into the router's state. */
+export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
+  Stream.runFold(log.read(), { state: initialState(), offset: 0 }, (folded, record) => {
+    if (isRouterEvent(record.event)) evolve(config)(folded.state, record.event)
+    return { state: folded.state, offset: record.offset }
+  })
+
+// ---------------------------------------------------------------------------
+// The loop
+
+type Decision = Either.Either<ReadonlyArray<RouterEvent>, unknown>
+
+interface DecideCommand {
+  readonly _tag: "Decide"
+  readonly decide: (state: RouterState, now: number) => Decision
+  readonly done: Deferred.Deferred<ReadonlyArray<EventRecord>, unknown>
+}
+
+interface QueryCommand {
+  readonly _tag: "Query"
+  readonly run: (state: RouterState) => void
+}
+
+type Command = DecideCommand | QueryCommand | { readonly _tag: "Wake" }
+
+interface Subscriber {
+  readonly agentId: string
+  readonly inbox: Queue.Queue<Inbound>
+  /** Message ids delivered to this subscriber and not yet settled. */
+  readonly holding: Set<string>
+}
+
+interface StageWaiter {
+  readonly stage: EnvelopeState
+  readonly done: Deferred.Deferred<MessageStatus>
+}
+
+const textEncoder = new TextEncoder()
+
+export const make = (options: Partial<RouterConfig> = {}) =>
+  Effect.gen(function*() {
+    const config: RouterConfig = { ...defaultRouterConfig, ...options }
+    const log = yield* EventLog
+    const apply = evolve(config)
+    let state = (yield* foldLog(log, config)).state
+
+    const commands = yield* Queue.unbounded<Command>()
+    const subscribers = new Map<string, Array<Subscriber>>()
+    const holder = new Map<string, Subscriber>()
+    const waiters = new Map<string, Array<StageWaiter>>()
+
+    const release = (messageId: string) => {
+      const subscriber = holder.get(messageId)
+      if (subscriber === undefined) return
+      subscriber.holding.delete(messageId)
+      holder.delete(messageId)
+    }
+
+    const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
+      const ack: AckPayload = {
+        ack_for_message_id: message.envelope.message_id,
+        ack_stage: stage,
+        error_code: message.errorCode
+      }
+      const payload = textEncoder.encode(JSON.stringify(Schema.encodeSync(AckPayload)(ack)))
+      return {
+        _tag: "StageNotice",
+        ack,
+        envelope: {
+          message_id: `${message.envelope.message_id}/${stage}/${message.attempts}`,
+          producer_id: "switchboard",
+          correlation_id: message.envelope.correlation_id,
+          sequence_number: 0,
+          retry_count: 0,
+          message_type: "ACKNOWLEDGEMENT",
+          content_type: "application/json",
+          content_length: payload.length,
+          ttl_ms: 0,
+          timestamp: Schema.decodeSync(Schema.DateTimeUtcFromNumber)(at),
+          payload,
+          state: "RECEIVED"
+        }
+      }
+    }
+
+    /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
+    const publish = (events: ReadonlyArray<RouterEvent>) =>
+      Effect.gen(function*() {
+        const changed = new Set<string>()
+        for (const event of events) {
+          switch (event._tag) {
+            case "MessageDelivered": {
+              const message = state.messages.get(event.message_id)
+              const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
+              if (message === undefined || subscriber === undefined) break
+              subscriber.holding.add(event.message_id)
+              holder.set(event.message_id, subscriber)
+              const delivery: Delivery = {
+                _tag: "Delivery",
+                envelope: { ...message.envelope, retry_count: message.envelope.retry_count + event.attempt - 1 },
+                attempt: event.attempt,
+                delivery_seq: event.delivery_seq,
+                lane: event.lane
+              }
+              yield* Queue.offer(subscriber.inbox, delivery)
+              break
+            }
+            case "MessageAcked":
+            case "MessageTimedOut":
+            case "MessageRequeued":
+            case "MessageRedriven": {
+              const message = state.messages.get(event.message_id)
+              if (message === undefined) break
+              if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
+              changed.add(event.message_id)
+              const stage = event._tag === "MessageAcked" ? event.stage : event._tag === "MessageTimedOut" ? "TIMED_OUT" : undefined
+              if (stage !== undefined && message.stage === stage) {
+                for (const sub of subscribers.get(message.envelope.producer_id) ?? []) {
+                  yield* Queue.offer(sub.inbox, notice(message, stage, event.at))
+                }
+              }
+              break
+            }
+            case "MessageAccepted":
+              changed.add(event.envelope.message_id)
+              break
+            default:
+              break
+          }
+        }
+        for (const id of changed) {
+          const pending = waiters.get(id)
+          const message = state.messages.get(id)
+          if (pending === undefined || message === undefined) continue
+          const remaining = pending.filter((waiter) => {
+            if (stageRank(message.stage) < stageRank(waiter.stage)) return true
+            Deferred.unsafeDone(waiter.done, Effect.succeed(messageStatus(message)))
+            return false
+          })
+          if (remaining.length === 0) waiters.delete(id)
+          else waiters.set(id, remaining)
+        }
+      })
+
+    const takeCommands = (busy: boolean) =>
+      Effect.gen(function*() {
+        if (busy) return yield* Queue.takeAll(commands)
+        const deadline = nextDeadline(state)
+        const first = deadline === undefined
+          ? Option.some(yield* Queue.take(commands))
+          : yield* Queue.take(commands).pipe(
+            Effect.timeoutOption(Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis))))
+          )
+        const rest = yield* Queue.takeAll(commands)
+        return Option.isSome(first) ? Chunk.prepend(rest, first.value) : rest
+      })
+
+    const turn = (busy: boolean) =>
+      Effect.gen(function*() {
+        const batch = yield* takeCommands(busy)
+        const now = yield* Clock.currentTimeMillis
+        const events: Array<RouterEvent> = []
+        const decided: Array<{ command: DecideCommand; start: number; count: number }> = []
+        const queries: Array<QueryCommand> = []
+        const applyAll = (decision: ReadonlyArray<RouterEvent>) => {
+          for (const event of decision) {
+            apply(state, event)
+            events.push(event)
+          }
+        }
+        for (const command of batch) {
+          if (command._tag === "Query") queries.push(command)
+          if (command._tag !== "Decide") continue
+          const decision = command.decide(state, now)
+          if (Either.isLeft(decision)) {
+            Deferred.unsafeDone(command.done, Effect.fail(decision.left))
+            continue
+          }
+          decided.push({ command, start: events.length, count: decision.right.length })
+          applyAll(decision.right)
+        }
+        applyAll(decideTick(state, config, now))
+        for (const [agentId, subs] of subscribers) {
+          let credit = 0
+          for (const sub of subs) credit += config.maxInFlight - sub.holding.size
+          applyAll(decideDeliveries(state, config, agentId, credit, now))
+        }
+
+        if (events.length > 0) {
+          const appended = yield* Effect.either(log.append(events))
+          if (Either.isLeft(appended)) {
+            for (const { command } of decided) Deferred.unsafeDone(command.done, Effect.fail(appended.left))
+            state = (yield* foldLog(log, config).pipe(Effect.orDie)).state
+            yield* Effect.logError("router: append failed; state folded again from the log", appended.left)
+            return false
+          }
+          for (const { command, count, start } of decided) {
+            Deferred.unsafeDone(command.done, Effect.succeed(appended.right.slice(start, start + count)))
+          }
+          yield* publish(events)
+        }
+        for (const query of queries) query.run(state)
+        return events.length > 0
+      })
+
+    yield* Effect.iterate(true, { while: () => true, body: turn }).pipe(Effect.forkScoped)
+    yield* Queue.offer(commands, {
+      _tag: "Decide",
+      decide: (current, now) => Either.right(decideReconcile(current, config, now)),
+      done: yield* Deferred.make<ReadonlyArray<EventRecord>, unknown>()
+    })
+
+    // -----------------------------------------------------------------------
+    // Commands and queries
+
+    const run = <E>(decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<RouterEvent>, E>) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<ReadonlyArray<EventRecord>, unknown>()
+        yield* Queue.offer(commands, { _tag: "Decide", decide, done })
+        return yield* (Deferred.await(done) as Effect.Effect<ReadonlyArray<EventRecord>, E | PersistenceError>)
+      })
+
+    const query = <A>(read: (state: RouterState) => A) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<A>()
+        yield* Queue.offer(commands, { _tag: "Query", run: (current) => Deferred.unsafeDone(done, Effect.succeed(read(current))) })
+        return yield* Deferred.await(done)
+      })
+
+    const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+      const check = Schema.validateEither(schema, { errors: "all" })
+      return (value: unknown) =>
+        Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
+    }
+    const validateEnvelope = validate(Envelope, "envelope")
+    const decodeDescriptor = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all", onExcessProperty: "error" })
+    const validateAgentState = validate(AgentState, "heartbeat")
+
+    const agentOf = (state: RouterState, agentId: string) => {
+      const agent = state.agents.get(agentId)
+      return agent === undefined ? Either.left(new NoRoute({ to: agentId })) : Either.right(agentInfo(agent))
+    }
+
+    const registry = Registry.of({
+      register: (descriptor) =>
+        Effect.gen(function*() {
+          const agent = yield* Either.mapLeft(
+            decodeDescriptor(descriptor),
+            (error) => ValidationError.fromParseError("agent", error)
+          )
+          yield* run((state, now) => Either.right(decideRegister(state, config, agent, now)))
+          return yield* query((state) => agentInfo(state.agents.get(agent.agent_id)!))
+        }),
+      heartbeat: (agentId, agentState = "RUNNING", health = {}) =>
+        Effect.gen(function*() {
+          const checked = yield* validateAgentState(agentState)
+          yield* run((state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health }, now))
+          return yield* query((state) => agentInfo(state.agents.get(agentId)!))
+        }),
+      deregister: (agentId, reason) =>
+        Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason }, now))),
+      get: (agentId) => query((state) => Option.map(Option.fromNullable(state.agents.get(agentId)), agentInfo)),
+      list: query((state) => [...state.agents.values()].filter((agent) => agent.registered).map(agentInfo)),
+      byCapability: (capability) =>
+        query((state) =>
+          [...state.agents.values()]
+            .filter((agent) => agent.registered && agent.descriptor.capabilities.includes(capability))
+            .map(agentInfo)
+        )
+    })
+
+    const ack = (request: AckCommand) =>
+      Effect.gen(function*() {
+        let late = false
+        const [record] = yield* run<AckError>((state, now) => {
+          const message = state.messages.get(request.message_id)
+          late = message !== undefined && isTerminal(message.stage)
+          return decideAck(state, config, request, now)
+        })
+        const stage = yield* query((state) => state.messages.get(request.message_id)?.stage ?? request.stage)
+        return { message_id: request.message_id, stage, late, offset: record.offset } satisfies AckReceipt
+      })
+
+    const toRoute = (to: Recipient) =>
+      typeof to === "string"
+        ? { _tag: "Agent" as const, agent_id: to }
+        : { _tag: "Capability" as const, capability: to.capability }
+
+    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
+      Effect.gen(function*() {
+        const envelope = yield* validateEnvelope(request.envelope)
+        if (envelope.message_type === "ACKNOWLEDGEMENT") {
+          const payload = yield* Effect.try({
+            try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envelope.payload)) as unknown,
+            catch: () => ValidationError.single("envelope", "payload", "an ACKNOWLEDGEMENT payload must be JSON")
+          })
+          const ackPayload = yield* decodeAckPayload(payload)
+          const receipt = yield* ack({
+            agent_id: envelope.producer_id,
+            message_id: ackPayload.ack_for_message_id,
+            stage: ackPayload.ack_stage,
+            error_code: ackPayload.error_code,
+            note: ackPayload.note
+          })
+          const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.envelope.producer_id)
+          return {
+            message_id: envelope.message_id,
+            to: producer ?? "",
+            stage: "RECEIVED",
+            offset: receipt.offset
+          } satisfies SendReceipt
+        }
+        const route = toRoute(request.to)
+        const [record] = yield* run((state, now) => decideSend(state, config, { route, envelope }, now))
+        return {
+          message_id: envelope.message_id,
+          to: (record.event as { readonly to: string }).to,
+          stage: "RECEIVED",
+          offset: record.offset
+        } satisfies SendReceipt
+      })
+
+    const subscribe = (agentId: string): Stream.Stream<Inbound, NoRoute> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        yield* Effect.flatten(query((state) => agentOf(state, agentId)))
+        const subscriber: Subscriber = { agentId, inbox: yield* Queue.unbounded<Inbound>(), holding: new Set() }
+        subscribers.set(agentId, [...(subscribers.get(agentId) ?? []), subscriber])
+        yield* Queue.offer(commands, { _tag: "Wake" })
+        yield* Effect.addFinalizer(() =>
+          Effect.gen(function*() {
+            const rest = (subscribers.get(agentId) ?? []).filter((sub) => sub !== subscriber)
+            if (rest.length === 0) subscribers.delete(agentId)
+            else subscribers.set(agentId, rest)
+            // Its unacknowledged deliveries wait for their ack wait, as after a crash.
+            for (const id of subscriber.holding) holder.delete(id)
+            yield* Queue.shutdown(subscriber.inbox)
+          })
+        )
+        return Stream.fromQueue(subscriber.inbox)
+      }))
+
+    const awaitStage = (messageId: string, stage: EnvelopeState) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<MessageStatus>()
+        const found = yield* query((state) => {
+          const message = state.messages.get(messageId)
+          if (message === undefined) return false
+          if (stageRank(message.stage) >= stageRank(stage)) {
+            Deferred.unsafeDone(done, Effect.succeed(messageStatus(message)))
+          } else {
+            waiters.set(messageId, [...(waiters.get(messageId) ?? []), { stage, done }])
+          }
+          return true
+        })
+        if (!found) return yield* new MessageNotFound({ message_id: messageId })
+        return yield* Deferred.await(done)
+      })
+
+    const router = Router.of({
+      send,
+      subscribe,
+      ack,
+      status: (messageId) =>
+        query((state) => Option.map(Option.fromNullable(state.messages.get(messageId)), messageStatus)),
+      awaitStage,
+      deadLetters: (agentId) =>
+        query((state) =>
+          [...(state.mailboxes.get(agentId)?.deadLetters ?? [])].flatMap((id) => {
+            const message = state.messages.get(id)
+            return message === undefined ? [] : [messageStatus(message)]
+          })
+        ),
+      redrive: (messageId) =>
+        Effect.map(run((state, now) => decideRedrive(state, messageId, now)), ([record]) => ({
+          message_id: messageId,
+          to: (record.event as { readonly to: string }).to,
+          stage: "RECEIVED" as const,
+          offset: record.offset
+        }))
+    })
+
+    return { registry, router }
+  })
+
+/**
+ * The registry and router on the EventLog in context. On start they fold the
+ * log back into state and reconcile: deliveries that were in flight are
+ * delivered again, and what expired meanwhile times out.
+ */
+export const layer = (
+  options: Partial<RouterConfig> = {}
+): Layer.Layer<Registry | Router, PersistenceError | UndecodableRecord, EventLog> =>
+  Layer.scopedContext(
+    Effect.map(make(options), ({ registry, router }) => Context.make(Registry, registry).pipe(Context.add(Router, router)))
+  )

@@ -1,0 +1,853 @@
+/**
+ * The registry and the router as pure rules: `decide*` reads the state and a
+ * command (with `now` as an argument) and answers with a typed error or the
+ * events to append; `evolve` applies one event. The live runtime and replay
+ * run the very same functions.
+ *
+ * The state is large and hot (every message of every mailbox), so `evolve`
+ * updates it in place and returns it; `decide*` never changes it. Folding the
+ * same events over `initialState()` always yields the same state.
+ */
+import { Either } from "effect"
+import type { AgentDescriptor } from "../schema/Agent.js"
+import type {
+  AckStage,
+  AgentState,
+  CommunicationClass,
+  Envelope,
+  EnvelopeState,
+  ErrorCode,
+  MessageType
+} from "../schema/Envelope.js"
+import {
+  AgentShutdown,
+  AgentUnavailable,
+  BufferFull,
+  DuplicateDetected,
+  MessageNotFound,
+  NoRoute,
+  OversizePayload,
+  PermissionDenied,
+  TtlExpired,
+  UnsupportedMessageType,
+  ValidationError
+} from "../schema/Errors.js"
+import {
+  AgentDeregistered,
+  AgentHeartbeat,
+  AgentLivenessLost,
+  AgentRegistered,
+  MessageAccepted,
+  MessageAcked,
+  MessageDelivered,
+  MessageRedriven,
+  MessageRequeued,
+  MessageTimedOut,
+  type Route,
+  type RouterEvent
+} from "../schema/RouterEvents.js"
+import { type Deadline, Deadlines } from "./Deadlines.js"
+import { Deque } from "./Deque.js"
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+export interface RouterConfig {
+  /** How long a delivery waits for a terminal ACK before it is tried again (a READ restarts it). */
+  readonly ackWaitMs: number
+  /** Deliveries of one message before it times out with ACK_TIMEOUT. */
+  readonly maxAttempts: number
+  /** Messages a mailbox holds, queued or in flight; past it, BUFFER_FULL. */
+  readonly mailboxCapacity: number
+  /** Unacknowledged deliveries in flight per subscriber. */
+  readonly maxInFlight: number
+  /** Largest payload in bytes; past it, OVERSIZE_PAYLOAD. */
+  readonly payloadLimit: number
+  /** How long (producer, idempotency token) and (producer, sequence number) are remembered. */
+  readonly dedupWindowMs: number
+  /** Finished messages are forgotten this long after they finish (never before the dedup window). */
+  readonly retentionMs: number
+  /** Heartbeats may stop this long before an agent is marked unavailable; undefined: never. */
+  readonly livenessTimeoutMs: number | undefined
+  /** PRIVILEGED deliveries per recipient per second; more are served as STANDARD. */
+  readonly privilegedPerSecond: number
+  /** While BULK waits, at least one delivery in this many is BULK. */
+  readonly bulkEvery: number
+  /** Message types accepted by `send`; undefined: all. */
+  readonly supportedMessageTypes: ReadonlyArray<MessageType> | undefined
+}
+
+export const defaultRouterConfig: RouterConfig = {
+  ackWaitMs: 30_000,
+  maxAttempts: 5,
+  mailboxCapacity: 10_000,
+  maxInFlight: 1_000,
+  payloadLimit: 1024 * 1024,
+  dedupWindowMs: 3_600_000,
+  retentionMs: 3_600_000,
+  livenessTimeoutMs: 60_000,
+  privilegedPerSecond: 100,
+  bulkEvery: 10,
+  supportedMessageTypes: undefined
+}
+
+// ---------------------------------------------------------------------------
+// State
+
+export interface AgentEntry {
+  descriptor: AgentDescriptor
+  state: AgentState
+  health: Readonly<Record<string, string>>
+  /** Registered and not deregistered. */
+  registered: boolean
+  /** False once its heartbeats stopped for too long, until the next one. */
+  live: boolean
+  livenessDeadline: number | undefined
+  registeredAt: number
+}
+
+export type Location = "queued" | "in_flight" | "done"
+
+export interface MessageEntry {
+  readonly envelope: Envelope
+  readonly route: Route
+  readonly lane: CommunicationClass
+  readonly acceptedAt: number
+  /** Acceptance order across the router: breaks ties between lanes. */
+  readonly order: number
+  to: string
+  stage: EnvelopeState
+  location: Location
+  attempts: number
+  /** Bumped at every enqueue, so stale queue entries are recognised. */
+  enqueued: number
+  ackDeadline: number | undefined
+  expiresAt: number | undefined
+  deliverySeq: number | undefined
+  errorCode: ErrorCode | undefined
+  deadLetter: boolean
+  /** Agents it was delivered to: each may acknowledge it. */
+  readonly recipients: Array<string>
+  lateAcks: number
+  finishedAt: number | undefined
+}
+
+interface QueueEntry {
+  readonly id: string
+  readonly enqueued: number
+}
+
+export interface Mailbox {
+  readonly lanes: Readonly<Record<CommunicationClass, Deque<QueueEntry>>>
+  queued: number
+  inFlight: number
+  /** The delivery_seq of the next delivery: per recipient, from 1, gap-free. */
+  nextSeq: number
+  /** Undefined while the bucket is full and untouched. */
+  privilegedTokens: number | undefined
+  privilegedRefilledAt: number
+  /** Deliveries since the last BULK one. */
+  sinceBulk: number
+  /** Message ids, oldest first. */
+  readonly deadLetters: Set<string>
+}
+
+export interface RouterState {
+  readonly agents: Map<string, AgentEntry>
+  readonly messages: Map<string, MessageEntry>
+  readonly mailboxes: Map<string, Mailbox>
+  readonly dedup: Map<string, { readonly message_id: string; readonly at: number }>
+  readonly dedupOrder: Deque<{ readonly key: string; readonly at: number }>
+  readonly finished: Deque<{ readonly id: string; readonly at: number }>
+  readonly deadlines: Deadlines
+  accepted: number
+}
+
+export const initialState = (): RouterState => ({
+  agents: new Map(),
+  messages: new Map(),
+  mailboxes: new Map(),
+  dedup: new Map(),
+  dedupOrder: new Deque(),
+  finished: new Deque(),
+  deadlines: new Deadlines(),
+  accepted: 0
+})
+
+const lanes: ReadonlyArray<CommunicationClass> = ["PRIVILEGED", "STANDARD", "BULK"]
+
+const newMailbox = (): Mailbox => ({
+  lanes: { PRIVILEGED: new Deque(), STANDARD: new Deque(), BULK: new Deque() },
+  queued: 0,
+  inFlight: 0,
+  nextSeq: 1,
+  privilegedTokens: undefined,
+  privilegedRefilledAt: 0,
+  sinceBulk: 0,
+  deadLetters: new Set()
+})
+
+export const mailboxOf = (state: RouterState, agentId: string): Mailbox => {
+  let mailbox = state.mailboxes.get(agentId)
+  if (mailbox === undefined) {
+    mailbox = newMailbox()
+    state.mailboxes.set(agentId, mailbox)
+  }
+  return mailbox
+}
+
+const load = (state: RouterState, agentId: string) => {
+  const mailbox = state.mailboxes.get(agentId)
+  return mailbox === undefined ? 0 : mailbox.queued + mailbox.inFlight
+}
+
+export const isTerminal = (stage: EnvelopeState) =>
+  stage === "FULFILLED" || stage === "REJECTED" || stage === "FAILED" || stage === "TIMED_OUT"
+
+const dedupKey = (envelope: Envelope) =>
+  envelope.idempotency_token !== undefined
+    ? `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
+    : `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+
+export const isAvailable = (agent: AgentEntry | undefined): agent is AgentEntry =>
+  agent !== undefined && agent.registered && agent.live && agent.state !== "SHUTTING_DOWN"
+
+// ---------------------------------------------------------------------------
+// Registry decisions
+
+export const decideRegister = (
+  _state: RouterState,
+  config: RouterConfig,
+  agent: AgentDescriptor,
+  now: number
+): ReadonlyArray<RouterEvent> => [
+  new AgentRegistered({ agent, liveness_deadline: livenessDeadline(config, now), at: now })
+]
+
+const livenessDeadline = (config: RouterConfig, now: number) =>
+  config.livenessTimeoutMs === undefined ? undefined : now + config.livenessTimeoutMs
+
+const knownAgent = (state: RouterState, agentId: string) => {
+  const agent = state.agents.get(agentId)
+  return agent !== undefined && agent.registered ? Either.right(agent) : Either.left(new NoRoute({ to: agentId }))
+}
+
+export const decideHeartbeat = (
+  state: RouterState,
+  config: RouterConfig,
+  command: { readonly agent_id: string; readonly state: AgentState; readonly health: Readonly<Record<string, string>> },
+  now: number
+): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
+  Either.map(knownAgent(state, command.agent_id), () => [
+    new AgentHeartbeat({
+      agent_id: command.agent_id,
+      state: command.state,
+      health: command.health,
+      liveness_deadline: livenessDeadline(config, now),
+      at: now
+    })
+  ])
+
+export const decideDeregister = (
+  state: RouterState,
+  command: { readonly agent_id: string; readonly reason: string },
+  now: number
+): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
+  Either.map(knownAgent(state, command.agent_id), () => [
+    new AgentDeregistered({ agent_id: command.agent_id, reason: command.reason, at: now }),
+    ...moveQueuedCapabilityMessages(state, command.agent_id, now)
+  ])
+
+/** Queued messages routed by capability leave an agent that is gone for another live one. */
+const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: number) => {
+  const mailbox = state.mailboxes.get(agentId)
+  const events: Array<RouterEvent> = []
+  if (mailbox === undefined || mailbox.queued === 0) return events
+  const extraLoad = new Map<string, number>()
+  for (const lane of lanes) {
+    for (const entry of mailbox.lanes[lane]) {
+      const message = state.messages.get(entry.id)
+      if (message === undefined || !isQueuedEntry(message, entry) || message.route._tag !== "Capability") continue
+      const target = pickByCapability(state, message.route.capability, agentId, extraLoad)
+      if (target === undefined) continue
+      extraLoad.set(target, (extraLoad.get(target) ?? 0) + 1)
+      events.push(new MessageRequeued({ message_id: entry.id, to: target, reason: "recipient_lost", at: now }))
+    }
+  }
+  return events
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+/**
+ * The live agent with the capability that has the fewest messages, ties to
+ * the earliest registered; `undefined` when none has room.
+ */
+const pickByCapability = (
+  state: RouterState,
+  capability: string,
+  excluding: string | undefined,
+  extraLoad: ReadonlyMap<string, number> | undefined,
+  capacity = Number.POSITIVE_INFINITY
+) => {
+  let best: string | undefined
+  let bestLoad = Number.POSITIVE_INFINITY
+  for (const [id, agent] of state.agents) {
+    if (id === excluding || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability)) continue
+    const agentLoad = load(state, id) + (extraLoad?.get(id) ?? 0)
+    if (agentLoad < bestLoad && agentLoad < capacity) {
+      best = id
+      bestLoad = agentLoad
+    }
+  }
+  return best
+}
+
+type RouteError = NoRoute | AgentUnavailable | AgentShutdown | BufferFull
+
+const resolveRoute = (
+  state: RouterState,
+  config: RouterConfig,
+  route: Route
+): Either.Either<string, RouteError> => {
+  if (route._tag === "Agent") {
+    const agent = state.agents.get(route.agent_id)
+    if (agent === undefined || !agent.registered) return Either.left(new NoRoute({ to: route.agent_id }))
+    if (agent.state === "SHUTTING_DOWN") return Either.left(new AgentShutdown({ agent_id: route.agent_id }))
+    if (!agent.live) return Either.left(new AgentUnavailable({ agent_id: route.agent_id }))
+    if (load(state, route.agent_id) >= config.mailboxCapacity) {
+      return Either.left(new BufferFull({ agent_id: route.agent_id, capacity: config.mailboxCapacity }))
+    }
+    return Either.right(route.agent_id)
+  }
+  const picked = pickByCapability(state, route.capability, undefined, undefined, config.mailboxCapacity)
+  if (picked !== undefined) return Either.right(picked)
+  const withCapability = [...state.agents.values()].filter((agent) =>
+    agent.registered && agent.descriptor.capabilities.includes(route.capability)
+  )
+  const to = `capability ${route.capability}`
+  if (withCapability.length === 0) return Either.left(new NoRoute({ to }))
+  if (!withCapability.some(isAvailable)) return Either.left(new AgentUnavailable({ agent_id: to }))
+  return Either.left(new BufferFull({ agent_id: to, capacity: config.mailboxCapacity }))
+}
+
+/** Where a message goes when it is sent again: elsewhere only if routed by capability and its agent is gone. */
+const reroute = (state: RouterState, message: MessageEntry) => {
+  if (message.route._tag !== "Capability" || isAvailable(state.agents.get(message.to))) return message.to
+  return pickByCapability(state, message.route.capability, message.to, undefined) ?? message.to
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+export type SendError =
+  | RouteError
+  | OversizePayload
+  | UnsupportedMessageType
+  | TtlExpired
+  | DuplicateDetected
+  | ValidationError
+
+/** The message a duplicate repeats, if the envelope is one. */
+export const findDuplicate = (
+  state: RouterState,
+  config: RouterConfig,
+  envelope: Envelope,
+  now: number
+): MessageEntry | undefined => {
+  const same = state.messages.get(envelope.message_id)
+  if (same !== undefined) return same
+  const seen = state.dedup.get(dedupKey(envelope))
+  if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
+  return state.messages.get(seen.message_id)
+}
+
+export const decideSend = (
+  state: RouterState,
+  config: RouterConfig,
+  command: { readonly route: Route; readonly envelope: Envelope },
+  now: number
+): Either.Either<ReadonlyArray<RouterEvent>, SendError> => {
+  const { envelope, route } = command
+  if (envelope.payload.length > config.payloadLimit) {
+    return Either.left(new OversizePayload({ size: envelope.payload.length, limit: config.payloadLimit }))
+  }
+  if (config.supportedMessageTypes !== undefined && !config.supportedMessageTypes.includes(envelope.message_type)) {
+    return Either.left(new UnsupportedMessageType({ message_type: envelope.message_type }))
+  }
+  if (envelope.message_type === "ACKNOWLEDGEMENT") {
+    return Either.left(
+      ValidationError.single("envelope", "message_type", "an ACKNOWLEDGEMENT is an ack, not a message to deliver")
+    )
+  }
+  const duplicate = findDuplicate(state, config, envelope, now)
+  if (duplicate !== undefined) {
+    return Either.left(
+      new DuplicateDetected({ original_message_id: duplicate.envelope.message_id, stage: duplicate.stage })
+    )
+  }
+  const expiresAt = envelope.ttl_ms > 0 ? envelope.timestamp.epochMillis + envelope.ttl_ms : undefined
+  if (expiresAt !== undefined && expiresAt <= now) {
+    return Either.left(new TtlExpired({ message_id: envelope.message_id }))
+  }
+  return Either.map(resolveRoute(state, config, route), (to) => [
+    new MessageAccepted({
+      to,
+      route,
+      lane: state.agents.get(envelope.producer_id)?.descriptor.communication_class ?? "STANDARD",
+      envelope,
+      expires_at: expiresAt,
+      at: now
+    })
+  ])
+}
+
+// ---------------------------------------------------------------------------
+// Acknowledging
+
+export interface AckCommand {
+  readonly agent_id: string
+  readonly message_id: string
+  readonly stage: AckStage
+  readonly error_code?: ErrorCode | undefined
+  readonly note?: string | undefined
+}
+
+export type AckError = MessageNotFound | PermissionDenied | ValidationError
+
+export const decideAck = (
+  state: RouterState,
+  config: RouterConfig,
+  command: AckCommand,
+  now: number
+): Either.Either<ReadonlyArray<RouterEvent>, AckError> => {
+  const message = state.messages.get(command.message_id)
+  if (message === undefined) return Either.left(new MessageNotFound({ message_id: command.message_id }))
+  if (command.agent_id !== message.to && !message.recipients.includes(command.agent_id)) {
+    return Either.left(
+      new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
+    )
+  }
+  if (command.stage === "RECEIVED" || command.stage === "TIMED_OUT") {
+    return Either.left(
+      ValidationError.single("ack", "ack_stage", `${command.stage} is recorded by the router, not acknowledged`)
+    )
+  }
+  if ((command.stage === "REJECTED" || command.stage === "FAILED") && command.error_code === undefined) {
+    return Either.left(ValidationError.single("ack", "error_code", `${command.stage} must carry an error code`))
+  }
+  const restartsWait = command.stage === "READ" && message.location === "in_flight" && !isTerminal(message.stage)
+  return Either.right([
+    new MessageAcked({
+      message_id: command.message_id,
+      agent_id: command.agent_id,
+      stage: command.stage,
+      error_code: command.error_code,
+      note: command.note,
+      ack_deadline: restartsWait ? now + config.ackWaitMs : undefined,
+      at: now
+    })
+  ])
+}
+
+// ---------------------------------------------------------------------------
+// Dead letters
+
+export const decideRedrive = (
+  state: RouterState,
+  messageId: string,
+  now: number
+): Either.Either<ReadonlyArray<RouterEvent>, MessageNotFound | ValidationError> => {
+  const message = state.messages.get(messageId)
+  if (message === undefined) return Either.left(new MessageNotFound({ message_id: messageId }))
+  if (!message.deadLetter) {
+    return Either.left(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
+  }
+  const ttl = message.envelope.ttl_ms
+  return Either.right([
+    new MessageRedriven({
+      message_id: messageId,
+      to: reroute(state, message),
+      expires_at: ttl > 0 ? now + ttl : undefined,
+      at: now
+    })
+  ])
+}
+
+// ---------------------------------------------------------------------------
+// Time: ack waits, TTLs, liveness
+
+const isQueuedEntry = (message: MessageEntry, entry: QueueEntry) =>
+  message.location === "queued" && message.enqueued === entry.enqueued
+
+/** Whether a deadline still matters: its message or agent has not moved on since it was set. */
+const isPending = (state: RouterState, deadline: Deadline): boolean => {
+  switch (deadline.kind) {
+    case "ack_wait": {
+      const message = state.messages.get(deadline.id)
+      return message !== undefined && message.location === "in_flight" && message.ackDeadline === deadline.at
+    }
+    case "ttl": {
+      const message = state.messages.get(deadline.id)
+      return message !== undefined && message.location !== "done" && message.expiresAt === deadline.at
+    }
+    case "liveness": {
+      const agent = state.agents.get(deadline.id)
+      return agent !== undefined && agent.registered && agent.live && agent.livenessDeadline === deadline.at
+    }
+  }
+}
+
+/** The events that the deadlines due at `now` call for. */
+export const decideTick = (state: RouterState, config: RouterConfig, now: number): ReadonlyArray<RouterEvent> => {
+  const events: Array<RouterEvent> = []
+  const handled = new Set<string>()
+  for (const deadline of state.deadlines.due(now)) {
+    if (!isPending(state, deadline) || handled.has(deadline.id)) continue
+    handled.add(deadline.id)
+    if (deadline.kind === "liveness") {
+      events.push(new AgentLivenessLost({ agent_id: deadline.id, at: now }))
+      events.push(...moveQueuedCapabilityMessages(state, deadline.id, now))
+      continue
+    }
+    const message = state.messages.get(deadline.id)!
+    if (deadline.kind === "ttl" || (message.expiresAt !== undefined && message.expiresAt <= now)) {
+      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "TTL_EXPIRED", at: now }))
+    } else if (message.attempts >= config.maxAttempts) {
+      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }))
+    } else {
+      events.push(
+        new MessageRequeued({ message_id: deadline.id, to: reroute(state, message), reason: "ack_wait", at: now })
+      )
+    }
+  }
+  return events
+}
+
+/** The next time `decideTick` has something to do. */
+export const nextDeadline = (state: RouterState): number | undefined => state.deadlines.peek()?.at
+
+/**
+ * After a restart no subscriber holds a delivery any more: every message in
+ * flight with attempts left is queued again now; one on its last attempt
+ * waits for its ack wait as before, then times out.
+ */
+export const decideReconcile = (
+  state: RouterState,
+  config: RouterConfig,
+  now: number
+): ReadonlyArray<RouterEvent> => {
+  const events: Array<RouterEvent> = []
+  for (const [id, message] of state.messages) {
+    if (message.location !== "in_flight" || message.attempts >= config.maxAttempts) continue
+    events.push(new MessageRequeued({ message_id: id, to: reroute(state, message), reason: "restart", at: now }))
+  }
+  return events
+}
+
+// ---------------------------------------------------------------------------
+// Delivering
+
+const refilledTokens = (mailbox: Mailbox, config: RouterConfig, now: number) => {
+  const burst = Math.max(1, config.privilegedPerSecond)
+  if (mailbox.privilegedTokens === undefined) return burst
+  const refill = ((now - mailbox.privilegedRefilledAt) * config.privilegedPerSecond) / 1000
+  return Math.min(burst, mailbox.privilegedTokens + refill)
+}
+
+/**
+ * Up to `credit` deliveries from the agent's mailbox, in lane order:
+ * PRIVILEGED while its rate allows (beyond it, PRIVILEGED messages compete
+ * with STANDARD in acceptance order), then STANDARD, with one BULK delivery
+ * in every `bulkEvery` while BULK waits, and BULK when nothing else does.
+ * Within a lane, first accepted is first delivered.
+ */
+export const decideDeliveries = (
+  state: RouterState,
+  config: RouterConfig,
+  agentId: string,
+  credit: number,
+  now: number
+): ReadonlyArray<MessageDelivered> => {
+  const mailbox = state.mailboxes.get(agentId)
+  if (mailbox === undefined || mailbox.queued === 0 || credit <= 0) return []
+  const agent = state.agents.get(agentId)
+  if (!isAvailable(agent)) return []
+
+  const cursor = { PRIVILEGED: 0, STANDARD: 0, BULK: 0 }
+  const head = (lane: CommunicationClass): MessageEntry | undefined => {
+    const queue = mailbox.lanes[lane]
+    while (cursor[lane] < queue.length) {
+      const entry = queue.at(cursor[lane])
+      const message = state.messages.get(entry.id)
+      if (message !== undefined && isQueuedEntry(message, entry) && message.to === agentId) return message
+      cursor[lane]++
+    }
+    return undefined
+  }
+
+  let tokens = refilledTokens(mailbox, config, now)
+  let sinceBulk = mailbox.sinceBulk
+  let seq = mailbox.nextSeq
+  const deliveries: Array<MessageDelivered> = []
+  while (deliveries.length < credit) {
+    const privileged = head("PRIVILEGED")
+    const standard = head("STANDARD")
+    const bulk = head("BULK")
+    let lane: CommunicationClass
+    let message: MessageEntry
+    if (privileged !== undefined && tokens >= 1) {
+      ;[lane, message] = ["PRIVILEGED", privileged]
+    } else if (bulk !== undefined && (sinceBulk >= config.bulkEvery - 1 || (!privileged && !standard))) {
+      ;[lane, message] = ["BULK", bulk]
+    } else if (privileged !== undefined && (standard === undefined || privileged.order < standard.order)) {
+      ;[lane, message] = ["STANDARD", privileged]
+    } else if (standard !== undefined) {
+      ;[lane, message] = ["STANDARD", standard]
+    } else {
+      break
+    }
+    cursor[message.lane]++
+    if (lane === "PRIVILEGED") tokens -= 1
+    sinceBulk = lane === "BULK" ? 0 : sinceBulk + 1
+    if (message.expiresAt !== undefined && message.expiresAt <= now) continue
+    deliveries.push(
+      new MessageDelivered({
+        message_id: message.envelope.message_id,
+        to: agentId,
+        attempt: message.attempts + 1,
+        delivery_seq: seq++,
+        lane,
+        ack_deadline: now + config.ackWaitMs,
+        at: now
+      })
+    )
+  }
+  return deliveries
+}
+
+// ---------------------------------------------------------------------------
+// Evolve
+
+const enqueue = (state: RouterState, message: MessageEntry, front: boolean) => {
+  const mailbox = mailboxOf(state, message.to)
+  message.location = "queued"
+  message.enqueued++
+  const entry = { id: message.envelope.message_id, enqueued: message.enqueued }
+  if (front) mailbox.lanes[message.lane].pushFront(entry)
+  else mailbox.lanes[message.lane].pushBack(entry)
+  mailbox.queued++
+}
+
+/** Takes the message out of its mailbox's counts; its queue entry goes stale. */
+const leaveMailbox = (state: RouterState, message: MessageEntry) => {
+  const mailbox = mailboxOf(state, message.to)
+  if (message.location === "queued") mailbox.queued--
+  else if (message.location === "in_flight") mailbox.inFlight--
+  dropStaleHeads(state, mailbox)
+}
+
+const dropStaleHeads = (state: RouterState, mailbox: Mailbox) => {
+  for (const lane of lanes) {
+    const queue = mailbox.lanes[lane]
+    while (queue.length > 0) {
+      const entry = queue.at(0)
+      const message = state.messages.get(entry.id)
+      if (message !== undefined && isQueuedEntry(message, entry)) break
+      queue.popFront()
+    }
+  }
+}
+
+const finish = (state: RouterState, message: MessageEntry, stage: EnvelopeState, at: number) => {
+  leaveMailbox(state, message)
+  message.location = "done"
+  message.stage = stage
+  message.ackDeadline = undefined
+  message.finishedAt = at
+  state.finished.pushBack({ id: message.envelope.message_id, at })
+}
+
+/** Forgets what has aged out: dedup keys past their window, finished messages past retention. */
+const housekeep = (state: RouterState, config: RouterConfig, at: number) => {
+  const dedupHorizon = at - config.dedupWindowMs
+  while (state.dedupOrder.length > 0 && state.dedupOrder.at(0).at <= dedupHorizon) {
+    const { key } = state.dedupOrder.popFront()!
+    const seen = state.dedup.get(key)
+    if (seen !== undefined && seen.at <= dedupHorizon) state.dedup.delete(key)
+  }
+  const retentionHorizon = at - Math.max(config.retentionMs, config.dedupWindowMs)
+  while (state.finished.length > 0 && state.finished.at(0).at <= retentionHorizon) {
+    const { id } = state.finished.popFront()!
+    const message = state.messages.get(id)
+    if (
+      message !== undefined && message.location === "done" && !message.deadLetter &&
+      message.finishedAt !== undefined && message.finishedAt <= retentionHorizon
+    ) state.messages.delete(id)
+  }
+}
+
+const dropSpentDeadlines = (state: RouterState) => {
+  for (let top = state.deadlines.peek(); top !== undefined && !isPending(state, top); top = state.deadlines.peek()) {
+    state.deadlines.pop()
+  }
+}
+
+export const evolve = (config: RouterConfig) => (state: RouterState, event: RouterEvent): RouterState => {
+  switch (event._tag) {
+    case "AgentRegistered": {
+      const existing = state.agents.get(event.agent.agent_id)
+      state.agents.set(event.agent.agent_id, {
+        descriptor: event.agent,
+        state: "RUNNABLE",
+        health: existing?.health ?? {},
+        registered: true,
+        live: true,
+        livenessDeadline: event.liveness_deadline,
+        registeredAt: existing?.registered ? existing.registeredAt : event.at
+      })
+      if (event.liveness_deadline !== undefined) {
+        state.deadlines.push({ at: event.liveness_deadline, kind: "liveness", id: event.agent.agent_id })
+      }
+      break
+    }
+    case "AgentHeartbeat": {
+      const agent = state.agents.get(event.agent_id)
+      if (agent === undefined) break
+      agent.state = event.state
+      agent.health = event.health
+      agent.live = true
+      agent.livenessDeadline = event.liveness_deadline
+      if (event.liveness_deadline !== undefined) {
+        state.deadlines.push({ at: event.liveness_deadline, kind: "liveness", id: event.agent_id })
+      }
+      break
+    }
+    case "AgentDeregistered": {
+      const agent = state.agents.get(event.agent_id)
+      if (agent !== undefined) {
+        agent.registered = false
+        agent.state = "COMPLETED"
+      }
+      break
+    }
+    case "AgentLivenessLost": {
+      const agent = state.agents.get(event.agent_id)
+      if (agent !== undefined) agent.live = false
+      break
+    }
+    case "MessageAccepted": {
+      const envelope = event.envelope
+      const message: MessageEntry = {
+        envelope,
+        route: event.route,
+        lane: event.lane,
+        acceptedAt: event.at,
+        order: state.accepted++,
+        to: event.to,
+        stage: "RECEIVED",
+        location: "queued",
+        attempts: 0,
+        enqueued: 0,
+        ackDeadline: undefined,
+        expiresAt: event.expires_at,
+        deliverySeq: undefined,
+        errorCode: undefined,
+        deadLetter: false,
+        recipients: [],
+        lateAcks: 0,
+        finishedAt: undefined
+      }
+      state.messages.set(envelope.message_id, message)
+      enqueue(state, message, false)
+      const key = dedupKey(envelope)
+      state.dedup.set(key, { message_id: envelope.message_id, at: event.at })
+      state.dedupOrder.pushBack({ key, at: event.at })
+      if (event.expires_at !== undefined) {
+        state.deadlines.push({ at: event.expires_at, kind: "ttl", id: envelope.message_id })
+      }
+      break
+    }
+    case "MessageDelivered": {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined) break
+      const mailbox = mailboxOf(state, event.to)
+      mailbox.queued--
+      mailbox.inFlight++
+      mailbox.nextSeq = event.delivery_seq + 1
+      if (event.lane === "PRIVILEGED") {
+        mailbox.privilegedTokens = refilledTokens(mailbox, config, event.at) - 1
+        mailbox.privilegedRefilledAt = event.at
+      }
+      mailbox.sinceBulk = event.lane === "BULK" ? 0 : mailbox.sinceBulk + 1
+      message.location = "in_flight"
+      message.stage = "RECEIVED"
+      message.attempts = event.attempt
+      message.deliverySeq = event.delivery_seq
+      message.ackDeadline = event.ack_deadline
+      if (!message.recipients.includes(event.to)) message.recipients.push(event.to)
+      state.deadlines.push({ at: event.ack_deadline, kind: "ack_wait", id: event.message_id })
+      dropStaleHeads(state, mailbox)
+      break
+    }
+    case "MessageAcked": {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined) break
+      if (isTerminal(message.stage)) {
+        message.lateAcks++
+        break
+      }
+      if (event.stage === "READ") {
+        message.stage = "READ"
+        if (event.ack_deadline !== undefined) {
+          message.ackDeadline = event.ack_deadline
+          state.deadlines.push({ at: event.ack_deadline, kind: "ack_wait", id: event.message_id })
+        }
+        break
+      }
+      message.errorCode = event.error_code
+      finish(state, message, event.stage, event.at)
+      break
+    }
+    case "MessageRequeued": {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || message.location === "done") break
+      leaveMailbox(state, message)
+      message.to = event.to
+      message.stage = "RECEIVED"
+      message.ackDeadline = undefined
+      enqueue(state, message, true)
+      break
+    }
+    case "MessageTimedOut": {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || message.location === "done") break
+      message.errorCode = event.error_code
+      message.deadLetter = true
+      mailboxOf(state, message.to).deadLetters.add(event.message_id)
+      finish(state, message, "TIMED_OUT", event.at)
+      break
+    }
+    case "MessageRedriven": {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || !message.deadLetter) break
+      mailboxOf(state, message.to).deadLetters.delete(event.message_id)
+      message.deadLetter = false
+      message.to = event.to
+      message.stage = "RECEIVED"
+      message.attempts = 0
+      message.errorCode = undefined
+      message.finishedAt = undefined
+      message.expiresAt = event.expires_at
+      enqueue(state, message, false)
+      if (event.expires_at !== undefined) {
+        state.deadlines.push({ at: event.expires_at, kind: "ttl", id: event.message_id })
+      }
+      break
+    }
+  }
+  housekeep(state, config, event.at)
+  dropSpentDeadlines(state)
+  return state
+}

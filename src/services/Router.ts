@@ -1,0 +1,104 @@
+/**
+ * Guaranteed delivery with an ACK lifecycle (PROTOCOLS.md §1).
+ */
+import { Context, type Effect, type Option, type Stream } from "effect"
+import type {
+  AckPayload,
+  AckStage,
+  CommunicationClass,
+  Envelope,
+  EnvelopeState,
+  ErrorCode
+} from "../schema/Envelope.js"
+import type { MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
+import type { AckError, SendError } from "../model/Router.js"
+
+/** An agent id, or any live agent advertising a capability. */
+export type Recipient = string | { readonly capability: string }
+
+export interface SendReceipt {
+  readonly message_id: string
+  /** The agent the message was admitted for. */
+  readonly to: string
+  readonly stage: EnvelopeState
+  /** The offset of the event that made it durable. */
+  readonly offset: number
+}
+
+export interface AckReceipt {
+  readonly message_id: string
+  /** The message's stage after this ACK: unchanged for a late ACK. */
+  readonly stage: EnvelopeState
+  /** True when the message had already reached a terminal stage: recorded, changes nothing. */
+  readonly late: boolean
+  readonly offset: number
+}
+
+export interface MessageStatus {
+  readonly message_id: string
+  readonly producer_id: string
+  readonly to: string
+  readonly stage: EnvelopeState
+  readonly attempts: number
+  readonly delivery_seq: number | undefined
+  readonly error_code: ErrorCode | undefined
+  readonly dead_letter: boolean
+  readonly accepted_at: number
+  readonly finished_at: number | undefined
+}
+
+/** One delivery of a message from the agent's mailbox. Acknowledge it with `Router.ack`. */
+export interface Delivery {
+  readonly _tag: "Delivery"
+  /** The message as sent, with `retry_count` raised by one per earlier attempt. */
+  readonly envelope: Envelope
+  readonly attempt: number
+  /** Per recipient, from 1, gap-free across all its deliveries. */
+  readonly delivery_seq: number
+  readonly lane: CommunicationClass
+}
+
+/** A stage change of a message this agent produced, as an ACKNOWLEDGEMENT envelope. Needs no ack. */
+export interface StageNotice {
+  readonly _tag: "StageNotice"
+  readonly envelope: Envelope
+  readonly ack: AckPayload
+}
+
+export type Inbound = Delivery | StageNotice
+
+export interface AckRequest {
+  /** The acknowledging agent: a recipient of the message. */
+  readonly agent_id: string
+  readonly message_id: string
+  readonly stage: AckStage
+  readonly error_code?: ErrorCode | undefined
+  readonly note?: string | undefined
+}
+
+export class Router extends Context.Tag("switchboard/Router")<Router, {
+  /**
+   * Admits the message durably to the recipient's mailbox (stage RECEIVED)
+   * and only then returns. An ACKNOWLEDGEMENT envelope is taken as the ack it
+   * carries, from its producer.
+   */
+  readonly send: (request: {
+    readonly to: Recipient
+    readonly envelope: Envelope
+  }) => Effect.Effect<SendReceipt, SendError | AckError | PersistenceError>
+  /**
+   * The agent's deliveries, and stage notices of the messages it produced.
+   * At most `maxInFlight` deliveries are unacknowledged at a time.
+   */
+  readonly subscribe: (agent_id: string) => Stream.Stream<Inbound, NoRoute>
+  readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | PersistenceError>
+  readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>>
+  /** Waits until the message reaches `stage`, or a terminal stage, and returns its status. */
+  readonly awaitStage: (message_id: string, stage: EnvelopeState) => Effect.Effect<MessageStatus, MessageNotFound>
+  /** The agent's dead letters, oldest first. */
+  readonly deadLetters: (agent_id: string) => Effect.Effect<ReadonlyArray<MessageStatus>>
+  /** Sends a dead letter again: RECEIVED, fresh attempts. */
+  readonly redrive: (
+    message_id: string
+  ) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | PersistenceError>
+}>() {}

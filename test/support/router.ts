@@ -1,0 +1,40 @@
+import { Effect, Layer, Stream, type Scope } from "effect"
+import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
+import { newEnvelope } from "../../src/layers/Envelopes.js"
+import * as RouterLive from "../../src/layers/RouterLive.js"
+import type { RouterConfig } from "../../src/model/Router.js"
+import type { EnvelopeInput } from "../../src/model/Envelopes.js"
+import { Ids } from "../../src/services/Ids.js"
+import { type Inbound, Router } from "../../src/services/Router.js"
+import { Registry } from "../../src/services/Registry.js"
+
+export const routerLayer = (config: Partial<RouterConfig> = {}) =>
+  RouterLive.layer(config).pipe(Layer.provideMerge(EventLogMemory.layerMemory()), Layer.provideMerge(Ids.layerSequential("m")))
+
+export const register = (agent_id: string, extra: Partial<{ capabilities: Array<string>; communication_class: "PRIVILEGED" | "STANDARD" | "BULK" }> = {}) =>
+  Effect.flatMap(Registry, (registry) => registry.register({ agent_id, name: agent_id, ...extra }))
+
+export const sendTo = (to: string | { capability: string }, input: EnvelopeInput) =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    const envelope = yield* newEnvelope(input)
+    return yield* router.send({ to, envelope })
+  })
+
+/** Subscribes and gives a function that takes the next `n` inbound items. */
+export const inbox = (agentId: string): Effect.Effect<(n: number) => Effect.Effect<ReadonlyArray<Inbound>>, never, Router | Scope.Scope> =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    const pull = yield* Stream.toPull(router.subscribe(agentId).pipe(Stream.orDie))
+    let buffer: Array<Inbound> = []
+    return (n: number) =>
+      Effect.gen(function*() {
+        while (buffer.length < n) {
+          const chunk = yield* Effect.orDie(pull)
+          buffer = buffer.concat([...chunk])
+        }
+        const taken = buffer.slice(0, n)
+        buffer = buffer.slice(n)
+        return taken
+      })
+  })
