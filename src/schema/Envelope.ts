@@ -96,14 +96,18 @@ export const AgentStateNumber = numbered(agentStates, [1, 2, 3, 4, 5, 6, 7, 8, 9
 // ---------------------------------------------------------------------------
 // Scalars
 
-/** A non-negative safe integer: the JSON form of protobuf's uint64. */
+/**
+ * A non-negative safe integer: the JSON form of protobuf's uint64. The range is
+ * checked first: `Schema.int` refuses unsafe integers too, and 2^60 is out of
+ * range, not "not an integer".
+ */
 export const Uint64 = Schema.Number.pipe(
-  Schema.int({ message: () => "must be an integer" }),
-  Schema.between(0, Number.MAX_SAFE_INTEGER, { message: () => `must be between 0 and ${Number.MAX_SAFE_INTEGER}` })
+  Schema.between(0, Number.MAX_SAFE_INTEGER, { message: () => `must be between 0 and ${Number.MAX_SAFE_INTEGER}` }),
+  Schema.int({ message: () => "must be an integer" })
 )
 export const Uint32 = Schema.Number.pipe(
-  Schema.int({ message: () => "must be an integer" }),
-  Schema.between(0, 0xffffffff, { message: () => "must be between 0 and 4294967295" })
+  Schema.between(0, 0xffffffff, { message: () => "must be between 0 and 4294967295" }),
+  Schema.int({ message: () => "must be an integer" })
 )
 export const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
 
