@@ -106,7 +106,8 @@ const verify = (filename: string, acks: ReadonlyArray<Ack>) =>
       }
       const fiber = batch.slice(0, batch.lastIndexOf("."))
       const seq = Number(batch.slice(batch.lastIndexOf(".") + 1))
-      if (seq !== (lastSeq.get(fiber) ?? 0) + 1) expect.fail(`${fiber}: batch ${seq} follows ${lastSeq.get(fiber) ?? 0}`)
+      const previous = lastSeq.get(fiber) ?? 0
+      if (seq !== previous + 1) expect.fail(`${fiber}: batch ${seq} follows batch ${previous}`)
       lastSeq.set(fiber, seq)
       i += count
     }
