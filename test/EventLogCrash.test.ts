@@ -46,8 +46,8 @@ const runAndKill = (filename: string, run: string, killAfter: number) =>
     }
     const guard = setTimeout(() => {
       kill()
-      reject(new Error(`the writer acknowledged only ${acks.length} appends in 20 s; stderr: ${stderr}`))
-    }, 20_000)
+      reject(new Error(`the writer acknowledged only ${acks.length} appends in 25 s; stderr: ${stderr}`))
+    }, 25_000)
     child.stderr.on("data", (chunk) => (stderr += chunk))
     // readline hands over complete lines only: a line cut by the kill is not an acknowledgement.
     createInterface({ input: child.stdout }).on("line", (line) => {
@@ -134,5 +134,5 @@ describe("SQLite crash durability", () => {
       allAcks.push(...acks)
       head = await Effect.runPromise(verify(filename, allAcks))
     }
-  }, 30_000)
+  }, 60_000)
 })
