@@ -43,6 +43,10 @@ const makeEvents = (count: number) => {
   return Arr.makeBy(count, (i) =>
     new MessageAccepted({
       to: `agent-${i % 16}`,
+      route: { _tag: "Capability", capability: "summarise" },
+      lane: "STANDARD",
+      expires_at: DateTime.toEpochMillis(start) + i + 60_000,
+      at: DateTime.toEpochMillis(start) + i,
       envelope: {
         message_id: `msg-${i.toString().padStart(8, "0")}`,
         producer_id: "agent-producer",
