@@ -450,7 +450,7 @@ describe("Event codec", () => {
 
   it("refuses to encode a number JSON cannot carry, naming the field", () => {
     for (const at of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      const stored = encodeEvent(new AgentRegistered({ agent, at }))
+      const stored = encodeEvent(new AgentRegistered({ agent, at }, true))
       if (Either.isRight(stored)) throw new Error(`encoded at=${at} as ${stored.right.payload}`)
       expect(stored.left).toBeInstanceOf(ValidationError)
       expect(stored.left.issues.map((issue) => issue.path)).toEqual(["at"])

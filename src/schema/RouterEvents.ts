@@ -7,7 +7,9 @@ import { Schema } from "effect"
 import { AgentDescriptor } from "./Agent.js"
 import { AckStage, AgentState, CommunicationClass, Envelope, ErrorCode, Id } from "./Envelope.js"
 
-const At = Schema.Number
+/** Epoch milliseconds. */
+const At = Schema.Int
+const Count = Schema.Int.pipe(Schema.positive())
 
 // ---------------------------------------------------------------------------
 // Registry
@@ -65,8 +67,8 @@ export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("Mess
 export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("MessageDelivered", {
   message_id: Id,
   to: Id,
-  attempt: Schema.Number,
-  delivery_seq: Schema.Number,
+  attempt: Count,
+  delivery_seq: Count,
   /** The lane it was served from: a PRIVILEGED message over its rate is served as STANDARD. */
   lane: CommunicationClass,
   /** When its ack wait runs out. */
