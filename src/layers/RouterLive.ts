@@ -45,7 +45,8 @@ import {
   type AgentEntry,
   type MessageEntry,
   type RouterConfig,
-  type RouterState
+  type RouterState,
+  snapshot
 } from "../model/Router.js"
 import { AgentDescriptor } from "../schema/Agent.js"
 import {
@@ -151,7 +152,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const config: RouterConfig = { ...defaultRouterConfig, ...options }
     const log = yield* EventLog
     const apply = evolve(config)
-    let state = (yield* foldLog(log, config)).state
+    const folded = yield* foldLog(log, config)
+    let state = folded.state
+    /** The offset of the last record folded into `state`. */
+    let offset = folded.offset
 
     const commands = yield* Queue.unbounded<Command>()
     const subscribers = new Map<string, Array<Subscriber>>()
@@ -299,10 +303,13 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           const appended = yield* Effect.either(log.append(events))
           if (Either.isLeft(appended)) {
             for (const { command } of decided) Deferred.unsafeDone(command.done, Effect.fail(appended.left))
-            state = (yield* foldLog(log, config).pipe(Effect.orDie)).state
+            const refolded = yield* foldLog(log, config).pipe(Effect.orDie)
+            state = refolded.state
+            offset = refolded.offset
             yield* Effect.logError("router: append failed; state folded again from the log", appended.left)
             return false
           }
+          offset = appended.right[appended.right.length - 1].offset
           for (const { command, count, start } of decided) {
             Deferred.unsafeDone(command.done, Effect.succeed(appended.right.slice(start, start + count)))
           }
@@ -485,7 +492,8 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           to: (record.event as { readonly to: string }).to,
           stage: "RECEIVED" as const,
           offset: record.offset
-        }))
+        })),
+      snapshot: query((current) => ({ offset, state: snapshot(current) }))
     })
 
     return { registry, router }

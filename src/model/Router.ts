@@ -7,6 +7,10 @@
  * The state is large and hot (every message of every mailbox), so `evolve`
  * updates it in place and returns it; `decide*` never changes it. Folding the
  * same events over `initialState()` always yields the same state.
+ *
+ * Events are built with validation off (`new Event(props, true)`): their
+ * inputs were validated at the service's edge, and re-validating a whole
+ * envelope per event would cost more than the rest of a decision.
  */
 import { Either } from "effect"
 import type { AgentDescriptor } from "../schema/Agent.js"
@@ -221,7 +225,7 @@ export const decideRegister = (
   agent: AgentDescriptor,
   now: number
 ): ReadonlyArray<RouterEvent> => [
-  new AgentRegistered({ agent, liveness_deadline: livenessDeadline(config, now), at: now })
+  new AgentRegistered({ agent, liveness_deadline: livenessDeadline(config, now), at: now }, true)
 ]
 
 const livenessDeadline = (config: RouterConfig, now: number) =>
@@ -245,7 +249,7 @@ export const decideHeartbeat = (
       health: command.health,
       liveness_deadline: livenessDeadline(config, now),
       at: now
-    })
+    }, true)
   ])
 
 export const decideDeregister = (
@@ -254,7 +258,7 @@ export const decideDeregister = (
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
   Either.map(knownAgent(state, command.agent_id), () => [
-    new AgentDeregistered({ agent_id: command.agent_id, reason: command.reason, at: now }),
+    new AgentDeregistered({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
     ...moveQueuedCapabilityMessages(state, command.agent_id, now)
   ])
 
@@ -271,7 +275,7 @@ const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: 
       const target = pickByCapability(state, message.route.capability, agentId, extraLoad)
       if (target === undefined) continue
       extraLoad.set(target, (extraLoad.get(target) ?? 0) + 1)
-      events.push(new MessageRequeued({ message_id: entry.id, to: target, reason: "recipient_lost", at: now }))
+      events.push(new MessageRequeued({ message_id: entry.id, to: target, reason: "recipient_lost", at: now }, true))
     }
   }
   return events
@@ -314,8 +318,8 @@ const resolveRoute = (
   if (route._tag === "Agent") {
     const agent = state.agents.get(route.agent_id)
     if (agent === undefined || !agent.registered) return Either.left(new NoRoute({ to: route.agent_id }))
-    if (agent.state === "SHUTTING_DOWN") return Either.left(new AgentShutdown({ agent_id: route.agent_id }))
-    if (!agent.live) return Either.left(new AgentUnavailable({ agent_id: route.agent_id }))
+    if (agent.state === "SHUTTING_DOWN") return Either.left(new AgentShutdown({ agent_id: route.agent_id }, true))
+    if (!agent.live) return Either.left(new AgentUnavailable({ agent_id: route.agent_id }, true))
     if (load(state, route.agent_id) >= config.mailboxCapacity) {
       return Either.left(new BufferFull({ agent_id: route.agent_id, capacity: config.mailboxCapacity }))
     }
@@ -328,7 +332,7 @@ const resolveRoute = (
   )
   const to = `capability ${route.capability}`
   if (withCapability.length === 0) return Either.left(new NoRoute({ to }))
-  if (!withCapability.some(isAvailable)) return Either.left(new AgentUnavailable({ agent_id: to }))
+  if (!withCapability.some(isAvailable)) return Either.left(new AgentUnavailable({ agent_id: to }, true))
   return Either.left(new BufferFull({ agent_id: to, capacity: config.mailboxCapacity }))
 }
 
@@ -399,7 +403,7 @@ export const decideSend = (
       envelope,
       expires_at: expiresAt,
       at: now
-    })
+    }, true)
   ])
 }
 
@@ -423,7 +427,7 @@ export const decideAck = (
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, AckError> => {
   const message = state.messages.get(command.message_id)
-  if (message === undefined) return Either.left(new MessageNotFound({ message_id: command.message_id }))
+  if (message === undefined) return Either.left(new MessageNotFound({ message_id: command.message_id }, true))
   if (command.agent_id !== message.to && !message.recipients.includes(command.agent_id)) {
     return Either.left(
       new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
@@ -447,7 +451,7 @@ export const decideAck = (
       note: command.note,
       ack_deadline: restartsWait ? now + config.ackWaitMs : undefined,
       at: now
-    })
+    }, true)
   ])
 }
 
@@ -460,7 +464,7 @@ export const decideRedrive = (
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, MessageNotFound | ValidationError> => {
   const message = state.messages.get(messageId)
-  if (message === undefined) return Either.left(new MessageNotFound({ message_id: messageId }))
+  if (message === undefined) return Either.left(new MessageNotFound({ message_id: messageId }, true))
   if (!message.deadLetter) {
     return Either.left(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
   }
@@ -471,7 +475,7 @@ export const decideRedrive = (
       to: reroute(state, message),
       expires_at: ttl > 0 ? now + ttl : undefined,
       at: now
-    })
+    }, true)
   ])
 }
 
@@ -507,18 +511,18 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
     if (!isPending(state, deadline) || handled.has(deadline.id)) continue
     handled.add(deadline.id)
     if (deadline.kind === "liveness") {
-      events.push(new AgentLivenessLost({ agent_id: deadline.id, at: now }))
+      events.push(new AgentLivenessLost({ agent_id: deadline.id, at: now }, true))
       events.push(...moveQueuedCapabilityMessages(state, deadline.id, now))
       continue
     }
     const message = state.messages.get(deadline.id)!
     if (deadline.kind === "ttl" || (message.expiresAt !== undefined && message.expiresAt <= now)) {
-      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "TTL_EXPIRED", at: now }))
+      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "TTL_EXPIRED", at: now }, true))
     } else if (message.attempts >= config.maxAttempts) {
-      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }))
+      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }, true))
     } else {
       events.push(
-        new MessageRequeued({ message_id: deadline.id, to: reroute(state, message), reason: "ack_wait", at: now })
+        new MessageRequeued({ message_id: deadline.id, to: reroute(state, message), reason: "ack_wait", at: now }, true)
       )
     }
   }
@@ -541,7 +545,7 @@ export const decideReconcile = (
   const events: Array<RouterEvent> = []
   for (const [id, message] of state.messages) {
     if (message.location !== "in_flight" || message.attempts >= config.maxAttempts) continue
-    events.push(new MessageRequeued({ message_id: id, to: reroute(state, message), reason: "restart", at: now }))
+    events.push(new MessageRequeued({ message_id: id, to: reroute(state, message), reason: "restart", at: now }, true))
   }
   return events
 }
@@ -621,7 +625,7 @@ export const decideDeliveries = (
         lane,
         ack_deadline: now + config.ackWaitMs,
         at: now
-      })
+      }, true)
     )
   }
   return deliveries
@@ -850,4 +854,88 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Rout
   housekeep(state, config, event.at)
   dropSpentDeadlines(state)
   return state
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots: the state as plain, comparable data
+
+export interface RouterSnapshot {
+  readonly agents: Readonly<Record<string, {
+    readonly registered: boolean
+    readonly live: boolean
+    readonly state: AgentState
+    readonly capabilities: ReadonlyArray<string>
+    readonly liveness_deadline: number | undefined
+  }>>
+  readonly messages: Readonly<Record<string, {
+    readonly to: string
+    readonly producer_id: string
+    readonly stage: EnvelopeState
+    readonly location: Location
+    readonly lane: CommunicationClass
+    readonly attempts: number
+    readonly delivery_seq: number | undefined
+    readonly ack_deadline: number | undefined
+    readonly expires_at: number | undefined
+    readonly error_code: ErrorCode | undefined
+    readonly dead_letter: boolean
+    readonly recipients: ReadonlyArray<string>
+    readonly late_acks: number
+  }>>
+  readonly mailboxes: Readonly<Record<string, {
+    /** Queued message ids per lane, in delivery order. */
+    readonly queued: Readonly<Record<CommunicationClass, ReadonlyArray<string>>>
+    readonly in_flight: number
+    readonly next_delivery_seq: number
+    readonly dead_letters: ReadonlyArray<string>
+  }>>
+  readonly dedup: Readonly<Record<string, string>>
+}
+
+const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (a: A) => B): Record<string, B> =>
+  Object.fromEntries([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, f(v)]))
+
+export const snapshot = (state: RouterState): RouterSnapshot => ({
+  agents: sortedRecord(state.agents, (agent) => ({
+    registered: agent.registered,
+    live: agent.live,
+    state: agent.state,
+    capabilities: agent.descriptor.capabilities,
+    liveness_deadline: agent.livenessDeadline
+  })),
+  messages: sortedRecord(state.messages, (message) => ({
+    to: message.to,
+    producer_id: message.envelope.producer_id,
+    stage: message.stage,
+    location: message.location,
+    lane: message.lane,
+    attempts: message.attempts,
+    delivery_seq: message.deliverySeq,
+    ack_deadline: message.ackDeadline,
+    expires_at: message.expiresAt,
+    error_code: message.errorCode,
+    dead_letter: message.deadLetter,
+    recipients: [...message.recipients],
+    late_acks: message.lateAcks
+  })),
+  mailboxes: sortedRecord(state.mailboxes, (mailbox) => ({
+    queued: {
+      PRIVILEGED: queuedIds(state, mailbox, "PRIVILEGED"),
+      STANDARD: queuedIds(state, mailbox, "STANDARD"),
+      BULK: queuedIds(state, mailbox, "BULK")
+    },
+    in_flight: mailbox.inFlight,
+    next_delivery_seq: mailbox.nextSeq,
+    dead_letters: [...mailbox.deadLetters]
+  })),
+  dedup: sortedRecord(state.dedup, (seen) => seen.message_id)
+})
+
+const queuedIds = (state: RouterState, mailbox: Mailbox, lane: CommunicationClass) => {
+  const ids: Array<string> = []
+  for (const entry of mailbox.lanes[lane]) {
+    const message = state.messages.get(entry.id)
+    if (message !== undefined && isQueuedEntry(message, entry)) ids.push(entry.id)
+  }
+  return ids
 }

@@ -11,7 +11,7 @@ import type {
   ErrorCode
 } from "../schema/Envelope.js"
 import type { MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { AckError, SendError } from "../model/Router.js"
+import type { AckError, RouterSnapshot, SendError } from "../model/Router.js"
 
 /** An agent id, or any live agent advertising a capability. */
 export type Recipient = string | { readonly capability: string }
@@ -101,4 +101,6 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
   readonly redrive: (
     message_id: string
   ) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | PersistenceError>
+  /** The whole state as plain data, with the offset it reflects: what `Replay.stateAt` must reproduce. */
+  readonly snapshot: Effect.Effect<{ readonly offset: number; readonly state: RouterSnapshot }>
 }>() {}

@@ -1,0 +1,85 @@
+/**
+ * The consumer side of the ACK lifecycle, over `Router.subscribe`: for each
+ * delivery it marks READ, runs the handler for the message type, and marks
+ * FULFILLED; FAILED with the error's code when the handler fails with a typed
+ * error; REJECTED with UNSUPPORTED_MESSAGE_TYPE when nothing handles the type.
+ *
+ * A handler that dies (a defect) or is interrupted acknowledges nothing: the
+ * message is delivered again after its ack wait, never lost.
+ */
+import { Effect, Schema, Stream } from "effect"
+import { ErrorCode, type MessageType } from "../schema/Envelope.js"
+import type { NoRoute, PersistenceError } from "../schema/Errors.js"
+import type { AckError } from "../model/Router.js"
+import { type Delivery, Router, type StageNotice } from "../services/Router.js"
+
+export type Handler<E, R> = (delivery: Delivery) => Effect.Effect<void, E, R>
+
+export interface Handlers<E, R> {
+  /** Handlers by message type. */
+  readonly handlers?: { readonly [K in MessageType]?: Handler<E, R> }
+  /** For any type without its own handler. */
+  readonly default?: Handler<E, R>
+  /** Stage changes of the messages this agent produced. */
+  readonly onNotice?: (notice: StageNotice) => Effect.Effect<void, never, R>
+  /** Deliveries handled at once; default 1, which keeps their order. */
+  readonly concurrency?: number
+}
+
+const isErrorCode = Schema.is(ErrorCode)
+
+/** The wire code of a typed failure: its own `code` when it is one, else INTERNAL_ERROR. */
+const codeOf = (error: unknown): ErrorCode => {
+  const code = typeof error === "object" && error !== null ? (error as { readonly code?: unknown }).code : undefined
+  return isErrorCode(code) ? code : "INTERNAL_ERROR"
+}
+
+const noteOf = (error: unknown) => error instanceof Error ? error.message : String(error)
+
+/** Handles one delivery through its whole lifecycle. */
+export const handle = <E, R>(agentId: string, options: Handlers<E, R>, delivery: Delivery) =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    const envelope = delivery.envelope
+    const ack = (stage: "READ" | "FULFILLED" | "REJECTED" | "FAILED", error_code?: ErrorCode, note?: string) =>
+      router.ack({ agent_id: agentId, message_id: envelope.message_id, stage, error_code, note })
+    const handler = options.handlers?.[envelope.message_type] ?? options.default
+    if (handler === undefined) {
+      return yield* ack("REJECTED", "UNSUPPORTED_MESSAGE_TYPE", `no handler for ${envelope.message_type}`)
+    }
+    yield* ack("READ")
+    // Defects and interruptions pass through untouched: no ACK, so a redelivery.
+    yield* handler(delivery).pipe(
+      Effect.matchEffect({
+        onFailure: (error) => ack("FAILED", codeOf(error), noteOf(error)),
+        onSuccess: () => ack("FULFILLED")
+      })
+    )
+  })
+
+/**
+ * Runs the agent's handlers over its subscription until interrupted. Fails
+ * only when the agent is unknown or an ACK cannot be recorded.
+ */
+export const run = <E, R>(
+  agentId: string,
+  options: Handlers<E, R>
+): Effect.Effect<void, NoRoute | AckError | PersistenceError, Router | R> =>
+  Effect.flatMap(Router, (router) =>
+    router.subscribe(agentId).pipe(
+      Stream.mapEffect(
+        (inbound) =>
+          inbound._tag === "StageNotice"
+            ? options.onNotice?.(inbound) ?? Effect.void
+            : handle(agentId, options, inbound).pipe(
+              Effect.catchAllDefect((defect) =>
+                Effect.logWarning(
+                  `processor ${agentId}: handler died on ${inbound.envelope.message_id}; it will be delivered again`,
+                  defect
+                )
+              )
+            ),
+        { concurrency: options.concurrency ?? 1 }
+      ),
+      Stream.runDrain
+    ))

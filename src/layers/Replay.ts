@@ -1,0 +1,89 @@
+/**
+ * Replay: any log (any EventLog layer, or a store file) folded into the
+ * router's state at any offset, stepped event by event, and compared. It
+ * runs the very `evolve` of the live router, so a replay that reaches another
+ * state than the live run is a bug.
+ */
+import { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Effect, Layer, Schema, Stream } from "effect"
+import { defaultRouterConfig, evolve, initialState, type RouterConfig, type RouterState, snapshot } from "../model/Router.js"
+import { agentsOf, describe, messageOf } from "../model/Timeline.js"
+import { NotAStore, PersistenceError } from "../schema/Errors.js"
+import type { EventRecord } from "../schema/Event.js"
+import { RouterEvent } from "../schema/RouterEvents.js"
+import { EventLog, type ReadRange } from "../services/EventLog.js"
+import { layerSqlite } from "./EventLogSqlite.js"
+
+export { differences } from "../model/Timeline.js"
+export { snapshot }
+
+const isRouterEvent = Schema.is(RouterEvent)
+
+export interface Step {
+  readonly record: EventRecord
+  /** The state after this record. It is the same object at every step, changed in place: take `snapshot(state)` to keep one. */
+  readonly state: RouterState
+}
+
+/** Every record of the range with the state it leads to. */
+export const steps = (range: ReadRange = {}, config: Partial<RouterConfig> = {}) =>
+  Stream.unwrap(Effect.map(EventLog, (log) => {
+    const apply = evolve({ ...defaultRouterConfig, ...config })
+    const state = initialState()
+    // History before the range still shapes the state: fold it quietly first.
+    const prefix = (range.from ?? 1) > 1 ? log.read({ to: (range.from ?? 1) - 1 }) : Stream.empty
+    return Stream.concat(
+      prefix.pipe(Stream.tap((record) => Effect.sync(() => isRouterEvent(record.event) && apply(state, record.event))), Stream.drain),
+      log.read(range).pipe(Stream.map((record): Step => {
+        if (isRouterEvent(record.event)) apply(state, record.event)
+        return { record, state }
+      }))
+    )
+  }))
+
+/** The state once the records up to offset `at` (default: the head) are applied. */
+export const stateAt = (at?: number, config: Partial<RouterConfig> = {}) =>
+  Stream.runFold(
+    steps({ to: at }, config),
+    { offset: 0, state: initialState() },
+    (_, step) => ({ offset: step.record.offset, state: step.state })
+  )
+
+export interface TimelineEntry {
+  readonly offset: number
+  readonly at: number
+  readonly text: string
+  readonly record: EventRecord
+}
+
+/** The records concerning an agent and/or a message, each described in a line. */
+export const timeline = (filter: { readonly agent?: string; readonly message?: string; readonly to?: number } = {}) =>
+  Stream.unwrap(Effect.map(EventLog, (log) =>
+    log.read({ to: filter.to }).pipe(
+      Stream.filter((record) => {
+        if (!isRouterEvent(record.event)) return false
+        if (filter.message !== undefined && messageOf(record.event) !== filter.message) return false
+        if (filter.agent !== undefined && !agentsOf(record.event).includes(filter.agent)) return false
+        return true
+      }),
+      Stream.map((record): TimelineEntry => ({
+        offset: record.offset,
+        at: record.committedAt,
+        text: describe(record.event as RouterEvent),
+        record
+      }))
+    )))
+
+/** An existing SQLite store file as an EventLog; a missing file is refused, never created. */
+export const fromFile = (filename: string): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const exists = yield* fs.exists(filename).pipe(
+        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
+      )
+      if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
+      return layerSqlite({ filename })
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+  )

@@ -1,0 +1,72 @@
+/**
+ * Reading a log as a story: which events concern an agent or a message, and
+ * one line describing each.
+ */
+import type { RouterEvent } from "../schema/RouterEvents.js"
+
+/** The message an event is about, if any. */
+export const messageOf = (event: RouterEvent): string | undefined =>
+  event._tag === "MessageAccepted" ? event.envelope.message_id : "message_id" in event ? event.message_id : undefined
+
+/** The agents an event concerns. */
+export const agentsOf = (event: RouterEvent): ReadonlyArray<string> => {
+  switch (event._tag) {
+    case "AgentRegistered":
+      return [event.agent.agent_id]
+    case "AgentHeartbeat":
+    case "AgentDeregistered":
+    case "AgentLivenessLost":
+      return [event.agent_id]
+    case "MessageAccepted":
+      return [event.envelope.producer_id, event.to]
+    case "MessageDelivered":
+    case "MessageRequeued":
+    case "MessageRedriven":
+      return [event.to]
+    case "MessageAcked":
+      return [event.agent_id]
+    case "MessageTimedOut":
+      return []
+  }
+}
+
+export const describe = (event: RouterEvent): string => {
+  switch (event._tag) {
+    case "AgentRegistered":
+      return `agent ${event.agent.agent_id} registered` +
+        (event.agent.capabilities.length > 0 ? ` (${event.agent.capabilities.join(", ")})` : "")
+    case "AgentHeartbeat":
+      return `agent ${event.agent_id} heartbeat: ${event.state}`
+    case "AgentDeregistered":
+      return `agent ${event.agent_id} deregistered: ${event.reason}`
+    case "AgentLivenessLost":
+      return `agent ${event.agent_id} lost: no heartbeat in time`
+    case "MessageAccepted":
+      return `${event.envelope.message_id} ${event.envelope.message_type} from ${event.envelope.producer_id} ` +
+        `accepted for ${event.to}` + (event.route._tag === "Capability" ? ` (capability ${event.route.capability})` : "") +
+        `, lane ${event.lane}: RECEIVED`
+    case "MessageDelivered":
+      return `${event.message_id} delivered to ${event.to}, attempt ${event.attempt}, delivery_seq ${event.delivery_seq}`
+    case "MessageAcked":
+      return `${event.message_id} ${event.stage} by ${event.agent_id}` +
+        (event.error_code ? ` (${event.error_code})` : "") + (event.note ? `: ${event.note}` : "")
+    case "MessageRequeued":
+      return `${event.message_id} queued again for ${event.to} (${event.reason.replace("_", " ")})`
+    case "MessageTimedOut":
+      return `${event.message_id} TIMED_OUT (${event.error_code}): dead letter`
+    case "MessageRedriven":
+      return `${event.message_id} redriven to ${event.to}: RECEIVED`
+  }
+}
+
+/** The paths where two plain values differ; empty when they are equal. */
+export const differences = (a: unknown, b: unknown, path = ""): ReadonlyArray<string> => {
+  if (Object.is(a, b)) return []
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) {
+    return [`${path || "(root)"}: ${JSON.stringify(a)} ≠ ${JSON.stringify(b)}`]
+  }
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)])
+  return [...keys].flatMap((key) =>
+    differences((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], path ? `${path}.${key}` : key)
+  )
+}
