@@ -8,7 +8,7 @@
  * still decode; a record from a newer version than this code knows is refused
  * (never guessed at).
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
 import { RouterEvent } from "./RouterEvents.js"
 
@@ -58,11 +58,178 @@ export interface StoredEvent {
   readonly payload: string
 }
 
+// ---------------------------------------------------------------------------
+// Fast codecs
+//
+// Schema's parser interprets the AST node by node and wraps every step in an
+// Either: for a message event that costs several times the JSON and SQL work
+// around it, on every append and every replay. `compileFast` turns an AST into
+// plain closures that only know how to succeed. Whatever they cannot vouch for
+// (a failure, an effectful transformation, a kind of node they do not handle)
+// goes back to Schema, which stays the reference: a value the fast path returns
+// is the value Schema returns, and every error is Schema's own.
+
+/** Schema refuses the input too. */
+const Invalid: unique symbol = Symbol("Invalid")
+/** Only Schema can tell. */
+const Unsure: unique symbol = Symbol("Unsure")
+type Fast = (input: unknown) => unknown
+
+const isRecord = (input: unknown): input is { readonly [key: PropertyKey]: unknown } =>
+  typeof input === "object" && input !== null && !Array.isArray(input)
+
+const hasOwn = (value: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(value, key)
+
+const withoutRefinements = (ast: SchemaAST.AST): SchemaAST.AST =>
+  SchemaAST.isRefinement(ast) ? withoutRefinements(ast.from) : ast
+
+const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST.ParseOptions): Fast => {
+  const bySchema = (): Fast => {
+    const parse = (isDecoding ? ParseResult.decodeUnknownEither : ParseResult.encodeUnknownEither)(
+      Schema.make(ast),
+      options
+    )
+    return (input) => {
+      const result = parse(input)
+      return Either.isRight(result) ? result.right : Invalid
+    }
+  }
+  const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): Fast => (input) => {
+    const value = first(input)
+    return value === Invalid || value === Unsure ? value : next(value, input)
+  }
+  if (
+    Option.isSome(SchemaAST.getParseOptionsAnnotation(ast)) ||
+    Option.isSome(SchemaAST.getDecodingFallbackAnnotation(ast))
+  ) return bySchema()
+
+  switch (ast._tag) {
+    case "Literal": {
+      const literal = ast.literal
+      return (input) => input === literal ? input : Invalid
+    }
+    case "StringKeyword":
+      return (input) => typeof input === "string" ? input : Invalid
+    case "NumberKeyword":
+      return (input) => typeof input === "number" ? input : Invalid
+    case "BooleanKeyword":
+      return (input) => typeof input === "boolean" ? input : Invalid
+    case "UndefinedKeyword":
+      return (input) => input === undefined ? input : Invalid
+    case "UnknownKeyword":
+    case "AnyKeyword":
+      return (input) => input
+    case "Refinement": {
+      if (isDecoding) {
+        return then(
+          compileFast(ast.from, true, options),
+          (value) => Option.isNone(ast.filter(value, options, ast)) ? value : Invalid
+        )
+      }
+      // As in Schema: encoding first checks the value against the whole type.
+      return then(
+        compileFast(SchemaAST.typeAST(ast), true, options),
+        compileFast(withoutRefinements(ast.from), false, options)
+      )
+    }
+    case "Transformation": {
+      const transformation = ast.transformation
+      if (transformation._tag === "TypeLiteralTransformation") return bySchema()
+      const from = compileFast(isDecoding ? ast.from : ast.to, isDecoding, options)
+      const to = compileFast(isDecoding ? ast.to : ast.from, isDecoding, options)
+      if (transformation._tag === "ComposeTransformation") return then(from, to)
+      const transform = isDecoding ? transformation.decode : transformation.encode
+      return then(from, (value, input) => {
+        const result: unknown = transform(value, options, ast, input)
+        // Anything but an Either is an Effect, which only Schema runs.
+        if (!Either.isEither(result)) return Unsure
+        return Either.isRight(result) ? to(result.right) : Invalid
+      })
+    }
+    case "TypeLiteral": {
+      if (
+        ast.indexSignatures.length > 0 || options.exact === true || options.onExcessProperty === "preserve" ||
+        options.propertyOrder === "original"
+      ) return bySchema()
+      const properties = ast.propertySignatures.map((property) => ({
+        name: property.name,
+        isOptional: property.isOptional,
+        parse: compileFast(property.type, isDecoding, options)
+      }))
+      const names = new Set(properties.map((property) => property.name))
+      const refuseExcess = options.onExcessProperty === "error"
+      return (input) => {
+        if (!isRecord(input)) return Invalid
+        if (refuseExcess) {
+          for (const key of Reflect.ownKeys(input)) if (!names.has(key)) return Invalid
+        }
+        const output: Record<PropertyKey, unknown> = {}
+        for (const property of properties) {
+          if (property.isOptional && !hasOwn(input, property.name)) continue
+          const value = property.parse(input[property.name])
+          if (value === Invalid || value === Unsure) return value
+          output[property.name] = value
+        }
+        return output
+      }
+    }
+    case "Union": {
+      const literals = ast.types.map((member) => SchemaAST.isLiteral(member) ? member.literal : undefined)
+      if (literals.every((literal) => typeof literal === "string")) {
+        const allowed = new Set(literals)
+        return (input) => allowed.has(input as string) ? input : Invalid
+      }
+      const members = ast.types.map((member) => compileFast(member, isDecoding, options))
+      // Schema gives the first of its candidates that succeeds: when exactly one
+      // member succeeds, that is the one.
+      return (input) => {
+        let found: unknown = Invalid
+        for (const member of members) {
+          const value = member(input)
+          if (value === Unsure) return Unsure
+          if (value !== Invalid) {
+            if (found !== Invalid) return Unsure
+            found = value
+          }
+        }
+        return found
+      }
+    }
+    default:
+      return bySchema()
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stored events
+
+const decodeOptions: SchemaAST.ParseOptions = { onExcessProperty: "error" }
 const encodeEventEither = Schema.encodeEither(Event)
-const decodeEventEither = Schema.decodeUnknownEither(Event, { onExcessProperty: "error" })
+const decodeEventEither = Schema.decodeUnknownEither(Event, decodeOptions)
+
+/** Each event type's fast codecs, compiled on first use. */
+const fastCodecs = new Map<string, { readonly decode: Fast; readonly encode: Fast }>()
+const fastCodec = (type: string) => {
+  let codec = fastCodecs.get(type)
+  if (codec === undefined) {
+    const member = Event.members.find((member) => member._tag === type)
+    if (member === undefined) return undefined
+    codec = { decode: compileFast(member.ast, true, decodeOptions), encode: compileFast(member.ast, false, {}) }
+    fastCodecs.set(type, codec)
+  }
+  return codec
+}
+
+const encodeFast = (event: Event): Either.Either<typeof Event.Encoded, ParseResult.ParseError> => {
+  // Callers may hand in anything: only Schema reports on what is not an event.
+  const encoded = isRecord(event) && typeof event._tag === "string" ? fastCodec(event._tag)?.encode(event) : undefined
+  return encoded === undefined || encoded === Invalid || encoded === Unsure
+    ? encodeEventEither(event)
+    : Either.right(encoded as typeof Event.Encoded)
+}
 
 export const encodeEvent = (event: Event): Either.Either<StoredEvent, ValidationError> =>
-  Either.match(encodeEventEither(event), {
+  Either.match(encodeFast(event), {
     onLeft: (error) => Either.left(ValidationError.fromParseError("event", error)),
     onRight: (encoded) =>
       Either.right({ type: encoded._tag, version: eventVersions[encoded._tag], payload: JSON.stringify(encoded) })
@@ -88,6 +255,8 @@ export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<
     if (step === undefined) return fail(`no upcaster for ${stored.type} from version ${version}`)
     encoded = step(encoded)
   }
+  const fast = fastCodec(stored.type)?.decode(encoded)
+  if (fast !== undefined && fast !== Invalid && fast !== Unsure) return Either.right(fast as Event)
   const decoded = decodeEventEither(encoded)
   if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
   if (decoded.right._tag !== stored.type) return fail(`payload is a ${decoded.right._tag}, stored as ${stored.type}`)

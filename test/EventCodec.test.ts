@@ -1,0 +1,109 @@
+/**
+ * encodeEvent and decodeEvent take a fast path past Schema's interpreter; Schema
+ * stays the reference. For any event, and for any damage done to a stored one,
+ * they must give exactly what Schema gives: the same JSON text, the same
+ * decoded value, the same error.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Either, FastCheck as fc, ParseResult, Schema } from "effect"
+import { decodeEvent, encodeEvent, Event, eventVersions, type EventType } from "../src/index.js"
+
+const schemaEncode = Schema.encodeEither(Event)
+const schemaDecode = Schema.decodeUnknownEither(Event, { onExcessProperty: "error" })
+
+type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+
+/** Every path to a value inside `json`, the root excluded. */
+const paths = (json: Json, prefix: ReadonlyArray<string> = []): Array<ReadonlyArray<string>> => {
+  if (typeof json !== "object" || json === null) return []
+  return Object.entries(json).flatMap(([key, value]) => [[...prefix, key], ...paths(value, [...prefix, key])])
+}
+
+type Damage =
+  | { readonly op: "drop" }
+  | { readonly op: "replace"; readonly value: Json }
+  | { readonly op: "add"; readonly key: string; readonly value: Json }
+
+/** A copy of `json` with `damage` done at `path` (to the parent object for "add"). */
+const damaged = (json: Json, path: ReadonlyArray<string>, damage: Damage): Json => {
+  if (typeof json !== "object" || json === null) return json
+  const copy = (Array.isArray(json) ? [...json] : { ...json }) as Record<string, Json>
+  const [key, ...rest] = path
+  if (damage.op === "add" && rest.length === 0) {
+    const target = copy[key]
+    if (typeof target === "object" && target !== null && !Array.isArray(target)) {
+      copy[key] = { ...target, [damage.key]: damage.value }
+    } else {
+      copy[damage.key] = damage.value
+    }
+  } else if (rest.length === 0) {
+    if (damage.op === "drop") delete copy[key]
+    else if (damage.op === "replace") copy[key] = damage.value
+  } else {
+    copy[key] = damaged(copy[key], rest, damage)
+  }
+  return copy
+}
+
+const reference = (type: string, payload: Json) => {
+  const decoded = schemaDecode(payload)
+  if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  return decoded.right._tag === type ? Either.right(decoded.right) : Either.left(`stored as ${type}`)
+}
+
+describe("Event codec fast path", () => {
+  it.prop("encodes every event to the very JSON text Schema gives", { event: Event }, ({ event }) => {
+    const stored = encodeEvent(event)
+    const expected = schemaEncode(event)
+    expect(Either.isRight(stored)).toBe(Either.isRight(expected))
+    if (Either.isRight(stored) && Either.isRight(expected)) {
+      expect(stored.right.payload).toBe(JSON.stringify(expected.right))
+    }
+  }, { fastCheck: { numRuns: 300 } })
+
+  it.prop(
+    "decodes any stored payload, intact or damaged, exactly as Schema does",
+    {
+      event: Event,
+      at: fc.nat(),
+      damage: fc.oneof(
+        fc.constant<Damage>({ op: "drop" }),
+        fc.record({ op: fc.constant("replace" as const), value: fc.jsonValue() as fc.Arbitrary<Json> }),
+        fc.record({
+          op: fc.constant("add" as const),
+          key: fc.oneof(fc.string(), fc.constantFrom("_tag", "to", "payload", "message_id", "at")),
+          value: fc.jsonValue() as fc.Arbitrary<Json>
+        })
+      ),
+      intact: fc.boolean()
+    },
+    ({ at, damage, event, intact }) => {
+      const stored = encodeEvent(event)
+      if (Either.isLeft(stored)) return
+      const original = JSON.parse(stored.right.payload) as Json
+      const all = paths(original)
+      const payload = intact ? original : damaged(original, all[at % all.length], damage)
+      const type = stored.right.type
+      const actual = decodeEvent(1, { type, version: eventVersions[type as EventType], payload: JSON.stringify(payload) })
+      const expected = reference(type, JSON.parse(JSON.stringify(payload)))
+      if (Either.isRight(expected)) {
+        if (Either.isLeft(actual)) throw new Error(`refused what Schema accepts: ${actual.left.reason}`)
+        expect(actual.right).toEqual(expected.right)
+        expect(Object.getPrototypeOf(actual.right)).toBe(Object.getPrototypeOf(expected.right))
+        expect(JSON.stringify(actual.right)).toBe(JSON.stringify(expected.right))
+      } else {
+        if (Either.isRight(actual)) throw new Error(`accepted what Schema refuses: ${expected.left}`)
+        expect(actual.left.reason).toContain(expected.left)
+      }
+    },
+    { fastCheck: { numRuns: 1_000 } }
+  )
+
+  it("refuses values that are no event as Schema does", () => {
+    for (const value of [null, 7, "MessageAccepted", {}, { _tag: "MessageAccepted" }, { _tag: "Nope" }]) {
+      const stored = encodeEvent(value as never)
+      expect(Either.isLeft(stored)).toBe(true)
+      expect(Either.isLeft(schemaEncode(value as never))).toBe(true)
+    }
+  })
+})
