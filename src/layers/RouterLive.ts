@@ -436,8 +436,8 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         } satisfies SendReceipt
       })
 
-    const subscribe = (agentId: string): Stream.Stream<Inbound, NoRoute> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+    const subscription = (agentId: string) =>
+      Effect.gen(function*() {
         yield* Effect.flatten(query((state) => agentOf(state, agentId)))
         const subscriber: Subscriber = { agentId, inbox: yield* Queue.unbounded<Inbound>(), holding: new Set() }
         subscribers.set(agentId, [...(subscribers.get(agentId) ?? []), subscriber])
@@ -453,7 +453,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           })
         )
         return Stream.fromQueue(subscriber.inbox)
-      }))
+      })
 
     const awaitStage = (messageId: string, stage: EnvelopeState) =>
       Effect.gen(function*() {
@@ -474,7 +474,8 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     const router = Router.of({
       send,
-      subscribe,
+      subscribe: (agentId) => Stream.unwrapScoped(subscription(agentId)),
+      subscription,
       ack,
       status: (messageId) =>
         query((state) => Option.map(Option.fromNullable(state.messages.get(messageId)), messageStatus)),

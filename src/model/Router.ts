@@ -208,10 +208,17 @@ const load = (state: RouterState, agentId: string) => {
 export const isTerminal = (stage: EnvelopeState) =>
   stage === "FULFILLED" || stage === "REJECTED" || stage === "FAILED" || stage === "TIMED_OUT"
 
-const dedupKey = (envelope: Envelope) =>
+/**
+ * What makes two sends one logical message: the idempotency token, else the
+ * producer's sequence number. A sequence number of 0 means "not set", as in
+ * protobuf, so a producer that numbers nothing is never deduplicated by it.
+ */
+const dedupKey = (envelope: Envelope): string | undefined =>
   envelope.idempotency_token !== undefined
     ? `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
-    : `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+    : envelope.sequence_number > 0
+    ? `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+    : undefined
 
 export const isAvailable = (agent: AgentEntry | undefined): agent is AgentEntry =>
   agent !== undefined && agent.registered && agent.live && agent.state !== "SHUTTING_DOWN"
@@ -362,7 +369,8 @@ export const findDuplicate = (
 ): MessageEntry | undefined => {
   const same = state.messages.get(envelope.message_id)
   if (same !== undefined) return same
-  const seen = state.dedup.get(dedupKey(envelope))
+  const key = dedupKey(envelope)
+  const seen = key === undefined ? undefined : state.dedup.get(key)
   if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
   return state.messages.get(seen.message_id)
 }
@@ -766,8 +774,10 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Rout
       state.messages.set(envelope.message_id, message)
       enqueue(state, message, false)
       const key = dedupKey(envelope)
-      state.dedup.set(key, { message_id: envelope.message_id, at: event.at })
-      state.dedupOrder.pushBack({ key, at: event.at })
+      if (key !== undefined) {
+        state.dedup.set(key, { message_id: envelope.message_id, at: event.at })
+        state.dedupOrder.pushBack({ key, at: event.at })
+      }
       if (event.expires_at !== undefined) {
         state.deadlines.push({ at: event.expires_at, kind: "ttl", id: envelope.message_id })
       }

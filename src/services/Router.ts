@@ -1,7 +1,7 @@
 /**
  * Guaranteed delivery with an ACK lifecycle (PROTOCOLS.md §1).
  */
-import { Context, type Effect, type Option, type Stream } from "effect"
+import { Context, type Effect, type Option, type Scope, type Stream } from "effect"
 import type {
   AckPayload,
   AckStage,
@@ -91,6 +91,12 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    * At most `maxInFlight` deliveries are unacknowledged at a time.
    */
   readonly subscribe: (agent_id: string) => Stream.Stream<Inbound, NoRoute>
+  /**
+   * Like `subscribe`, but the subscription starts now, not when the stream is
+   * first pulled: nothing is missed between subscribing and consuming. It
+   * ends with the scope.
+   */
+  readonly subscription: (agent_id: string) => Effect.Effect<Stream.Stream<Inbound>, NoRoute, Scope.Scope>
   readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | PersistenceError>
   readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>>
   /** Waits until the message reaches `stage`, or a terminal stage, and returns its status. */

@@ -25,7 +25,8 @@ export const sendTo = (to: string | { capability: string }, input: EnvelopeInput
 export const inbox = (agentId: string): Effect.Effect<(n: number) => Effect.Effect<ReadonlyArray<Inbound>>, never, Router | Scope.Scope> =>
   Effect.gen(function*() {
     const router = yield* Router
-    const pull = yield* Stream.toPull(router.subscribe(agentId).pipe(Stream.orDie))
+    const stream = yield* Effect.orDie(router.subscription(agentId))
+    const pull = yield* Stream.toPull(stream)
     let buffer: Array<Inbound> = []
     return (n: number) =>
       Effect.gen(function*() {

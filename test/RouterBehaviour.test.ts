@@ -1,0 +1,181 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, TestClock } from "effect"
+import * as Processor from "../src/layers/Processor.js"
+import { buildEnvelope, payloadText } from "../src/model/Envelopes.js"
+import { PermissionDenied } from "../src/schema/Errors.js"
+import { Registry } from "../src/services/Registry.js"
+import { type Delivery, type Inbound, Router, type StageNotice } from "../src/services/Router.js"
+import { inbox, register, routerLayer, sendTo } from "./support/router.js"
+
+const asDeliveries = (items: ReadonlyArray<Inbound>) => items as ReadonlyArray<Delivery>
+const texts = (items: ReadonlyArray<Inbound>) => asDeliveries(items).map((d) => payloadText(d.envelope))
+
+describe("Router lanes and order", () => {
+  it.scoped("PRIVILEGED first within its rate, BULK every n-th delivery, FIFO per producer", () =>
+    Effect.gen(function*() {
+      yield* register("p", { communication_class: "PRIVILEGED" })
+      yield* register("s", { communication_class: "STANDARD" })
+      yield* register("b", { communication_class: "BULK" })
+      yield* register("c")
+      for (let i = 1; i <= 3; i++) yield* sendTo("c", { producer_id: "b", payload: `b${i}` })
+      for (let i = 1; i <= 9; i++) yield* sendTo("c", { producer_id: "s", payload: `s${i}` })
+      for (let i = 1; i <= 3; i++) yield* sendTo("c", { producer_id: "p", payload: `p${i}` })
+      const next = yield* inbox("c")
+      const got = yield* next(15)
+      // Two PRIVILEGED tokens; p3 is over the rate and competes as STANDARD, after s1..s9 by acceptance order.
+      expect(texts(got)).toEqual([
+        "p1", "p2", "s1", "b1", "s2", "s3", "s4", "b2", "s5", "s6", "s7", "b3", "s8", "s9", "p3"
+      ])
+      expect(asDeliveries(got).map((d) => d.lane)).toEqual([
+        "PRIVILEGED", "PRIVILEGED", "STANDARD", "BULK", "STANDARD", "STANDARD", "STANDARD", "BULK",
+        "STANDARD", "STANDARD", "STANDARD", "BULK", "STANDARD", "STANDARD", "STANDARD"
+      ])
+      expect(asDeliveries(got).map((d) => d.delivery_seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
+    }).pipe(Effect.provide(routerLayer({ privilegedPerSecond: 2, bulkEvery: 4 }))))
+
+  it.scoped("concurrent producers keep FIFO per (producer, recipient)", () =>
+    Effect.gen(function*() {
+      const producers = ["a", "b", "c", "d"]
+      for (const id of [...producers, "r"]) yield* register(id)
+      yield* Effect.forEach(producers, (producer) =>
+        Effect.forEach(Array.from({ length: 25 }, (_, i) => i), (i) =>
+          sendTo("r", { producer_id: producer, payload: `${producer}:${i}`, sequence_number: i + 1 }), { discard: true }),
+        { concurrency: "unbounded", discard: true })
+      const next = yield* inbox("r")
+      const got = texts(yield* next(100))
+      for (const producer of producers) {
+        const own = got.filter((text) => text.startsWith(`${producer}:`)).map((text) => Number(text.split(":")[1]))
+        expect(own).toEqual(Array.from({ length: 25 }, (_, i) => i))
+      }
+    }).pipe(Effect.provide(routerLayer())))
+})
+
+describe("Router routing by capability", () => {
+  it.scoped("spreads over the least loaded agents and moves work away from an agent that is lost", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* register("planner")
+      yield* register("w1", { capabilities: ["work"] })
+      yield* register("w2", { capabilities: ["work"] })
+      const receipts = []
+      for (let i = 0; i < 4; i++) receipts.push(yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: `job${i}` }))
+      expect(receipts.map((r) => r.to)).toEqual(["w1", "w2", "w1", "w2"])
+      const w1 = yield* inbox("w1")
+      const [taken] = asDeliveries(yield* w1(1))
+      // w1 holds one delivery and one queued message; it stops heartbeating, w2 goes on.
+      yield* TestClock.adjust("600 millis")
+      yield* registry.heartbeat("w2")
+      yield* TestClock.adjust("600 millis")
+      const lost = yield* registry.get("w1")
+      expect(lost._tag === "Some" && lost.value.available).toBe(false)
+      const queuedOnW1 = receipts.filter((r) => r.to === "w1" && r.message_id !== taken.envelope.message_id)
+      for (const r of queuedOnW1) expect((yield* router.status(r.message_id)).pipe((s) => s._tag === "Some" && s.value.to)).toBe("w2")
+      yield* registry.heartbeat("w2")
+      yield* TestClock.adjust("600 millis")
+      // The delivery w1 held comes back after its ack wait, for w2.
+      const moved = yield* router.awaitStage(taken.envelope.message_id, "RECEIVED")
+      expect(moved.to).toBe("w2")
+      // One delivery in flight at a time (maxInFlight 1): take, acknowledge, take the next.
+      const w2 = yield* inbox("w2")
+      const all: Array<string> = []
+      for (let i = 0; i < 4; i++) {
+        const [delivery] = asDeliveries(yield* w2(1))
+        all.push(payloadText(delivery.envelope))
+        yield* router.ack({ agent_id: "w2", message_id: delivery.envelope.message_id, stage: "FULFILLED" })
+      }
+      expect(all.sort()).toEqual(["job0", "job1", "job2", "job3"])
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000, ackWaitMs: 1500, maxInFlight: 1 }))))
+
+  it.scoped("refuses agents that are gone or shutting down", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      yield* register("a")
+      yield* register("b")
+      yield* registry.heartbeat("b", "SHUTTING_DOWN")
+      expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: 1 }))).toMatchObject({ _tag: "AgentShutdown", retryable: true })
+      yield* registry.deregister("b", "done")
+      expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: 1 }))).toMatchObject({ _tag: "NoRoute" })
+      expect(yield* Effect.flip(registry.heartbeat("ghost"))).toMatchObject({ _tag: "NoRoute" })
+      expect(yield* Effect.flip(registry.register({ agent_id: "", name: 3 } as never))).toMatchObject({ _tag: "ValidationError" })
+      expect((yield* registry.list).map((agent) => agent.descriptor.agent_id)).toEqual(["a"])
+    }).pipe(Effect.provide(routerLayer())))
+})
+
+describe("Router ACK lifecycle", () => {
+  it.scoped("READ restarts the ack wait; producers hear of stage changes; an ACK envelope is the same ack", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const producerInbox = yield* inbox("a")
+      const receipt = yield* sendTo("b", { producer_id: "a", payload: "work" })
+      const next = yield* inbox("b")
+      yield* next(1)
+      yield* TestClock.adjust("800 millis")
+      yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "READ" })
+      yield* TestClock.adjust("700 millis")
+      expect((yield* router.status(receipt.message_id)).pipe((s) => s._tag === "Some" && s.value.attempts)).toBe(1)
+      const ackPayload = new TextEncoder().encode(JSON.stringify({ ack_for_message_id: receipt.message_id, ack_stage: "FULFILLED" }))
+      const ackEnvelope = buildEnvelope({ producer_id: "b", payload: ackPayload, message_type: "ACKNOWLEDGEMENT", content_type: "application/json" }, "ack-1", 1500)
+      const ackReceipt = yield* router.send({ to: "a", envelope: ackEnvelope })
+      expect(ackReceipt).toMatchObject({ message_id: "ack-1", to: "a" })
+      expect(yield* router.awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 1 })
+      const notices = (yield* producerInbox(2)) as ReadonlyArray<StageNotice>
+      expect(notices.map((n) => [n._tag, n.ack.ack_stage, n.envelope.message_type])).toEqual([
+        ["StageNotice", "READ", "ACKNOWLEDGEMENT"],
+        ["StageNotice", "FULFILLED", "ACKNOWLEDGEMENT"]
+      ])
+      const junk = buildEnvelope({ producer_id: "b", payload: "not json", message_type: "ACKNOWLEDGEMENT" }, "ack-2", 1500)
+      expect(yield* Effect.flip(router.send({ to: "a", envelope: junk }))).toMatchObject({ _tag: "ValidationError" })
+    }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+
+  it.scoped("holds at most maxInFlight unacknowledged deliveries per subscriber", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      for (let i = 0; i < 5; i++) yield* sendTo("b", { producer_id: "a", payload: `m${i}` })
+      const next = yield* inbox("b")
+      const first = asDeliveries(yield* next(2))
+      const before = (yield* router.snapshot).state.mailboxes["b"]
+      expect(before.in_flight).toBe(2)
+      expect(before.queued.STANDARD.length).toBe(3)
+      yield* router.ack({ agent_id: "b", message_id: first[0].envelope.message_id, stage: "FULFILLED" })
+      expect(texts(yield* next(1))).toEqual(["m2"])
+      const after = (yield* router.snapshot).state.mailboxes["b"]
+      expect(after.in_flight).toBe(2)
+      expect(after.queued.STANDARD.length).toBe(2)
+    }).pipe(Effect.provide(routerLayer({ maxInFlight: 2 }))))
+})
+
+describe("Message processor", () => {
+  it.scoped("FULFILLED on success, FAILED with the error's code, REJECTED without a handler, redelivery after a defect", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      let dies = 1
+      const processor = yield* Effect.fork(Processor.run("b", {
+        handlers: {
+          DATA: (delivery) => {
+            const text = payloadText(delivery.envelope)
+            if (text === "deny") return Effect.fail(new PermissionDenied({ reason: "not today" }))
+            if (text === "crash" && dies-- > 0) return Effect.die("boom")
+            return Effect.void
+          }
+        }
+      }))
+      const ok = yield* sendTo("b", { producer_id: "a", payload: "fine" })
+      const denied = yield* sendTo("b", { producer_id: "a", payload: "deny" })
+      const unknown = yield* sendTo("b", { producer_id: "a", payload: "?", message_type: "NOTIFICATION" })
+      const crash = yield* sendTo("b", { producer_id: "a", payload: "crash" })
+      expect(yield* router.awaitStage(ok.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
+      expect(yield* router.awaitStage(denied.message_id, "FULFILLED")).toMatchObject({ stage: "FAILED", error_code: "PERMISSION_DENIED" })
+      expect(yield* router.awaitStage(unknown.message_id, "FULFILLED")).toMatchObject({ stage: "REJECTED", error_code: "UNSUPPORTED_MESSAGE_TYPE" })
+      expect(yield* router.awaitStage(crash.message_id, "READ")).toMatchObject({ stage: "READ", attempts: 1 })
+      yield* TestClock.adjust("1 second")
+      expect(yield* router.awaitStage(crash.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 2 })
+      yield* Fiber.interrupt(processor)
+    }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+})
