@@ -26,29 +26,38 @@ export interface Step {
   readonly state: RouterState
 }
 
-/** Every record of the range with the state it leads to. */
+const folder = (config: Partial<RouterConfig>) => {
+  const apply = evolve({ ...defaultRouterConfig, ...config })
+  return (state: RouterState, record: EventRecord) => isRouterEvent(record.event) ? apply(state, record.event) : state
+}
+
+/**
+ * Every record of the range with the state it leads to, one at a time: each
+ * step is seen downstream before the next record is applied.
+ */
 export const steps = (range: ReadRange = {}, config: Partial<RouterConfig> = {}) =>
-  Stream.unwrap(Effect.map(EventLog, (log) => {
-    const apply = evolve({ ...defaultRouterConfig, ...config })
-    const state = initialState()
+  Stream.unwrap(Effect.gen(function*() {
+    const log = yield* EventLog
+    const fold = folder(config)
     // History before the range still shapes the state: fold it quietly first.
-    const prefix = (range.from ?? 1) > 1 ? log.read({ to: (range.from ?? 1) - 1 }) : Stream.empty
-    return Stream.concat(
-      prefix.pipe(Stream.tap((record) => Effect.sync(() => isRouterEvent(record.event) && apply(state, record.event))), Stream.drain),
-      log.read(range).pipe(Stream.map((record): Step => {
-        if (isRouterEvent(record.event)) apply(state, record.event)
-        return { record, state }
-      }))
+    const from = range.from ?? 1
+    const state = from > 1 ? yield* Stream.runFold(log.read({ to: from - 1 }), initialState(), fold) : initialState()
+    return log.read(range).pipe(
+      Stream.rechunk(1),
+      Stream.map((record): Step => ({ record, state: fold(state, record) }))
     )
   }))
 
 /** The state once the records up to offset `at` (default: the head) are applied. */
 export const stateAt = (at?: number, config: Partial<RouterConfig> = {}) =>
-  Stream.runFold(
-    steps({ to: at }, config),
-    { offset: 0, state: initialState() },
-    (_, step) => ({ offset: step.record.offset, state: step.state })
-  )
+  Effect.flatMap(EventLog, (log) => {
+    const fold = folder(config)
+    return Stream.runFold(
+      log.read({ to: at }),
+      { offset: 0, state: initialState() },
+      (folded, record) => ({ offset: record.offset, state: fold(folded.state, record) })
+    )
+  })
 
 export interface TimelineEntry {
   readonly offset: number
