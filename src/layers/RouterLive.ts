@@ -120,15 +120,21 @@ export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
 
 type Decision = Either.Either<ReadonlyArray<RouterEvent>, unknown>
 
+/** Answers a caller; `resume` of `Effect.async`. */
+type Resume = (result: Effect.Effect<any, any>) => void
+
 interface DecideCommand {
   readonly _tag: "Decide"
   readonly decide: (state: RouterState, now: number) => Decision
-  readonly done: Deferred.Deferred<ReadonlyArray<EventRecord>, unknown>
+  /** The caller's answer, read once the batch is durable and applied. */
+  readonly answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => unknown
+  readonly resume: Resume
 }
 
 interface QueryCommand {
   readonly _tag: "Query"
-  readonly run: (state: RouterState) => void
+  readonly read: (state: RouterState) => unknown
+  readonly resume: Resume
 }
 
 type Command = DecideCommand | QueryCommand | { readonly _tag: "Wake" }
@@ -286,7 +292,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           if (command._tag !== "Decide") continue
           const decision = command.decide(state, now)
           if (Either.isLeft(decision)) {
-            Deferred.unsafeDone(command.done, Effect.fail(decision.left))
+            command.resume(Effect.fail(decision.left))
             continue
           }
           decided.push({ command, start: events.length, count: decision.right.length })
@@ -302,7 +308,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         if (events.length > 0) {
           const appended = yield* Effect.either(log.append(events))
           if (Either.isLeft(appended)) {
-            for (const { command } of decided) Deferred.unsafeDone(command.done, Effect.fail(appended.left))
+            for (const { command } of decided) command.resume(Effect.fail(appended.left))
             const refolded = yield* foldLog(log, config).pipe(Effect.orDie)
             state = refolded.state
             offset = refolded.offset
@@ -310,12 +316,14 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             return false
           }
           offset = appended.right[appended.right.length - 1].offset
-          for (const { command, count, start } of decided) {
-            Deferred.unsafeDone(command.done, Effect.succeed(appended.right.slice(start, start + count)))
-          }
           yield* publish(events)
+          for (const { command, count, start } of decided) {
+            command.resume(Effect.succeed(command.answer(state, appended.right.slice(start, start + count))))
+          }
+        } else {
+          for (const { command } of decided) command.resume(Effect.succeed(command.answer(state, [])))
         }
-        for (const query of queries) query.run(state)
+        for (const query of queries) query.resume(Effect.succeed(query.read(state)))
         return events.length > 0
       })
 
@@ -323,24 +331,28 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     yield* Queue.offer(commands, {
       _tag: "Decide",
       decide: (current, now) => Either.right(decideReconcile(current, config, now)),
-      done: yield* Deferred.make<ReadonlyArray<EventRecord>, unknown>()
+      answer: () => undefined,
+      resume: () => {}
     })
 
     // -----------------------------------------------------------------------
     // Commands and queries
 
-    const run = <E>(decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<RouterEvent>, E>) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<ReadonlyArray<EventRecord>, unknown>()
-        yield* Queue.offer(commands, { _tag: "Decide", decide, done })
-        return yield* (Deferred.await(done) as Effect.Effect<ReadonlyArray<EventRecord>, E | PersistenceError>)
+    /**
+     * Runs a decision through the loop; once its events are durable and
+     * applied, answers with `answer(state, records)`: one trip for both.
+     */
+    const run = <E, A = ReadonlyArray<EventRecord>>(
+      decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<RouterEvent>, E>,
+      answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => A = (_, records) => records as A
+    ) =>
+      Effect.async<A, E | PersistenceError>((resume) => {
+        commands.unsafeOffer({ _tag: "Decide", decide, answer, resume })
       })
 
     const query = <A>(read: (state: RouterState) => A) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<A>()
-        yield* Queue.offer(commands, { _tag: "Query", run: (current) => Deferred.unsafeDone(done, Effect.succeed(read(current))) })
-        return yield* Deferred.await(done)
+      Effect.async<A>((resume) => {
+        commands.unsafeOffer({ _tag: "Query", read, resume: resume as Resume })
       })
 
     const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
@@ -364,14 +376,18 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             decodeDescriptor(descriptor),
             (error) => ValidationError.fromParseError("agent", error)
           )
-          yield* run((state, now) => Either.right(decideRegister(state, config, agent, now)))
-          return yield* query((state) => agentInfo(state.agents.get(agent.agent_id)!))
+          return yield* run(
+            (state, now) => Either.right(decideRegister(state, config, agent, now)),
+            (state) => agentInfo(state.agents.get(agent.agent_id)!)
+          )
         }),
       heartbeat: (agentId, agentState = "RUNNING", health = {}) =>
         Effect.gen(function*() {
           const checked = yield* validateAgentState(agentState)
-          yield* run((state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health }, now))
-          return yield* query((state) => agentInfo(state.agents.get(agentId)!))
+          return yield* run(
+            (state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health }, now),
+            (state) => agentInfo(state.agents.get(agentId)!)
+          )
         }),
       deregister: (agentId, reason) =>
         Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason }, now))),
@@ -385,17 +401,22 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         )
     })
 
-    const ack = (request: AckCommand) =>
-      Effect.gen(function*() {
-        let late = false
-        const [record] = yield* run<AckError>((state, now) => {
+    const ack = (request: AckCommand) => {
+      let late = false
+      return run<AckError, AckReceipt>(
+        (state, now) => {
           const message = state.messages.get(request.message_id)
           late = message !== undefined && isTerminal(message.stage)
           return decideAck(state, config, request, now)
+        },
+        (state, [record]) => ({
+          message_id: request.message_id,
+          stage: state.messages.get(request.message_id)?.stage ?? request.stage,
+          late,
+          offset: record.offset
         })
-        const stage = yield* query((state) => state.messages.get(request.message_id)?.stage ?? request.stage)
-        return { message_id: request.message_id, stage, late, offset: record.offset } satisfies AckReceipt
-      })
+      )
+    }
 
     const toRoute = (to: Recipient) =>
       typeof to === "string"
