@@ -4,8 +4,8 @@
  * module builds the service on it: encoding, group commit, paging with
  * decoding, and `follow`.
  */
-import { Cause, Chunk, Clock, Deferred, Effect, Either, Option, Queue, Stream, SubscriptionRef } from "effect"
-import { PersistenceError } from "../schema/Errors.js"
+import { Cause, Chunk, Clock, Effect, Either, Option, Stream, SubscriptionRef } from "effect"
+import { PersistenceError, type ValidationError } from "../schema/Errors.js"
 import { decodeEvent, encodeEvent, type Event, type EventRecord, type StoredEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 
@@ -45,7 +45,8 @@ interface Committed {
 
 interface PendingAppend {
   readonly events: ReadonlyArray<StoredEvent>
-  readonly done: Deferred.Deferred<Committed, PersistenceError>
+  /** Resumes the appending fiber: its callback from `Effect.async`. */
+  readonly resume: (outcome: Effect.Effect<Committed, PersistenceError>) => void
 }
 
 export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
@@ -55,38 +56,59 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     const headRef = yield* SubscriptionRef.make(yield* store.head)
     const advanceHead = (offset: number) => SubscriptionRef.update(headRef, (head) => Math.max(head, offset))
 
-    const queue = yield* Queue.unbounded<PendingAppend>()
+    // Appends waiting for the writer, in arrival order, and a latch that is open
+    // while there are any. A callback and an array push per append rather than a
+    // Deferred and a Queue: with many fibers appending one event each, those
+    // were the bulk of an append's cost.
+    let waiting: Array<PendingAppend> = []
+    let closed = false
+    const wake = yield* Effect.makeLatch(false)
 
     // A group is one transaction. If it fails, each append is retried alone, so
     // one caller's failure never becomes another's.
     const commitGroup = (group: ReadonlyArray<PendingAppend>): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const committedAt = yield* Clock.currentTimeMillis
-        const events = group.length === 1 ? group[0].events : group.flatMap((pending) => pending.events)
-        const result = yield* Effect.either(store.commit(events, committedAt))
-        if (Either.isLeft(result)) {
-          if (group.length === 1) return yield* Deferred.fail(group[0].done, result.left)
-          for (const pending of group) yield* commitGroup([pending])
-          return
-        }
-        let offset = result.right
-        for (const pending of group) {
-          yield* Deferred.succeed(pending.done, { first: offset, committedAt })
-          offset += pending.events.length
-        }
-        yield* advanceHead(offset - 1)
-      })
+      Effect.flatMap(Clock.currentTimeMillis, (committedAt) =>
+        Effect.matchEffect(
+          store.commit(group.length === 1 ? group[0].events : group.flatMap((pending) => pending.events), committedAt),
+          {
+            onFailure: (error) =>
+              group.length === 1
+                ? Effect.sync(() => group[0].resume(Effect.fail(error)))
+                : Effect.forEach(group, (pending) => commitGroup([pending]), { discard: true }),
+            onSuccess: (first) => {
+              const last = group.reduce((offset, pending) => offset + pending.events.length, first - 1)
+              // The head moves first: an append that has returned is visible to `head` and `follow`.
+              return Effect.zipRight(
+                advanceHead(last),
+                Effect.sync(() => {
+                  let offset = first
+                  for (const pending of group) {
+                    pending.resume(Effect.succeed({ first: offset, committedAt }))
+                    offset += pending.events.length
+                  }
+                })
+              )
+            }
+          }
+        ))
 
+    // The writer. A group under way finishes even when the log closes: its
+    // appends may already be durable, and their callers are owed an answer.
     yield* Effect.gen(function*() {
-      const first = yield* Queue.take(queue)
-      const rest = yield* Queue.takeUpTo(queue, maxGroup - 1)
-      yield* commitGroup(Chunk.isEmpty(rest) ? [first] : [first, ...rest])
+      yield* wake.await
+      const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
+      waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
+      if (waiting.length === 0) wake.unsafeClose()
+      yield* Effect.uninterruptible(commitGroup(group))
     }).pipe(Effect.forever, Effect.forkScoped)
 
-    // Appends still queued when the log closes fail instead of waiting forever.
+    // Appends still waiting when the log closes fail instead of waiting forever.
     yield* Effect.addFinalizer(() =>
-      Effect.flatMap(Queue.takeAll(queue), (pending) =>
-        Effect.forEach(pending, ({ done }) => Deferred.fail(done, new PersistenceError({ message: "event log closed" }))))
+      Effect.sync(() => {
+        closed = true
+        for (const { resume } of waiting) resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
+        waiting = []
+      })
     )
 
     if (store.externalHeads) {
@@ -97,19 +119,24 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       )
     }
 
+    const enqueue = (events: ReadonlyArray<StoredEvent>) =>
+      Effect.async<Committed, PersistenceError>((resume) => {
+        if (closed) return resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
+        waiting.push({ events, resume })
+        wake.unsafeOpen()
+      })
+
     const append = (events: ReadonlyArray<Event>) =>
-      Effect.gen(function*() {
-        if (events.length === 0) return []
+      Effect.suspend((): Effect.Effect<ReadonlyArray<EventRecord>, ValidationError | PersistenceError> => {
+        if (events.length === 0) return Effect.succeed([])
         const stored: Array<StoredEvent> = new Array(events.length)
         for (let i = 0; i < events.length; i++) {
           const encoded = encodeEvent(events[i])
-          if (Either.isLeft(encoded)) return yield* encoded.left
+          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
           stored[i] = encoded.right
         }
-        const done = yield* Deferred.make<Committed, PersistenceError>()
-        yield* Queue.offer(queue, { events: stored, done })
-        const { committedAt, first } = yield* Deferred.await(done)
-        return events.map((event, i): EventRecord => ({ offset: first + i, committedAt, event }))
+        return Effect.map(enqueue(stored), ({ committedAt, first }) =>
+          events.map((event, i): EventRecord => ({ offset: first + i, committedAt, event })))
       })
 
     const decodePage = (page: ReadonlyArray<StoredRecord>) => {
