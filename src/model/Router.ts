@@ -550,12 +550,21 @@ export const decideReconcile = (
   config: RouterConfig,
   now: number
 ): ReadonlyArray<RouterEvent> => {
-  const events: Array<RouterEvent> = []
-  for (const [id, message] of state.messages) {
-    if (message.location !== "in_flight" || message.attempts >= config.maxAttempts) continue
-    events.push(new MessageRequeued({ message_id: id, to: reroute(state, message), reason: "restart", at: now }, true))
+  const requeued: Array<MessageEntry> = []
+  for (const message of state.messages.values()) {
+    if (message.location === "in_flight" && message.attempts < config.maxAttempts) requeued.push(message)
   }
-  return events
+  // A requeue goes to the front of its lane: the last delivered goes first, so
+  // they come back in the order they were delivered (FIFO), not reversed.
+  requeued.sort((a, b) => (b.deliverySeq ?? 0) - (a.deliverySeq ?? 0))
+  return requeued.map((message) =>
+    new MessageRequeued({
+      message_id: message.envelope.message_id,
+      to: reroute(state, message),
+      reason: "restart",
+      at: now
+    }, true)
+  )
 }
 
 // ---------------------------------------------------------------------------
