@@ -46,6 +46,7 @@ import {
   type MessageEntry,
   type RouterConfig,
   type RouterState,
+  type SendError,
   snapshot
 } from "../model/Router.js"
 import { AgentDescriptor } from "../schema/Agent.js"
@@ -65,7 +66,7 @@ import {
   ValidationError
 } from "../schema/Errors.js"
 import type { EventRecord } from "../schema/Event.js"
-import { RouterEvent } from "../schema/RouterEvents.js"
+import { type MessageAccepted, RouterEvent } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
 import {
@@ -203,63 +204,62 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     }
 
     /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
-    const publish = (events: ReadonlyArray<RouterEvent>) =>
-      Effect.gen(function*() {
-        const changed = new Set<string>()
-        for (const event of events) {
-          switch (event._tag) {
-            case "MessageDelivered": {
-              const message = state.messages.get(event.message_id)
-              const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
-              if (message === undefined || subscriber === undefined) break
-              subscriber.holding.add(event.message_id)
-              holder.set(event.message_id, subscriber)
-              const delivery: Delivery = {
-                _tag: "Delivery",
-                envelope: { ...message.envelope, retry_count: message.envelope.retry_count + event.attempt - 1 },
-                attempt: event.attempt,
-                delivery_seq: event.delivery_seq,
-                lane: event.lane
-              }
-              yield* Queue.offer(subscriber.inbox, delivery)
-              break
+    const publish = (events: ReadonlyArray<RouterEvent>) => {
+      const changed = new Set<string>()
+      for (const event of events) {
+        switch (event._tag) {
+          case "MessageDelivered": {
+            const message = state.messages.get(event.message_id)
+            const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
+            if (message === undefined || subscriber === undefined) break
+            subscriber.holding.add(event.message_id)
+            holder.set(event.message_id, subscriber)
+            const delivery: Delivery = {
+              _tag: "Delivery",
+              envelope: { ...message.envelope, retry_count: message.envelope.retry_count + event.attempt - 1 },
+              attempt: event.attempt,
+              delivery_seq: event.delivery_seq,
+              lane: event.lane
             }
-            case "MessageAcked":
-            case "MessageTimedOut":
-            case "MessageRequeued":
-            case "MessageRedriven": {
-              const message = state.messages.get(event.message_id)
-              if (message === undefined) break
-              if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
-              changed.add(event.message_id)
-              const stage = event._tag === "MessageAcked" ? event.stage : event._tag === "MessageTimedOut" ? "TIMED_OUT" : undefined
-              if (stage !== undefined && message.stage === stage) {
-                for (const sub of subscribers.get(message.envelope.producer_id) ?? []) {
-                  yield* Queue.offer(sub.inbox, notice(message, stage, event.at))
-                }
-              }
-              break
-            }
-            case "MessageAccepted":
-              changed.add(event.envelope.message_id)
-              break
-            default:
-              break
+            subscriber.inbox.unsafeOffer(delivery)
+            break
           }
+          case "MessageAcked":
+          case "MessageTimedOut":
+          case "MessageRequeued":
+          case "MessageRedriven": {
+            const message = state.messages.get(event.message_id)
+            if (message === undefined) break
+            if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
+            changed.add(event.message_id)
+            const stage = event._tag === "MessageAcked" ? event.stage : event._tag === "MessageTimedOut" ? "TIMED_OUT" : undefined
+            if (stage !== undefined && message.stage === stage) {
+              for (const sub of subscribers.get(message.envelope.producer_id) ?? []) {
+                sub.inbox.unsafeOffer(notice(message, stage, event.at))
+              }
+            }
+            break
+          }
+          case "MessageAccepted":
+            changed.add(event.envelope.message_id)
+            break
+          default:
+            break
         }
-        for (const id of changed) {
-          const pending = waiters.get(id)
-          const message = state.messages.get(id)
-          if (pending === undefined || message === undefined) continue
-          const remaining = pending.filter((waiter) => {
-            if (stageRank(message.stage) < stageRank(waiter.stage)) return true
-            Deferred.unsafeDone(waiter.done, Effect.succeed(messageStatus(message)))
-            return false
-          })
-          if (remaining.length === 0) waiters.delete(id)
-          else waiters.set(id, remaining)
-        }
-      })
+      }
+      for (const id of changed) {
+        const pending = waiters.get(id)
+        const message = state.messages.get(id)
+        if (pending === undefined || message === undefined) continue
+        const remaining = pending.filter((waiter) => {
+          if (stageRank(message.stage) < stageRank(waiter.stage)) return true
+          Deferred.unsafeDone(waiter.done, Effect.succeed(messageStatus(message)))
+          return false
+        })
+        if (remaining.length === 0) waiters.delete(id)
+        else waiters.set(id, remaining)
+      }
+    }
 
     const takeCommands = (busy: boolean) =>
       Effect.gen(function*() {
@@ -316,7 +316,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             return false
           }
           offset = appended.right[appended.right.length - 1].offset
-          yield* publish(events)
+          publish(events)
           for (const { command, count, start } of decided) {
             command.resume(Effect.succeed(command.answer(state, appended.right.slice(start, start + count))))
           }
@@ -423,38 +423,44 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         ? { _tag: "Agent" as const, agent_id: to }
         : { _tag: "Capability" as const, capability: to.capability }
 
-    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
+    /** An ACKNOWLEDGEMENT envelope is the ack it carries, from its producer. */
+    const sendAck = (envelope: Envelope) =>
       Effect.gen(function*() {
-        const envelope = yield* validateEnvelope(request.envelope)
-        if (envelope.message_type === "ACKNOWLEDGEMENT") {
-          const payload = yield* Effect.try({
-            try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envelope.payload)) as unknown,
-            catch: () => ValidationError.single("envelope", "payload", "an ACKNOWLEDGEMENT payload must be JSON")
-          })
-          const ackPayload = yield* decodeAckPayload(payload)
-          const receipt = yield* ack({
-            agent_id: envelope.producer_id,
-            message_id: ackPayload.ack_for_message_id,
-            stage: ackPayload.ack_stage,
-            error_code: ackPayload.error_code,
-            note: ackPayload.note
-          })
-          const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.envelope.producer_id)
-          return {
-            message_id: envelope.message_id,
-            to: producer ?? "",
-            stage: "RECEIVED",
-            offset: receipt.offset
-          } satisfies SendReceipt
-        }
-        const route = toRoute(request.to)
-        const [record] = yield* run((state, now) => decideSend(state, config, { route, envelope }, now))
+        const payload = yield* Effect.try({
+          try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envelope.payload)) as unknown,
+          catch: () => ValidationError.single("envelope", "payload", "an ACKNOWLEDGEMENT payload must be JSON")
+        })
+        const ackPayload = yield* decodeAckPayload(payload)
+        const receipt = yield* ack({
+          agent_id: envelope.producer_id,
+          message_id: ackPayload.ack_for_message_id,
+          stage: ackPayload.ack_stage,
+          error_code: ackPayload.error_code,
+          note: ackPayload.note
+        })
+        const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.envelope.producer_id)
         return {
           message_id: envelope.message_id,
-          to: (record.event as { readonly to: string }).to,
+          to: producer ?? "",
           stage: "RECEIVED",
-          offset: record.offset
+          offset: receipt.offset
         } satisfies SendReceipt
+      })
+
+    // The hot path: one validation, one trip through the loop.
+    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
+      Effect.flatMap(validateEnvelope(request.envelope), (envelope): Effect.Effect<SendReceipt, SendError | AckError | PersistenceError> => {
+        if (envelope.message_type === "ACKNOWLEDGEMENT") return sendAck(envelope)
+        const route = toRoute(request.to)
+        return run(
+          (state, now) => decideSend(state, config, { route, envelope }, now),
+          (_, [record]): SendReceipt => ({
+            message_id: envelope.message_id,
+            to: (record.event as MessageAccepted).to,
+            stage: "RECEIVED",
+            offset: record.offset
+          })
+        )
       })
 
     const subscription = (agentId: string) =>
