@@ -10,6 +10,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, DateTime, Effect, Option, Stream } from "effect"
+import { openStore } from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RouterSnapshot } from "./model/Router.js"
 
@@ -64,7 +65,7 @@ const replay = Command.make(
       )
       const reached = yield* Replay.stateAt(to)
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
-    }).pipe(Effect.provide(Replay.fromFile(store)))
+    }).pipe(Effect.provide(openStore(store)))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
 const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay]))

@@ -1,5 +1,5 @@
 /**
  * The Node-only parts of Switchboard's public API.
  */
-export { layerSqlite, type SqliteEventLogOptions } from "./layers/EventLogSqlite.js"
+export { layerSqlite, openStore, type SqliteEventLogOptions } from "./layers/EventLogSqlite.js"
 export { layerPg, type PgEventLogOptions } from "./layers/EventLogPg.js"

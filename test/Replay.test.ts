@@ -9,6 +9,7 @@ import { differences } from "../src/model/Timeline.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
 import { Router } from "../src/services/Router.js"
+import { openStore } from "../src/node.js"
 import { register, routerLayer, sendTo } from "./support/router.js"
 
 const config: Partial<RouterConfig> = {
@@ -141,7 +142,7 @@ describe("Replay", () => {
 
   it.effect("refuses to replay a store file that does not exist, rather than create one", () =>
     Effect.gen(function*() {
-      const failure = yield* Effect.flip(Layer.build(Replay.fromFile("/nonexistent/switchboard.db")).pipe(Effect.scoped))
+      const failure = yield* Effect.flip(Layer.build(openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
       expect(failure).toMatchObject({ _tag: "NotAStore", reason: "no such file" })
     }))
 })

@@ -81,3 +81,22 @@ export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLo
       }).pipe(Effect.provideService(SqlClient.SqlClient, client))
     })
   )
+
+/**
+ * An existing store file as an EventLog, e.g. to replay it: a missing file is
+ * refused, never created.
+ */
+export const openStore = (
+  filename: string,
+  options: Omit<SqliteEventLogOptions, "filename"> = {}
+): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const exists = yield* fs.exists(filename).pipe(
+        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
+      )
+      if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
+      return layerSqlite({ ...options, filename })
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+  )

@@ -1,19 +1,16 @@
 /**
- * Replay: any log (any EventLog layer, or a store file) folded into the
+ * Replay: any log (any EventLog layer; a store file through `openStore` of
+ * `switchboard/node`) folded into the
  * router's state at any offset, stepped event by event, and compared. It
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
  */
-import { FileSystem } from "@effect/platform"
-import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Layer, Schema, Stream } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import { defaultRouterConfig, evolve, initialState, type RouterConfig, type RouterState, snapshot } from "../model/Router.js"
 import { agentsOf, describe, messageOf } from "../model/Timeline.js"
-import { NotAStore, PersistenceError } from "../schema/Errors.js"
 import type { EventRecord } from "../schema/Event.js"
 import { RouterEvent } from "../schema/RouterEvents.js"
 import { EventLog, type ReadRange } from "../services/EventLog.js"
-import { layerSqlite } from "./EventLogSqlite.js"
 
 export { differences } from "../model/Timeline.js"
 export { snapshot }
@@ -83,16 +80,3 @@ export const timeline = (filter: { readonly agent?: string; readonly message?: s
         record
       }))
     )))
-
-/** An existing SQLite store file as an EventLog; a missing file is refused, never created. */
-export const fromFile = (filename: string): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
-  Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const exists = yield* fs.exists(filename).pipe(
-        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
-      )
-      if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
-      return layerSqlite({ filename })
-    }).pipe(Effect.provide(NodeFileSystem.layer))
-  )
