@@ -83,20 +83,32 @@ const hasOwn = (value: object, key: PropertyKey) => Object.prototype.hasOwnPrope
 const withoutRefinements = (ast: SchemaAST.AST): SchemaAST.AST =>
   SchemaAST.isRefinement(ast) ? withoutRefinements(ast.from) : ast
 
-const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST.ParseOptions): Fast => {
+/** What a parse step of Schema's gave: anything but an Either is an Effect, which only Schema runs. */
+const outcome = (result: unknown): unknown =>
+  Either.isEither(result) ? (Either.isRight(result) ? result.right : Invalid) : Unsure
+
+const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): Fast => (input) => {
+  const value = first(input)
+  return value === Invalid || value === Unsure ? value : next(value, input)
+}
+
+/**
+ * `checked`: when encoding, the input has already passed the check of its
+ * whole type (as Schema makes every refinement do before encoding), so the
+ * refinements inside need not run again.
+ */
+const compileFast = (
+  ast: SchemaAST.AST,
+  isDecoding: boolean,
+  options: SchemaAST.ParseOptions,
+  checked = false
+): Fast => {
   const bySchema = (): Fast => {
     const parse = (isDecoding ? ParseResult.decodeUnknownEither : ParseResult.encodeUnknownEither)(
       Schema.make(ast),
       options
     )
-    return (input) => {
-      const result = parse(input)
-      return Either.isRight(result) ? result.right : Invalid
-    }
-  }
-  const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): Fast => (input) => {
-    const value = first(input)
-    return value === Invalid || value === Unsure ? value : next(value, input)
+    return (input) => outcome(parse(input))
   }
   if (
     Option.isSome(SchemaAST.getParseOptionsAnnotation(ast)) ||
@@ -119,6 +131,10 @@ const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST
     case "UnknownKeyword":
     case "AnyKeyword":
       return (input) => input
+    case "Declaration": {
+      const parse = (isDecoding ? ast.decodeUnknown : ast.encodeUnknown)(...ast.typeParameters)
+      return (input) => outcome(parse(input, options, ast))
+    }
     case "Refinement": {
       if (isDecoding) {
         return then(
@@ -126,24 +142,19 @@ const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST
           (value) => Option.isNone(ast.filter(value, options, ast)) ? value : Invalid
         )
       }
-      // As in Schema: encoding first checks the value against the whole type.
-      return then(
-        compileFast(SchemaAST.typeAST(ast), true, options),
-        compileFast(withoutRefinements(ast.from), false, options)
-      )
+      const encode = compileFast(withoutRefinements(ast.from), false, options, true)
+      return checked ? encode : then(compileFast(SchemaAST.typeAST(ast), true, options), encode)
     }
     case "Transformation": {
       const transformation = ast.transformation
       if (transformation._tag === "TypeLiteralTransformation") return bySchema()
-      const from = compileFast(isDecoding ? ast.from : ast.to, isDecoding, options)
+      const from = isDecoding ? compileFast(ast.from, true, options) : compileFast(ast.to, false, options, checked)
       const to = compileFast(isDecoding ? ast.to : ast.from, isDecoding, options)
       if (transformation._tag === "ComposeTransformation") return then(from, to)
       const transform = isDecoding ? transformation.decode : transformation.encode
       return then(from, (value, input) => {
-        const result: unknown = transform(value, options, ast, input)
-        // Anything but an Either is an Effect, which only Schema runs.
-        if (!Either.isEither(result)) return Unsure
-        return Either.isRight(result) ? to(result.right) : Invalid
+        const result = outcome(transform(value, options, ast, input))
+        return result === Invalid || result === Unsure ? result : to(result)
       })
     }
     case "TypeLiteral": {
@@ -154,7 +165,7 @@ const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST
       const properties = ast.propertySignatures.map((property) => ({
         name: property.name,
         isOptional: property.isOptional,
-        parse: compileFast(property.type, isDecoding, options)
+        parse: compileFast(property.type, isDecoding, options, checked)
       }))
       const names = new Set(properties.map((property) => property.name))
       const refuseExcess = options.onExcessProperty === "error"
@@ -179,6 +190,7 @@ const compileFast = (ast: SchemaAST.AST, isDecoding: boolean, options: SchemaAST
         const allowed = new Set(literals)
         return (input) => allowed.has(input as string) ? input : Invalid
       }
+      // Each member checks for itself: a value of one member proves nothing about another.
       const members = ast.types.map((member) => compileFast(member, isDecoding, options))
       // Schema gives the first of its candidates that succeeds: when exactly one
       // member succeeds, that is the one.
