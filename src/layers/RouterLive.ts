@@ -11,6 +11,7 @@
  * the state is folded again from the log, the only source of truth.
  */
 import {
+  Cause,
   Chunk,
   Clock,
   Context,
@@ -18,6 +19,7 @@ import {
   Duration,
   Effect,
   Either,
+  Exit,
   Layer,
   Option,
   Queue,
@@ -121,8 +123,8 @@ export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
 
 type Decision = Either.Either<ReadonlyArray<RouterEvent>, unknown>
 
-/** Answers a caller; `resume` of `Effect.async`. */
-type Resume = (result: Effect.Effect<any, any>) => void
+/** Answers a caller (`resume` of `Effect.async`), always with an Exit. */
+type Resume = (result: Exit.Exit<any, any>) => void
 
 interface DecideCommand {
   readonly _tag: "Decide"
@@ -292,7 +294,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           if (command._tag !== "Decide") continue
           const decision = command.decide(state, now)
           if (Either.isLeft(decision)) {
-            command.resume(Effect.fail(decision.left))
+            command.resume(Exit.fail(decision.left))
             continue
           }
           decided.push({ command, start: events.length, count: decision.right.length })
@@ -308,7 +310,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         if (events.length > 0) {
           const appended = yield* Effect.either(log.append(events))
           if (Either.isLeft(appended)) {
-            for (const { command } of decided) command.resume(Effect.fail(appended.left))
+            for (const { command } of decided) command.resume(Exit.fail(appended.left))
             const refolded = yield* foldLog(log, config).pipe(Effect.orDie)
             state = refolded.state
             offset = refolded.offset
@@ -318,12 +320,12 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           offset = appended.right[appended.right.length - 1].offset
           publish(events)
           for (const { command, count, start } of decided) {
-            command.resume(Effect.succeed(command.answer(state, appended.right.slice(start, start + count))))
+            command.resume(Exit.succeed(command.answer(state, appended.right.slice(start, start + count))))
           }
         } else {
-          for (const { command } of decided) command.resume(Effect.succeed(command.answer(state, [])))
+          for (const { command } of decided) command.resume(Exit.succeed(command.answer(state, [])))
         }
-        for (const query of queries) query.resume(Effect.succeed(query.read(state)))
+        for (const query of queries) query.resume(Exit.succeed(query.read(state)))
         return events.length > 0
       })
 
@@ -352,7 +354,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     const query = <A>(read: (state: RouterState) => A) =>
       Effect.async<A>((resume) => {
-        commands.unsafeOffer({ _tag: "Query", read, resume: resume as Resume })
+        commands.unsafeOffer({ _tag: "Query", read, resume: resume as unknown as Resume })
       })
 
     const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
@@ -401,22 +403,57 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         )
     })
 
-    const ack = (request: AckCommand) => {
+    /** An ACK as a loop command: decided against the state the commands before it left. */
+    const ackCommand = (request: AckCommand, resume: Resume): DecideCommand => {
       let late = false
-      return run<AckError, AckReceipt>(
-        (state, now) => {
+      return {
+        _tag: "Decide",
+        decide: (state, now) => {
           const message = state.messages.get(request.message_id)
           late = message !== undefined && isTerminal(message.stage)
           return decideAck(state, config, request, now)
         },
-        (state, [record]) => ({
+        answer: (state, [record]): AckReceipt => ({
           message_id: request.message_id,
           stage: state.messages.get(request.message_id)?.stage ?? request.stage,
           late,
           offset: record.offset
-        })
-      )
+        }),
+        resume
+      }
     }
+
+    const ack = (request: AckCommand) =>
+      Effect.async<AckReceipt, AckError | PersistenceError>((resume) => {
+        commands.unsafeOffer(ackCommand(request, resume as Resume))
+      })
+
+    const ackMany = (requests: ReadonlyArray<AckCommand>) =>
+      requests.length === 0 ? Effect.succeed([]) : Effect.async<
+        ReadonlyArray<Either.Either<AckReceipt, AckError>>,
+        PersistenceError
+      >((resume) => {
+        const results: Array<Exit.Exit<AckReceipt, AckError | PersistenceError>> = new Array(requests.length)
+        let pending = requests.length
+        const settle = () => {
+          const failed = results.find((exit) => Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(
+            Option.exists((error) => error._tag === "PersistenceError")
+          ))
+          if (failed !== undefined) return resume(failed as Exit.Exit<never, PersistenceError>)
+          resume(Exit.succeed(results.map((exit) =>
+            Exit.match(exit, {
+              onFailure: (cause) => Either.left(Option.getOrThrow(Cause.failureOption(cause)) as AckError),
+              onSuccess: Either.right
+            })
+          )))
+        }
+        requests.forEach((request, i) => {
+          commands.unsafeOffer(ackCommand(request, (exit) => {
+            results[i] = exit
+            if (--pending === 0) settle()
+          }))
+        })
+      })
 
     const toRoute = (to: Recipient) =>
       typeof to === "string"
@@ -501,6 +538,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     const router = Router.of({
       send,
+      ackMany,
       subscribe: (agentId) => Stream.unwrapScoped(subscription(agentId)),
       subscription,
       ack,

@@ -1,7 +1,7 @@
 /**
  * Guaranteed delivery with an ACK lifecycle (PROTOCOLS.md §1).
  */
-import { Context, type Effect, type Option, type Scope, type Stream } from "effect"
+import { Context, type Effect, type Either, type Option, type Scope, type Stream } from "effect"
 import type {
   AckPayload,
   AckStage,
@@ -98,6 +98,14 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    */
   readonly subscription: (agent_id: string) => Effect.Effect<Stream.Stream<Inbound>, NoRoute, Scope.Scope>
   readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | PersistenceError>
+  /**
+   * Several ACKs in one trip and one durable append, for consumers that
+   * settle deliveries in batches. Each is decided on its own: the answer
+   * holds, in order, a receipt or the typed error of each.
+   */
+  readonly ackMany: (
+    requests: ReadonlyArray<AckRequest>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<AckReceipt, AckError>>, PersistenceError>
   readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>>
   /** Waits until the message reaches `stage`, or a terminal stage, and returns its status. */
   readonly awaitStage: (message_id: string, stage: EnvelopeState) => Effect.Effect<MessageStatus, MessageNotFound>
