@@ -11,7 +11,7 @@
  *   (≤ 2^53 − 1); larger values fail with `ValidationError`;
  * - `timestamp` travels as an ISO 8601 / RFC 3339 string.
  */
-import { Arbitrary, Effect, Schema } from "effect"
+import { Arbitrary, Effect, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
 
 // ---------------------------------------------------------------------------
@@ -117,6 +117,22 @@ export const Timestamp = Schema.DateTimeUtc.annotations({
     fc.integer({ min: 0, max: 253402300799999 }).map((ms) => Schema.decodeSync(Schema.DateTimeUtcFromNumber)(ms))
 })
 
+/**
+ * Bytes as standard base64 (RFC 4648, padded). Node's own codec does the work:
+ * Effect's portable one builds the string a character at a time, which costs
+ * more than the rest of an append. Decoding is strict (alphabet, padding,
+ * length), so a payload that is not base64 fails instead of being read as
+ * something else.
+ */
+export const Base64Bytes = Schema.transformOrFail(Schema.String, Schema.Uint8ArrayFromSelf, {
+  strict: true,
+  decode: (text, _, ast) =>
+    text.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(text)
+      ? ParseResult.succeed(new Uint8Array(Buffer.from(text, "base64")))
+      : ParseResult.fail(new ParseResult.Type(ast, text, "must be base64 (RFC 4648, padded)")),
+  encode: (bytes) => ParseResult.succeed(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"))
+}).annotations({ identifier: "Base64Bytes" })
+
 // ---------------------------------------------------------------------------
 // Envelope
 
@@ -135,7 +151,7 @@ const EnvelopeFields = Schema.Struct({
   hlc_timestamp: Schema.optional(Schema.String),
   ttl_ms: Uint64,
   timestamp: Timestamp,
-  payload: Schema.Uint8ArrayFromBase64,
+  payload: Base64Bytes,
   state: EnvelopeState
 })
 
