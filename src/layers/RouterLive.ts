@@ -21,8 +21,8 @@ import {
   Either,
   Exit,
   Layer,
+  Mailbox,
   Option,
-  Queue,
   Schema,
   Stream
 } from "effect"
@@ -144,7 +144,7 @@ type Command = DecideCommand | QueryCommand | { readonly _tag: "Wake" }
 
 interface Subscriber {
   readonly agentId: string
-  readonly inbox: Queue.Queue<Inbound>
+  readonly inbox: Mailbox.Mailbox<Inbound>
   /** Message ids delivered to this subscriber and not yet settled. */
   readonly holding: Set<string>
 }
@@ -166,7 +166,8 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     /** The offset of the last record folded into `state`. */
     let offset = folded.offset
 
-    const commands = yield* Queue.unbounded<Command>()
+    // Mailboxes, not Queues: taking everything at once is one array swap.
+    const commands = yield* Mailbox.make<Command>()
     const subscribers = new Map<string, Array<Subscriber>>()
     const holder = new Map<string, Subscriber>()
     const waiters = new Map<string, Array<StageWaiter>>()
@@ -263,17 +264,18 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       }
     }
 
+    /** Everything queued; when idle, waits for a command or the next deadline, whichever comes first. */
     const takeCommands = (busy: boolean) =>
       Effect.gen(function*() {
-        if (busy) return yield* Queue.takeAll(commands)
+        const queued = Option.getOrElse(commands.unsafeSize(), () => 0)
+        if (busy || queued > 0) return queued > 0 ? (yield* commands.takeAll)[0] : Chunk.empty<Command>()
         const deadline = nextDeadline(state)
-        const first = deadline === undefined
-          ? Option.some(yield* Queue.take(commands))
-          : yield* Queue.take(commands).pipe(
-            Effect.timeoutOption(Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis))))
-          )
-        const rest = yield* Queue.takeAll(commands)
-        return Option.isSome(first) ? Chunk.prepend(rest, first.value) : rest
+        if (deadline === undefined) return (yield* commands.takeAll)[0]
+        const wait = Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis)))
+        return Option.match(yield* Effect.timeoutOption(commands.takeAll, wait), {
+          onNone: () => Chunk.empty<Command>(),
+          onSome: ([taken]) => taken
+        })
       })
 
     const turn = (busy: boolean) =>
@@ -330,7 +332,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       })
 
     yield* Effect.iterate(true, { while: () => true, body: turn }).pipe(Effect.forkScoped)
-    yield* Queue.offer(commands, {
+    commands.unsafeOffer({
       _tag: "Decide",
       decide: (current, now) => Either.right(decideReconcile(current, config, now)),
       answer: () => undefined,
@@ -503,9 +505,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const subscription = (agentId: string) =>
       Effect.gen(function*() {
         yield* Effect.flatten(query((state) => agentOf(state, agentId)))
-        const subscriber: Subscriber = { agentId, inbox: yield* Queue.unbounded<Inbound>(), holding: new Set() }
+        const subscriber: Subscriber = { agentId, inbox: yield* Mailbox.make<Inbound>(), holding: new Set() }
         subscribers.set(agentId, [...(subscribers.get(agentId) ?? []), subscriber])
-        yield* Queue.offer(commands, { _tag: "Wake" })
+        commands.unsafeOffer({ _tag: "Wake" })
         yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
             const rest = (subscribers.get(agentId) ?? []).filter((sub) => sub !== subscriber)
@@ -513,10 +515,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             else subscribers.set(agentId, rest)
             // Its unacknowledged deliveries wait for their ack wait, as after a crash.
             for (const id of subscriber.holding) holder.delete(id)
-            yield* Queue.shutdown(subscriber.inbox)
+            yield* subscriber.inbox.shutdown
           })
         )
-        return Stream.fromQueue(subscriber.inbox)
+        return Mailbox.toStream(subscriber.inbox)
       })
 
     const awaitStage = (messageId: string, stage: EnvelopeState) =>
