@@ -103,6 +103,19 @@ describe("Router routing by capability", () => {
 })
 
 describe("Router ACK lifecycle", () => {
+  it.scoped("messages whose ack waits end together come back in the order they were delivered", () =>
+    Effect.gen(function*() {
+      yield* register("a")
+      yield* register("b")
+      for (let i = 1; i <= 4; i++) yield* sendTo("b", { producer_id: "a", payload: `m${i}` })
+      const next = yield* inbox("b")
+      expect(texts(yield* next(4))).toEqual(["m1", "m2", "m3", "m4"])
+      yield* TestClock.adjust("1 second")
+      const again = asDeliveries(yield* next(4))
+      expect(again.map((d) => payloadText(d.envelope))).toEqual(["m1", "m2", "m3", "m4"])
+      expect(again.map((d) => d.attempt)).toEqual([2, 2, 2, 2])
+    }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+
   it.scoped("READ restarts the ack wait; producers hear of stage changes; an ACK envelope is the same ack", () =>
     Effect.gen(function*() {
       const router = yield* Router

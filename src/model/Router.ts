@@ -269,11 +269,25 @@ export const decideDeregister = (
     ...moveQueuedCapabilityMessages(state, command.agent_id, now)
   ])
 
+/**
+ * Requeues for several messages at once. Each goes to the front of its lane,
+ * so they are emitted last-accepted first: they end up in the order they were
+ * accepted, which is the order they were first delivered (FIFO), not reversed.
+ */
+const requeueAll = (
+  messages: ReadonlyArray<{ readonly message: MessageEntry; readonly to: string }>,
+  reason: MessageRequeued["reason"],
+  now: number
+) =>
+  [...messages].sort((a, b) => b.message.order - a.message.order).map(({ message, to }) =>
+    new MessageRequeued({ message_id: message.envelope.message_id, to, reason, at: now }, true)
+  )
+
 /** Queued messages routed by capability leave an agent that is gone for another live one. */
 const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: number) => {
   const mailbox = state.mailboxes.get(agentId)
-  const events: Array<RouterEvent> = []
-  if (mailbox === undefined || mailbox.queued === 0) return events
+  if (mailbox === undefined || mailbox.queued === 0) return []
+  const moves: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const extraLoad = new Map<string, number>()
   for (const lane of lanes) {
     for (const entry of mailbox.lanes[lane]) {
@@ -282,10 +296,10 @@ const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: 
       const target = pickByCapability(state, message.route.capability, agentId, extraLoad)
       if (target === undefined) continue
       extraLoad.set(target, (extraLoad.get(target) ?? 0) + 1)
-      events.push(new MessageRequeued({ message_id: entry.id, to: target, reason: "recipient_lost", at: now }, true))
+      moves.push({ message, to: target })
     }
   }
-  return events
+  return requeueAll(moves, "recipient_lost", now)
 }
 
 // ---------------------------------------------------------------------------
@@ -514,6 +528,7 @@ const isPending = (state: RouterState, deadline: Deadline): boolean => {
 /** The events that the deadlines due at `now` call for. */
 export const decideTick = (state: RouterState, config: RouterConfig, now: number): ReadonlyArray<RouterEvent> => {
   const events: Array<RouterEvent> = []
+  const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const handled = new Set<string>()
   for (const deadline of state.deadlines.due(now)) {
     if (!isPending(state, deadline) || handled.has(deadline.id)) continue
@@ -529,12 +544,10 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
     } else if (message.attempts >= config.maxAttempts) {
       events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }, true))
     } else {
-      events.push(
-        new MessageRequeued({ message_id: deadline.id, to: reroute(state, message), reason: "ack_wait", at: now }, true)
-      )
+      requeues.push({ message, to: reroute(state, message) })
     }
   }
-  return events
+  return [...events, ...requeueAll(requeues, "ack_wait", now)]
 }
 
 /** The next time `decideTick` has something to do. */
@@ -550,21 +563,13 @@ export const decideReconcile = (
   config: RouterConfig,
   now: number
 ): ReadonlyArray<RouterEvent> => {
-  const requeued: Array<MessageEntry> = []
+  const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   for (const message of state.messages.values()) {
-    if (message.location === "in_flight" && message.attempts < config.maxAttempts) requeued.push(message)
+    if (message.location === "in_flight" && message.attempts < config.maxAttempts) {
+      requeues.push({ message, to: reroute(state, message) })
+    }
   }
-  // A requeue goes to the front of its lane: the last delivered goes first, so
-  // they come back in the order they were delivered (FIFO), not reversed.
-  requeued.sort((a, b) => (b.deliverySeq ?? 0) - (a.deliverySeq ?? 0))
-  return requeued.map((message) =>
-    new MessageRequeued({
-      message_id: message.envelope.message_id,
-      to: reroute(state, message),
-      reason: "restart",
-      at: now
-    }, true)
-  )
+  return requeueAll(requeues, "restart", now)
 }
 
 // ---------------------------------------------------------------------------
