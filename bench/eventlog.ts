@@ -22,7 +22,7 @@ import { encodeEvent, EventLog, MessageAccepted, type StoredEvent } from "../src
 import { layerSqlite } from "../src/node.js"
 import { formatNumber, hasFlag, intOption, printComparison, printResult, rate, ratioOf } from "./report.js"
 
-const fibers = 100
+export const fibers = 100
 const batchSize = 100
 const baselineTransaction = 1_000
 
@@ -38,7 +38,7 @@ const payload = (() => {
   }))
 })()
 
-const makeEvents = (count: number) => {
+export const makeEvents = (count: number) => {
   const start = DateTime.unsafeMake("2025-01-01T00:00:00Z")
   return Arr.makeBy(count, (i) =>
     new MessageAccepted({
@@ -120,10 +120,10 @@ const baselineRead = (db: Database.Database) =>
 // ---------------------------------------------------------------------------
 // The event log
 
-const withLog = <A, E>(filename: string, use: (log: EventLog["Type"]) => Effect.Effect<A, E>) =>
+export const withLog = <A, E>(filename: string, use: (log: EventLog["Type"]) => Effect.Effect<A, E>) =>
   Effect.flatMap(EventLog, use).pipe(Effect.provide(layerSqlite({ filename, durability: "full" })))
 
-const concurrentAppend = (log: EventLog["Type"], events: ReadonlyArray<MessageAccepted>) => {
+export const concurrentAppend = (log: EventLog["Type"], events: ReadonlyArray<MessageAccepted>) => {
   const perFiber = events.length / fibers
   return Effect.forEach(
     Arr.range(0, fibers - 1),

@@ -10,7 +10,8 @@ import { Effect } from "effect"
 import type { Bench } from "./report.js"
 
 const benches: Record<string, () => Promise<Bench>> = {
-  eventlog: () => import("./eventlog.js")
+  eventlog: () => import("./eventlog.js"),
+  router: () => import("./router.js")
 }
 
 const [name, ...args] = process.argv.slice(2)

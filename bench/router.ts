@@ -1,0 +1,400 @@
+/**
+ * The router bench: durable messaging end to end, from `send` to FULFILLED,
+ * on SQLite (WAL, durability `full`) and on memory, against two baselines
+ * measured in the same run:
+ *
+ * - the event log's own append rate on the same SQLite setup (the event log
+ *   bench's 100 fibers each appending one event at a time);
+ * - NATS JetStream, when reachable (SWITCHBOARD_NATS_URL, default
+ *   127.0.0.1:4222): file storage, `js.publish` awaiting its PubAck, a durable
+ *   pull consumer with explicit acks; same payload size and message count.
+ *
+ * "N in flight": N producer fibers, each sending one message and waiting until
+ * it is FULFILLED (the consumer's ack has returned) before sending the next.
+ * One consumer agent takes its deliveries from `Router.subscription` and acks
+ * each FULFILLED as it arrives, every ack in its own fiber, as a consumer with
+ * many workers would. Figures: messages/s from the first `send` to the last
+ * FULFILLED, and the latency from a message's `send` to its delivery reaching
+ * the consumer (p50, p99).
+ *
+ * Flags: `--messages N` (or BENCH_MESSAGES; default 20,000) per configuration
+ * with 100 and 1,000 in flight; `--serial-messages N` (or
+ * BENCH_SERIAL_MESSAGES; default 2,000) with 1 in flight.
+ */
+import { FileSystem } from "@effect/platform"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Array as Arr, Console, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
+import { AckPolicy, connect, type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType } from "nats"
+import { buildEnvelope, type EventLog, EventLogMemory, Registry, Router, RouterLive } from "../src/index.js"
+import { layerSqlite } from "../src/node.js"
+import { concurrentAppend, fibers as appendFibers, makeEvents, withLog } from "./eventlog.js"
+import { formatNumber, intOption, printComparison, printResult } from "./report.js"
+
+const inFlights = [1, 100, 1_000] as const
+type InFlight = (typeof inFlights)[number]
+
+const payloadSize = 256
+const targetMsgsPerS = 30_000
+const targetVsJetStream = 1.5
+/** A configuration that makes no progress for this long is stuck: the bench fails and says where. */
+const stallMs = 15_000
+
+const payload = (() => {
+  const text = JSON.stringify({ task: "summarise", document: "doc-0001", notes: "" })
+  return new TextEncoder().encode(JSON.stringify({
+    task: "summarise",
+    document: "doc-0001",
+    notes: "x".repeat(payloadSize - text.length)
+  }))
+})()
+
+// ---------------------------------------------------------------------------
+// One measured run: M messages, N in flight, whatever carries them
+
+interface Run {
+  readonly count: number
+  /** performance.now() when each message's send started. */
+  readonly sentAt: Float64Array
+  /** Milliseconds from send to the first delivery reaching the consumer; NaN until then. */
+  readonly latency: Float64Array
+  readonly done: Array<Deferred.Deferred<void>>
+  sent: number
+  delivered: number
+  redelivered: number
+  fulfilled: number
+  failure: string | undefined
+}
+
+const makeRun = (count: number): Run => ({
+  count,
+  sentAt: new Float64Array(count),
+  latency: new Float64Array(count).fill(Number.NaN),
+  done: new Array(count),
+  sent: 0,
+  delivered: 0,
+  redelivered: 0,
+  fulfilled: 0,
+  failure: undefined
+})
+
+const onDelivery = (run: Run, i: number) => {
+  if (Number.isNaN(run.latency[i])) {
+    run.latency[i] = performance.now() - run.sentAt[i]
+    run.delivered++
+  } else {
+    run.redelivered++
+  }
+}
+
+const onFulfilled = (run: Run, i: number) => {
+  run.fulfilled++
+  Deferred.unsafeDone(run.done[i], Effect.void)
+}
+
+const progress = (run: Run) =>
+  `${run.sent} sent, ${run.delivered} delivered (${run.redelivered} again), ${run.fulfilled} fulfilled of ${run.count}`
+
+/** Fails when `run` has made no progress for `stallMs`, or its consumer reported a failure. */
+const watchdog = (label: string, run: Run) =>
+  Effect.gen(function*() {
+    let last = ""
+    let still = 0
+    while (true) {
+      yield* Effect.sleep(Duration.seconds(1))
+      if (run.failure !== undefined) return yield* Effect.fail(new Error(`${label}: ${run.failure}; ${progress(run)}`))
+      const now = progress(run)
+      still = now === last ? still + 1_000 : 0
+      last = now
+      if (still >= stallMs) {
+        return yield* Effect.fail(new Error(`${label}: no progress for ${stallMs / 1_000} s: ${now}`))
+      }
+    }
+  })
+
+interface Figures {
+  readonly msgsPerS: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+}
+
+const percentile = (sorted: Float64Array, q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
+
+/**
+ * Keeps `inFlight` messages between the start of `send(i)` and FULFILLED
+ * (the consumer's `onFulfilled`) until `run.count` have been fulfilled.
+ */
+const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) => Effect.Effect<unknown, E>) =>
+  Effect.gen(function*() {
+    let next = 0
+    const producer = Effect.gen(function*() {
+      while (next < run.count) {
+        const i = next++
+        run.done[i] = yield* Deferred.make<void>()
+        run.sentAt[i] = performance.now()
+        yield* send(i)
+        run.sent++
+        yield* Deferred.await(run.done[i])
+      }
+    })
+    const start = performance.now()
+    yield* Effect.raceFirst(
+      Effect.all(Arr.replicate(producer, inFlight), { concurrency: "unbounded", discard: true }),
+      watchdog(label, run)
+    )
+    const seconds = (performance.now() - start) / 1_000
+    if (run.delivered !== run.count || run.fulfilled !== run.count) {
+      return yield* Effect.fail(new Error(`${label}: finished with ${progress(run)}`))
+    }
+    const sorted = Float64Array.from(run.latency).sort()
+    return {
+      msgsPerS: run.count / seconds,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99)
+    } satisfies Figures
+  })
+
+// ---------------------------------------------------------------------------
+// The router
+
+const routerConfig = {
+  livenessTimeoutMs: undefined,
+  // Neither may limit the messages in flight.
+  maxInFlight: 1_000_000_000,
+  mailboxCapacity: 1_000_000_000
+}
+
+const sqliteLog = (filename: string) => layerSqlite({ filename, durability: "full" })
+
+const producerId = "bench-producer"
+const consumerId = "bench-consumer"
+
+const routerRun = (label: string, log: Layer.Layer<EventLog, unknown>, inFlight: number, count: number) =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    const registry = yield* Registry
+    yield* registry.register({ agent_id: producerId, name: "producer" })
+    yield* registry.register({ agent_id: consumerId, name: "consumer" })
+    const run = makeRun(count)
+    const inbox = yield* router.subscription(consumerId)
+
+    const fulfil = (i: number, messageId: string) =>
+      router.ack({ agent_id: consumerId, message_id: messageId, stage: "FULFILLED" }).pipe(
+        Effect.matchCause({
+          onFailure: (cause) => {
+            run.failure = `ack of ${messageId} failed: ${String(cause)}`
+          },
+          onSuccess: () => onFulfilled(run, i)
+        })
+      )
+    yield* Stream.runForEachChunk(inbox, (chunk) =>
+      Effect.forEach(chunk, (inbound) => {
+        if (inbound._tag !== "Delivery") return Effect.void
+        const messageId = inbound.envelope.message_id
+        const i = Number(messageId.slice(1))
+        onDelivery(run, i)
+        return Effect.fork(fulfil(i, messageId))
+      }, { discard: true })).pipe(Effect.forkScoped)
+
+    return yield* drive(label, run, inFlight, (i) =>
+      router.send({
+        to: consumerId,
+        envelope: buildEnvelope({ producer_id: producerId, payload, sequence_number: i + 1 }, `m${i}`, 0)
+      }))
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(RouterLive.layer(routerConfig).pipe(Layer.provide(log)))
+  )
+
+// ---------------------------------------------------------------------------
+// NATS JetStream
+
+interface Nats {
+  readonly url: string
+  readonly nc: NatsConnection
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+}
+
+/** The connection, or why there is none. */
+const connectNats = (url: string) =>
+  Effect.acquireRelease(
+    Effect.tryPromise(async (): Promise<Nats> => {
+      const nc = await connect({ servers: url, timeout: 2_000, maxReconnectAttempts: 0 })
+      try {
+        const jsm = await nc.jetstreamManager({ timeout: 2_000 })
+        return { url, nc, jsm, js: nc.jetstream() }
+      } catch (cause) {
+        await nc.close()
+        throw cause
+      }
+    }),
+    ({ nc }) => Effect.promise(() => nc.close())
+  ).pipe(Effect.either)
+
+let streams = 0
+
+const jetStreamRun = ({ js, jsm }: Nats, label: string, inFlight: number, count: number) =>
+  Effect.gen(function*() {
+    const name = `switchboard_bench_${process.pid}_${Date.now()}_${streams++}`
+    const subject = `switchboard.bench.${name}`
+    yield* Effect.acquireRelease(
+      Effect.promise(() =>
+        // Stream defaults otherwise: no sync on each write.
+        jsm.streams.add({ name, subjects: [subject], storage: StorageType.File })
+      ),
+      () => Effect.promise(() => jsm.streams.delete(name))
+    )
+    yield* Effect.promise(() =>
+      jsm.consumers.add(name, { durable_name: "bench", ack_policy: AckPolicy.Explicit, max_ack_pending: -1 })
+    )
+    const consumer = yield* Effect.promise(() => js.consumers.get(name, "bench"))
+    const messages = yield* Effect.acquireRelease(
+      Effect.promise(() => consumer.consume({ max_messages: Math.max(100, 2 * inFlight) })),
+      (messages) => Effect.sync(() => messages.stop())
+    )
+    const run = makeRun(count)
+    void (async () => {
+      for await (const msg of messages) {
+        const i = new DataView(msg.data.buffer, msg.data.byteOffset).getUint32(0)
+        onDelivery(run, i)
+        // `ackAck`, not `ack`: FULFILLED counts only once the server confirms
+        // the ack, as the router's ack returns only once it is durable.
+        msg.ackAck().then(
+          (confirmed) => confirmed ? onFulfilled(run, i) : (run.failure = `ack of message ${i} not confirmed`),
+          (cause) => (run.failure = `ack of message ${i} failed: ${String(cause)}`)
+        )
+      }
+    })().catch((cause) => (run.failure = `consumer failed: ${String(cause)}`))
+
+    return yield* drive(label, run, inFlight, (i) => {
+      const data = payload.slice()
+      new DataView(data.buffer).setUint32(0, i)
+      return Effect.tryPromise(() => js.publish(subject, data))
+    })
+  }).pipe(Effect.scoped)
+
+// ---------------------------------------------------------------------------
+
+const ms = (value: number) => Math.round(value * 1_000) / 1_000
+const perS = (value: number) => `${formatNumber(value).padStart(9)} msgs/s`
+const latencies = (f: Figures) => `p50 ${f.p50Ms.toFixed(3).padStart(7)} ms, p99 ${f.p99Ms.toFixed(3).padStart(8)} ms`
+
+export const main = (args: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const messages = (yield* Effect.try(() => intOption(args, "messages", "BENCH_MESSAGES"))) ?? 20_000
+    const serialMessages = (yield* Effect.try(() => intOption(args, "serial-messages", "BENCH_SERIAL_MESSAGES"))) ??
+      2_000
+    const countFor = (inFlight: InFlight) => inFlight === 1 ? serialMessages : messages
+    const appendEvents = Math.max(1, Math.round(messages / appendFibers)) * appendFibers
+
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "switchboard-bench-" })
+    let files = 0
+    // Each configuration on a fresh file, removed as soon as it is measured.
+    const sqlite = <A, E, R>(use: (filename: string) => Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => `${dir}/run-${files++}.db`),
+        use,
+        (filename) =>
+          Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(filename + suffix)))
+      )
+    const memory = EventLogMemory.layerMemory()
+
+    const natsUrl = process.env.SWITCHBOARD_NATS_URL ?? "127.0.0.1:4222"
+    const nats = Option.getRight(yield* connectNats(natsUrl))
+
+    yield* Console.log(
+      `router: ${formatNumber(messages)} messages per configuration (${
+        formatNumber(serialMessages)
+      } with 1 in flight), ${payload.length}-byte payloads, one consumer acking FULFILLED concurrently; SQLite WAL, durability full, in ${dir}`
+    )
+    if (Option.isNone(nats)) {
+      yield* Console.log(`JetStream baseline skipped: no NATS server with JetStream reachable at ${natsUrl}`)
+    } else {
+      yield* Console.log(
+        `JetStream baseline at ${natsUrl}: file storage, js.publish awaiting its PubAck, durable pull consumer, ackAck (ack confirmed)`
+      )
+    }
+
+    // Warm-up rounds, so the figures are of warmed-up code.
+    const warmup = Math.min(2_000, messages)
+    yield* routerRun("warmup memory", memory, 100, warmup)
+    yield* sqlite((filename) => routerRun("warmup sqlite", sqliteLog(filename), 100, warmup))
+    if (Option.isSome(nats)) yield* jetStreamRun(nats.value, "warmup jetstream", 100, warmup)
+
+    const events = makeEvents(appendEvents)
+    const appendRate = yield* sqlite((filename) =>
+      withLog(filename, (log) =>
+        Effect.map(Effect.timed(concurrentAppend(log, events)), ([took]) => appendEvents / Duration.toSeconds(took))))
+    yield* Console.log(
+      `event log append: ${formatNumber(appendRate)} events/s (SQLite, ${appendFibers} fibers x 1 event, ${
+        formatNumber(appendEvents)
+      } events)`
+    )
+
+    const results: Record<string, Figures> = {}
+    for (const inFlight of inFlights) {
+      const count = countFor(inFlight)
+      yield* Console.log(`${inFlight} in flight, ${formatNumber(count)} messages:`)
+      const measured: Array<[string, Figures]> = [
+        ["sqlite", yield* sqlite((filename) => routerRun(`sqlite ${inFlight}`, sqliteLog(filename), inFlight, count))],
+        ["memory", yield* routerRun(`memory ${inFlight}`, memory, inFlight, count)]
+      ]
+      if (Option.isSome(nats)) {
+        measured.push(["jetstream", yield* jetStreamRun(nats.value, `jetstream ${inFlight}`, inFlight, count)])
+      }
+      const baseline = measured.find(([backend]) => backend === "jetstream")?.[1]
+      for (const [backend, figures] of measured) {
+        results[`${backend}_${inFlight}`] = figures
+        const against = backend === "jetstream" || baseline === undefined
+          ? ""
+          : `   vs JetStream ${(figures.msgsPerS / baseline.msgsPerS).toFixed(3)}`
+        yield* Console.log(`  ${backend.padEnd(9)} ${perS(figures.msgsPerS)}   ${latencies(figures)}${against}`)
+      }
+    }
+
+    const sqlite1000 = results["sqlite_1000"].msgsPerS
+    const jetstream1000 = results["jetstream_1000"]?.msgsPerS
+    yield* Console.log(
+      `sqlite, 1000 in flight: ${formatNumber(sqlite1000)} msgs/s  (target >= ${formatNumber(targetMsgsPerS)}: ${
+        sqlite1000 >= targetMsgsPerS ? "met" : "MISSED"
+      })`
+    )
+    if (jetstream1000 !== undefined) {
+      yield* printComparison({
+        label: "sqlite 1000 vs JS",
+        figure: sqlite1000,
+        baseline: jetstream1000,
+        target: targetVsJetStream,
+        unit: "msgs/s"
+      })
+    }
+    yield* Console.log(
+      `sqlite 1000 vs append ${formatNumber(sqlite1000)} msgs/s  baseline ${formatNumber(appendRate)} events/s  ratio ${
+        (sqlite1000 / appendRate).toFixed(3)
+      }`
+    )
+
+    const figures: Record<string, number> = {}
+    for (const [key, f] of Object.entries(results)) figures[`${key}_msgs_per_s`] = Math.round(f.msgsPerS)
+    for (const [key, f] of Object.entries(results)) {
+      figures[`${key}_p50_ms`] = ms(f.p50Ms)
+      figures[`${key}_p99_ms`] = ms(f.p99Ms)
+    }
+    figures.append_events_per_s = Math.round(appendRate)
+    figures.messages = messages
+    figures.serial_messages = serialMessages
+
+    const ratio = (figure: number, baseline: number) => Math.round((figure / baseline) * 1000) / 1000
+    const ratios: Record<string, number> = {}
+    if (jetstream1000 !== undefined) ratios.vs_jetstream = ratio(sqlite1000, jetstream1000)
+    ratios.vs_target = ratio(sqlite1000, targetMsgsPerS)
+    ratios.vs_append = ratio(sqlite1000, appendRate)
+    for (const inFlight of inFlights) {
+      const js = results[`jetstream_${inFlight}`]
+      if (js === undefined) continue
+      ratios[`sqlite_${inFlight}_vs_jetstream`] = ratio(results[`sqlite_${inFlight}`].msgsPerS, js.msgsPerS)
+      ratios[`memory_${inFlight}_vs_jetstream`] = ratio(results[`memory_${inFlight}`].msgsPerS, js.msgsPerS)
+    }
+    yield* printResult({ bench: "router", figures, ratios })
+  }).pipe(Effect.scoped, Effect.provide(NodeFileSystem.layer))
