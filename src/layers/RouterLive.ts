@@ -156,6 +156,19 @@ interface StageWaiter {
 
 const textEncoder = new TextEncoder()
 
+/**
+ * Lets the runtime's timers and I/O run between two busy turns. The SQLite
+ * commit is synchronous, so producers in the same process could otherwise
+ * keep the loop turning on microtasks alone, and a handler's timer or socket
+ * would wait until they stop.
+ */
+const yieldToEventLoop: Effect.Effect<void> = typeof globalThis.setImmediate === "function"
+  ? Effect.async<void>((resume) => {
+    const handle = globalThis.setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => globalThis.clearImmediate(handle))
+  })
+  : Effect.yieldNow()
+
 export const make = (options: Partial<RouterConfig> = {}) =>
   Effect.gen(function*() {
     const config: RouterConfig = { ...defaultRouterConfig, ...options }
@@ -267,6 +280,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     /** Everything queued; when idle, waits for a command or the next deadline, whichever comes first. */
     const takeCommands = (busy: boolean) =>
       Effect.gen(function*() {
+        if (busy) yield* yieldToEventLoop
         const queued = Option.getOrElse(commands.unsafeSize(), () => 0)
         if (busy || queued > 0) return queued > 0 ? (yield* commands.takeAll)[0] : Chunk.empty<Command>()
         const deadline = nextDeadline(state)
