@@ -125,8 +125,9 @@ describe("Replay", () => {
       yield* Effect.flatMap(Router, (r) => r.snapshot)
       const steps = Chunk.toReadonlyArray(yield* Stream.runCollect(Replay.steps().pipe(Stream.map((step) => ({ offset: step.record.offset, messages: Object.keys(Replay.snapshot(step.state).messages) })))))
       expect(steps.map((s) => s.offset)).toEqual(steps.map((_, i) => i + 1))
-      expect(steps[1].messages).toEqual([])
-      expect(steps[2].messages).toEqual([receipt.message_id])
+      // 1, 2: the agents; 3: the edge a messages b; 4: the message.
+      expect(steps[2].messages).toEqual([])
+      expect(steps[3].messages).toEqual([receipt.message_id])
       yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" })
       const lines = Chunk.toReadonlyArray(yield* Stream.runCollect(Replay.timeline({ message: receipt.message_id }))).map((e) => e.text)
       expect(lines).toEqual([

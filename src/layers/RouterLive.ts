@@ -32,6 +32,7 @@ import {
   decideAck,
   decideDeliveries,
   decideDeregister,
+  decideEdge,
   decideHeartbeat,
   decideReconcile,
   decideRedrive,
@@ -43,7 +44,9 @@ import {
   initialState,
   isAvailable,
   isTerminal,
+  lineageOf,
   nextDeadline,
+  subtreeOf,
   type AgentEntry,
   type MessageEntry,
   type RouterConfig,
@@ -382,6 +385,12 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const decodeDescriptor = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all", onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
 
+    const infos = (state: RouterState, ids: ReadonlyArray<string>) =>
+      ids.flatMap((id) => {
+        const agent = state.agents.get(id)
+        return agent === undefined ? [] : [agentInfo(agent)]
+      })
+
     const agentOf = (state: RouterState, agentId: string) => {
       const agent = state.agents.get(agentId)
       return agent === undefined ? Either.left(new NoRoute({ to: agentId })) : Either.right(agentInfo(agent))
@@ -395,7 +404,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             (error) => ValidationError.fromParseError("agent", error)
           )
           return yield* run(
-            (state, now) => Either.right(decideRegister(state, config, agent, now)),
+            (state, now) => decideRegister(state, config, agent, now),
             (state) => agentInfo(state.agents.get(agent.agent_id)!)
           )
         }),
@@ -416,7 +425,20 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           [...state.agents.values()]
             .filter((agent) => agent.registered && agent.descriptor.capabilities.includes(capability))
             .map(agentInfo)
-        )
+        ),
+      lineage: (agentId) =>
+        query((state) => infos(state, state.agents.has(agentId) ? lineageOf(state, agentId) : [])),
+      subtree: (agentId) =>
+        query((state) => infos(state, state.agents.has(agentId) ? subtreeOf(state, agentId) : [])),
+      team: (teamId) =>
+        query((state) =>
+          [...state.agents.values()].filter((agent) => agent.registered && agent.descriptor.team_id === teamId).map(
+            agentInfo
+          )
+        ),
+      edges: (agentId) =>
+        query((state) => [...state.edges.values()].filter((edge) => edge.from === agentId || edge.to === agentId)),
+      addEdge: (edge) => Effect.asVoid(run((state, now) => Either.right(decideEdge(state, edge, now))))
     })
 
     /** An ACK as a loop command: decided against the state the commands before it left. */

@@ -13,7 +13,7 @@
  * envelope per event would cost more than the rest of a decision.
  */
 import { Either } from "effect"
-import type { AgentDescriptor } from "../schema/Agent.js"
+import type { AgentDescriptor, EdgeType } from "../schema/Agent.js"
 import type {
   AckStage,
   AgentState,
@@ -48,6 +48,7 @@ import {
   MessageRequeued,
   MessageTimedOut,
   type Route,
+  TopologyEdgeAdded,
   type RouterEvent
 } from "../schema/RouterEvents.js"
 import { type Deadline, Deadlines } from "./Deadlines.js"
@@ -79,6 +80,8 @@ export interface RouterConfig {
   readonly bulkEvery: number
   /** Message types accepted by `send`; undefined: all. */
   readonly supportedMessageTypes: ReadonlyArray<MessageType> | undefined
+  /** A registration whose depth (root 0) would reach this is refused. */
+  readonly maxDelegationDepth: number
 }
 
 export const defaultRouterConfig: RouterConfig = {
@@ -92,7 +95,8 @@ export const defaultRouterConfig: RouterConfig = {
   livenessTimeoutMs: 60_000,
   privilegedPerSecond: 100,
   bulkEvery: 10,
-  supportedMessageTypes: undefined
+  supportedMessageTypes: undefined,
+  maxDelegationDepth: 10
 }
 
 // ---------------------------------------------------------------------------
@@ -164,8 +168,19 @@ export interface RouterState {
   readonly dedupOrder: Deque<{ readonly key: string; readonly at: number }>
   readonly finished: Deque<{ readonly id: string; readonly at: number }>
   readonly deadlines: Deadlines
+  /** Topology edges by `from, to, type`. */
+  readonly edges: Map<string, Edge>
   accepted: number
 }
+
+export interface Edge {
+  readonly from: string
+  readonly to: string
+  readonly edge_type: EdgeType
+  readonly at: number
+}
+
+const edgeKey = (from: string, to: string, type: EdgeType) => `${from}\u0000${to}\u0000${type}`
 
 export const initialState = (): RouterState => ({
   agents: new Map(),
@@ -175,6 +190,7 @@ export const initialState = (): RouterState => ({
   dedupOrder: new Deque(),
   finished: new Deque(),
   deadlines: new Deadlines(),
+  edges: new Map(),
   accepted: 0
 })
 
@@ -226,14 +242,79 @@ export const isAvailable = (agent: AgentEntry | undefined): agent is AgentEntry 
 // ---------------------------------------------------------------------------
 // Registry decisions
 
+/** An edge to record, unless it is already known. */
+const newEdge = (state: RouterState, from: string, to: string, edge_type: EdgeType, now: number) =>
+  state.edges.has(edgeKey(from, to, edge_type)) ? [] : [new TopologyEdgeAdded({ from, to, edge_type, at: now }, true)]
+
+/** The agent and its ancestors, self first, root last. */
+export const lineageOf = (state: RouterState, agentId: string): ReadonlyArray<string> => {
+  const lineage: Array<string> = []
+  for (let id: string | undefined = agentId; id !== undefined && !lineage.includes(id);) {
+    lineage.push(id)
+    id = state.agents.get(id)?.descriptor.parent_agent_id
+  }
+  return lineage
+}
+
+/** The agent and every agent it spawned, directly or not, breadth first. */
+export const subtreeOf = (state: RouterState, agentId: string): ReadonlyArray<string> => {
+  const subtree = [agentId]
+  for (let i = 0; i < subtree.length; i++) {
+    for (const [id, agent] of state.agents) {
+      if (agent.registered && agent.descriptor.parent_agent_id === subtree[i] && !subtree.includes(id)) subtree.push(id)
+    }
+  }
+  return subtree
+}
+
+/**
+ * Registers (or re-registers) an agent. Its depth comes from its lineage: a
+ * registration that would reach `maxDelegationDepth`, or whose parent
+ * descends from the agent itself (a cycle), is refused.
+ */
 export const decideRegister = (
-  _state: RouterState,
+  state: RouterState,
   config: RouterConfig,
   agent: AgentDescriptor,
   now: number
-): ReadonlyArray<RouterEvent> => [
-  new AgentRegistered({ agent, liveness_deadline: livenessDeadline(config, now), at: now }, true)
-]
+): Either.Either<ReadonlyArray<RouterEvent>, PermissionDenied | ValidationError> => {
+  const parentId = agent.parent_agent_id
+  let depth = 0
+  if (parentId !== undefined) {
+    const parent = state.agents.get(parentId)
+    if (parent === undefined || !parent.registered) {
+      return Either.left(ValidationError.single("agent", "parent_agent_id", `unknown agent ${parentId}`))
+    }
+    const parentLineage = lineageOf(state, parentId)
+    if (parentLineage.includes(agent.agent_id)) {
+      return Either.left(new PermissionDenied({
+        reason: `registering ${agent.agent_id} under ${parentId} would close a cycle: ${
+          [agent.agent_id, ...parentLineage.slice(0, parentLineage.indexOf(agent.agent_id) + 1)].join(" → ")
+        }`
+      }))
+    }
+    depth = (parent.descriptor.depth ?? 0) + 1
+    if (depth >= config.maxDelegationDepth) {
+      return Either.left(new PermissionDenied({
+        reason: `delegation depth ${depth} of ${agent.agent_id} reaches the limit ${config.maxDelegationDepth}`
+      }))
+    }
+  }
+  if (agent.depth !== undefined && agent.depth !== depth) {
+    return Either.left(ValidationError.single("agent", "depth", `is ${depth} by its lineage, not ${agent.depth}`))
+  }
+  return Either.right([
+    new AgentRegistered({ agent: { ...agent, depth }, liveness_deadline: livenessDeadline(config, now), at: now }, true),
+    ...(parentId === undefined ? [] : newEdge(state, parentId, agent.agent_id, "delegates_to", now))
+  ])
+}
+
+/** Records an edge of the topology (calls, reads, writes, approves, ...) if it is new. */
+export const decideEdge = (
+  state: RouterState,
+  edge: { readonly from: string; readonly to: string; readonly edge_type: EdgeType },
+  now: number
+): ReadonlyArray<RouterEvent> => newEdge(state, edge.from, edge.to, edge.edge_type, now)
 
 const livenessDeadline = (config: RouterConfig, now: number) =>
   config.livenessTimeoutMs === undefined ? undefined : now + config.livenessTimeoutMs
@@ -418,6 +499,7 @@ export const decideSend = (
     return Either.left(new TtlExpired({ message_id: envelope.message_id }))
   }
   return Either.map(resolveRoute(state, config, route), (to) => [
+    ...newEdge(state, envelope.producer_id, to, "messages", now),
     new MessageAccepted({
       to,
       route,
@@ -763,6 +845,11 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Rout
       if (agent !== undefined) agent.live = false
       break
     }
+    case "TopologyEdgeAdded": {
+      const { at, edge_type, from, to } = event
+      state.edges.set(edgeKey(from, to, edge_type), { from, to, edge_type, at })
+      break
+    }
     case "MessageAccepted": {
       const envelope = event.envelope
       const message: MessageEntry = {
@@ -914,6 +1001,7 @@ export interface RouterSnapshot {
     readonly dead_letters: ReadonlyArray<string>
   }>>
   readonly dedup: Readonly<Record<string, string>>
+  readonly edges: ReadonlyArray<Edge>
 }
 
 const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (a: A) => B): Record<string, B> =>
@@ -952,7 +1040,8 @@ export const snapshot = (state: RouterState): RouterSnapshot => ({
     next_delivery_seq: mailbox.nextSeq,
     dead_letters: [...mailbox.deadLetters]
   })),
-  dedup: sortedRecord(state.dedup, (seen) => seen.message_id)
+  dedup: sortedRecord(state.dedup, (seen) => seen.message_id),
+  edges: [...state.edges.values()]
 })
 
 const queuedIds = (state: RouterState, mailbox: Mailbox, lane: CommunicationClass) => {

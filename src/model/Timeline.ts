@@ -17,6 +17,8 @@ export const agentsOf = (event: RouterEvent): ReadonlyArray<string> => {
     case "AgentDeregistered":
     case "AgentLivenessLost":
       return [event.agent_id]
+    case "TopologyEdgeAdded":
+      return [event.from, event.to]
     case "MessageAccepted":
       return [event.envelope.producer_id, event.to]
     case "MessageDelivered":
@@ -34,13 +36,16 @@ export const describe = (event: RouterEvent): string => {
   switch (event._tag) {
     case "AgentRegistered":
       return `agent ${event.agent.agent_id} registered` +
-        (event.agent.capabilities.length > 0 ? ` (${event.agent.capabilities.join(", ")})` : "")
+        (event.agent.capabilities.length > 0 ? ` (${event.agent.capabilities.join(", ")})` : "") +
+        (event.agent.parent_agent_id ? `, spawned by ${event.agent.parent_agent_id}` : "")
     case "AgentHeartbeat":
       return `agent ${event.agent_id} heartbeat: ${event.state}`
     case "AgentDeregistered":
       return `agent ${event.agent_id} deregistered: ${event.reason}`
     case "AgentLivenessLost":
       return `agent ${event.agent_id} lost: no heartbeat in time`
+    case "TopologyEdgeAdded":
+      return `edge ${event.from} ${event.edge_type} ${event.to}`
     case "MessageAccepted":
       return `${event.envelope.message_id} ${event.envelope.message_type} from ${event.envelope.producer_id} ` +
         `accepted for ${event.to}` + (event.route._tag === "Capability" ? ` (capability ${event.route.capability})` : "") +

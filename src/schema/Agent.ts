@@ -1,8 +1,20 @@
 /**
- * Agents as the registry knows them (PROTOCOLS.md §1, "Registry").
+ * Agents as the registry knows them (PROTOCOLS.md §1, "Registry"), with the
+ * lineage and enforcement mode of Agent Assembly (§2).
  */
 import { Schema } from "effect"
 import { CommunicationClass, Id } from "./Envelope.js"
+
+/**
+ * How the gateway treats an agent: `enforce` applies decisions and fails
+ * closed on anything unclear; `observe` allows everything and audits what it
+ * would have decided; `disabled` evaluates nothing and audits that.
+ */
+export const EnforcementMode = Schema.Literal("enforce", "observe", "disabled")
+export type EnforcementMode = typeof EnforcementMode.Type
+
+export const EdgeType = Schema.Literal("delegates_to", "calls", "reads", "writes", "approves", "messages")
+export type EdgeType = typeof EdgeType.Type
 
 export const AgentDescriptor = Schema.Struct({
   agent_id: Id,
@@ -10,7 +22,15 @@ export const AgentDescriptor = Schema.Struct({
   description: Schema.optionalWith(Schema.String, { default: () => "" }),
   capabilities: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
   communication_class: Schema.optionalWith(CommunicationClass, { default: () => "STANDARD" as const }),
-  modalities_supported: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
+  modalities_supported: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  /** The agent that spawned this one; absent for a root. */
+  parent_agent_id: Schema.optional(Id),
+  team_id: Schema.optional(Id),
+  delegation_reason: Schema.optional(Schema.String),
+  spawned_by_tool: Schema.optional(Schema.String),
+  /** Distance from the root (0 for a root). Given by the registry from the lineage; a caller's value is checked against it. */
+  depth: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
+  enforcement_mode: Schema.optionalWith(EnforcementMode, { default: () => "enforce" as const })
 })
 export type AgentDescriptor = typeof AgentDescriptor.Type
 export type AgentDescriptorJson = typeof AgentDescriptor.Encoded

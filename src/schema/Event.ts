@@ -25,6 +25,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   AgentHeartbeat: 1,
   AgentDeregistered: 1,
   AgentLivenessLost: 1,
+  TopologyEdgeAdded: 1,
   MessageAccepted: 1,
   MessageDelivered: 1,
   MessageAcked: 1,

@@ -4,7 +4,7 @@
  * folding the log never needs a clock.
  */
 import { Schema } from "effect"
-import { AgentDescriptor } from "./Agent.js"
+import { AgentDescriptor, EdgeType } from "./Agent.js"
 import { AckStage, AgentState, CommunicationClass, Envelope, ErrorCode, Id } from "./Envelope.js"
 
 /** Epoch milliseconds. */
@@ -32,6 +32,15 @@ export class AgentHeartbeat extends Schema.TaggedClass<AgentHeartbeat>()("AgentH
 export class AgentDeregistered extends Schema.TaggedClass<AgentDeregistered>()("AgentDeregistered", {
   agent_id: Id,
   reason: Schema.String,
+  at: At
+}) {}
+
+/** A typed edge of the agent topology, recorded the first time it is seen. */
+export class TopologyEdgeAdded extends Schema.TaggedClass<TopologyEdgeAdded>()("TopologyEdgeAdded", {
+  from: Id,
+  /** An agent id, or the name of what was called, read or written. */
+  to: Id,
+  edge_type: EdgeType,
   at: At
 }) {}
 
@@ -117,6 +126,7 @@ export const RouterEvent = Schema.Union(
   AgentHeartbeat,
   AgentDeregistered,
   AgentLivenessLost,
+  TopologyEdgeAdded,
   MessageAccepted,
   MessageDelivered,
   MessageAcked,

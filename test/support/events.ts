@@ -9,7 +9,8 @@ export const registered = (name: string) =>
       description: "",
       capabilities: ["test"],
       communication_class: "STANDARD",
-      modalities_supported: []
+      modalities_supported: [],
+      enforcement_mode: "enforce"
     },
     at: 0
   })
