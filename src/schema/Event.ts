@@ -241,37 +241,45 @@ const encodeFast = (event: Event): Either.Either<typeof Event.Encoded, ParseResu
     : Either.right(encoded as typeof Event.Encoded)
 }
 
-export const encodeEvent = (event: Event): Either.Either<StoredEvent, ValidationError> =>
-  Either.match(encodeFast(event), {
-    onLeft: (error) => Either.left(ValidationError.fromParseError("event", error)),
-    onRight: (encoded) =>
-      Either.right({ type: encoded._tag, version: eventVersions[encoded._tag], payload: JSON.stringify(encoded) })
-  })
+export const encodeEvent = (event: Event): Either.Either<StoredEvent, ValidationError> => {
+  const encoded = encodeFast(event)
+  if (Either.isLeft(encoded)) return Either.left(ValidationError.fromParseError("event", encoded.left))
+  const type = encoded.right._tag
+  return Either.right({ type, version: eventVersions[type], payload: JSON.stringify(encoded.right) })
+}
+
+const undecodable = (offset: number, reason: string) => Either.left(new UndecodableRecord({ offset, reason }))
 
 export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<Event, UndecodableRecord> => {
-  const fail = (reason: string) => Either.left(new UndecodableRecord({ offset, reason }))
   const current = eventVersions[stored.type as EventType] as number | undefined
-  if (current === undefined) return fail(`unknown event type ${JSON.stringify(stored.type)}`)
-  if (!Number.isInteger(stored.version) || stored.version < 1) return fail(`invalid version ${stored.version}`)
+  if (current === undefined) return undecodable(offset, `unknown event type ${JSON.stringify(stored.type)}`)
+  if (!Number.isInteger(stored.version) || stored.version < 1) {
+    return undecodable(offset, `invalid version ${stored.version}`)
+  }
   if (stored.version > current) {
-    return fail(`${stored.type} version ${stored.version} is newer than this version of Switchboard knows (${current})`)
+    return undecodable(
+      offset,
+      `${stored.type} version ${stored.version} is newer than this version of Switchboard knows (${current})`
+    )
   }
   let encoded: unknown
   try {
     encoded = JSON.parse(stored.payload)
   } catch (error) {
-    return fail(`payload is not JSON: ${(error as Error).message}`)
+    return undecodable(offset, `payload is not JSON: ${(error as Error).message}`)
   }
   const steps = upcasters[stored.type as EventType]
   for (let version = stored.version; version < current; version++) {
     const step = steps?.[version]
-    if (step === undefined) return fail(`no upcaster for ${stored.type} from version ${version}`)
+    if (step === undefined) return undecodable(offset, `no upcaster for ${stored.type} from version ${version}`)
     encoded = step(encoded)
   }
   const fast = fastCodec(stored.type)?.decode(encoded)
   if (fast !== undefined && fast !== Invalid && fast !== Unsure) return Either.right(fast as Event)
   const decoded = decodeEventEither(encoded)
-  if (Either.isLeft(decoded)) return fail(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
-  if (decoded.right._tag !== stored.type) return fail(`payload is a ${decoded.right._tag}, stored as ${stored.type}`)
+  if (Either.isLeft(decoded)) return undecodable(offset, ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  if (decoded.right._tag !== stored.type) {
+    return undecodable(offset, `payload is a ${decoded.right._tag}, stored as ${stored.type}`)
+  }
   return Either.right(decoded.right)
 }
