@@ -256,3 +256,37 @@ export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("Mess
     return `no message ${this.message_id}`
   }
 }
+
+/**
+ * A tool call's args name a secret the store does not hold (PROTOCOLS.md §2).
+ * Answered over HTTP as 422 Unprocessable Content. Carries names only, in
+ * their `${NAME}` form: never a value.
+ */
+export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()("UnknownPlaceholder", {
+  code: Schema.tag("VALIDATION_ERROR"),
+  retryable: Schema.tag(false),
+  /** Every unknown name, without the `${}`. */
+  names: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `unknown secret placeholder${this.names.length === 1 ? "" : "s"}: ` +
+      this.names.map((name) => "${" + name + "}").join(", ")
+  }
+}
+
+/** A delegated lease grants more than its parent, or outlives it (ARCP, PROTOCOLS.md §3). */
+export class LeaseSubsetViolation extends Schema.TaggedError<LeaseSubsetViolation>()("LeaseSubsetViolation", {
+  code: Schema.tag("LEASE_SUBSET_VIOLATION"),
+  retryable: Schema.tag(false),
+  lease_id: Schema.String,
+  parent_lease_id: Schema.String,
+  /** The namespace of the offending pattern; absent when the expiry is at fault. */
+  namespace: Schema.optional(Schema.String),
+  /** The child pattern no parent pattern covers; absent when the expiry is at fault. */
+  pattern: Schema.optional(Schema.String),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `lease ${this.lease_id} is not a subset of lease ${this.parent_lease_id}: ${this.reason}`
+  }
+}
