@@ -1,0 +1,132 @@
+/**
+ * The audit trail's hash chain (PROTOCOLS.md §2, "Audit").
+ *
+ * `record.hash = sha256_hex(prev_hash + canonicalJson(record without hash and prev_hash))`,
+ * where `prev_hash` is the previous record's `hash` and `GENESIS_HASH` for the
+ * first. Editing, inserting, removing or reordering any record breaks the
+ * chain at that record or the next one, which `verifyChain` reports.
+ *
+ * What a chain alone cannot show: that records were cut off at the end. A
+ * verifier that must rule that out compares the last `hash` with a head hash
+ * kept elsewhere.
+ */
+import { createHash } from "node:crypto"
+import type { AuditRecord, UnsealedAuditRecord } from "../schema/Audit.js"
+
+/** The `prev_hash` of the first record of a trail. */
+export const GENESIS_HASH = "0".repeat(64)
+
+/**
+ * JSON with object keys sorted (by UTF-16 code units, as `Array.prototype.sort`
+ * and RFC 8785 do) at every depth and no whitespace. Otherwise as
+ * `JSON.stringify`: object fields that are `undefined` (or functions, symbols)
+ * are omitted, such array items become `null`, and `toJSON` is honoured.
+ * Unlike `JSON.stringify`, values that JSON cannot represent faithfully throw
+ * a `TypeError` instead of turning into `null` or `{}` silently: non-finite
+ * numbers, bigints, cycles, and `undefined` at the top.
+ */
+export const canonicalJson = (value: unknown): string => {
+  const ancestors = new Set<object>()
+  const write = (value: unknown): string | undefined => {
+    if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
+      value = (value as { toJSON: () => unknown }).toJSON()
+    }
+    switch (typeof value) {
+      case "string":
+      case "boolean":
+        return JSON.stringify(value)
+      case "number":
+        if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${value} has no JSON form`)
+        return JSON.stringify(value)
+      case "bigint":
+        throw new TypeError("canonicalJson: a bigint has no JSON form")
+      case "undefined":
+      case "function":
+      case "symbol":
+        return undefined
+    }
+    if (value === null) return "null"
+    const object = value as object
+    if (ancestors.has(object)) throw new TypeError("canonicalJson: the value is cyclic")
+    ancestors.add(object)
+    let text: string
+    if (Array.isArray(object)) {
+      text = "[" + object.map((item) => write(item) ?? "null").join(",") + "]"
+    } else {
+      const record = object as Record<string, unknown>
+      const fields: Array<string> = []
+      for (const key of Object.keys(record).sort()) {
+        const field = write(record[key])
+        if (field !== undefined) fields.push(JSON.stringify(key) + ":" + field)
+      }
+      text = "{" + fields.join(",") + "}"
+    }
+    ancestors.delete(object)
+    return text
+  }
+  const text = write(value)
+  if (text === undefined) throw new TypeError(`canonicalJson: a ${typeof value} has no JSON form`)
+  return text
+}
+
+/**
+ * The hash of a record whose predecessor's hash is `prevHash`: SHA-256, in
+ * lowercase hex, over `prevHash` followed by the record's canonical JSON.
+ * `hash` and `prev_hash` fields on `record`, if any, are not part of it.
+ */
+export const chainHash = (prevHash: string, record: UnsealedAuditRecord): string => {
+  const { hash: _hash, prev_hash: _prevHash, ...content } = record as UnsealedAuditRecord & {
+    readonly hash?: unknown
+    readonly prev_hash?: unknown
+  }
+  return createHash("sha256").update(prevHash, "utf8").update(canonicalJson(content), "utf8").digest("hex")
+}
+
+/** `record` chained after the record whose hash is `prevHash`. */
+export const sealRecord = (prevHash: string, record: UnsealedAuditRecord): AuditRecord => ({
+  ...record,
+  prev_hash: prevHash,
+  hash: chainHash(prevHash, record)
+})
+
+export type ChainVerification =
+  | { readonly ok: true; readonly count: number }
+  | { readonly ok: false; readonly offset: number; readonly reason: string }
+
+/**
+ * Recomputes every hash and checks every link, in order, stopping at the
+ * first record that is wrong: its `prev_hash` is not the previous record's
+ * `hash` (`GENESIS_HASH`, or `options.prevHash` when verifying a segment that
+ * starts mid-trail, for the first one), or its `hash` does not match its
+ * content. `offset` is the one given with that record. Never throws.
+ */
+export const verifyChain = (
+  records: Iterable<{ readonly offset: number; readonly record: AuditRecord }>,
+  options?: { readonly prevHash?: string }
+): ChainVerification => {
+  let expected = options?.prevHash ?? GENESIS_HASH
+  let count = 0
+  for (const { offset, record } of records) {
+    if (record.prev_hash !== expected) {
+      return {
+        ok: false,
+        offset,
+        reason: count === 0 && options?.prevHash === undefined
+          ? `prev_hash ${String(record.prev_hash)} of the first record is not the genesis hash`
+          : `prev_hash ${String(record.prev_hash)} does not link to the previous record's hash ${expected}`
+      }
+    }
+    let actual: string
+    try {
+      actual = chainHash(record.prev_hash, record)
+    } catch (error) {
+      return { ok: false, offset, reason: `the record cannot be hashed: ${error instanceof Error ? error.message : String(error)}` }
+    }
+    if (record.hash !== actual) {
+      return { ok: false, offset, reason: `hash ${String(record.hash)} does not match the record's content (expected ${actual})` }
+    }
+    expected = record.hash
+    count++
+  }
+  return { ok: true, count }
+}

@@ -1,0 +1,253 @@
+/**
+ * The audit hash chain: canonical JSON is stable under key order, the hash is
+ * pinned to its definition, a sealed trail verifies (also after a JSON round
+ * trip), and any edit, insertion, removal or reordering is reported at the
+ * first record it breaks.
+ */
+import { createHash } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { Arbitrary, FastCheck as fc, Schema } from "effect"
+import { canonicalJson, chainHash, GENESIS_HASH, sealRecord, verifyChain } from "../src/model/Audit.js"
+import { AuditRecord, type CallStackNode, type UnsealedAuditRecord } from "../src/schema/Audit.js"
+
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex")
+
+const base: UnsealedAuditRecord = {
+  agent_id: "agent-1",
+  action: "tool.call:search",
+  decision: "allow",
+  reason: "matched tools.search",
+  rule: "global/tools/search",
+  lineage: ["agent-1", "root"],
+  dry_run: false,
+  at: 1_700_000_000_000
+}
+
+const stack: CallStackNode = {
+  id: "n1",
+  kind: "llm",
+  label: "plan",
+  latency_ms: 12.5,
+  children: [{ id: "n2", kind: "tool", label: "search", latency_ms: 3, children: [] }]
+}
+
+/** Seals `records` into one chain, with offsets that are not simply 0, 1, 2. */
+const chain = (records: ReadonlyArray<UnsealedAuditRecord>, from = GENESIS_HASH) => {
+  let prev = from
+  return records.map((record, i) => {
+    const sealed = sealRecord(prev, record)
+    prev = sealed.hash
+    return { offset: 100 + 3 * i, record: sealed }
+  })
+}
+
+const trail = chain([
+  base,
+  { ...base, decision: "deny", reason: "over budget", at: base.at + 1, call_stack: stack },
+  { ...base, decision: "pending", dry_run: true, shadow_decision: "deny", trace_id: "t", span_id: "s", at: base.at + 2 },
+  { ...base, decision: "dispatched", at: base.at + 3 }
+])
+
+// ---------------------------------------------------------------------------
+// canonicalJson
+
+describe("canonicalJson", () => {
+  it("sorts keys at every depth, drops undefined fields, adds no whitespace", () => {
+    expect(canonicalJson({ b: 1, a: { d: [3, { z: true, y: null }], c: "x" }, u: undefined })).toBe(
+      `{"a":{"c":"x","d":[3,{"y":null,"z":true}]},"b":1}`
+    )
+  })
+
+  it("follows JSON.stringify for arrays, strings, numbers and toJSON", () => {
+    expect(canonicalJson([undefined, -0, 1e21, 0.1, "é\n\"", new Date(0)])).toBe(
+      `[null,0,1e+21,0.1,"é\\n\\"","1970-01-01T00:00:00.000Z"]`
+    )
+    expect(canonicalJson({ "b": 1, "a": 2, "B": 3, "é": 4, "10": 5, "9": 6 })).toBe(`{"10":5,"9":6,"B":3,"a":2,"b":1,"é":4}`)
+  })
+
+  it("throws on values JSON cannot hold faithfully", () => {
+    expect(() => canonicalJson({ at: Number.NaN })).toThrow(TypeError)
+    expect(() => canonicalJson([Number.POSITIVE_INFINITY])).toThrow(TypeError)
+    expect(() => canonicalJson({ n: 1n })).toThrow(TypeError)
+    expect(() => canonicalJson(undefined)).toThrow(TypeError)
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    expect(() => canonicalJson(cyclic)).toThrow(TypeError)
+  })
+
+  it("accepts a shared, acyclic value twice", () => {
+    const shared = { x: 1 }
+    expect(canonicalJson({ a: shared, b: [shared] })).toBe(`{"a":{"x":1},"b":[{"x":1}]}`)
+  })
+
+  /** Rebuilds objects with their keys in reverse order. */
+  const reverseKeys = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(reverseKeys)
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(
+        Object.keys(value).reverse().map((k) => [k, reverseKeys((value as Record<string, unknown>)[k])])
+      )
+    }
+    return value
+  }
+
+  it("is the same JSON value, independent of key order (property)", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = canonicalJson(value)
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(value)))
+        expect(canonicalJson(reverseKeys(value))).toBe(text)
+        expect(canonicalJson(JSON.parse(text))).toBe(text)
+      }),
+      { numRuns: 300 }
+    )
+  })
+})
+
+// ---------------------------------------------------------------------------
+// chainHash and sealRecord
+
+describe("chainHash", () => {
+  it("is SHA-256 hex over the previous hash and the canonical record", () => {
+    expect(GENESIS_HASH).toBe("0".repeat(64))
+    const canonical =
+      `{"action":"tool.call:search","agent_id":"agent-1","at":1700000000000,"decision":"allow","dry_run":false,` +
+      `"lineage":["agent-1","root"],"reason":"matched tools.search","rule":"global/tools/search"}`
+    expect(canonicalJson(base)).toBe(canonical)
+    expect(chainHash(GENESIS_HASH, base)).toBe(sha256(GENESIS_HASH + canonical))
+    expect(chainHash(GENESIS_HASH, base)).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it("depends on the previous hash and ignores hash fields on the record", () => {
+    const other = "f".repeat(64)
+    expect(chainHash(other, base)).not.toBe(chainHash(GENESIS_HASH, base))
+    const sealed = sealRecord(GENESIS_HASH, base)
+    expect(chainHash(GENESIS_HASH, sealed)).toBe(sealed.hash)
+    expect(chainHash(GENESIS_HASH, { ...base, rule: undefined })).toBe(chainHash(GENESIS_HASH, (({ rule: _, ...rest }) => rest)(base)))
+  })
+
+  it("seals a record that decodes as an AuditRecord and links to its predecessor", () => {
+    const sealed = sealRecord(GENESIS_HASH, { ...base, call_stack: stack })
+    expect(sealed.prev_hash).toBe(GENESIS_HASH)
+    expect(Schema.decodeUnknownSync(AuditRecord)(sealed)).toEqual(sealed)
+    const next = sealRecord(sealed.hash, { ...base, at: base.at + 1 })
+    expect(next.prev_hash).toBe(sealed.hash)
+  })
+})
+
+// ---------------------------------------------------------------------------
+// verifyChain
+
+describe("verifyChain", () => {
+  it("accepts a sealed trail, and an empty one", () => {
+    expect(verifyChain(trail)).toEqual({ ok: true, count: 4 })
+    expect(verifyChain([])).toEqual({ ok: true, count: 0 })
+  })
+
+  it("accepts a trail after a JSON round trip through the schema", () => {
+    const roundTripped = trail.map(({ offset, record }) => ({
+      offset,
+      record: Schema.decodeUnknownSync(Schema.parseJson(AuditRecord))(
+        JSON.stringify(Schema.encodeSync(AuditRecord)(record))
+      )
+    }))
+    expect(verifyChain(roundTripped)).toEqual({ ok: true, count: 4 })
+  })
+
+  it("verifies a segment from a given previous hash", () => {
+    expect(verifyChain(trail.slice(2), { prevHash: trail[1].record.hash })).toEqual({ ok: true, count: 2 })
+    expect(verifyChain(trail.slice(2))).toMatchObject({ ok: false, offset: trail[2].offset })
+  })
+
+  it("reports an edited field at that record", () => {
+    const edited = trail.map((entry, i) => i === 1 ? { ...entry, record: { ...entry.record, reason: "fine" } } : entry)
+    const result = verifyChain(edited)
+    expect(result).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(!result.ok && result.reason).toContain("does not match")
+  })
+
+  it("reports a record whose hash was recomputed after an edit at the next record", () => {
+    const forged = sealRecord(trail[1].record.prev_hash, { ...trail[1].record, reason: "fine" })
+    const edited = trail.map((entry, i) => i === 1 ? { ...entry, record: forged } : entry)
+    const result = verifyChain(edited)
+    expect(result).toMatchObject({ ok: false, offset: trail[2].offset })
+    expect(!result.ok && result.reason).toContain("does not link")
+  })
+
+  it("reports removal, insertion and reordering", () => {
+    expect(verifyChain([trail[0], trail[2], trail[3]])).toMatchObject({ ok: false, offset: trail[2].offset })
+    expect(verifyChain([trail[1], trail[0]])).toMatchObject({ ok: false, offset: trail[1].offset })
+    const stray = { offset: 999, record: sealRecord(trail[0].record.hash, base) }
+    expect(verifyChain([trail[0], stray, ...trail.slice(1)])).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(verifyChain([trail[0], trail[0]])).toMatchObject({ ok: false, offset: trail[0].offset })
+  })
+
+  it("reports a first record that does not start at the genesis hash", () => {
+    const result = verifyChain(chain([base], "a".repeat(64)))
+    expect(result).toMatchObject({ ok: false, offset: 100 })
+    expect(!result.ok && result.reason).toContain("genesis")
+  })
+
+  it("reports, rather than throws, a record that cannot be hashed", () => {
+    const broken = trail.map((entry, i) => i === 3 ? { ...entry, record: { ...entry.record, at: Number.NaN } } : entry)
+    const result = verifyChain(broken)
+    expect(result).toMatchObject({ ok: false, offset: trail[3].offset })
+    expect(!result.ok && result.reason).toContain("cannot be hashed")
+  })
+
+  it("stops at the first bad record and reads no further", () => {
+    let read = 0
+    function* entries() {
+      for (const entry of [trail[0], { ...trail[1], record: { ...trail[1].record, action: "x" } }, trail[2]]) {
+        read++
+        yield entry
+      }
+    }
+    expect(verifyChain(entries())).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(read).toBe(2)
+  })
+
+  // ---- property: any single-field edit of any record is reported at that record
+
+  const unsealed: fc.Arbitrary<UnsealedAuditRecord> = Arbitrary.make(AuditRecord).map(
+    ({ hash: _hash, prev_hash: _prev, ...rest }) => rest
+  )
+
+  /** A value that differs from `value` in canonical form. */
+  const changed = (value: unknown): unknown => {
+    if (typeof value === "string") return value + "x"
+    if (typeof value === "number") return value + 1 === value ? -value - 1 : value + 1
+    if (typeof value === "boolean") return !value
+    if (Array.isArray(value)) return [...value, "x"]
+    if (value !== null && typeof value === "object") return { ...value, label: String((value as CallStackNode).label) + "x" }
+    return "x"
+  }
+
+  const fields = [
+    "agent_id", "action", "decision", "reason", "rule", "trace_id", "span_id", "lineage", "dry_run",
+    "shadow_decision", "at", "call_stack", "prev_hash", "hash", "extra"
+  ] as const
+
+  it("reports any single-field edit, addition or removal at the edited record (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(unsealed, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        fc.constantFrom(...fields),
+        fc.boolean(),
+        (records, pick, field, remove) => {
+          const sealed = chain(records)
+          expect(verifyChain(sealed)).toEqual({ ok: true, count: sealed.length })
+          const index = pick % sealed.length
+          const original = sealed[index].record as Record<string, unknown>
+          const edit = { ...original }
+          if (remove && field in original && original[field] !== undefined) delete edit[field]
+          else edit[field] = changed(original[field])
+          const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: edit as unknown as AuditRecord } : entry)
+          expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+})
