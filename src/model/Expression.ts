@@ -1,0 +1,425 @@
+/**
+ * The condition language of `requires_approval_if` (PROTOCOLS.md §2):
+ *
+ * ```
+ * condition  := or
+ * or         := and ("OR" and)*
+ * and        := operand ("AND" operand)*          AND binds tighter than OR
+ * operand    := "(" or ")" | field operator literal
+ * field      := segment ("." segment)*            args.amount, tool, agent.team_id, args.items.0
+ * operator   := == | != | > | >= | < | <= | contains | starts_with | in | not_in
+ * literal    := number | 'string' | "string" | true | false | null | [scalar, ...] (in, not_in only)
+ * ```
+ *
+ * Keywords (AND, OR, the word operators, true/false/null) are case-insensitive;
+ * AND and OR cannot be field names, the others can (`in == 1` reads field `in`).
+ * A field is looked up in the evaluation context through own properties only
+ * (so `args.constructor` is just a missing field); a missing field reads as null.
+ *
+ * Evaluation never throws, and comparing values of incompatible types is false:
+ *
+ * | operator           | true when                                                                 |
+ * |--------------------|---------------------------------------------------------------------------|
+ * | `==`               | same type and equal; `== null` also when the field is missing             |
+ * | `!=`               | same type and different, or exactly one side is null/missing              |
+ * | `> >= < <=`        | both numbers, or both strings (compared by UTF-16 code units)             |
+ * | `contains`         | string field contains the string; or array field has an equal element     |
+ * | `starts_with`      | string field starts with the string                                       |
+ * | `in` / `not_in`    | scalar (or missing) field equals / equals none of the list's elements    |
+ *
+ * There is no coercion: `"5000" > 1000` is false. Null and missing are equal for
+ * `==`, which makes `field != null` a presence test.
+ */
+import { Either } from "effect"
+import { ExpressionError } from "../schema/Policy.js"
+
+export { ExpressionError }
+
+// ---------------------------------------------------------------------------
+// Syntax tree
+
+export type Scalar = string | number | boolean | null
+
+export type ScalarOperator = "==" | "!=" | ">" | ">=" | "<" | "<=" | "contains" | "starts_with"
+export type ListOperator = "in" | "not_in"
+export type Operator = ScalarOperator | ListOperator
+
+export type Expression =
+  | { readonly _tag: "Comparison"; readonly path: ReadonlyArray<string>; readonly operator: ScalarOperator; readonly value: Scalar }
+  | {
+    readonly _tag: "Membership"
+    readonly path: ReadonlyArray<string>
+    readonly operator: ListOperator
+    readonly values: ReadonlyArray<Scalar>
+  }
+  | { readonly _tag: "And"; readonly operands: ReadonlyArray<Expression> }
+  | { readonly _tag: "Or"; readonly operands: ReadonlyArray<Expression> }
+
+export const scalarOperators: ReadonlyArray<ScalarOperator> = ["==", "!=", ">", ">=", "<", "<=", "contains", "starts_with"]
+export const listOperators: ReadonlyArray<ListOperator> = ["in", "not_in"]
+
+/** Parentheses deeper than this are refused: the parser recurses, and a condition that deep is not written by a human. */
+export const maxNesting = 64
+
+// ---------------------------------------------------------------------------
+// Tokens
+
+type Token =
+  | { readonly kind: "word"; readonly text: string; readonly start: number }
+  | { readonly kind: "number"; readonly value: number; readonly text: string; readonly start: number }
+  | { readonly kind: "string"; readonly value: string; readonly text: string; readonly start: number }
+  | { readonly kind: "symbol"; readonly text: string; readonly start: number }
+  | { readonly kind: "end"; readonly text: ""; readonly start: number }
+
+/**
+ * Thrown inside this module only, and caught by `parseExpression`: it lets the
+ * recursive descent read like the grammar instead of threading an Either
+ * through every step.
+ */
+class Stop {
+  constructor(readonly message: string, readonly position: number) {}
+}
+
+const isWordStart = (char: string) => /[A-Za-z_$]/.test(char)
+const isWordPart = (char: string) => /[A-Za-z0-9_$.-]/.test(char)
+const numberPattern = /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y
+const symbols = ["==", "!=", ">=", "<=", ">", "<", "(", ")", "[", "]", ","] as const
+
+const escapes: Record<string, string> = {
+  "\"": "\"",
+  "'": "'",
+  "\\": "\\",
+  "/": "/",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t"
+}
+
+/** A quoted string starting at `start` (the quote): its value and where it ends. JSON escapes, plus `\'`. */
+const readString = (text: string, start: number): { readonly value: string; readonly end: number } => {
+  const quote = text[start]!
+  let value = ""
+  let index = start + 1
+  while (index < text.length) {
+    const char = text[index]!
+    if (char === quote) return { value, end: index + 1 }
+    if (char !== "\\") {
+      value += char
+      index += 1
+      continue
+    }
+    const escaped = text[index + 1]
+    if (escaped === "u") {
+      const hex = text.slice(index + 2, index + 6)
+      if (!/^[0-9A-Fa-f]{4}$/.test(hex)) throw new Stop("\\u must be followed by four hex digits", index)
+      value += String.fromCharCode(parseInt(hex, 16))
+      index += 6
+    } else if (escaped !== undefined && escapes[escaped] !== undefined) {
+      value += escapes[escaped]
+      index += 2
+    } else {
+      throw new Stop(`unknown escape \\${escaped ?? ""} in a string`, index)
+    }
+  }
+  throw new Stop("unterminated string", start)
+}
+
+const tokenize = (text: string): ReadonlyArray<Token> => {
+  const tokens: Array<Token> = []
+  let index = 0
+  while (index < text.length) {
+    const char = text[index]!
+    if (/\s/.test(char)) {
+      index += 1
+      continue
+    }
+    const start = index
+    if (char === "'" || char === "\"") {
+      const { end, value } = readString(text, start)
+      tokens.push({ kind: "string", value, text: text.slice(start, end), start })
+      index = end
+      continue
+    }
+    numberPattern.lastIndex = start
+    const number = /[-.0-9]/.test(char) ? numberPattern.exec(text) : null
+    if (number !== null) {
+      const value = Number(number[0])
+      if (!Number.isFinite(value)) throw new Stop(`number ${number[0]} is out of range`, start)
+      tokens.push({ kind: "number", value, text: number[0], start })
+      index = start + number[0].length
+      continue
+    }
+    if (isWordStart(char)) {
+      let end = start + 1
+      while (end < text.length && isWordPart(text[end]!)) end += 1
+      tokens.push({ kind: "word", text: text.slice(start, end), start })
+      index = end
+      continue
+    }
+    const symbol = symbols.find((candidate) => text.startsWith(candidate, start))
+    if (symbol === undefined) {
+      throw new Stop(`unexpected character ${JSON.stringify(char)}${char === "=" ? " (equality is ==)" : ""}`, start)
+    }
+    tokens.push({ kind: "symbol", text: symbol, start })
+    index += symbol.length
+  }
+  tokens.push({ kind: "end", text: "", start: text.length })
+  return tokens
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+const describe = (token: Token) => token.kind === "end" ? "the end" : JSON.stringify(token.text)
+const keyword = (token: Token) => token.kind === "word" ? token.text.toLowerCase() : undefined
+
+const wordOperators: Record<string, Operator> = {
+  contains: "contains",
+  starts_with: "starts_with",
+  in: "in",
+  not_in: "not_in"
+}
+
+const isListOperator = (operator: Operator): operator is ListOperator => operator === "in" || operator === "not_in"
+
+const parseTokens = (tokens: ReadonlyArray<Token>): Expression => {
+  let index = 0
+  const peek = () => tokens[index]!
+  const next = () => tokens[index++]!
+
+  const parseOr = (depth: number): Expression => {
+    const operands = [parseAnd(depth)]
+    while (keyword(peek()) === "or") {
+      next()
+      operands.push(parseAnd(depth))
+    }
+    return operands.length === 1 ? operands[0]! : { _tag: "Or", operands }
+  }
+
+  const parseAnd = (depth: number): Expression => {
+    const operands = [parseOperand(depth)]
+    while (keyword(peek()) === "and") {
+      next()
+      operands.push(parseOperand(depth))
+    }
+    return operands.length === 1 ? operands[0]! : { _tag: "And", operands }
+  }
+
+  const parseOperand = (depth: number): Expression => {
+    const token = next()
+    if (token.kind === "symbol" && token.text === "(") {
+      if (depth >= maxNesting) throw new Stop(`parentheses nest deeper than ${maxNesting}`, token.start)
+      const inner = parseOr(depth + 1)
+      const close = next()
+      if (close.kind !== "symbol" || close.text !== ")") {
+        throw new Stop(`expected ) to close the ( at position ${token.start}, found ${describe(close)}`, close.start)
+      }
+      return inner
+    }
+    // AND and OR are reserved: as field names they would turn "a == 1 OR OR b == 1" into a puzzling error.
+    if (token.kind !== "word" || keyword(token) === "and" || keyword(token) === "or") {
+      throw new Stop(`expected a field name, found ${describe(token)}`, token.start)
+    }
+    const path = token.text.split(".")
+    if (path.some((segment) => segment === "")) {
+      throw new Stop(`field ${JSON.stringify(token.text)} has an empty segment`, token.start)
+    }
+    const operatorToken = next()
+    const operator = operatorToken.kind === "symbol"
+      ? scalarOperators.find((candidate) => candidate === operatorToken.text)
+      : wordOperators[keyword(operatorToken) ?? ""]
+    if (operator === undefined) {
+      throw new Stop(
+        `expected an operator (${[...scalarOperators, ...listOperators].join(" ")}) after ${token.text}, found ${
+          describe(operatorToken)
+        }`,
+        operatorToken.start
+      )
+    }
+    if (isListOperator(operator)) {
+      return { _tag: "Membership", path, operator, values: parseList(operator) }
+    }
+    const literal = peek()
+    if (literal.kind === "symbol" && literal.text === "[") {
+      throw new Stop(`${operator} takes a single value; lists go with in and not_in`, literal.start)
+    }
+    return { _tag: "Comparison", path, operator, value: parseScalar() }
+  }
+
+  const parseList = (operator: ListOperator): ReadonlyArray<Scalar> => {
+    const open = next()
+    if (open.kind !== "symbol" || open.text !== "[") {
+      throw new Stop(`${operator} takes a list such as ['a', 'b'], found ${describe(open)}`, open.start)
+    }
+    const values: Array<Scalar> = []
+    if (peek().kind === "symbol" && peek().text === "]") {
+      next()
+      return values
+    }
+    for (;;) {
+      values.push(parseScalar())
+      const separator = next()
+      if (separator.kind === "symbol" && separator.text === "]") return values
+      if (separator.kind !== "symbol" || separator.text !== ",") {
+        throw new Stop(`expected , or ] in the list, found ${describe(separator)}`, separator.start)
+      }
+    }
+  }
+
+  const parseScalar = (): Scalar => {
+    const token = next()
+    switch (token.kind) {
+      case "number":
+      case "string":
+        return token.value
+      case "word": {
+        const word = token.text.toLowerCase()
+        if (word === "true") return true
+        if (word === "false") return false
+        if (word === "null") return null
+        throw new Stop(
+          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)} (strings need quotes)`,
+          token.start
+        )
+      }
+      default:
+        throw new Stop(
+          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)}`,
+          token.start
+        )
+    }
+  }
+
+  const expression = parseOr(0)
+  const rest = peek()
+  if (rest.kind !== "end") {
+    throw new Stop(`expected AND, OR or the end, found ${describe(rest)}`, rest.start)
+  }
+  return expression
+}
+
+/** The condition's syntax tree, or where and why it does not parse. Never throws. */
+export const parseExpression = (text: string): Either.Either<Expression, ExpressionError> => {
+  try {
+    return Either.right(parseTokens(tokenize(text)))
+  } catch (thrown) {
+    if (thrown instanceof Stop) {
+      return Either.left(new ExpressionError({ message: `${thrown.message} at position ${thrown.position}`, position: thrown.position }))
+    }
+    throw thrown
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Printing
+
+const printedEscapes: Record<string, string> = { "\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t" }
+
+/**
+ * Single-quoted, since conditions usually sit inside a double-quoted YAML
+ * string. Control characters and lone surrogates are escaped so the text is
+ * printable and survives any encoding.
+ */
+const printString = (value: string): string =>
+  `'${
+    value.replace(
+      /[\\'\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+      (char) => printedEscapes[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+    )
+  }'`
+
+const printScalar = (value: Scalar): string =>
+  typeof value === "string" ? printString(value) : value === null ? "null" : String(value)
+
+/**
+ * Canonical text of a condition: parsing it gives back the same tree. A nested
+ * AND inside AND (or OR inside OR) keeps its parentheses so the tree's shape
+ * survives; AND inside OR needs none.
+ */
+export const printExpression = (expression: Expression): string => {
+  switch (expression._tag) {
+    case "Comparison":
+      return `${expression.path.join(".")} ${expression.operator} ${printScalar(expression.value)}`
+    case "Membership":
+      return `${expression.path.join(".")} ${expression.operator} [${expression.values.map(printScalar).join(", ")}]`
+    case "And":
+      return expression.operands
+        .map((operand) => operand._tag === "And" || operand._tag === "Or" ? `(${printExpression(operand)})` : printExpression(operand))
+        .join(" AND ")
+    case "Or":
+      return expression.operands
+        .map((operand) => operand._tag === "Or" ? `(${printExpression(operand)})` : printExpression(operand))
+        .join(" OR ")
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Evaluation
+
+const hasOwn = Object.prototype.hasOwnProperty
+
+/** The value at `path`, or undefined when any step is missing or not an object. */
+export const resolvePath = (context: unknown, path: ReadonlyArray<string>): unknown => {
+  let current = context
+  for (const segment of path) {
+    if (typeof current !== "object" || current === null || !hasOwn.call(current, segment)) return undefined
+    current = (current as Record<string, unknown>)[segment]
+  }
+  return current
+}
+
+/** Same type and equal; null and missing are one value. */
+const sameScalar = (field: unknown, literal: Scalar) =>
+  literal === null ? field === null || field === undefined : typeof field === typeof literal && field === literal
+
+const isScalarOrMissing = (field: unknown) =>
+  field === undefined || field === null || typeof field === "string" || typeof field === "number" ||
+  typeof field === "boolean"
+
+const ordered = (field: unknown, literal: Scalar): field is number | string =>
+  (typeof field === "number" && typeof literal === "number") || (typeof field === "string" && typeof literal === "string")
+
+const compare = (field: unknown, operator: ScalarOperator, literal: Scalar): boolean => {
+  switch (operator) {
+    case "==":
+      return sameScalar(field, literal)
+    case "!=": {
+      const fieldIsNull = field === null || field === undefined
+      if (literal === null || fieldIsNull) return fieldIsNull !== (literal === null)
+      return typeof field === typeof literal && field !== literal
+    }
+    case ">":
+      return ordered(field, literal) && field > (literal as typeof field)
+    case ">=":
+      return ordered(field, literal) && field >= (literal as typeof field)
+    case "<":
+      return ordered(field, literal) && field < (literal as typeof field)
+    case "<=":
+      return ordered(field, literal) && field <= (literal as typeof field)
+    case "contains":
+      if (typeof field === "string") return typeof literal === "string" && field.includes(literal)
+      return Array.isArray(field) && field.some((element) => element !== undefined && sameScalar(element, literal))
+    case "starts_with":
+      return typeof field === "string" && typeof literal === "string" && field.startsWith(literal)
+  }
+}
+
+/** Whether the condition holds for `context`. Never throws; see the module comment for the type rules. */
+export const evaluate = (expression: Expression, context: unknown): boolean => {
+  switch (expression._tag) {
+    case "Comparison":
+      return compare(resolvePath(context, expression.path), expression.operator, expression.value)
+    case "Membership": {
+      const field = resolvePath(context, expression.path)
+      if (!isScalarOrMissing(field)) return false
+      const found = expression.values.some((value) => sameScalar(field, value))
+      return expression.operator === "in" ? found : !found
+    }
+    case "And":
+      return expression.operands.every((operand) => evaluate(operand, context))
+    case "Or":
+      return expression.operands.some((operand) => evaluate(operand, context))
+  }
+}
