@@ -10,7 +10,7 @@
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { FileSystem } from "@effect/platform"
-import { Console, Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
+import { Console, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { newEnvelope } from "./layers/Envelopes.js"
 import { layerSqlite } from "./layers/EventLogSqlite.js"
 import * as Processor from "./layers/Processor.js"
@@ -18,7 +18,6 @@ import * as Replay from "./layers/Replay.js"
 import * as RouterLive from "./layers/RouterLive.js"
 import { payloadJson } from "./model/Envelopes.js"
 import { describe } from "./model/Timeline.js"
-import { RouterEvent } from "./schema/RouterEvents.js"
 import { EventLog } from "./services/EventLog.js"
 import { Ids } from "./services/Ids.js"
 import { Registry } from "./services/Registry.js"
@@ -29,13 +28,11 @@ const jobs = 9
 /** Capability routing spreads jobs w1, w2, w3, w1, w2, ...: job 5 is w2's second. */
 const doomedJob = 5
 
-const isRouterEvent = Schema.is(RouterEvent)
-
 /** Prints every fact as it becomes durable (heartbeats aside: they are many and say little). */
 const monitor = Effect.flatMap(EventLog, (log) =>
   log.follow().pipe(
     Stream.runForEach((record) =>
-      isRouterEvent(record.event) && record.event._tag !== "AgentHeartbeat"
+      record.event._tag !== "AgentHeartbeat"
         ? Console.log(`  log #${record.offset}  ${describe(record.event)}`)
         : Effect.void
     )

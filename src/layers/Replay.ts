@@ -5,17 +5,14 @@
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
  */
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { defaultRouterConfig, evolve, initialState, type RouterConfig, type RouterState, snapshot } from "../model/Router.js"
 import { agentsOf, describe, messageOf } from "../model/Timeline.js"
 import type { EventRecord } from "../schema/Event.js"
-import { RouterEvent } from "../schema/RouterEvents.js"
 import { EventLog, type ReadRange } from "../services/EventLog.js"
 
 export { differences } from "../model/Timeline.js"
 export { snapshot }
-
-const isRouterEvent = Schema.is(RouterEvent)
 
 export interface Step {
   readonly record: EventRecord
@@ -25,7 +22,7 @@ export interface Step {
 
 const folder = (config: Partial<RouterConfig>) => {
   const apply = evolve({ ...defaultRouterConfig, ...config })
-  return (state: RouterState, record: EventRecord) => isRouterEvent(record.event) ? apply(state, record.event) : state
+  return (state: RouterState, record: EventRecord) => apply(state, record.event)
 }
 
 /**
@@ -68,7 +65,6 @@ export const timeline = (filter: { readonly agent?: string; readonly message?: s
   Stream.unwrap(Effect.map(EventLog, (log) =>
     log.read({ to: filter.to }).pipe(
       Stream.filter((record) => {
-        if (!isRouterEvent(record.event)) return false
         if (filter.message !== undefined && messageOf(record.event) !== filter.message) return false
         if (filter.agent !== undefined && !agentsOf(record.event).includes(filter.agent)) return false
         return true
@@ -76,7 +72,7 @@ export const timeline = (filter: { readonly agent?: string; readonly message?: s
       Stream.map((record): TimelineEntry => ({
         offset: record.offset,
         at: record.committedAt,
-        text: describe(record.event as RouterEvent),
+        text: describe(record.event),
         record
       }))
     )))

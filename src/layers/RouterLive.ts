@@ -54,6 +54,7 @@ import {
   type SendError,
   snapshot
 } from "../model/Router.js"
+import { Refusal } from "../model/Gateway.js"
 import { AgentDescriptor } from "../schema/Agent.js"
 import {
   AckPayload,
@@ -70,8 +71,8 @@ import {
   type UndecodableRecord,
   ValidationError
 } from "../schema/Errors.js"
-import type { EventRecord } from "../schema/Event.js"
-import { type MessageAccepted, RouterEvent } from "../schema/RouterEvents.js"
+import type { Event, EventRecord } from "../schema/Event.js"
+import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
 import {
@@ -112,19 +113,20 @@ export const messageStatus = (message: MessageEntry): MessageStatus => ({
 const stageRank = (stage: EnvelopeState) =>
   stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
 
-const isRouterEvent = Schema.is(RouterEvent)
-
 /** Folds a log into the router's state. */
 export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
   Stream.runFold(log.read(), { state: initialState(), offset: 0 }, (folded, record) => {
-    if (isRouterEvent(record.event)) evolve(config)(folded.state, record.event)
+    evolve(config)(folded.state, record.event)
     return { state: folded.state, offset: record.offset }
   })
 
 // ---------------------------------------------------------------------------
 // The loop
 
-type Decision = Either.Either<ReadonlyArray<RouterEvent>, unknown>
+type Decision = Either.Either<ReadonlyArray<Event>, unknown>
+
+/** The error a caller sees: a Refusal's own error. */
+type Unrefused<E> = E extends Refusal<infer R> ? R : E
 
 /** Answers a caller (`resume` of `Effect.async`), always with an Exit. */
 type Resume = (result: Exit.Exit<any, any>) => void
@@ -223,7 +225,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     }
 
     /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
-    const publish = (events: ReadonlyArray<RouterEvent>) => {
+    const publish = (events: ReadonlyArray<Event>) => {
       const changed = new Set<string>()
       for (const event of events) {
         switch (event._tag) {
@@ -299,10 +301,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       Effect.gen(function*() {
         const batch = yield* takeCommands(busy)
         const now = yield* Clock.currentTimeMillis
-        const events: Array<RouterEvent> = []
-        const decided: Array<{ command: DecideCommand; start: number; count: number }> = []
+        const events: Array<Event> = []
+        const decided: Array<{ command: DecideCommand; start: number; count: number; refused: unknown }> = []
         const queries: Array<QueryCommand> = []
-        const applyAll = (decision: ReadonlyArray<RouterEvent>) => {
+        const applyAll = (decision: ReadonlyArray<Event>) => {
           for (const event of decision) {
             apply(state, event)
             events.push(event)
@@ -313,10 +315,16 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           if (command._tag !== "Decide") continue
           const decision = command.decide(state, now)
           if (Either.isLeft(decision)) {
-            command.resume(Exit.fail(decision.left))
+            if (decision.left instanceof Refusal) {
+              // Refused, yet recorded: the caller learns of it once the record is durable.
+              decided.push({ command, start: events.length, count: decision.left.events.length, refused: decision.left.error })
+              applyAll(decision.left.events)
+            } else {
+              command.resume(Exit.fail(decision.left))
+            }
             continue
           }
-          decided.push({ command, start: events.length, count: decision.right.length })
+          decided.push({ command, start: events.length, count: decision.right.length, refused: undefined })
           applyAll(decision.right)
         }
         applyAll(decideTick(state, config, now))
@@ -338,11 +346,17 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           }
           offset = appended.right[appended.right.length - 1].offset
           publish(events)
-          for (const { command, count, start } of decided) {
-            command.resume(Exit.succeed(command.answer(state, appended.right.slice(start, start + count))))
+          for (const { command, count, refused, start } of decided) {
+            command.resume(
+              refused !== undefined
+                ? Exit.fail(refused)
+                : Exit.succeed(command.answer(state, appended.right.slice(start, start + count)))
+            )
           }
         } else {
-          for (const { command } of decided) command.resume(Exit.succeed(command.answer(state, [])))
+          for (const { command, refused } of decided) {
+            command.resume(refused !== undefined ? Exit.fail(refused) : Exit.succeed(command.answer(state, [])))
+          }
         }
         for (const query of queries) query.resume(Exit.succeed(query.read(state)))
         return events.length > 0
@@ -364,10 +378,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
      * applied, answers with `answer(state, records)`: one trip for both.
      */
     const run = <E, A = ReadonlyArray<EventRecord>>(
-      decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<RouterEvent>, E>,
+      decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<Event>, E>,
       answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => A = (_, records) => records as A
     ) =>
-      Effect.async<A, E | PersistenceError>((resume) => {
+      Effect.async<A, Unrefused<E> | PersistenceError>((resume) => {
         commands.unsafeOffer({ _tag: "Decide", decide, answer, resume })
       })
 

@@ -4,7 +4,7 @@
  */
 export interface Deadline {
   readonly at: number
-  readonly kind: "ack_wait" | "ttl" | "liveness"
+  readonly kind: "ack_wait" | "ttl" | "liveness" | "approval"
   readonly id: string
 }
 

@@ -45,14 +45,30 @@ import {
   MessageAcked,
   MessageDelivered,
   MessageRedriven,
+  MessageRefused,
   MessageRequeued,
   MessageTimedOut,
   type Route,
   TopologyEdgeAdded,
   type RouterEvent
 } from "../schema/RouterEvents.js"
+import type { Event } from "../schema/Event.js"
+import type { GatewayEvent } from "../schema/GatewayEvents.js"
 import { type Deadline, Deadlines } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
+import {
+  blockedReason,
+  decideApprovalTimeouts,
+  decideCheck,
+  evolveGateway,
+  type GatewayState,
+  gatewaySnapshot,
+  type GatewayView,
+  governsMessages,
+  initialGatewayState,
+  nextApprovalDeadline,
+  Refusal
+} from "./Gateway.js"
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -171,6 +187,8 @@ export interface RouterState {
   /** Topology edges by `from, to, type`. */
   readonly edges: Map<string, Edge>
   accepted: number
+  /** Policies, approvals, the kill switch, budgets, leases, the audit head. */
+  readonly gateway: GatewayState
 }
 
 export interface Edge {
@@ -191,7 +209,18 @@ export const initialState = (): RouterState => ({
   finished: new Deque(),
   deadlines: new Deadlines(),
   edges: new Map(),
-  accepted: 0
+  accepted: 0,
+  gateway: initialGatewayState()
+})
+
+/** The registry, as the gateway sees it. */
+export const gatewayView = (state: RouterState): GatewayView => ({
+  teamOf: (agentId) => state.agents.get(agentId)?.descriptor.team_id,
+  modeOf: (agentId) => {
+    const agent = state.agents.get(agentId)
+    return agent === undefined || !agent.registered ? undefined : agent.descriptor.enforcement_mode
+  },
+  lineageOf: (agentId) => lineageOf(state, agentId)
 })
 
 const lanes: ReadonlyArray<CommunicationClass> = ["PRIVILEGED", "STANDARD", "BULK"]
@@ -278,6 +307,9 @@ export const decideRegister = (
   agent: AgentDescriptor,
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, PermissionDenied | ValidationError> => {
+  if (state.gateway.killed.has(agent.agent_id)) {
+    return Either.left(new PermissionDenied({ reason: `agent ${agent.agent_id} was killed and may not register again` }))
+  }
   const parentId = agent.parent_agent_id
   let depth = 0
   if (parentId !== undefined) {
@@ -475,7 +507,7 @@ export const decideSend = (
   config: RouterConfig,
   command: { readonly route: Route; readonly envelope: Envelope },
   now: number
-): Either.Either<ReadonlyArray<RouterEvent>, SendError> => {
+): Either.Either<ReadonlyArray<Event>, SendError | Refusal<PermissionDenied>> => {
   const { envelope, route } = command
   if (envelope.payload.length > config.payloadLimit) {
     return Either.left(new OversizePayload({ size: envelope.payload.length, limit: config.payloadLimit }))
@@ -498,7 +530,33 @@ export const decideSend = (
   if (expiresAt !== undefined && expiresAt <= now) {
     return Either.left(new TtlExpired({ message_id: envelope.message_id }))
   }
-  return Either.map(resolveRoute(state, config, route), (to) => [
+  const routed = resolveRoute(state, config, route)
+  if (Either.isLeft(routed)) return Either.left(routed.left)
+  const to = routed.right
+  // The gateway: the kill switch always, the policies when one governs messages.
+  let audit: ReadonlyArray<GatewayEvent> = []
+  if (blockedReason(state.gateway, envelope.producer_id) !== undefined || governsMessages(state.gateway)) {
+    const checked = decideCheck(state.gateway, gatewayView(state), {
+      kind: "message",
+      agent_id: envelope.producer_id,
+      to,
+      message_type: envelope.message_type
+    }, now)
+    if (checked.decision.decision === "deny" || checked.decision.decision === "pending") {
+      const reason = checked.decision.decision === "pending"
+        ? `a message cannot wait for approval: ${checked.decision.reason}`
+        : checked.decision.reason
+      return Either.left(
+        new Refusal(new PermissionDenied({ reason }), [
+          ...checked.events,
+          new MessageRefused({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)
+        ])
+      )
+    }
+    audit = checked.events
+  }
+  return Either.right([
+    ...audit,
     ...newEdge(state, envelope.producer_id, to, "messages", now),
     new MessageAccepted({
       to,
@@ -604,12 +662,15 @@ const isPending = (state: RouterState, deadline: Deadline): boolean => {
       const agent = state.agents.get(deadline.id)
       return agent !== undefined && agent.registered && agent.live && agent.livenessDeadline === deadline.at
     }
+    case "approval":
+      // Approvals have their own deadlines, in the gateway's state.
+      return false
   }
 }
 
 /** The events that the deadlines due at `now` call for. */
-export const decideTick = (state: RouterState, config: RouterConfig, now: number): ReadonlyArray<RouterEvent> => {
-  const events: Array<RouterEvent> = []
+export const decideTick = (state: RouterState, config: RouterConfig, now: number): ReadonlyArray<Event> => {
+  const events: Array<Event> = [...decideApprovalTimeouts(state.gateway, gatewayView(state), now)]
   const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const handled = new Set<string>()
   for (const deadline of state.deadlines.due(now)) {
@@ -633,7 +694,11 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
 }
 
 /** The next time `decideTick` has something to do. */
-export const nextDeadline = (state: RouterState): number | undefined => state.deadlines.peek()?.at
+export const nextDeadline = (state: RouterState): number | undefined => {
+  const router = state.deadlines.peek()?.at
+  const approval = nextApprovalDeadline(state.gateway)
+  return router === undefined ? approval : approval === undefined ? router : Math.min(router, approval)
+}
 
 /**
  * After a restart no subscriber holds a delivery any more: every message in
@@ -681,7 +746,8 @@ export const decideDeliveries = (
   const mailbox = state.mailboxes.get(agentId)
   if (mailbox === undefined || mailbox.queued === 0 || credit <= 0) return []
   const agent = state.agents.get(agentId)
-  if (!isAvailable(agent)) return []
+  // A suspended (or killed, or halted) agent receives nothing: its messages wait.
+  if (!isAvailable(agent) || blockedReason(state.gateway, agentId) !== undefined) return []
 
   const cursor = { PRIVILEGED: 0, STANDARD: 0, BULK: 0 }
   const head = (lane: CommunicationClass): MessageEntry | undefined => {
@@ -802,7 +868,10 @@ const dropSpentDeadlines = (state: RouterState) => {
   }
 }
 
-export const evolve = (config: RouterConfig) => (state: RouterState, event: RouterEvent): RouterState => {
+/** When an event happened: an audit record keeps its time inside. */
+const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.at : event.at
+
+export const evolve = (config: RouterConfig) => (state: RouterState, event: Event): RouterState => {
   switch (event._tag) {
     case "AgentRegistered": {
       const existing = state.agents.get(event.agent.agent_id)
@@ -884,6 +953,61 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Rout
       }
       break
     }
+    case "MessageRefused": {
+      const envelope = event.envelope
+      const message: MessageEntry = {
+        envelope,
+        route: { _tag: "Agent", agent_id: event.to },
+        lane: "STANDARD",
+        acceptedAt: event.at,
+        order: state.accepted++,
+        to: event.to,
+        stage: "REJECTED",
+        location: "done",
+        attempts: 0,
+        enqueued: 0,
+        ackDeadline: undefined,
+        expiresAt: undefined,
+        deliverySeq: undefined,
+        errorCode: event.error_code,
+        deadLetter: false,
+        recipients: [],
+        lateAcks: 0,
+        finishedAt: event.at
+      }
+      state.messages.set(envelope.message_id, message)
+      state.finished.pushBack({ id: envelope.message_id, at: event.at })
+      const key = dedupKey(envelope)
+      if (key !== undefined) {
+        state.dedup.set(key, { message_id: envelope.message_id, at: event.at })
+        state.dedupOrder.pushBack({ key, at: event.at })
+      }
+      break
+    }
+    case "AgentKilled": {
+      const agent = state.agents.get(event.agent_id)
+      if (agent !== undefined) {
+        agent.registered = false
+        agent.state = "COMPLETED"
+      }
+      evolveGateway(state.gateway, event)
+      break
+    }
+    case "AuditRecorded":
+    case "PolicyLoaded":
+    case "PolicyRemoved":
+    case "ApprovalOpened":
+    case "ApprovalResolved":
+    case "ApprovalUsed":
+    case "AgentSuspended":
+    case "AgentResumed":
+    case "GatewayHalted":
+    case "GatewayUnhalted":
+    case "BudgetCharged":
+    case "BudgetExhaustedRecorded":
+    case "LeaseGranted":
+      evolveGateway(state.gateway, event)
+      break
     case "MessageDelivered": {
       const message = state.messages.get(event.message_id)
       if (message === undefined) break
@@ -962,7 +1086,7 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Rout
       break
     }
   }
-  housekeep(state, config, event.at)
+  housekeep(state, config, timeOf(event))
   dropSpentDeadlines(state)
   return state
 }
@@ -1002,6 +1126,7 @@ export interface RouterSnapshot {
   }>>
   readonly dedup: Readonly<Record<string, string>>
   readonly edges: ReadonlyArray<Edge>
+  readonly gateway: ReturnType<typeof gatewaySnapshot>
 }
 
 const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (a: A) => B): Record<string, B> =>
@@ -1041,7 +1166,8 @@ export const snapshot = (state: RouterState): RouterSnapshot => ({
     dead_letters: [...mailbox.deadLetters]
   })),
   dedup: sortedRecord(state.dedup, (seen) => seen.message_id),
-  edges: [...state.edges.values()]
+  edges: [...state.edges.values()],
+  gateway: gatewaySnapshot(state.gateway)
 })
 
 const queuedIds = (state: RouterState, mailbox: Mailbox, lane: CommunicationClass) => {

@@ -2,14 +2,18 @@
  * Reading a log as a story: which events concern an agent or a message, and
  * one line describing each.
  */
-import type { RouterEvent } from "../schema/RouterEvents.js"
+import type { Event } from "../schema/Event.js"
 
 /** The message an event is about, if any. */
-export const messageOf = (event: RouterEvent): string | undefined =>
-  event._tag === "MessageAccepted" ? event.envelope.message_id : "message_id" in event ? event.message_id : undefined
+export const messageOf = (event: Event): string | undefined =>
+  event._tag === "MessageAccepted" || event._tag === "MessageRefused"
+    ? event.envelope.message_id
+    : "message_id" in event
+    ? event.message_id
+    : undefined
 
 /** The agents an event concerns. */
-export const agentsOf = (event: RouterEvent): ReadonlyArray<string> => {
+export const agentsOf = (event: Event): ReadonlyArray<string> => {
   switch (event._tag) {
     case "AgentRegistered":
       return [event.agent.agent_id]
@@ -20,6 +24,7 @@ export const agentsOf = (event: RouterEvent): ReadonlyArray<string> => {
     case "TopologyEdgeAdded":
       return [event.from, event.to]
     case "MessageAccepted":
+    case "MessageRefused":
       return [event.envelope.producer_id, event.to]
     case "MessageDelivered":
     case "MessageRequeued":
@@ -29,10 +34,30 @@ export const agentsOf = (event: RouterEvent): ReadonlyArray<string> => {
       return [event.agent_id]
     case "MessageTimedOut":
       return []
+    case "AuditRecorded":
+      return [event.record.agent_id]
+    case "ApprovalOpened":
+      return [event.action.agent_id]
+    case "AgentSuspended":
+    case "AgentResumed":
+    case "AgentKilled":
+      return [event.agent_id]
+    case "BudgetCharged":
+    case "BudgetExhaustedRecorded":
+      return event.scope === "agent" ? [event.scope_id] : []
+    case "LeaseGranted":
+      return [event.lease.agent_id]
+    case "PolicyLoaded":
+    case "PolicyRemoved":
+    case "ApprovalResolved":
+    case "ApprovalUsed":
+    case "GatewayHalted":
+    case "GatewayUnhalted":
+      return []
   }
 }
 
-export const describe = (event: RouterEvent): string => {
+export const describe = (event: Event): string => {
   switch (event._tag) {
     case "AgentRegistered":
       return `agent ${event.agent.agent_id} registered` +
@@ -61,6 +86,42 @@ export const describe = (event: RouterEvent): string => {
       return `${event.message_id} TIMED_OUT (${event.error_code}): dead letter`
     case "MessageRedriven":
       return `${event.message_id} redriven to ${event.to}: RECEIVED`
+    case "MessageRefused":
+      return `${event.envelope.message_id} ${event.envelope.message_type} from ${event.envelope.producer_id} to ${event.to} ` +
+        `REJECTED (${event.error_code}): ${event.reason}`
+    case "AuditRecorded": {
+      const record = event.record
+      return `audit: ${record.agent_id} ${record.action} → ${record.decision}` +
+        (record.dry_run ? ` (observed; enforce would ${record.shadow_decision})` : "") + `: ${record.reason}`
+    }
+    case "PolicyLoaded":
+      return `policy ${event.document.id} v${event.version} loaded (${event.document.scope.kind}` +
+        (event.document.scope.kind === "global" ? ")" : ` ${event.document.scope.id})`)
+    case "PolicyRemoved":
+      return `policy ${event.policy_id} removed`
+    case "ApprovalOpened":
+      return `${event.approval_id} opened for ${event.action.agent_id} (${event.action.kind}): ${event.reason}`
+    case "ApprovalResolved":
+      return `${event.approval_id} ${event.outcome}${event.by ? ` by ${event.by}` : ""}`
+    case "ApprovalUsed":
+      return `${event.approval_id} used`
+    case "AgentSuspended":
+      return `agent ${event.agent_id} suspended: ${event.reason}`
+    case "AgentResumed":
+      return `agent ${event.agent_id} resumed`
+    case "AgentKilled":
+      return `agent ${event.agent_id} killed: ${event.reason}`
+    case "GatewayHalted":
+      return `all agents halted: ${event.reason}`
+    case "GatewayUnhalted":
+      return `halt lifted`
+    case "BudgetCharged":
+      return `${event.scope} ${event.scope_id} charged ${event.amount} ${event.currency}: ${event.spent} spent`
+    case "BudgetExhaustedRecorded":
+      return `${event.scope} ${event.scope_id} refused ${event.amount} ${event.currency}: ${event.spent} of ${event.limit} spent`
+    case "LeaseGranted":
+      return `lease ${event.lease.lease_id} granted to ${event.lease.agent_id}` +
+        (event.lease.parent_lease_id ? ` (delegated from ${event.lease.parent_lease_id})` : "")
   }
 }
 

@@ -10,12 +10,13 @@
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
+import { GatewayEvent } from "./GatewayEvents.js"
 import { RouterEvent } from "./RouterEvents.js"
 
 // ---------------------------------------------------------------------------
 // Events
 
-export const Event = Schema.Union(...RouterEvent.members)
+export const Event = Schema.Union(...RouterEvent.members, ...GatewayEvent.members)
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -27,11 +28,26 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   AgentLivenessLost: 1,
   TopologyEdgeAdded: 1,
   MessageAccepted: 1,
+  MessageRefused: 1,
   MessageDelivered: 1,
   MessageAcked: 1,
   MessageRequeued: 1,
   MessageTimedOut: 1,
-  MessageRedriven: 1
+  MessageRedriven: 1,
+  AuditRecorded: 1,
+  PolicyLoaded: 1,
+  PolicyRemoved: 1,
+  ApprovalOpened: 1,
+  ApprovalResolved: 1,
+  ApprovalUsed: 1,
+  AgentSuspended: 1,
+  AgentResumed: 1,
+  AgentKilled: 1,
+  GatewayHalted: 1,
+  GatewayUnhalted: 1,
+  BudgetCharged: 1,
+  BudgetExhaustedRecorded: 1,
+  LeaseGranted: 1
 }
 
 /**

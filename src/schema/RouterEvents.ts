@@ -72,6 +72,15 @@ export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("Mess
   at: At
 }) {}
 
+/** Refused by the gateway before admission: REJECTED with PERMISSION_DENIED, never delivered. */
+export class MessageRefused extends Schema.TaggedClass<MessageRefused>()("MessageRefused", {
+  to: Id,
+  envelope: Envelope,
+  error_code: ErrorCode,
+  reason: Schema.String,
+  at: At
+}) {}
+
 /** Handed to a subscriber of the recipient. */
 export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("MessageDelivered", {
   message_id: Id,
@@ -128,6 +137,7 @@ export const RouterEvent = Schema.Union(
   AgentLivenessLost,
   TopologyEdgeAdded,
   MessageAccepted,
+  MessageRefused,
   MessageDelivered,
   MessageAcked,
   MessageRequeued,
