@@ -17,7 +17,9 @@ export const intOption = (args: ReadonlyArray<string>, name: string, env: string
     : args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3) ?? process.env[env]
   if (text === undefined) return undefined
   const value = Number(text.replaceAll("_", ""))
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} (${env}) must be a positive integer, got ${text}`)
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`--${name} (${env}) must be a positive integer, got ${text}`)
+  }
   return value
 }
 
