@@ -401,12 +401,7 @@ const policyOpinion = (policy: CompiledPolicy, facts: Facts): Opinion | undefine
 // ---------------------------------------------------------------------------
 // The decision
 
-const subjectOf: Record<Action["kind"], string> = {
-  tool_call: "tool",
-  network: "host",
-  llm_call: "model",
-  message: "message"
-}
+const actionKinds: ReadonlySet<string> = new Set<Action["kind"]>(["tool_call", "message", "network", "llm_call"])
 
 const defaultDecision = (action: Action): Decision => {
   switch (action.kind) {
@@ -423,7 +418,8 @@ const defaultDecision = (action: Action): Decision => {
 
 /** A deny for an action the context contradicts: the caller mixed up agents, and nothing unclear is allowed. */
 const inconsistency = (action: Action, context: EvaluationContext): Decision | undefined => {
-  if (!(action.kind in subjectOf)) {
+  // Callers outside TypeScript's reach (JSON, tests) can still hand in anything.
+  if (!actionKinds.has(action.kind)) {
     return { decision: "deny", reason: `unknown action kind ${String(action.kind)}`, rule: "default: unknown action" }
   }
   if (action.agent_id !== context.agent.agent_id) {
