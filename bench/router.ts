@@ -25,7 +25,7 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Array as Arr, Console, Deferred, Duration, Effect, Layer, Option, Stream } from "effect"
 import { AckPolicy, connect, type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType } from "nats"
-import { buildEnvelope, type EventLog, EventLogMemory, Registry, Router, RouterLive } from "../src/index.js"
+import { buildEnvelope, type EventLog, EventLogMemory, Registry, Router, Switchboard } from "../src/index.js"
 import { layerSqlite } from "../src/node.js"
 import { concurrentAppend, fibers as appendFibers, makeEvents, withLog } from "./eventlog.js"
 import { formatNumber, intOption, printComparison, printResult } from "./report.js"
@@ -202,7 +202,7 @@ const routerRun = (label: string, log: Layer.Layer<EventLog, unknown>, inFlight:
       }))
   }).pipe(
     Effect.scoped,
-    Effect.provide(RouterLive.layer(routerConfig).pipe(Layer.provide(log)))
+    Effect.provide(Switchboard.layer(routerConfig).pipe(Layer.provide(log)))
   )
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { EventLogMemory, Ids, newEnvelope, payloadJson, Processor, Registry, Router, RouterLive } from "../src/index.js"
+import { EventLogMemory, Ids, newEnvelope, payloadJson, Processor, Registry, Router, Switchboard } from "../src/index.js"
 
 const program = Effect.gen(function*() {
   const registry = yield* Registry
@@ -22,9 +22,9 @@ const program = Effect.gen(function*() {
 })
 
 // In memory here; `layerSqlite({ filename })` from "switchboard/node" for a durable store.
-const Switchboard = RouterLive.layer({ ackWaitMs: 5_000 }).pipe(
+const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(
   Layer.provideMerge(EventLogMemory.layerMemory()),
   Layer.provideMerge(Ids.layerUuid)
 )
 
-export const main = program.pipe(Effect.provide(Switchboard))
+export const main = program.pipe(Effect.provide(Runtime))

@@ -15,7 +15,7 @@ import { newEnvelope } from "./layers/Envelopes.js"
 import { layerSqlite } from "./layers/EventLogSqlite.js"
 import * as Processor from "./layers/Processor.js"
 import * as Replay from "./layers/Replay.js"
-import * as RouterLive from "./layers/RouterLive.js"
+import * as Switchboard from "./layers/Switchboard.js"
 import { payloadJson } from "./model/Envelopes.js"
 import { describe } from "./model/Timeline.js"
 import { EventLog } from "./services/EventLog.js"
@@ -130,7 +130,7 @@ const program = Effect.gen(function*() {
   yield* Console.log(`\nReplay it yourself: npx tsx src/bin.ts replay ${store} --message ${doomed.message_id}`)
 })
 
-const runtime = RouterLive.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000 }).pipe(
+const runtime = Switchboard.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000 }).pipe(
   Layer.provideMerge(layerSqlite({ filename: store })),
   Layer.provideMerge(Ids.layerUuid)
 )

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Either, Exit, FastCheck as fc, Layer, Scope, Stream, TestClock, TestContext } from "effect"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import * as Replay from "../src/layers/Replay.js"
-import * as RouterLive from "../src/layers/RouterLive.js"
+import * as Switchboard from "../src/layers/Switchboard.js"
 import { buildEnvelope } from "../src/model/Envelopes.js"
 import type { RouterConfig } from "../src/model/Router.js"
 import { differences } from "../src/model/Timeline.js"
@@ -50,7 +50,7 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
     const logContext = yield* Layer.build(EventLogMemory.layerMemory())
     let routerScope = yield* Scope.make()
     const start = Effect.gen(function*() {
-      const context = yield* Layer.buildWithScope(RouterLive.layer(config), routerScope).pipe(Effect.provide(logContext))
+      const context = yield* Layer.buildWithScope(Switchboard.layer(config), routerScope).pipe(Effect.provide(logContext))
       return Context.merge(logContext, context)
     })
     let context = yield* start

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import * as Replay from "../src/layers/Replay.js"
-import * as RouterLive from "../src/layers/RouterLive.js"
+import * as Switchboard from "../src/layers/Switchboard.js"
 import { isTerminal, type RouterConfig, snapshot } from "../src/model/Router.js"
 import { messageOf } from "../src/model/Timeline.js"
 import type { EnvelopeState } from "../src/schema/Envelope.js"
@@ -34,7 +34,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** The router on an SQLite file, with the log itself beside it for replays. */
 const sqliteRouter = (filename: string, config: Partial<RouterConfig>) =>
-  RouterLive.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
+  Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
     Layer.provideMerge(layerSqlite({ filename })),
     Layer.provideMerge(Ids.layerUuid)
   )

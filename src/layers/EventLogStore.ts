@@ -38,15 +38,11 @@ export interface EventLogOptions {
   readonly maxGroup?: number
 }
 
-interface Committed {
-  readonly first: number
-  readonly committedAt: number
-}
-
 interface PendingAppend {
-  readonly events: ReadonlyArray<StoredEvent>
+  readonly events: ReadonlyArray<Event>
+  readonly stored: ReadonlyArray<StoredEvent>
   /** Resumes the appending fiber: its callback from `Effect.async`. */
-  readonly resume: (outcome: Effect.Effect<Committed, PersistenceError>) => void
+  readonly resume: (outcome: Effect.Effect<ReadonlyArray<EventRecord>, PersistenceError>) => void
 }
 
 export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
@@ -69,7 +65,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     const commitGroup = (group: ReadonlyArray<PendingAppend>): Effect.Effect<void> =>
       Effect.flatMap(Clock.currentTimeMillis, (committedAt) =>
         Effect.matchEffect(
-          store.commit(group.length === 1 ? group[0].events : group.flatMap((pending) => pending.events), committedAt),
+          store.commit(group.length === 1 ? group[0].stored : group.flatMap((pending) => pending.stored), committedAt),
           {
             onFailure: (error) =>
               group.length === 1
@@ -82,9 +78,10 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
                 advanceHead(last),
                 Effect.sync(() => {
                   let offset = first
-                  for (const pending of group) {
-                    pending.resume(Effect.succeed({ first: offset, committedAt }))
-                    offset += pending.events.length
+                  for (const { events, resume } of group) {
+                    const records = events.map((event, i): EventRecord => ({ offset: offset + i, committedAt, event }))
+                    offset += events.length
+                    resume(Effect.succeed(records))
                   }
                 })
               )
@@ -119,25 +116,22 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       )
     }
 
-    const enqueue = (events: ReadonlyArray<StoredEvent>) =>
-      Effect.async<Committed, PersistenceError>((resume) => {
-        if (closed) return resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
-        waiting.push({ events, resume })
-        wake.unsafeOpen()
-      })
-
+    // One `Effect.async` per append: the events are encoded when it runs, and
+    // the writer answers with the committed records.
     const append = (events: ReadonlyArray<Event>) =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<EventRecord>, ValidationError | PersistenceError> => {
-        if (events.length === 0) return Effect.succeed([])
-        const stored: Array<StoredEvent> = new Array(events.length)
-        for (let i = 0; i < events.length; i++) {
-          const encoded = encodeEvent(events[i])
-          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-          stored[i] = encoded.right
-        }
-        return Effect.map(enqueue(stored), ({ committedAt, first }) =>
-          events.map((event, i): EventRecord => ({ offset: first + i, committedAt, event })))
-      })
+      events.length === 0
+        ? Effect.succeed<ReadonlyArray<EventRecord>>([])
+        : Effect.async<ReadonlyArray<EventRecord>, ValidationError | PersistenceError>((resume) => {
+          if (closed) return resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
+          const stored: Array<StoredEvent> = new Array(events.length)
+          for (let i = 0; i < events.length; i++) {
+            const encoded = encodeEvent(events[i])
+            if (Either.isLeft(encoded)) return resume(Effect.fail(encoded.left))
+            stored[i] = encoded.right
+          }
+          waiting.push({ events, stored, resume })
+          wake.unsafeOpen()
+        })
 
     const decodePage = (page: ReadonlyArray<StoredRecord>) => {
       const records: Array<EventRecord> = new Array(page.length)

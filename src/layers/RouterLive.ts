@@ -14,13 +14,12 @@ import {
   Cause,
   Chunk,
   Clock,
-  Context,
+
   Deferred,
   Duration,
   Effect,
   Either,
   Exit,
-  Layer,
   Mailbox,
   Option,
   Schema,
@@ -68,7 +67,6 @@ import {
   MessageNotFound,
   NoRoute,
   type PersistenceError,
-  type UndecodableRecord,
   ValidationError
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
@@ -126,7 +124,7 @@ export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
 type Decision = Either.Either<ReadonlyArray<Event>, unknown>
 
 /** The error a caller sees: a Refusal's own error. */
-type Unrefused<E> = E extends Refusal<infer R> ? R : E
+export type Unrefused<E> = E extends Refusal<infer R> ? R : E
 
 /** Answers a caller (`resume` of `Effect.async`), always with an Exit. */
 type Resume = (result: Exit.Exit<any, any>) => void
@@ -174,6 +172,22 @@ const yieldToEventLoop: Effect.Effect<void> = typeof globalThis.setImmediate ===
   })
   : Effect.yieldNow()
 
+/**
+ * The loop, as the other services built on it (the gateway) use it: a
+ * decision goes through `run`, a read through `query`, and `onCommitted`
+ * hears of each durable batch.
+ */
+export interface Runtime {
+  readonly config: RouterConfig
+  readonly log: EventLog["Type"]
+  readonly run: <E, A = ReadonlyArray<EventRecord>>(
+    decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<Event>, E>,
+    answer?: (state: RouterState, records: ReadonlyArray<EventRecord>) => A
+  ) => Effect.Effect<A, Unrefused<E> | PersistenceError>
+  readonly query: <A>(read: (state: RouterState) => A) => Effect.Effect<A>
+  readonly onCommitted: (listener: (events: ReadonlyArray<Event>, state: RouterState) => void) => void
+}
+
 export const make = (options: Partial<RouterConfig> = {}) =>
   Effect.gen(function*() {
     const config: RouterConfig = { ...defaultRouterConfig, ...options }
@@ -186,6 +200,8 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     // Mailboxes, not Queues: taking everything at once is one array swap.
     const commands = yield* Mailbox.make<Command>()
+    /** Told of every batch once it is durable and applied. */
+    const committedListeners: Array<(events: ReadonlyArray<Event>, state: RouterState) => void> = []
     const subscribers = new Map<string, Array<Subscriber>>()
     const holder = new Map<string, Subscriber>()
     const waiters = new Map<string, Array<StageWaiter>>()
@@ -346,6 +362,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           }
           offset = appended.right[appended.right.length - 1].offset
           publish(events)
+          for (const listener of committedListeners) listener(events, state)
           for (const { command, count, refused, start } of decided) {
             command.resume(
               refused !== undefined
@@ -614,17 +631,12 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       snapshot: query((current) => ({ offset, state: snapshot(current) }))
     })
 
-    return { registry, router }
+    const runtime: Runtime = {
+      config,
+      log,
+      run,
+      query,
+      onCommitted: (listener) => committedListeners.push(listener)
+    }
+    return { registry, router, runtime }
   })
-
-/**
- * The registry and router on the EventLog in context. On start they fold the
- * log back into state and reconcile: deliveries that were in flight are
- * delivered again, and what expired meanwhile times out.
- */
-export const layer = (
-  options: Partial<RouterConfig> = {}
-): Layer.Layer<Registry | Router, PersistenceError | UndecodableRecord, EventLog> =>
-  Layer.scopedContext(
-    Effect.map(make(options), ({ registry, router }) => Context.make(Registry, registry).pipe(Context.add(Router, router)))
-  )

@@ -42,8 +42,9 @@ import type { PolicyDocument } from "../schema/Policy.js"
 import { GENESIS_HASH, sealRecord } from "./Audit.js"
 import { Deadlines } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
+import { budgetKey, chargeAll, isExhaustion } from "./Budgets.js"
 import { checkDelegation, checkLease } from "./Leases.js"
-import { type Action, evaluate, type Verdict } from "./Policy.js"
+import { type Action, type CompiledPolicy, compilePolicy, evaluate, type Verdict } from "./Policy.js"
 
 // ---------------------------------------------------------------------------
 // State
@@ -65,8 +66,8 @@ export interface Approval {
 
 export interface GatewayState {
   readonly policies: Map<string, { readonly document: PolicyDocument; readonly version: number }>
-  /** The documents in load order, for evaluation. */
-  policyList: ReadonlyArray<PolicyDocument>
+  /** The policies in load order, compiled once for evaluation. */
+  policyList: ReadonlyArray<CompiledPolicy>
   readonly approvals: Map<string, Approval>
   readonly approvalDeadlines: Deadlines
   /** Agent id → why it is suspended. */
@@ -74,7 +75,7 @@ export interface GatewayState {
   readonly killed: Set<string>
   /** Why everything is halted; undefined when it is not. */
   halted: string | undefined
-  /** Budget counters by `scope, id, currency`. */
+  /** Budget counters by `budgetKey(scope, id, currency)`. */
   readonly spent: Map<string, number>
   readonly leases: Map<string, Lease>
   /** The hash of the last audit record: the next one chains to it. */
@@ -108,9 +109,6 @@ export interface GatewayView {
 }
 
 const hour = 3_600_000
-
-export const budgetKey = (scope: "agent" | "team", id: string, currency: string) =>
-  `${scope}\u0000${id}\u0000${currency}`
 
 const toolCallKey = (agentId: string, tool: string) => `${agentId}\u0000${tool}`
 
@@ -323,7 +321,7 @@ export const decideCheck = (
 
 /** Whether any loaded policy governs messages: without one, messages are not checked at all. */
 export const governsMessages = (gateway: GatewayState) =>
-  gateway.policyList.some((policy) => policy.messages !== undefined)
+  gateway.policyList.some((policy) => policy.document.messages !== undefined)
 
 // ---------------------------------------------------------------------------
 // Approvals
@@ -477,13 +475,13 @@ const budgetLimits = (gateway: GatewayState, view: GatewayView, agentId: string,
   const team = view.teamOf(agentId)
   let agentLimit: number | undefined
   let teamLimit: number | undefined
-  for (const policy of gateway.policyList) {
-    const scope = policy.scope
+  for (const { document } of gateway.policyList) {
+    const scope = document.scope
     const applies = scope.kind === "global" ||
       (scope.kind === "agent" && scope.id === agentId) ||
       (scope.kind === "team" && scope.id === team)
     if (!applies) continue
-    for (const budget of policy.budgets ?? []) {
+    for (const budget of document.budgets ?? []) {
       if (budget.currency !== currency) continue
       if (budget.per === "agent") agentLimit = Math.min(agentLimit ?? Infinity, budget.limit)
       else if (team !== undefined) teamLimit = Math.min(teamLimit ?? Infinity, budget.limit)
@@ -504,44 +502,58 @@ export const decideCharge = (
   now: number
 ): Either.Either<ReadonlyArray<GatewayEvent>, ValidationError | Refusal<BudgetExhausted>> => {
   const { agent_id, amount, currency } = request
-  if (!Number.isFinite(amount) || amount < 0) {
-    return Either.left(ValidationError.single("charge", "amount", "must be a finite, non-negative number"))
-  }
   const { agentLimit, team, teamLimit } = budgetLimits(gateway, view, agent_id, currency)
   const counters = [
     { scope: "agent" as const, scope_id: agent_id, limit: agentLimit },
     ...(team === undefined ? [] : [{ scope: "team" as const, scope_id: team, limit: teamLimit }])
-  ].map((counter) => ({ ...counter, spent: gateway.spent.get(budgetKey(counter.scope, counter.scope_id, currency)) ?? 0 }))
+  ].map((counter) => ({ ...counter, key: budgetKey(counter.scope, counter.scope_id, currency) }))
+  const charged = chargeAll(gateway.spent, counters.map(({ key, limit }) => ({ key, amount, limit: limit ?? Infinity })))
   const audit = auditor(gateway, view, now)
-  const crossing = counters.find((counter) => counter.limit !== undefined && counter.spent + amount > counter.limit)
-  if (crossing !== undefined) {
+  if (Either.isLeft(charged)) {
+    const refusal = charged.left
+    if (!isExhaustion(refusal)) return Either.left(refusal)
+    const crossing = counters.find((counter) => counter.key === refusal.key)!
     const limit = crossing.limit!
     const scope = `${crossing.scope} ${crossing.scope_id}`
     return Either.left(
-      new Refusal(new BudgetExhausted({ scope, currency, limit, spent: crossing.spent }), [
-        new BudgetExhaustedRecorded({ ...crossing, limit, currency, amount, at: now }, true),
+      new Refusal(new BudgetExhausted({ scope, currency, limit, spent: refusal.spent }), [
+        new BudgetExhaustedRecorded({
+          scope: crossing.scope,
+          scope_id: crossing.scope_id,
+          currency,
+          amount,
+          spent: refusal.spent,
+          limit,
+          at: now
+        }, true),
         audit({
           agent_id,
           action: `budget.charge:${currency}`,
           decision: "budget_exhausted",
-          reason: `charging ${amount} ${currency} would take ${scope} past its limit: ${crossing.spent} of ${limit} spent`
+          reason: `charging ${amount} ${currency} would take ${scope} past its limit: ${refusal.spent} of ${limit} spent`
         })
       ])
     )
   }
   return Either.right([
-    ...counters.map((counter) =>
-      new BudgetCharged({
-        scope: counter.scope,
-        scope_id: counter.scope_id,
-        currency,
-        amount,
-        spent: counter.spent + amount,
-        at: now
-      }, true)
+    ...counters.map(({ key, scope, scope_id }) =>
+      new BudgetCharged({ scope, scope_id, currency, amount, spent: charged.right.get(key) ?? 0, at: now }, true)
     ),
     audit({ agent_id, action: `budget.charge:${currency}`, decision: "charged", reason: `charged ${amount} ${currency}` })
   ])
+}
+
+/** Each counter of the agent (its own, its team's) in a currency, with its limit. */
+export const budgetStatus = (gateway: GatewayState, view: GatewayView, agentId: string, currency: string) => {
+  const { agentLimit, team, teamLimit } = budgetLimits(gateway, view, agentId, currency)
+  return [
+    { scope: "agent" as const, scope_id: agentId, limit: agentLimit },
+    ...(team === undefined ? [] : [{ scope: "team" as const, scope_id: team, limit: teamLimit }])
+  ].map((counter) => ({
+    ...counter,
+    currency,
+    spent: gateway.spent.get(budgetKey(counter.scope, counter.scope_id, currency)) ?? 0
+  }))
 }
 
 // ---------------------------------------------------------------------------
@@ -620,6 +632,50 @@ export const decideDelegateLease = (
 // ---------------------------------------------------------------------------
 // Dispatch
 
+/**
+ * A tool call a human approved: the kill switch still applies, and the
+ * approval must be for this very call and not used yet. Refusals are audited.
+ */
+export const decideApprovedCall = (
+  gateway: GatewayState,
+  view: GatewayView,
+  approvalId: string,
+  action: Action,
+  now: number,
+  context?: AuditContext
+): Either.Either<ReadonlyArray<GatewayEvent>, Refusal<PermissionDenied>> => {
+  const blocked = blockedReason(gateway, action.agent_id)
+  const used = blocked === undefined
+    ? decideUseApproval(gateway, approvalId, action, now)
+    : Either.left(new PermissionDenied({ reason: blocked }))
+  return Either.mapLeft(used, (error) =>
+    new Refusal(error, [
+      auditor(gateway, view, now)({
+        agent_id: action.agent_id,
+        action: actionLabel(action),
+        decision: "deny",
+        reason: error.reason,
+        rule: blocked === undefined ? `approval ${approvalId}` : "kill switch",
+        context
+      })
+    ]))
+}
+
+/** Masks the listed paths (`args.a.b`) of a tool call's args. */
+export const redactArgs = (args: unknown, paths: ReadonlyArray<string>): unknown => {
+  const mask = (value: unknown, path: ReadonlyArray<string>): unknown => {
+    if (path.length === 0) return "[REDACTED]"
+    if (typeof value !== "object" || value === null || !(path[0] in value)) return value
+    const copy: Record<string, unknown> | Array<unknown> = Array.isArray(value) ? [...value] : { ...value }
+    ;(copy as Record<string, unknown>)[path[0]] = mask((value as Record<string, unknown>)[path[0]], path.slice(1))
+    return copy
+  }
+  return paths.reduce(
+    (masked, path) => path.startsWith("args.") ? mask(masked, path.slice("args.".length).split(".")) : masked,
+    args
+  )
+}
+
 /** The record that a tool call left the gateway, with the names of the secrets put in: never their values. */
 export const decideDispatched = (
   gateway: GatewayState,
@@ -659,12 +715,12 @@ export const evolveGateway = (gateway: GatewayState, event: GatewayEvent): Gatew
     }
     case "PolicyLoaded": {
       gateway.policies.set(event.document.id, { document: event.document, version: event.version })
-      gateway.policyList = [...gateway.policies.values()].map((entry) => entry.document)
+      gateway.policyList = [...gateway.policies.values()].map((entry) => compilePolicy(entry.document))
       break
     }
     case "PolicyRemoved": {
       gateway.policies.delete(event.policy_id)
-      gateway.policyList = [...gateway.policies.values()].map((entry) => entry.document)
+      gateway.policyList = [...gateway.policies.values()].map((entry) => compilePolicy(entry.document))
       break
     }
     case "ApprovalOpened": {

@@ -7,7 +7,7 @@
  */
 import { Effect, Layer } from "effect"
 import * as Processor from "../../src/layers/Processor.js"
-import * as RouterLive from "../../src/layers/RouterLive.js"
+import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { RouterConfig } from "../../src/model/Router.js"
 import { layerSqlite } from "../../src/node.js"
 import { Ids } from "../../src/services/Ids.js"
@@ -25,7 +25,7 @@ export const allTokens = (fibers: number, perFiber: number) =>
 
 /** Liveness off: a restart must not depend on heartbeats sent before it. */
 export const routerOn = (filename: string, config: Partial<RouterConfig> = {}) =>
-  RouterLive.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
+  Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
     Layer.provideMerge(layerSqlite({ filename, durability: "full" })),
     Layer.provideMerge(Ids.layerUuid)
   )

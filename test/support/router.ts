@@ -1,7 +1,7 @@
 import { Effect, Layer, Stream, type Scope } from "effect"
 import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
 import { newEnvelope } from "../../src/layers/Envelopes.js"
-import * as RouterLive from "../../src/layers/RouterLive.js"
+import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { RouterConfig } from "../../src/model/Router.js"
 import type { EnvelopeInput } from "../../src/model/Envelopes.js"
 import { Ids } from "../../src/services/Ids.js"
@@ -9,7 +9,7 @@ import { type Inbound, Router } from "../../src/services/Router.js"
 import { Registry } from "../../src/services/Registry.js"
 
 export const routerLayer = (config: Partial<RouterConfig> = {}) =>
-  RouterLive.layer(config).pipe(Layer.provideMerge(EventLogMemory.layerMemory()), Layer.provideMerge(Ids.layerSequential("m")))
+  Switchboard.layer(config).pipe(Layer.provideMerge(EventLogMemory.layerMemory()), Layer.provideMerge(Ids.layerSequential("m")))
 
 export const register = (agent_id: string, extra: Partial<{ capabilities: Array<string>; communication_class: "PRIVILEGED" | "STANDARD" | "BULK" }> = {}) =>
   Effect.flatMap(Registry, (registry) => registry.register({ agent_id, name: agent_id, ...extra }))
