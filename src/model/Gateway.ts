@@ -231,7 +231,10 @@ const callsInLastHour = (gateway: GatewayState, agentId: string, now: number) =>
 export const evaluateAction = (gateway: GatewayState, view: GatewayView, action: Action, now: number) =>
   evaluate(gateway.policyList, action, {
     agent: { agent_id: action.agent_id, team_id: view.teamOf(action.agent_id) },
-    ...(action.kind === "message" ? { recipient: { agent_id: action.to, team_id: view.teamOf(action.to) } } : {}),
+    // A recipient the registry does not know is left out: its team is then unknown, and rules needing it fail closed.
+    ...(action.kind === "message" && view.modeOf(action.to) !== undefined
+      ? { recipient: { agent_id: action.to, team_id: view.teamOf(action.to) } }
+      : {}),
     callsInLastHour: callsInLastHour(gateway, action.agent_id, now)
   })
 
