@@ -9,6 +9,10 @@ export * from "./schema/Envelope.js"
 export * from "./schema/Errors.js"
 export * from "./schema/Event.js"
 export * from "./schema/RouterEvents.js"
+export * from "./schema/GatewayEvents.js"
+export * from "./schema/Audit.js"
+export * from "./schema/Lease.js"
+export * from "./schema/Policy.js"
 
 // Rules
 export { buildEnvelope, type EnvelopeInput, payloadJson, payloadText } from "./model/Envelopes.js"
@@ -20,10 +24,18 @@ export {
   type SendError
 } from "./model/Router.js"
 export { describe as describeEvent, differences } from "./model/Timeline.js"
+export type { Action, Decision, Verdict } from "./model/Policy.js"
+export { compilePolicy, evaluate as evaluatePolicies, globMatch } from "./model/Policy.js"
+export * as Expression from "./model/Expression.js"
+export type { Approval, ApprovalStatus, AuditContext, GatewayDecision } from "./model/Gateway.js"
+export { type ChainVerification, verifyChain } from "./model/Audit.js"
+export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
 
 // Services
 export { EventLog, type ReadRange } from "./services/EventLog.js"
+export { type AuditEntry, type BudgetStatus, type Dispatch, Gateway, type PolicyInfo } from "./services/Gateway.js"
 export { Ids } from "./services/Ids.js"
+export { SecretStore } from "./services/SecretStore.js"
 export { type AgentInfo, Registry } from "./services/Registry.js"
 export {
   type AckReceipt,
@@ -43,4 +55,5 @@ export * as EventLogMemory from "./layers/EventLogMemory.js"
 export type { EventLogOptions } from "./layers/EventLogStore.js"
 export * as Processor from "./layers/Processor.js"
 export * as Replay from "./layers/Replay.js"
+export { injectSecrets } from "./layers/Secrets.js"
 export * as Switchboard from "./layers/Switchboard.js"
