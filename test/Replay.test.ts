@@ -8,6 +8,7 @@ import type { RouterConfig } from "../src/model/Router.js"
 import { differences } from "../src/model/Timeline.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
+import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
 import { openStore } from "../src/node.js"
 import { register, routerLayer, sendTo } from "./support/router.js"
@@ -34,8 +35,24 @@ const command = fc.oneof(
   { weight: 3, arbitrary: fc.record({ _tag: fc.constant("tick" as const), ms: fc.constantFrom(100, 600, 1100, 3500) }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("heartbeat" as const), agent }) },
   { weight: 1, arbitrary: fc.record({ _tag: fc.constant("redrive" as const), pick: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("crash" as const) }) }
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("crash" as const) }) },
+  { weight: 2, arbitrary: fc.record({ _tag: fc.constant("check" as const), agent, tool: fc.constantFrom("web.search", "payments.send", "shell.exec"), amount: fc.constantFrom(10, 5000) }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("resolve" as const), pick: fc.nat(), approve: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("suspend" as const), agent, resume: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ _tag: fc.constant("charge" as const), agent, amount: fc.constantFrom(1, 4, 9) }) }
 )
+
+const policy = `
+id: replayed
+scope: { kind: global }
+tools:
+  "*": { allow: false }
+  web.search: { allow: true, limit_per_hour: 3 }
+  payments.send: { allow: true, requires_approval_if: "args.amount > 1000" }
+budgets:
+  - { currency: USD, limit: 10, per: agent }
+approval_timeout_s: 2
+`
 
 /** The live router's state must be the state replayed from its log, at the same offset. */
 const checkReplay = Effect.gen(function*() {
@@ -55,9 +72,10 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
     })
     let context = yield* start
     let n = 0
-    const run = <A, E>(effect: Effect.Effect<A, E, Router | Registry | EventLog | Scope.Scope>) =>
+    const run = <A, E>(effect: Effect.Effect<A, E, Router | Registry | Gateway | EventLog | Scope.Scope>) =>
       Effect.either(effect.pipe(Effect.provide(context), Scope.extend(routerScope)))
     yield* run(Effect.forEach(agents, (id) => register(id, id === "a" ? { communication_class: "PRIVILEGED" } : { capabilities: ["work"] })))
+    yield* run(Effect.flatMap(Gateway, (gateway) => gateway.loadPolicy(policy)))
     for (const step of commands) {
       switch (step._tag) {
         case "send":
@@ -93,6 +111,26 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
             if (dead.length > 0) yield* router.redrive(dead[step.pick % dead.length][0])
           }))
           break
+        case "check":
+          yield* run(Effect.flatMap(Gateway, (gateway) =>
+            gateway.check({ kind: "tool_call", agent_id: step.agent, tool: step.tool, args: { amount: step.amount } })))
+          break
+        case "resolve":
+          yield* run(Effect.gen(function*() {
+            const gateway = yield* Gateway
+            const open = yield* gateway.approvals("open")
+            if (open.length === 0) return
+            const { approval_id } = open[step.pick % open.length]
+            yield* step.approve ? gateway.approve(approval_id, "human") : gateway.reject(approval_id, "human")
+          }))
+          break
+        case "suspend":
+          yield* run(Effect.flatMap(Gateway, (gateway) =>
+            step.resume ? gateway.resume(step.agent) : gateway.suspend(step.agent, "random")))
+          break
+        case "charge":
+          yield* run(Effect.flatMap(Gateway, (gateway) => gateway.charge({ agent_id: step.agent, currency: "USD", amount: step.amount })))
+          break
         case "crash":
           yield* Scope.close(routerScope, Exit.void)
           routerScope = yield* Scope.make()
@@ -106,7 +144,7 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
   }).pipe(Effect.scoped, Effect.provide(TestContext.TestContext))
 
 describe("Replay", () => {
-  it.effect("a live router's state always equals the state replayed from its log (random scenarios with crashes and clock jumps)", () =>
+  it.effect("a live runtime's state always equals the state replayed from its log (random scenarios of routing and governance, with crashes and clock jumps)", () =>
     Effect.promise(() =>
       fc.assert(
         fc.asyncProperty(fc.array(command, { minLength: 5, maxLength: 40 }), (commands) => Effect.runPromise(scenario(commands))),
