@@ -11,6 +11,7 @@ import type { Bench } from "./report.js"
 
 const benches: Record<string, () => Promise<Bench>> = {
   eventlog: () => import("./eventlog.js"),
+  gateway: () => import("./gateway.js"),
   router: () => import("./router.js")
 }
 
