@@ -450,7 +450,7 @@ describe("Event codec", () => {
 
   it("refuses to encode a number JSON cannot carry, naming the field", () => {
     for (const at of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      const stored = encodeEvent(new AgentRegistered({ agent, at }, true))
+      const stored = encodeEvent(AgentRegistered.make({ agent, at }, true))
       if (Either.isRight(stored)) throw new Error(`encoded at=${at} as ${stored.right.payload}`)
       expect(stored.left).toBeInstanceOf(ValidationError)
       expect(stored.left.issues.map((issue) => issue.path)).toEqual(["at"])
@@ -458,7 +458,7 @@ describe("Event codec", () => {
   })
 
   it("refuses a record with an invalid version or stored under another type", () => {
-    const stored = encodeEvent(new AgentRegistered({ agent, at: 1 }))
+    const stored = encodeEvent(AgentRegistered.make({ agent, at: 1 }))
     if (Either.isLeft(stored)) throw stored.left
     for (const version of [0, -1, 1.5]) {
       const result = decodeEvent(3, { ...stored.right, version })

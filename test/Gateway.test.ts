@@ -196,6 +196,10 @@ describe("Gateway dispatch and secrets", () => {
       expect(unknown).toMatchObject({ _tag: "UnknownPlaceholder", names: ["NOPE"] })
       expect(JSON.stringify(unknown) + unknown.message).not.toContain(SECRET)
       expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "shell.exec", args: {} }))).toMatchObject({ _tag: "PermissionDenied" })
+      // Args the log could not keep as they are: refused at the edge, nothing recorded.
+      for (const args of [{ a: [undefined] }, { n: Number.NaN }, { when: new Date(0) }]) {
+        expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "http.get", args }))).toMatchObject({ _tag: "ValidationError" })
+      }
       const awaiting = yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 5000, key: "${API_KEY}" } })
       expect(awaiting._tag).toBe("AwaitingApproval")
       const approvalId = (awaiting as { approval_id: string }).approval_id
@@ -224,6 +228,10 @@ describe("Gateway end to end", () => {
       yield* registerAll
       yield* gateway.loadPolicy(toolsPolicy)
       expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "shell.exec", args: {} }))).toMatchObject({ _tag: "PermissionDenied" })
+      // Args the log could not keep as they are: refused at the edge, nothing recorded.
+      for (const args of [{ a: [undefined] }, { n: Number.NaN }, { when: new Date(0) }]) {
+        expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "http.get", args }))).toMatchObject({ _tag: "ValidationError" })
+      }
       const awaiting = yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 2000 } })
       yield* gateway.approve((awaiting as { approval_id: string }).approval_id, "carol")
       yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 2000 }, approval_id: (awaiting as { approval_id: string }).approval_id })

@@ -29,6 +29,7 @@ import {
 import type { Action } from "../model/Policy.js"
 import { gatewayView, type RouterState } from "../model/Router.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
+import { GatedAction } from "../schema/GatewayEvents.js"
 import { Lease } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
 import { type AuditEntry, type Dispatch, Gateway, type PolicyInfo } from "../services/Gateway.js"
@@ -36,6 +37,11 @@ import type { Runtime } from "./RouterLive.js"
 import { injectSecrets } from "./Secrets.js"
 
 const decodeLease = Schema.decodeUnknownEither(Lease, { errors: "all", onExcessProperty: "error" })
+const decodeAction = Schema.decodeUnknownEither(GatedAction, { errors: "all", onExcessProperty: "error" })
+
+/** An action from outside, checked before it can reach the log: its args must be JSON. */
+const validAction = (action: unknown) =>
+  Either.mapLeft(decodeAction(action), (error) => ValidationError.fromParseError("action", error))
 
 export const make = (runtime: Runtime) =>
   Effect.gen(function*() {
@@ -58,7 +64,7 @@ export const make = (runtime: Runtime) =>
       return { policy_id: policyId, version: entry.version, scope: entry.document.scope }
     }
 
-    const check = (action: Action, context?: AuditContext) => {
+    const check = (input: Action, context?: AuditContext) => Effect.flatMap(validAction(input), (action) => {
       let decision: GatewayDecision | undefined
       return run(
         (state, now) => {
@@ -68,7 +74,7 @@ export const make = (runtime: Runtime) =>
         },
         () => decision!
       )
-    }
+    })
 
     const resolveApproval = (outcome: "approved" | "rejected") => (approvalId: string, by: string, note?: string) =>
       run(
@@ -109,7 +115,12 @@ export const make = (runtime: Runtime) =>
       readonly context?: AuditContext | undefined
     }) =>
       Effect.gen(function*() {
-        const action: Action = { kind: "tool_call", agent_id: request.agent_id, tool: request.tool, args: request.args }
+        const action = yield* validAction({
+          kind: "tool_call",
+          agent_id: request.agent_id,
+          tool: request.tool,
+          args: request.args
+        })
         let decision: GatewayDecision
         if (request.approval_id !== undefined) {
           const approvalId = request.approval_id
@@ -125,7 +136,7 @@ export const make = (runtime: Runtime) =>
           }
         }
         // Secrets go in last, just before the call leaves: nothing recorded above ever held them.
-        const injected = yield* injectSecrets(request.args)
+        const injected = yield* injectSecrets(action.kind === "tool_call" ? action.args : request.args)
         yield* run((state, now) =>
           Either.right(decideDispatched(state.gateway, gatewayView(state), {
             agent_id: request.agent_id,

@@ -145,7 +145,7 @@ const auditor = (gateway: GatewayState, view: GatewayView, now: number) => {
       at: now
     })
     head = record.hash
-    return new AuditRecorded({ record }, true)
+    return AuditRecorded.make({ record }, true)
   }
 }
 
@@ -163,7 +163,7 @@ export const decideLoadPolicy = (
   source: string,
   now: number
 ): ReadonlyArray<GatewayEvent> => [
-  new PolicyLoaded({
+  PolicyLoaded.make({
     document,
     version: (gateway.policies.get(document.id)?.version ?? 0) + 1,
     source,
@@ -177,7 +177,7 @@ export const decideRemovePolicy = (
   now: number
 ): Either.Either<ReadonlyArray<GatewayEvent>, ValidationError> =>
   gateway.policies.has(policyId)
-    ? Either.right([new PolicyRemoved({ policy_id: policyId, at: now }, true)])
+    ? Either.right([PolicyRemoved.make({ policy_id: policyId, at: now }, true)])
     : Either.left(ValidationError.single("policy", "id", `no policy ${policyId}`))
 
 // ---------------------------------------------------------------------------
@@ -299,7 +299,7 @@ export const decideCheck = (
   if (evaluated.decision === "pending") {
     approval_id = `approval-${gateway.approvals.size + 1}`
     events.push(
-      new ApprovalOpened({
+      ApprovalOpened.make({
         approval_id,
         action: action as GatedAction,
         reason: evaluated.reason,
@@ -351,7 +351,7 @@ export const decideResolveApproval = (
   }
   const audit = auditor(gateway, view, now)
   return Either.right([
-    new ApprovalResolved({
+    ApprovalResolved.make({
       approval_id: request.approval_id,
       outcome: request.outcome,
       by: request.by,
@@ -380,7 +380,7 @@ export const decideApprovalTimeouts = (
     const approval = gateway.approvals.get(deadline.id)
     if (approval === undefined || approval.status !== "open" || approval.expires_at !== deadline.at) continue
     events.push(
-      new ApprovalResolved({ approval_id: approval.approval_id, outcome: "timed_out", at: now }, true),
+      ApprovalResolved.make({ approval_id: approval.approval_id, outcome: "timed_out", at: now }, true),
       audit({
         agent_id: approval.action.agent_id,
         action: actionLabel(approval.action),
@@ -414,7 +414,7 @@ export const decideUseApproval = (
   if (actionLabel(approval.action) !== actionLabel(action) || approval.action.agent_id !== action.agent_id) {
     return Either.left(new PermissionDenied({ reason: `approval ${approvalId} is for another action` }))
   }
-  return Either.right([new ApprovalUsed({ approval_id: approvalId, at: now }, true)])
+  return Either.right([ApprovalUsed.make({ approval_id: approvalId, at: now }, true)])
 }
 
 // ---------------------------------------------------------------------------
@@ -440,31 +440,31 @@ export const decideKillSwitch = (
     case "Suspend":
       if (gateway.killed.has(command.agent_id)) return refuse(`agent ${command.agent_id} was killed`)
       return Either.right([
-        new AgentSuspended({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
+        AgentSuspended.make({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
         audit({ agent_id: command.agent_id, action: "agent.suspend", decision: "suspended", reason: `${command.reason} (by ${by})` })
       ])
     case "Resume":
       if (!gateway.suspended.has(command.agent_id)) return refuse(`agent ${command.agent_id} is not suspended`)
       return Either.right([
-        new AgentResumed({ agent_id: command.agent_id, at: now }, true),
+        AgentResumed.make({ agent_id: command.agent_id, at: now }, true),
         audit({ agent_id: command.agent_id, action: "agent.resume", decision: "resumed", reason: `resumed by ${by}` })
       ])
     case "Kill":
       if (gateway.killed.has(command.agent_id)) return refuse(`agent ${command.agent_id} was killed already`)
       return Either.right([
-        new AgentKilled({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
+        AgentKilled.make({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
         audit({ agent_id: command.agent_id, action: "agent.kill", decision: "killed", reason: `${command.reason} (by ${by})` })
       ])
     case "Halt":
       if (gateway.halted !== undefined) return refuse("already halted")
       return Either.right([
-        new GatewayHalted({ reason: command.reason, at: now }, true),
+        GatewayHalted.make({ reason: command.reason, at: now }, true),
         audit({ agent_id: "*", action: "gateway.halt", decision: "halted", reason: `${command.reason} (by ${by})` })
       ])
     case "Unhalt":
       if (gateway.halted === undefined) return refuse("not halted")
       return Either.right([
-        new GatewayUnhalted({ at: now }, true),
+        GatewayUnhalted.make({ at: now }, true),
         audit({ agent_id: "*", action: "gateway.unhalt", decision: "resumed", reason: `halt lifted by ${by}` })
       ])
   }
@@ -520,7 +520,7 @@ export const decideCharge = (
     const scope = `${crossing.scope} ${crossing.scope_id}`
     return Either.left(
       new Refusal(new BudgetExhausted({ scope, currency, limit, spent: refusal.spent }), [
-        new BudgetExhaustedRecorded({
+        BudgetExhaustedRecorded.make({
           scope: crossing.scope,
           scope_id: crossing.scope_id,
           currency,
@@ -540,7 +540,7 @@ export const decideCharge = (
   }
   return Either.right([
     ...counters.map(({ key, scope, scope_id }) =>
-      new BudgetCharged({ scope, scope_id, currency, amount, spent: charged.right.get(key) ?? 0, at: now }, true)
+      BudgetCharged.make({ scope, scope_id, currency, amount, spent: charged.right.get(key) ?? 0, at: now }, true)
     ),
     audit({ agent_id, action: `budget.charge:${currency}`, decision: "charged", reason: `charged ${amount} ${currency}` })
   ])
@@ -569,7 +569,7 @@ export const decideGrantLease = (
 ): Either.Either<ReadonlyArray<GatewayEvent>, ValidationError> =>
   gateway.leases.has(lease.lease_id)
     ? Either.left(ValidationError.single("lease", "lease_id", `lease ${lease.lease_id} exists already`))
-    : Either.right([new LeaseGranted({ lease, at: now }, true)])
+    : Either.right([LeaseGranted.make({ lease, at: now }, true)])
 
 export const decideCheckLease = (
   gateway: GatewayState,
@@ -616,7 +616,7 @@ export const decideDelegateLease = (
   }
   const child: Lease = { ...request.lease, parent_lease_id: parent.lease_id }
   return Either.match(checkDelegation(parent, child, now), {
-    onRight: () => Either.right([new LeaseGranted({ lease: child, at: now }, true)]),
+    onRight: () => Either.right([LeaseGranted.make({ lease: child, at: now }, true)]),
     onLeft: (error) =>
       Either.left(
         new Refusal(error, [

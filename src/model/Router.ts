@@ -8,7 +8,7 @@
  * updates it in place and returns it; `decide*` never changes it. Folding the
  * same events over `initialState()` always yields the same state.
  *
- * Events are built with validation off (`new Event(props, true)`): their
+ * Events are built with validation off (`Event.make(props, true)`): their
  * inputs were validated at the service's edge, and re-validating a whole
  * envelope per event would cost more than the rest of a decision.
  */
@@ -273,7 +273,7 @@ export const isAvailable = (agent: AgentEntry | undefined): agent is AgentEntry 
 
 /** An edge to record, unless it is already known. */
 const newEdge = (state: RouterState, from: string, to: string, edge_type: EdgeType, now: number) =>
-  state.edges.has(edgeKey(from, to, edge_type)) ? [] : [new TopologyEdgeAdded({ from, to, edge_type, at: now }, true)]
+  state.edges.has(edgeKey(from, to, edge_type)) ? [] : [TopologyEdgeAdded.make({ from, to, edge_type, at: now }, true)]
 
 /** The agent and its ancestors, self first, root last. */
 export const lineageOf = (state: RouterState, agentId: string): ReadonlyArray<string> => {
@@ -336,7 +336,7 @@ export const decideRegister = (
     return Either.left(ValidationError.single("agent", "depth", `is ${depth} by its lineage, not ${agent.depth}`))
   }
   return Either.right([
-    new AgentRegistered({ agent: { ...agent, depth }, liveness_deadline: livenessDeadline(config, now), at: now }, true),
+    AgentRegistered.make({ agent: { ...agent, depth }, liveness_deadline: livenessDeadline(config, now), at: now }, true),
     ...(parentId === undefined ? [] : newEdge(state, parentId, agent.agent_id, "delegates_to", now))
   ])
 }
@@ -363,7 +363,7 @@ export const decideHeartbeat = (
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
   Either.map(knownAgent(state, command.agent_id), () => [
-    new AgentHeartbeat({
+    AgentHeartbeat.make({
       agent_id: command.agent_id,
       state: command.state,
       health: command.health,
@@ -378,7 +378,7 @@ export const decideDeregister = (
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
   Either.map(knownAgent(state, command.agent_id), () => [
-    new AgentDeregistered({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
+    AgentDeregistered.make({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
     ...moveQueuedCapabilityMessages(state, command.agent_id, now)
   ])
 
@@ -393,7 +393,7 @@ const requeueAll = (
   now: number
 ) =>
   [...messages].sort((a, b) => b.message.order - a.message.order).map(({ message, to }) =>
-    new MessageRequeued({ message_id: message.envelope.message_id, to, reason, at: now }, true)
+    MessageRequeued.make({ message_id: message.envelope.message_id, to, reason, at: now }, true)
   )
 
 /** Queued messages routed by capability leave an agent that is gone for another live one. */
@@ -549,7 +549,7 @@ export const decideSend = (
       return Either.left(
         new Refusal(new PermissionDenied({ reason }), [
           ...checked.events,
-          new MessageRefused({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)
+          MessageRefused.make({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)
         ])
       )
     }
@@ -558,7 +558,7 @@ export const decideSend = (
   return Either.right([
     ...audit,
     ...newEdge(state, envelope.producer_id, to, "messages", now),
-    new MessageAccepted({
+    MessageAccepted.make({
       to,
       route,
       lane: state.agents.get(envelope.producer_id)?.descriptor.communication_class ?? "STANDARD",
@@ -605,7 +605,7 @@ export const decideAck = (
   }
   const restartsWait = command.stage === "READ" && message.location === "in_flight" && !isTerminal(message.stage)
   return Either.right([
-    new MessageAcked({
+    MessageAcked.make({
       message_id: command.message_id,
       agent_id: command.agent_id,
       stage: command.stage,
@@ -632,7 +632,7 @@ export const decideRedrive = (
   }
   const ttl = message.envelope.ttl_ms
   return Either.right([
-    new MessageRedriven({
+    MessageRedriven.make({
       message_id: messageId,
       to: reroute(state, message),
       expires_at: ttl > 0 ? now + ttl : undefined,
@@ -677,15 +677,15 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
     if (!isPending(state, deadline) || handled.has(deadline.id)) continue
     handled.add(deadline.id)
     if (deadline.kind === "liveness") {
-      events.push(new AgentLivenessLost({ agent_id: deadline.id, at: now }, true))
+      events.push(AgentLivenessLost.make({ agent_id: deadline.id, at: now }, true))
       events.push(...moveQueuedCapabilityMessages(state, deadline.id, now))
       continue
     }
     const message = state.messages.get(deadline.id)!
     if (deadline.kind === "ttl" || (message.expiresAt !== undefined && message.expiresAt <= now)) {
-      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "TTL_EXPIRED", at: now }, true))
+      events.push(MessageTimedOut.make({ message_id: deadline.id, error_code: "TTL_EXPIRED", at: now }, true))
     } else if (message.attempts >= config.maxAttempts) {
-      events.push(new MessageTimedOut({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }, true))
+      events.push(MessageTimedOut.make({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }, true))
     } else {
       requeues.push({ message, to: reroute(state, message) })
     }
@@ -787,7 +787,7 @@ export const decideDeliveries = (
     sinceBulk = lane === "BULK" ? 0 : sinceBulk + 1
     if (message.expiresAt !== undefined && message.expiresAt <= now) continue
     deliveries.push(
-      new MessageDelivered({
+      MessageDelivered.make({
         message_id: message.envelope.message_id,
         to: agentId,
         attempt: message.attempts + 1,

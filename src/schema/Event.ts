@@ -243,12 +243,18 @@ const decodeOptions: SchemaAST.ParseOptions = { onExcessProperty: "error" }
 const encodeEventEither = Schema.encodeEither(Event)
 const decodeEventEither = Schema.decodeUnknownEither(Event, decodeOptions)
 
+/** The literal `_tag` of an event schema. */
+const tagOf = (member: Schema.Schema.Any) => {
+  const tag = SchemaAST.getPropertySignatures(SchemaAST.typeAST(member.ast)).find((property) => property.name === "_tag")
+  return tag !== undefined && SchemaAST.isLiteral(tag.type) ? tag.type.literal : undefined
+}
+
 /** Each event type's fast codecs, compiled on first use. */
 const fastCodecs = new Map<string, { readonly decode: Fast; readonly encode: Fast }>()
 const fastCodec = (type: string) => {
   let codec = fastCodecs.get(type)
   if (codec === undefined) {
-    const member = Event.members.find((member) => member._tag === type)
+    const member = Event.members.find((member) => tagOf(member) === type)
     if (member === undefined) return undefined
     codec = { decode: compileFast(member.ast, true, decodeOptions), encode: compileFast(member.ast, false, {}) }
     fastCodecs.set(type, codec)

@@ -5,99 +5,111 @@
 import { Schema } from "effect"
 import { AuditRecord } from "./Audit.js"
 import { Id } from "./Envelope.js"
+import { Json } from "./Json.js"
 import { Lease } from "./Lease.js"
 import { PolicyDocument } from "./Policy.js"
 
 const At = Schema.Int
 
 /** One audit record of the hash-chained trail. */
-export class AuditRecorded extends Schema.TaggedClass<AuditRecorded>()("AuditRecorded", {
+export const AuditRecorded = Schema.TaggedStruct("AuditRecorded", {
   record: AuditRecord
-}) {}
+})
+export type AuditRecorded = typeof AuditRecorded.Type
 
 /** A policy, new or replacing the one with its id (`version` counts from 1 per id). */
-export class PolicyLoaded extends Schema.TaggedClass<PolicyLoaded>()("PolicyLoaded", {
+export const PolicyLoaded = Schema.TaggedStruct("PolicyLoaded", {
   document: PolicyDocument,
   version: Schema.Int.pipe(Schema.positive()),
   /** The YAML as loaded, kept for the record. */
   source: Schema.String,
   at: At
-}) {}
+})
+export type PolicyLoaded = typeof PolicyLoaded.Type
 
-export class PolicyRemoved extends Schema.TaggedClass<PolicyRemoved>()("PolicyRemoved", {
+export const PolicyRemoved = Schema.TaggedStruct("PolicyRemoved", {
   policy_id: Id,
   at: At
-}) {}
+})
+export type PolicyRemoved = typeof PolicyRemoved.Type
 
 /** What a pending decision waits on a human for: the action, as checked. */
 export const GatedAction = Schema.Union(
-  Schema.Struct({ kind: Schema.Literal("tool_call"), agent_id: Id, tool: Schema.String, args: Schema.Unknown }),
+  Schema.Struct({ kind: Schema.Literal("tool_call"), agent_id: Id, tool: Schema.String, args: Json }),
   Schema.Struct({ kind: Schema.Literal("message"), agent_id: Id, to: Schema.String, message_type: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("network"), agent_id: Id, host: Schema.String }),
   Schema.Struct({ kind: Schema.Literal("llm_call"), agent_id: Id, model: Schema.String })
 )
 export type GatedAction = typeof GatedAction.Type
 
-export class ApprovalOpened extends Schema.TaggedClass<ApprovalOpened>()("ApprovalOpened", {
+export const ApprovalOpened = Schema.TaggedStruct("ApprovalOpened", {
   approval_id: Id,
   action: GatedAction,
   reason: Schema.String,
   rule: Schema.String,
   expires_at: At,
   at: At
-}) {}
+})
+export type ApprovalOpened = typeof ApprovalOpened.Type
 
 export const ApprovalOutcome = Schema.Literal("approved", "rejected", "timed_out")
 export type ApprovalOutcome = typeof ApprovalOutcome.Type
 
 /** A human approved or rejected, or the approval timed out into a deny. */
-export class ApprovalResolved extends Schema.TaggedClass<ApprovalResolved>()("ApprovalResolved", {
+export const ApprovalResolved = Schema.TaggedStruct("ApprovalResolved", {
   approval_id: Id,
   outcome: ApprovalOutcome,
   by: Schema.optional(Schema.String),
   note: Schema.optional(Schema.String),
   at: At
-}) {}
+})
+export type ApprovalResolved = typeof ApprovalResolved.Type
 
 /** An approved action was carried out: an approval is good for one dispatch. */
-export class ApprovalUsed extends Schema.TaggedClass<ApprovalUsed>()("ApprovalUsed", {
+export const ApprovalUsed = Schema.TaggedStruct("ApprovalUsed", {
   approval_id: Id,
   at: At
-}) {}
+})
+export type ApprovalUsed = typeof ApprovalUsed.Type
 
-export class AgentSuspended extends Schema.TaggedClass<AgentSuspended>()("AgentSuspended", {
+export const AgentSuspended = Schema.TaggedStruct("AgentSuspended", {
   agent_id: Id,
   reason: Schema.String,
   at: At
-}) {}
+})
+export type AgentSuspended = typeof AgentSuspended.Type
 
-export class AgentResumed extends Schema.TaggedClass<AgentResumed>()("AgentResumed", {
+export const AgentResumed = Schema.TaggedStruct("AgentResumed", {
   agent_id: Id,
   at: At
-}) {}
+})
+export type AgentResumed = typeof AgentResumed.Type
 
 /** For good: the agent is deregistered and may not register again. */
-export class AgentKilled extends Schema.TaggedClass<AgentKilled>()("AgentKilled", {
+export const AgentKilled = Schema.TaggedStruct("AgentKilled", {
   agent_id: Id,
   reason: Schema.String,
   at: At
-}) {}
+})
+export type AgentKilled = typeof AgentKilled.Type
 
 /** Every agent stops: no sends, no deliveries, no tool calls, until the halt is lifted. */
-export class GatewayHalted extends Schema.TaggedClass<GatewayHalted>()("GatewayHalted", {
+export const GatewayHalted = Schema.TaggedStruct("GatewayHalted", {
   reason: Schema.String,
   at: At
-}) {}
+})
+export type GatewayHalted = typeof GatewayHalted.Type
 
-export class GatewayUnhalted extends Schema.TaggedClass<GatewayUnhalted>()("GatewayUnhalted", {
+export const GatewayUnhalted = Schema.TaggedStruct("GatewayUnhalted", {
   at: At
-}) {}
+})
+export type GatewayUnhalted = typeof GatewayUnhalted.Type
 
 export const BudgetScope = Schema.Literal("agent", "team")
 export type BudgetScope = typeof BudgetScope.Type
 
 /** A charge against one counter: scope (agent or team) × id × currency. */
-export class BudgetCharged extends Schema.TaggedClass<BudgetCharged>()("BudgetCharged", {
+export const BudgetCharged = Schema.TaggedStruct("BudgetCharged", {
   scope: BudgetScope,
   scope_id: Id,
   currency: Id,
@@ -105,10 +117,11 @@ export class BudgetCharged extends Schema.TaggedClass<BudgetCharged>()("BudgetCh
   /** The counter after the charge. */
   spent: Schema.Finite,
   at: At
-}) {}
+})
+export type BudgetCharged = typeof BudgetCharged.Type
 
 /** A charge refused because it would cross a limit: nothing was charged. */
-export class BudgetExhaustedRecorded extends Schema.TaggedClass<BudgetExhaustedRecorded>()("BudgetExhaustedRecorded", {
+export const BudgetExhaustedRecorded = Schema.TaggedStruct("BudgetExhaustedRecorded", {
   scope: BudgetScope,
   scope_id: Id,
   currency: Id,
@@ -116,12 +129,14 @@ export class BudgetExhaustedRecorded extends Schema.TaggedClass<BudgetExhaustedR
   spent: Schema.Finite,
   limit: Schema.Finite,
   at: At
-}) {}
+})
+export type BudgetExhaustedRecorded = typeof BudgetExhaustedRecorded.Type
 
-export class LeaseGranted extends Schema.TaggedClass<LeaseGranted>()("LeaseGranted", {
+export const LeaseGranted = Schema.TaggedStruct("LeaseGranted", {
   lease: Lease,
   at: At
-}) {}
+})
+export type LeaseGranted = typeof LeaseGranted.Type
 
 export const GatewayEvent = Schema.Union(
   AuditRecorded,

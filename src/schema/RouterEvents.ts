@@ -14,41 +14,46 @@ const Count = Schema.Int.pipe(Schema.positive())
 // ---------------------------------------------------------------------------
 // Registry
 
-export class AgentRegistered extends Schema.TaggedClass<AgentRegistered>()("AgentRegistered", {
+export const AgentRegistered = Schema.TaggedStruct("AgentRegistered", {
   agent: AgentDescriptor,
   /** When it counts as lost without a heartbeat; absent when liveness is not checked. */
   liveness_deadline: Schema.optional(At),
   at: At
-}) {}
+})
+export type AgentRegistered = typeof AgentRegistered.Type
 
-export class AgentHeartbeat extends Schema.TaggedClass<AgentHeartbeat>()("AgentHeartbeat", {
+export const AgentHeartbeat = Schema.TaggedStruct("AgentHeartbeat", {
   agent_id: Id,
   state: AgentState,
   health: Schema.Record({ key: Schema.String, value: Schema.String }),
   liveness_deadline: Schema.optional(At),
   at: At
-}) {}
+})
+export type AgentHeartbeat = typeof AgentHeartbeat.Type
 
-export class AgentDeregistered extends Schema.TaggedClass<AgentDeregistered>()("AgentDeregistered", {
+export const AgentDeregistered = Schema.TaggedStruct("AgentDeregistered", {
   agent_id: Id,
   reason: Schema.String,
   at: At
-}) {}
+})
+export type AgentDeregistered = typeof AgentDeregistered.Type
 
 /** A typed edge of the agent topology, recorded the first time it is seen. */
-export class TopologyEdgeAdded extends Schema.TaggedClass<TopologyEdgeAdded>()("TopologyEdgeAdded", {
+export const TopologyEdgeAdded = Schema.TaggedStruct("TopologyEdgeAdded", {
   from: Id,
   /** An agent id, or the name of what was called, read or written. */
   to: Id,
   edge_type: EdgeType,
   at: At
-}) {}
+})
+export type TopologyEdgeAdded = typeof TopologyEdgeAdded.Type
 
 /** Heartbeats stopped for longer than the liveness interval. The next heartbeat makes it available again. */
-export class AgentLivenessLost extends Schema.TaggedClass<AgentLivenessLost>()("AgentLivenessLost", {
+export const AgentLivenessLost = Schema.TaggedStruct("AgentLivenessLost", {
   agent_id: Id,
   at: At
-}) {}
+})
+export type AgentLivenessLost = typeof AgentLivenessLost.Type
 
 // ---------------------------------------------------------------------------
 // Messages
@@ -61,7 +66,7 @@ export const Route = Schema.Union(
 export type Route = typeof Route.Type
 
 /** Admitted durably to the recipient's mailbox: stage RECEIVED. */
-export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("MessageAccepted", {
+export const MessageAccepted = Schema.TaggedStruct("MessageAccepted", {
   /** The recipient chosen by routing. */
   to: Id,
   route: Route,
@@ -70,19 +75,21 @@ export class MessageAccepted extends Schema.TaggedClass<MessageAccepted>()("Mess
   /** When the TTL runs out (epoch ms), if the envelope has one. */
   expires_at: Schema.optional(At),
   at: At
-}) {}
+})
+export type MessageAccepted = typeof MessageAccepted.Type
 
 /** Refused by the gateway before admission: REJECTED with PERMISSION_DENIED, never delivered. */
-export class MessageRefused extends Schema.TaggedClass<MessageRefused>()("MessageRefused", {
+export const MessageRefused = Schema.TaggedStruct("MessageRefused", {
   to: Id,
   envelope: Envelope,
   error_code: ErrorCode,
   reason: Schema.String,
   at: At
-}) {}
+})
+export type MessageRefused = typeof MessageRefused.Type
 
 /** Handed to a subscriber of the recipient. */
-export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("MessageDelivered", {
+export const MessageDelivered = Schema.TaggedStruct("MessageDelivered", {
   message_id: Id,
   to: Id,
   attempt: Count,
@@ -92,10 +99,11 @@ export class MessageDelivered extends Schema.TaggedClass<MessageDelivered>()("Me
   /** When its ack wait runs out. */
   ack_deadline: At,
   at: At
-}) {}
+})
+export type MessageDelivered = typeof MessageDelivered.Type
 
 /** An ACK from a consumer: READ, or a terminal FULFILLED / REJECTED / FAILED. Late ones are kept too. */
-export class MessageAcked extends Schema.TaggedClass<MessageAcked>()("MessageAcked", {
+export const MessageAcked = Schema.TaggedStruct("MessageAcked", {
   message_id: Id,
   agent_id: Id,
   stage: AckStage,
@@ -104,31 +112,35 @@ export class MessageAcked extends Schema.TaggedClass<MessageAcked>()("MessageAck
   /** The restarted ack wait, for a READ of a delivery in flight. */
   ack_deadline: Schema.optional(At),
   at: At
-}) {}
+})
+export type MessageAcked = typeof MessageAcked.Type
 
 /** Back in a mailbox to be delivered again: its ack wait ran out, or the router restarted. */
-export class MessageRequeued extends Schema.TaggedClass<MessageRequeued>()("MessageRequeued", {
+export const MessageRequeued = Schema.TaggedStruct("MessageRequeued", {
   message_id: Id,
   /** The recipient from now on: another live agent when a capability route moves it. */
   to: Id,
   reason: Schema.Literal("ack_wait", "restart", "recipient_lost"),
   at: At
-}) {}
+})
+export type MessageRequeued = typeof MessageRequeued.Type
 
 /** TIMED_OUT: no terminal ACK after the last attempt (ACK_TIMEOUT), or the TTL ran out (TTL_EXPIRED). Now a dead letter. */
-export class MessageTimedOut extends Schema.TaggedClass<MessageTimedOut>()("MessageTimedOut", {
+export const MessageTimedOut = Schema.TaggedStruct("MessageTimedOut", {
   message_id: Id,
   error_code: Schema.Literal("ACK_TIMEOUT", "TTL_EXPIRED"),
   at: At
-}) {}
+})
+export type MessageTimedOut = typeof MessageTimedOut.Type
 
 /** A dead letter sent again: back to RECEIVED with fresh attempts and, if it has a TTL, a fresh lifetime. */
-export class MessageRedriven extends Schema.TaggedClass<MessageRedriven>()("MessageRedriven", {
+export const MessageRedriven = Schema.TaggedStruct("MessageRedriven", {
   message_id: Id,
   to: Id,
   expires_at: Schema.optional(At),
   at: At
-}) {}
+})
+export type MessageRedriven = typeof MessageRedriven.Type
 
 export const RouterEvent = Schema.Union(
   AgentRegistered,

@@ -63,8 +63,14 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
   readonly removePolicy: (policy_id: string) => Effect.Effect<void, ValidationError | PersistenceError>
   readonly policies: Effect.Effect<ReadonlyArray<PolicyInfo>>
 
-  /** The decision on an action (tool call, message, network call, LLM call), recorded in the audit. */
-  readonly check: (action: Action, context?: AuditContext) => Effect.Effect<GatewayDecision, PersistenceError>
+  /**
+   * The decision on an action (tool call, message, network call, LLM call),
+   * recorded in the audit. A tool call's args must be JSON (ValidationError).
+   */
+  readonly check: (
+    action: Action,
+    context?: AuditContext
+  ) => Effect.Effect<GatewayDecision, ValidationError | PersistenceError>
 
   readonly approvals: (status?: ApprovalStatus) => Effect.Effect<ReadonlyArray<Approval>>
   readonly approve: (
@@ -121,7 +127,7 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
     /** An approved approval for this very call, when the policy asked for one. */
     readonly approval_id?: string | undefined
     readonly context?: AuditContext | undefined
-  }) => Effect.Effect<Dispatch, PermissionDenied | UnknownPlaceholder | PersistenceError, SecretStore>
+  }) => Effect.Effect<Dispatch, PermissionDenied | UnknownPlaceholder | ValidationError | PersistenceError, SecretStore>
 
   /** The audit trail, oldest first. */
   readonly audit: Stream.Stream<AuditEntry, PersistenceError | UndecodableRecord>

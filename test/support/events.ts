@@ -2,7 +2,7 @@ import { AgentRegistered } from "../../src/index.js"
 
 /** A small, valid event; `name` makes each one recognisable. */
 export const registered = (name: string) =>
-  new AgentRegistered({
+  AgentRegistered.make({
     agent: {
       agent_id: `agent-${name}`,
       name,
