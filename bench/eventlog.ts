@@ -51,7 +51,7 @@ const payload = (() => {
 export const makeEvents = (count: number) => {
   const start = DateTime.unsafeMake("2025-01-01T00:00:00Z")
   return Arr.makeBy(count, (i) =>
-    new MessageAccepted({
+    MessageAccepted.make({
       to: `agent-${i % 16}`,
       route: { _tag: "Capability", capability: "summarise" },
       lane: "STANDARD",
