@@ -58,7 +58,13 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // were the bulk of an append's cost.
     let waiting: Array<PendingAppend> = []
     let closed = false
+    /** A transaction is under way, by the writer or by an append committing on its own. */
+    let committing = false
     const wake = yield* Effect.makeLatch(false)
+    const settle = Effect.sync(() => {
+      committing = false
+      if (waiting.length > 0) wake.unsafeOpen()
+    })
 
     // A group is one transaction. If it fails, each append is retried alone, so
     // one caller's failure never becomes another's.
@@ -93,10 +99,13 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // appends may already be durable, and their callers are owed an answer.
     yield* Effect.gen(function*() {
       yield* wake.await
+      // An append is committing on its own: it wakes the writer when it is done.
+      if (committing) return wake.unsafeClose()
       const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
       waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
       if (waiting.length === 0) wake.unsafeClose()
-      yield* Effect.uninterruptible(commitGroup(group))
+      committing = true
+      yield* Effect.uninterruptible(Effect.ensuring(commitGroup(group), settle))
     }).pipe(Effect.forever, Effect.forkScoped)
 
     // Appends still waiting when the log closes fail instead of waiting forever.
@@ -116,22 +125,37 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       )
     }
 
-    // One `Effect.async` per append: the events are encoded when it runs, and
-    // the writer answers with the committed records.
-    const append = (events: ReadonlyArray<Event>) =>
-      events.length === 0
-        ? Effect.succeed<ReadonlyArray<EventRecord>>([])
-        : Effect.async<ReadonlyArray<EventRecord>, ValidationError | PersistenceError>((resume) => {
-          if (closed) return resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
-          const stored: Array<StoredEvent> = new Array(events.length)
-          for (let i = 0; i < events.length; i++) {
-            const encoded = encodeEvent(events[i])
-            if (Either.isLeft(encoded)) return resume(Effect.fail(encoded.left))
-            stored[i] = encoded.right
-          }
+    // The events are encoded when the append runs; then it commits on its own
+    // if no transaction is under way, or waits for the writer's next group.
+    const append = (events: ReadonlyArray<Event>): Effect.Effect<
+      ReadonlyArray<EventRecord>,
+      ValidationError | PersistenceError
+    > =>
+      events.length === 0 ? Effect.succeed([]) : Effect.suspend((): Effect.Effect<
+        ReadonlyArray<EventRecord>,
+        ValidationError | PersistenceError
+      > => {
+        if (closed) return Effect.fail(new PersistenceError({ message: "event log closed" }))
+        const stored: Array<StoredEvent> = new Array(events.length)
+        for (let i = 0; i < events.length; i++) {
+          const encoded = encodeEvent(events[i])
+          if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+          stored[i] = encoded.right
+        }
+        if (!committing && waiting.length === 0) {
+          // Nobody to group with: commit here, sparing the hand-offs to the writer and back.
+          committing = true
+          let outcome: Effect.Effect<ReadonlyArray<EventRecord>, PersistenceError> | undefined
+          const alone: PendingAppend = { events, stored, resume: (result) => outcome = result }
+          return Effect.uninterruptible(Effect.ensuring(commitGroup([alone]), settle)).pipe(
+            Effect.zipRight(Effect.suspend(() => outcome!))
+          )
+        }
+        return Effect.async<ReadonlyArray<EventRecord>, PersistenceError>((resume) => {
           waiting.push({ events, stored, resume })
           wake.unsafeOpen()
         })
+      })
 
     const decodePage = (page: ReadonlyArray<StoredRecord>) => {
       const records: Array<EventRecord> = new Array(page.length)

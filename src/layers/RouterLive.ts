@@ -299,9 +299,17 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     }
 
     /** Everything queued; when idle, waits for a command or the next deadline, whichever comes first. */
+    /** Busy turns in a row: after `busyTurnsPerYield` of them, the loop lets the event loop run. */
+    let busyTurns = 0
+    const busyTurnsPerYield = 8
+
     const takeCommands = (busy: boolean) =>
       Effect.gen(function*() {
-        if (busy) yield* yieldToEventLoop
+        busyTurns = busy ? busyTurns + 1 : 0
+        if (busyTurns >= busyTurnsPerYield) {
+          busyTurns = 0
+          yield* yieldToEventLoop
+        }
         const queued = Option.getOrElse(commands.unsafeSize(), () => 0)
         if (busy || queued > 0) return queued > 0 ? (yield* commands.takeAll)[0] : Chunk.empty<Command>()
         const deadline = nextDeadline(state)
