@@ -58,13 +58,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // were the bulk of an append's cost.
     let waiting: Array<PendingAppend> = []
     let closed = false
-    /** A transaction is under way, by the writer or by an append committing on its own. */
-    let committing = false
     const wake = yield* Effect.makeLatch(false)
-    const settle = Effect.sync(() => {
-      committing = false
-      if (waiting.length > 0) wake.unsafeOpen()
-    })
 
     // A group is one transaction. If it fails, each append is retried alone, so
     // one caller's failure never becomes another's.
@@ -99,13 +93,10 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // appends may already be durable, and their callers are owed an answer.
     yield* Effect.gen(function*() {
       yield* wake.await
-      // An append is committing on its own: it wakes the writer when it is done.
-      if (committing) return wake.unsafeClose()
       const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
       waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
       if (waiting.length === 0) wake.unsafeClose()
-      committing = true
-      yield* Effect.uninterruptible(Effect.ensuring(commitGroup(group), settle))
+      yield* Effect.uninterruptible(commitGroup(group))
     }).pipe(Effect.forever, Effect.forkScoped)
 
     // Appends still waiting when the log closes fail instead of waiting forever.
@@ -125,8 +116,10 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       )
     }
 
-    // The events are encoded when the append runs; then it commits on its own
-    // if no transaction is under way, or waits for the writer's next group.
+    // The events are encoded when the append runs; the writer commits them with
+    // whatever else arrived meanwhile. Committing in the caller's fiber instead
+    // would save two hand-offs but lose the batching: the SQLite commit blocks,
+    // so no other append could join while it runs.
     const append = (events: ReadonlyArray<Event>): Effect.Effect<
       ReadonlyArray<EventRecord>,
       ValidationError | PersistenceError
@@ -141,15 +134,6 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
           const encoded = encodeEvent(events[i])
           if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
           stored[i] = encoded.right
-        }
-        if (!committing && waiting.length === 0) {
-          // Nobody to group with: commit here, sparing the hand-offs to the writer and back.
-          committing = true
-          let outcome: Effect.Effect<ReadonlyArray<EventRecord>, PersistenceError> | undefined
-          const alone: PendingAppend = { events, stored, resume: (result) => outcome = result }
-          return Effect.uninterruptible(Effect.ensuring(commitGroup([alone]), settle)).pipe(
-            Effect.zipRight(Effect.suspend(() => outcome!))
-          )
         }
         return Effect.async<ReadonlyArray<EventRecord>, PersistenceError>((resume) => {
           waiting.push({ events, stored, resume })
