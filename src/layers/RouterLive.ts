@@ -70,6 +70,7 @@ import {
   ValidationError
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
+import { fastValidator } from "../schema/FastSchema.js"
 import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
@@ -420,7 +421,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       return (value: unknown) =>
         Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
     }
-    const validateEnvelope = validate(Envelope, "envelope")
+    const checkEnvelope = fastValidator(Envelope)
+    const validateEnvelope = (envelope: unknown) =>
+      Either.mapLeft(checkEnvelope(envelope), (error) => ValidationError.fromParseError("envelope", error))
     const decodeDescriptor = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all", onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
 

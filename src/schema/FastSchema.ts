@@ -1,0 +1,176 @@
+/**
+ * Schemas compiled to plain functions, for the hot paths (every append, every
+ * replayed record, every send).
+ *
+ * Schema's parser interprets the AST node by node and wraps every step in an
+ * Either: for a message event that costs several times the JSON and SQL work
+ * around it, on every append and every replay. `compileFast` turns an AST into
+ * plain closures that only know how to succeed. Whatever they cannot vouch for
+ * (a failure, an effectful transformation, a kind of node they do not handle)
+ * goes back to Schema, which stays the reference: a value the fast path returns
+ * is the value Schema returns, and every error is Schema's own.
+ *
+ * Decoders that refuse excess properties read JSON data (as `JSON.parse` and
+ * the upcasters give it), whose keys are all own, enumerable strings:
+ * `Object.keys` then sees every key that Schema's check (`Reflect.ownKeys`)
+ * would, at a fraction of the cost.
+ */
+import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
+
+/** Schema refuses the input too. */
+export const Invalid: unique symbol = Symbol("Invalid")
+/** Only Schema can tell. */
+export const Unsure: unique symbol = Symbol("Unsure")
+export type Fast = (input: unknown) => unknown
+
+export const isRecord = (input: unknown): input is { readonly [key: PropertyKey]: unknown } =>
+  typeof input === "object" && input !== null && !Array.isArray(input)
+
+const hasOwn = (value: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(value, key)
+
+const withoutRefinements = (ast: SchemaAST.AST): SchemaAST.AST =>
+  SchemaAST.isRefinement(ast) ? withoutRefinements(ast.from) : ast
+
+/** What a parse step of Schema's gave: anything but an Either is an Effect, which only Schema runs. */
+const outcome = (result: unknown): unknown =>
+  Either.isEither(result) ? (Either.isRight(result) ? result.right : Invalid) : Unsure
+
+const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): Fast => (input) => {
+  const value = first(input)
+  return value === Invalid || value === Unsure ? value : next(value, input)
+}
+
+/**
+ * `checked`: when encoding, the input has already passed the check of its
+ * whole type (as Schema makes every refinement do before encoding), so the
+ * refinements inside need not run again.
+ */
+export const compileFast = (
+  ast: SchemaAST.AST,
+  isDecoding: boolean,
+  options: SchemaAST.ParseOptions,
+  checked = false
+): Fast => {
+  const bySchema = (): Fast => {
+    const parse = (isDecoding ? ParseResult.decodeUnknownEither : ParseResult.encodeUnknownEither)(
+      Schema.make(ast),
+      options
+    )
+    return (input) => outcome(parse(input))
+  }
+  if (
+    Option.isSome(SchemaAST.getParseOptionsAnnotation(ast)) ||
+    Option.isSome(SchemaAST.getDecodingFallbackAnnotation(ast))
+  ) return bySchema()
+
+  switch (ast._tag) {
+    case "Literal": {
+      const literal = ast.literal
+      return (input) => input === literal ? input : Invalid
+    }
+    case "StringKeyword":
+      return (input) => typeof input === "string" ? input : Invalid
+    case "NumberKeyword":
+      return (input) => typeof input === "number" ? input : Invalid
+    case "BooleanKeyword":
+      return (input) => typeof input === "boolean" ? input : Invalid
+    case "UndefinedKeyword":
+      return (input) => input === undefined ? input : Invalid
+    case "UnknownKeyword":
+    case "AnyKeyword":
+      return (input) => input
+    case "Declaration": {
+      const parse = (isDecoding ? ast.decodeUnknown : ast.encodeUnknown)(...ast.typeParameters)
+      return (input) => outcome(parse(input, options, ast))
+    }
+    case "Refinement": {
+      if (isDecoding) {
+        return then(
+          compileFast(ast.from, true, options),
+          (value) => Option.isNone(ast.filter(value, options, ast)) ? value : Invalid
+        )
+      }
+      const encode = compileFast(withoutRefinements(ast.from), false, options, true)
+      return checked ? encode : then(compileFast(SchemaAST.typeAST(ast), true, options), encode)
+    }
+    case "Transformation": {
+      const transformation = ast.transformation
+      if (transformation._tag === "TypeLiteralTransformation") return bySchema()
+      const from = isDecoding ? compileFast(ast.from, true, options) : compileFast(ast.to, false, options, checked)
+      const to = compileFast(isDecoding ? ast.to : ast.from, isDecoding, options)
+      if (transformation._tag === "ComposeTransformation") return then(from, to)
+      const transform = isDecoding ? transformation.decode : transformation.encode
+      return then(from, (value, input) => {
+        const result = outcome(transform(value, options, ast, input))
+        return result === Invalid || result === Unsure ? result : to(result)
+      })
+    }
+    case "TypeLiteral": {
+      if (
+        ast.indexSignatures.length > 0 || options.exact === true || options.onExcessProperty === "preserve" ||
+        options.propertyOrder === "original"
+      ) return bySchema()
+      const properties = ast.propertySignatures.map((property) => ({
+        name: property.name,
+        isOptional: property.isOptional,
+        parse: compileFast(property.type, isDecoding, options, checked)
+      }))
+      const names = new Set(properties.map((property) => property.name))
+      const refuseExcess = options.onExcessProperty === "error"
+      return (input) => {
+        if (!isRecord(input)) return Invalid
+        if (refuseExcess) {
+          const keys = Object.keys(input)
+          for (let i = 0; i < keys.length; i++) if (!names.has(keys[i])) return Invalid
+        }
+        const output: Record<PropertyKey, unknown> = {}
+        for (const property of properties) {
+          if (property.isOptional && !hasOwn(input, property.name)) continue
+          const value = property.parse(input[property.name])
+          if (value === Invalid || value === Unsure) return value
+          output[property.name] = value
+        }
+        return output
+      }
+    }
+    case "Union": {
+      const literals = ast.types.map((member) => SchemaAST.isLiteral(member) ? member.literal : undefined)
+      if (literals.every((literal) => typeof literal === "string")) {
+        const allowed = new Set(literals)
+        return (input) => allowed.has(input as string) ? input : Invalid
+      }
+      // Each member checks for itself: a value of one member proves nothing about another.
+      const members = ast.types.map((member) => compileFast(member, isDecoding, options))
+      // Schema gives the first of its candidates that succeeds: when exactly one
+      // member succeeds, that is the one.
+      return (input) => {
+        let found: unknown = Invalid
+        for (const member of members) {
+          const value = member(input)
+          if (value === Unsure) return Unsure
+          if (value !== Invalid) {
+            if (found !== Invalid) return Unsure
+            found = value
+          }
+        }
+        return found
+      }
+    }
+    default:
+      return bySchema()
+  }
+}
+
+/**
+ * A validator of values already of the schema's type (what `Schema.validateEither`
+ * does), on the fast path; Schema gives every error.
+ */
+export const fastValidator = <A, I>(schema: Schema.Schema<A, I>) => {
+  const typeSchema = Schema.typeSchema(schema)
+  const fast = compileFast(typeSchema.ast, true, {})
+  const slow = Schema.decodeUnknownEither(typeSchema, { errors: "all" })
+  return (value: unknown): Either.Either<A, ParseResult.ParseError> => {
+    const result = fast(value)
+    return result === Invalid || result === Unsure ? slow(value) : Either.right(result as A)
+  }
+}
