@@ -72,6 +72,27 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
         orElse: () => Effect.void
       })
 
+    // The text of a multi-row INSERT, made once per row count. Building it with
+    // `sql.insert(rows)` on every commit ran the statement compiler over every
+    // bound value, which cost several times the SQLite work itself.
+    const placeholders = sql.onDialectOrElse({
+      pg: () => (row: number) => {
+        const at = row * 5
+        return `($${at + 1}, $${at + 2}, $${at + 3}, $${at + 4}, $${at + 5})`
+      },
+      orElse: () => () => "(?, ?, ?, ?, ?)"
+    })
+    const insertTexts = new Map<number, string>()
+    const insertText = (rows: number) => {
+      let text = insertTexts.get(rows)
+      if (text === undefined) {
+        text = `INSERT INTO ${table} (log_offset, committed_at, event_type, event_version, payload) VALUES ` +
+          Array.from({ length: rows }, (_, row) => placeholders(row)).join(", ")
+        insertTexts.set(rows, text)
+      }
+      return text
+    }
+
     const commit: LogStore["commit"] = (events, committedAt) =>
       Effect.gen(function*() {
         yield* lockWriters
@@ -80,14 +101,17 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
         }`
         const first = Number(head) + 1
         for (let start = 0; start < events.length; start += rowsPerInsert) {
-          const rows = events.slice(start, start + rowsPerInsert).map((event, i) => ({
-            log_offset: first + start + i,
-            committed_at: committedAt,
-            event_type: event.type,
-            event_version: event.version,
-            payload: event.payload
-          }))
-          yield* sql`INSERT INTO ${sql(table)} ${sql.insert(rows)}`
+          const rows = Math.min(rowsPerInsert, events.length - start)
+          const params: Array<unknown> = new Array(rows * 5)
+          for (let i = 0; i < rows; i++) {
+            const event = events[start + i]
+            params[i * 5] = first + start + i
+            params[i * 5 + 1] = committedAt
+            params[i * 5 + 2] = event.type
+            params[i * 5 + 3] = event.version
+            params[i * 5 + 4] = event.payload
+          }
+          yield* sql.unsafe(insertText(rows), params)
         }
         yield* announce(first + events.length - 1)
         return first
