@@ -127,7 +127,7 @@ const program = Effect.gen(function*() {
   yield* Replay.timeline({ message: doomed.message_id }).pipe(
     Stream.runForEach((entry) => Console.log(`  #${entry.offset}  ${entry.text}`))
   )
-  yield* Console.log(`\nReplay it yourself: npx tsx src/bin.ts replay ${store} --message ${doomed.message_id}`)
+  yield* Console.log(`\nReplay it yourself: npm run switchboard -- replay ${store} --message ${doomed.message_id}`)
 })
 
 const runtime = Switchboard.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000 }).pipe(
