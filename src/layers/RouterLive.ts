@@ -417,13 +417,11 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       })
 
     const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-      const check = Schema.validateEither(schema, { errors: "all" })
+      const check = fastValidator(schema)
       return (value: unknown) =>
         Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
     }
-    const checkEnvelope = fastValidator(Envelope)
-    const validateEnvelope = (envelope: unknown) =>
-      Either.mapLeft(checkEnvelope(envelope), (error) => ValidationError.fromParseError("envelope", error))
+    const validateEnvelope = validate(Envelope, "envelope")
     const decodeDescriptor = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all", onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
 
