@@ -2,24 +2,24 @@
  * A min-heap of deadlines. Entries are never removed when they stop
  * mattering: the owner checks validity when one comes up (lazy deletion).
  */
-export interface Deadline {
+export interface Deadline<Kind extends string = string> {
   readonly at: number
-  readonly kind: "ack_wait" | "ttl" | "liveness" | "approval"
+  readonly kind: Kind
   readonly id: string
 }
 
-export class Deadlines {
-  private readonly heap: Array<Deadline> = []
+export class Deadlines<Kind extends string = string> {
+  private readonly heap: Array<Deadline<Kind>> = []
 
   get size(): number {
     return this.heap.length
   }
 
-  peek(): Deadline | undefined {
+  peek(): Deadline<Kind> | undefined {
     return this.heap[0]
   }
 
-  push(deadline: Deadline): void {
+  push(deadline: Deadline<Kind>): void {
     const heap = this.heap
     heap.push(deadline)
     let i = heap.length - 1
@@ -31,7 +31,7 @@ export class Deadlines {
     }
   }
 
-  pop(): Deadline | undefined {
+  pop(): Deadline<Kind> | undefined {
     const heap = this.heap
     const top = heap[0]
     const last = heap.pop()
@@ -53,8 +53,8 @@ export class Deadlines {
   }
 
   /** Every entry due at `now`, without removing any (the heap order lets the walk stop early). */
-  due(now: number): Array<Deadline> {
-    const found: Array<Deadline> = []
+  due(now: number): Array<Deadline<Kind>> {
+    const found: Array<Deadline<Kind>> = []
     const stack = this.heap.length > 0 ? [0] : []
     while (stack.length > 0) {
       const i = stack.pop()!

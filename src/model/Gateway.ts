@@ -69,7 +69,7 @@ export interface GatewayState {
   /** The policies in load order, compiled once for evaluation. */
   policyList: ReadonlyArray<CompiledPolicy>
   readonly approvals: Map<string, Approval>
-  readonly approvalDeadlines: Deadlines
+  readonly approvalDeadlines: Deadlines<"approval">
   /** Agent id → why it is suspended. */
   readonly suspended: Map<string, string>
   readonly killed: Set<string>

@@ -183,13 +183,16 @@ export interface RouterState {
   readonly dedup: Map<string, { readonly message_id: string; readonly at: number }>
   readonly dedupOrder: Deque<{ readonly key: string; readonly at: number }>
   readonly finished: Deque<{ readonly id: string; readonly at: number }>
-  readonly deadlines: Deadlines
+  readonly deadlines: Deadlines<RouterDeadline>
   /** Topology edges by `from, to, type`. */
   readonly edges: Map<string, Edge>
   accepted: number
   /** Policies, approvals, the kill switch, budgets, leases, the audit head. */
   readonly gateway: GatewayState
 }
+
+/** What the router waits for: an ack, a TTL, a heartbeat. */
+export type RouterDeadline = "ack_wait" | "ttl" | "liveness"
 
 export interface Edge {
   readonly from: string
@@ -648,7 +651,7 @@ const isQueuedEntry = (message: MessageEntry, entry: QueueEntry) =>
   message.location === "queued" && message.enqueued === entry.enqueued
 
 /** Whether a deadline still matters: its message or agent has not moved on since it was set. */
-const isPending = (state: RouterState, deadline: Deadline): boolean => {
+const isPending = (state: RouterState, deadline: Deadline<RouterDeadline>): boolean => {
   switch (deadline.kind) {
     case "ack_wait": {
       const message = state.messages.get(deadline.id)
@@ -662,9 +665,6 @@ const isPending = (state: RouterState, deadline: Deadline): boolean => {
       const agent = state.agents.get(deadline.id)
       return agent !== undefined && agent.registered && agent.live && agent.livenessDeadline === deadline.at
     }
-    case "approval":
-      // Approvals have their own deadlines, in the gateway's state.
-      return false
   }
 }
 
