@@ -16,7 +16,8 @@ export const makeMemoryStore = Effect.sync((): LogStore => {
         return first
       }),
     readPage: (from, to, limit) => Effect.sync(() => records.slice(from - 1, Math.min(to, from - 1 + limit))),
-    head: Effect.sync(() => records.length)
+    head: Effect.sync(() => records.length),
+    groupCommit: false
   }
 })
 

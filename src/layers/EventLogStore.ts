@@ -4,7 +4,7 @@
  * module builds the service on it: encoding, group commit, paging with
  * decoding, and `follow`.
  */
-import { Cause, Chunk, Clock, Effect, Either, Option, Stream, SubscriptionRef } from "effect"
+import { Cause, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
 import { PersistenceError, type ValidationError } from "../schema/Errors.js"
 import { decodeEvent, encodeEvent, type Event, type EventRecord, type StoredEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
@@ -27,6 +27,13 @@ export interface LogStore {
     limit: number
   ) => Effect.Effect<ReadonlyArray<StoredRecord>, PersistenceError>
   readonly head: Effect.Effect<number, PersistenceError>
+  /**
+   * Whether concurrent appends should wait to share one commit (the default).
+   * A store whose commit is a cheap synchronous step (memory) says `false`:
+   * each append then commits at once in its caller's fiber, sparing the two
+   * hand-offs to and from the writer that buy nothing there.
+   */
+  readonly groupCommit?: boolean
   /** Heads committed by other processes sharing the store, if it can tell. */
   readonly externalHeads?: Stream.Stream<number, PersistenceError>
 }
@@ -49,8 +56,33 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
   Effect.gen(function*() {
     const pageSize = options.pageSize ?? 2_000
     const maxGroup = options.maxGroup ?? 1_000
-    const headRef = yield* SubscriptionRef.make(yield* store.head)
-    const advanceHead = (offset: number) => SubscriptionRef.update(headRef, (head) => Math.max(head, offset))
+    // The head and the `follow` streams waiting for it to reach an offset. A
+    // plain variable and callbacks: the head moves on every commit, and a
+    // SubscriptionRef's lock and hub cost more than the memory commit itself.
+    let headOffset = yield* store.head
+    let headWaiters: Array<{ readonly offset: number; readonly resume: (done: Effect.Effect<void>) => void }> = []
+    const moveHead = (offset: number) => {
+      if (offset <= headOffset) return
+      headOffset = offset
+      if (headWaiters.length === 0) return
+      const waiting = headWaiters
+      headWaiters = []
+      for (const waiter of waiting) {
+        if (waiter.offset <= headOffset) waiter.resume(Effect.void)
+        else headWaiters.push(waiter)
+      }
+    }
+    const advanceHead = (offset: number) => Effect.sync(() => moveHead(offset))
+    const awaitHead = (offset: number): Effect.Effect<void> =>
+      Effect.suspend(() =>
+        offset <= headOffset ? Effect.void : Effect.async<void>((resume) => {
+          const waiter = { offset, resume }
+          headWaiters.push(waiter)
+          return Effect.sync(() => {
+            headWaiters = headWaiters.filter((other) => other !== waiter)
+          })
+        })
+      )
 
     // Appends waiting for the writer, in arrival order, and a latch that is open
     // while there are any. A callback and an array push per append rather than a
@@ -59,6 +91,16 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     let waiting: Array<PendingAppend> = []
     let closed = false
     const wake = yield* Effect.makeLatch(false)
+
+    const recordsOf = (events: ReadonlyArray<Event>, first: number, committedAt: number) =>
+      events.map((event, i): EventRecord => ({ offset: first + i, committedAt, event }))
+
+    const commitAlone = (events: ReadonlyArray<Event>, stored: ReadonlyArray<StoredEvent>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (committedAt) =>
+        Effect.map(store.commit(stored, committedAt), (first) => {
+          moveHead(first + events.length - 1)
+          return recordsOf(events, first, committedAt)
+        }))
 
     // A group is one transaction. If it fails, each append is retried alone, so
     // one caller's failure never becomes another's.
@@ -74,17 +116,14 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
             onSuccess: (first) => {
               const last = group.reduce((offset, pending) => offset + pending.events.length, first - 1)
               // The head moves first: an append that has returned is visible to `head` and `follow`.
-              return Effect.zipRight(
-                advanceHead(last),
-                Effect.sync(() => {
-                  let offset = first
-                  for (const { events, resume } of group) {
-                    const records = events.map((event, i): EventRecord => ({ offset: offset + i, committedAt, event }))
-                    offset += events.length
-                    resume(Effect.succeed(records))
-                  }
-                })
-              )
+              return Effect.sync(() => {
+                moveHead(last)
+                let offset = first
+                for (const { events, resume } of group) {
+                  resume(Effect.succeed(recordsOf(events, offset, committedAt)))
+                  offset += events.length
+                }
+              })
             }
           }
         ))
@@ -135,6 +174,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
           if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
           stored[i] = encoded.right
         }
+        if (store.groupCommit === false) return commitAlone(events, stored)
         return Effect.async<ReadonlyArray<EventRecord>, PersistenceError>((resume) => {
           waiting.push({ events, stored, resume })
           wake.unsafeOpen()
@@ -168,9 +208,6 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
         (to) => readBetween(Math.max(1, range.from ?? 1), to)
       ))
 
-    const awaitHead = (offset: number) =>
-      headRef.changes.pipe(Stream.filter((head) => head >= offset), Stream.runHead)
-
     // History and live records come from the same place, the store, read by
     // offset after the head has reached it: so the seam has neither gap nor duplicate.
     const follow = (from = 1) =>
@@ -184,7 +221,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // Another process may have appended since the last notification: ask the store.
     const head = store.externalHeads
       ? Effect.tap(store.head, advanceHead)
-      : SubscriptionRef.get(headRef)
+      : Effect.sync(() => headOffset)
 
     return EventLog.of({ append, read, follow, head })
   })
