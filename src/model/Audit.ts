@@ -10,7 +10,7 @@
  * verifier that must rule that out compares the last `hash` with a head hash
  * kept elsewhere.
  */
-import { createHash } from "node:crypto"
+import * as crypto from "node:crypto"
 import type { AuditRecord, UnsealedAuditRecord } from "../schema/Audit.js"
 
 /** The `prev_hash` of the first record of a trail. */
@@ -26,61 +26,84 @@ export const GENESIS_HASH = "0".repeat(64)
  * numbers, bigints, cycles, and `undefined` at the top.
  */
 export const canonicalJson = (value: unknown): string => {
-  const ancestors = new Set<object>()
-  const write = (value: unknown): string | undefined => {
-    if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
-      value = (value as { toJSON: () => unknown }).toJSON()
-    }
-    switch (typeof value) {
-      case "string":
-      case "boolean":
-        return JSON.stringify(value)
-      case "number":
-        if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${value} has no JSON form`)
-        return JSON.stringify(value)
-      case "bigint":
-        throw new TypeError("canonicalJson: a bigint has no JSON form")
-      case "undefined":
-      case "function":
-      case "symbol":
-        return undefined
-    }
-    if (value === null) return "null"
-    const object = value as object
-    if (ancestors.has(object)) throw new TypeError("canonicalJson: the value is cyclic")
-    ancestors.add(object)
-    let text: string
-    if (Array.isArray(object)) {
-      text = "[" + object.map((item) => write(item) ?? "null").join(",") + "]"
-    } else {
-      const record = object as Record<string, unknown>
-      const fields: Array<string> = []
-      for (const key of Object.keys(record).sort()) {
-        const field = write(record[key])
-        if (field !== undefined) fields.push(JSON.stringify(key) + ":" + field)
-      }
-      text = "{" + fields.join(",") + "}"
-    }
-    ancestors.delete(object)
-    return text
-  }
-  const text = write(value)
+  const text = writeCanonical(value, [], undefined)
   if (text === undefined) throw new TypeError(`canonicalJson: a ${typeof value} has no JSON form`)
   return text
 }
+
+/**
+ * `value` in canonical JSON, or `undefined` when it has none (as
+ * `JSON.stringify` omits it). `ancestors` are the objects being written
+ * around it, to refuse cycles: a short array, as records are shallow.
+ * `skip` names top-level fields left out (the hash fields of a record).
+ */
+const writeCanonical = (
+  value: unknown,
+  ancestors: Array<object>,
+  skip: ReadonlySet<string> | undefined
+): string | undefined => {
+  if (value !== null && typeof value === "object" && typeof (value as { toJSON?: unknown }).toJSON === "function") {
+    value = (value as { toJSON: () => unknown }).toJSON()
+  }
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return JSON.stringify(value)
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${value} has no JSON form`)
+      return JSON.stringify(value)
+    case "bigint":
+      throw new TypeError("canonicalJson: a bigint has no JSON form")
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined
+  }
+  if (value === null) return "null"
+  const object = value as object
+  if (ancestors.includes(object)) throw new TypeError("canonicalJson: the value is cyclic")
+  ancestors.push(object)
+  let text: string
+  if (Array.isArray(object)) {
+    text = "["
+    for (let i = 0; i < object.length; i++) {
+      text += (i === 0 ? "" : ",") + (writeCanonical(object[i], ancestors, undefined) ?? "null")
+    }
+    text += "]"
+  } else {
+    const record = object as Record<string, unknown>
+    const keys = Object.keys(record).sort()
+    text = "{"
+    let first = true
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]
+      if (skip?.has(key)) continue
+      const field = writeCanonical(record[key], ancestors, undefined)
+      if (field === undefined) continue
+      text += (first ? "" : ",") + JSON.stringify(key) + ":" + field
+      first = false
+    }
+    text += "}"
+  }
+  ancestors.pop()
+  return text
+}
+
+/** The fields a record's hash does not cover. */
+const sealFields: ReadonlySet<string> = new Set(["hash", "prev_hash"])
+
+/** SHA-256 in lowercase hex; Node's one-shot `crypto.hash` where it exists (20.12 on). */
+const sha256Hex: (text: string) => string = typeof crypto.hash === "function"
+  ? (text) => crypto.hash("sha256", text, "hex")
+  : (text) => crypto.createHash("sha256").update(text, "utf8").digest("hex")
 
 /**
  * The hash of a record whose predecessor's hash is `prevHash`: SHA-256, in
  * lowercase hex, over `prevHash` followed by the record's canonical JSON.
  * `hash` and `prev_hash` fields on `record`, if any, are not part of it.
  */
-export const chainHash = (prevHash: string, record: UnsealedAuditRecord): string => {
-  const { hash: _hash, prev_hash: _prevHash, ...content } = record as UnsealedAuditRecord & {
-    readonly hash?: unknown
-    readonly prev_hash?: unknown
-  }
-  return createHash("sha256").update(prevHash, "utf8").update(canonicalJson(content), "utf8").digest("hex")
-}
+export const chainHash = (prevHash: string, record: UnsealedAuditRecord): string =>
+  sha256Hex(prevHash + writeCanonical(record, [], sealFields))
 
 /** `record` chained after the record whose hash is `prevHash`. */
 export const sealRecord = (prevHash: string, record: UnsealedAuditRecord): AuditRecord => ({
