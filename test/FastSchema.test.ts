@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
 import { Envelope } from "../src/schema/Envelope.js"
-import { fastValidator } from "../src/schema/FastSchema.js"
+import { fastDecoder, fastValidator } from "../src/schema/FastSchema.js"
+import { GatedAction } from "../src/schema/GatewayEvents.js"
 
 const fast = fastValidator(Envelope)
 const reference = Schema.validateEither(Envelope, { errors: "all" })
@@ -27,5 +28,36 @@ describe("fastValidator", () => {
   it("refuses an envelope whose content_length does not match its payload", () => {
     const envelope = fc.sample(Arbitrary.make(Envelope), 1)[0]
     expect(Either.isLeft(fast({ ...envelope, content_length: envelope.content_length + 1 }))).toBe(true)
+  })
+})
+
+describe("fastDecoder", () => {
+  const options = { onExcessProperty: "error" } as const
+  const ours = fastDecoder(GatedAction, options)
+  const theirs = Schema.decodeUnknownEither(GatedAction, { ...options, errors: "all" })
+  /** An action with one field replaced, removed or added. */
+  const altered = fc.tuple(
+    Arbitrary.make(GatedAction),
+    fc.constantFrom("kind", "agent_id", "tool", "args", "to", "host", "model", "extra"),
+    fc.anything()
+  ).map(([action, field, value]) => ({ ...action, [field]: value }) as unknown)
+
+  it("decodes what Schema decodes, to the same value, and refuses the rest with Schema's own error", () => {
+    fc.assert(
+      fc.property(fc.oneof(Arbitrary.make(GatedAction) as fc.Arbitrary<unknown>, altered, fc.anything()), (input) => {
+        const fast = ours(input)
+        const reference = theirs(input)
+        expect(Either.isRight(fast)).toBe(Either.isRight(reference))
+        if (Either.isRight(fast) && Either.isRight(reference)) expect(fast.right).toEqual(reference.right)
+        if (Either.isLeft(fast) && Either.isLeft(reference)) expect(fast.left.message).toBe(reference.left.message)
+      }),
+      { numRuns: 1000 }
+    )
+  })
+
+  it("refuses an excess property", () => {
+    const input = { kind: "network", agent_id: "a", host: "example.com", port: 443 }
+    expect(Either.isLeft(ours(input))).toBe(true)
+    expect(Either.isLeft(theirs(input))).toBe(true)
   })
 })

@@ -3,7 +3,7 @@
  * decision always sees the latest policies, kill switch and budgets, and is
  * durable (with its audit record) before anyone acts on it.
  */
-import { Chunk, Deferred, Effect, Either, Option, Schema, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Option, Stream } from "effect"
 import { verifyChain } from "../model/Audit.js"
 import { parseBudgetKey } from "../model/Budgets.js"
 import {
@@ -30,14 +30,15 @@ import type { Action } from "../model/Policy.js"
 import { gatewayView, type RouterState } from "../model/Router.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { GatedAction } from "../schema/GatewayEvents.js"
+import { fastDecoder } from "../schema/FastSchema.js"
 import { Lease } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
 import { type AuditEntry, type Dispatch, Gateway, type PolicyInfo } from "../services/Gateway.js"
 import type { Runtime } from "./RouterLive.js"
 import { injectSecrets } from "./Secrets.js"
 
-const decodeLease = Schema.decodeUnknownEither(Lease, { errors: "all", onExcessProperty: "error" })
-const decodeAction = Schema.decodeUnknownEither(GatedAction, { errors: "all", onExcessProperty: "error" })
+const decodeLease = fastDecoder(Lease, { onExcessProperty: "error" })
+const decodeAction = fastDecoder(GatedAction, { onExcessProperty: "error" })
 
 /** An action from outside, checked before it can reach the log: its args must be JSON. */
 const validAction = (action: unknown) =>

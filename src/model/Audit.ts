@@ -80,13 +80,25 @@ const writeCanonical = (
       if (skip?.has(key)) continue
       const field = writeCanonical(record[key], ancestors, undefined)
       if (field === undefined) continue
-      text += (first ? "" : ",") + JSON.stringify(key) + ":" + field
+      text += (first ? "" : ",") + quotedKey(key) + ":" + field
       first = false
     }
     text += "}"
   }
   ancestors.pop()
   return text
+}
+
+/** Keys in JSON form, remembered: records repeat the same few keys endlessly. */
+const quotedKeys = new Map<string, string>()
+const quotedKey = (key: string) => {
+  let quoted = quotedKeys.get(key)
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key)
+    // Bounded, as keys may come from data (the args of a call stack).
+    if (quotedKeys.size < 4_096) quotedKeys.set(key, quoted)
+  }
+  return quoted
 }
 
 /** The fields a record's hash does not cover. */

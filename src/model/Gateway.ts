@@ -39,7 +39,7 @@ import {
 } from "../schema/GatewayEvents.js"
 import type { Lease, LeaseNamespace } from "../schema/Lease.js"
 import type { PolicyDocument } from "../schema/Policy.js"
-import { GENESIS_HASH, sealRecord } from "./Audit.js"
+import { chainHash, GENESIS_HASH } from "./Audit.js"
 import { Deadlines } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
 import { budgetKey, chargeAll, isExhaustion } from "./Budgets.js"
@@ -134,18 +134,30 @@ const auditor = (gateway: GatewayState, view: GatewayView, now: number) => {
       readonly context?: AuditContext | undefined
     }
   ): AuditRecorded => {
-    const { context, ...rest } = fields
-    const record = sealRecord(head, {
-      ...rest,
-      ...(context?.trace_id === undefined ? {} : { trace_id: context.trace_id }),
-      ...(context?.span_id === undefined ? {} : { span_id: context.span_id }),
-      ...(context?.call_stack === undefined ? {} : { call_stack: context.call_stack }),
-      dry_run: fields.dry_run ?? false,
+    // Field by field rather than by spreads: this runs for every decision.
+    const context = fields.context
+    const record: { -readonly [K in keyof AuditRecord]: AuditRecord[K] } = {
+      agent_id: fields.agent_id,
+      action: fields.action,
+      decision: fields.decision,
+      reason: fields.reason,
       lineage: [...view.lineageOf(fields.agent_id)],
-      at: now
-    })
-    head = record.hash
-    return AuditRecorded.make({ record }, true)
+      dry_run: fields.dry_run ?? false,
+      at: now,
+      prev_hash: head,
+      hash: ""
+    }
+    if (fields.rule !== undefined) record.rule = fields.rule
+    if (fields.shadow_decision !== undefined) record.shadow_decision = fields.shadow_decision
+    const traceId = context?.trace_id ?? fields.trace_id
+    if (traceId !== undefined) record.trace_id = traceId
+    const spanId = context?.span_id ?? fields.span_id
+    if (spanId !== undefined) record.span_id = spanId
+    const callStack = context?.call_stack ?? fields.call_stack
+    if (callStack !== undefined) record.call_stack = callStack
+    // Sealed in place: `chainHash` leaves out both hash fields.
+    record.hash = head = chainHash(head, record)
+    return { _tag: "AuditRecorded", record }
   }
 }
 

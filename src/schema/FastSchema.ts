@@ -162,15 +162,20 @@ export const compileFast = (
 }
 
 /**
+ * A decoder from `unknown` (what `Schema.decodeUnknownEither(schema, options)`
+ * does), on the fast path; Schema gives every error.
+ */
+export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) => {
+  const fast = compileFast(schema.ast, true, options)
+  const slow = Schema.decodeUnknownEither(schema, { ...options, errors: "all" })
+  return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
+    const result = fast(input)
+    return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)
+  }
+}
+
+/**
  * A validator of values already of the schema's type (what `Schema.validateEither`
  * does), on the fast path; Schema gives every error.
  */
-export const fastValidator = <A, I>(schema: Schema.Schema<A, I>) => {
-  const typeSchema = Schema.typeSchema(schema)
-  const fast = compileFast(typeSchema.ast, true, {})
-  const slow = Schema.decodeUnknownEither(typeSchema, { errors: "all" })
-  return (value: unknown): Either.Either<A, ParseResult.ParseError> => {
-    const result = fast(value)
-    return result === Invalid || result === Unsure ? slow(value) : Either.right(result as A)
-  }
-}
+export const fastValidator = <A, I>(schema: Schema.Schema<A, I>) => fastDecoder(Schema.typeSchema(schema))
