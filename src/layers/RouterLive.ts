@@ -12,9 +12,6 @@
  */
 import {
   Cause,
-  Chunk,
-  Clock,
-
   Deferred,
   Duration,
   Effect,
@@ -146,6 +143,14 @@ interface QueryCommand {
 
 type Command = DecideCommand | QueryCommand | { readonly _tag: "Wake" }
 
+/** A decided command awaiting its answer: its events are `count` from `start` of the turn's. */
+interface Decided {
+  readonly command: DecideCommand
+  readonly start: number
+  readonly count: number
+  readonly refused: unknown
+}
+
 interface Subscriber {
   readonly agentId: string
   readonly inbox: Mailbox.Mailbox<Inbound>
@@ -199,8 +204,21 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     /** The offset of the last record folded into `state`. */
     let offset = folded.offset
 
-    // Mailboxes, not Queues: taking everything at once is one array swap.
-    const commands = yield* Mailbox.make<Command>()
+    const clock = yield* Effect.clock
+    // The commands waiting for the loop, and a latch that is open while there
+    // are any: taking them all is one array swap.
+    let queued: Array<Command> = []
+    const wake = yield* Effect.makeLatch(false)
+    const offer = (command: Command) => {
+      queued.push(command)
+      wake.unsafeOpen()
+    }
+    const takeQueued = () => {
+      const taken = queued
+      queued = []
+      wake.unsafeClose()
+      return taken
+    }
     /** Told of every batch once it is durable and applied. */
     const committedListeners: Array<(events: ReadonlyArray<Event>, state: RouterState) => void> = []
     const subscribers = new Map<string, Array<Subscriber>>()
@@ -299,97 +317,113 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       }
     }
 
-    /** Everything queued; when idle, waits for a command or the next deadline, whichever comes first. */
-    /** Busy turns in a row: after `busyTurnsPerYield` of them, the loop lets the event loop run. */
-    let busyTurns = 0
-    const busyTurnsPerYield = 8
+    /** When idle: waits for a command or the next deadline, whichever comes first. */
+    const idle = Effect.suspend((): Effect.Effect<void> => {
+      if (queued.length > 0) return Effect.void
+      const deadline = nextDeadline(state)
+      if (deadline === undefined) return wake.await
+      const wait = Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis()))
+      return Effect.asVoid(Effect.timeoutOption(wake.await, wait))
+    })
 
-    const takeCommands = (busy: boolean) =>
-      Effect.gen(function*() {
-        busyTurns = busy ? busyTurns + 1 : 0
-        if (busyTurns >= busyTurnsPerYield) {
-          busyTurns = 0
-          yield* yieldToEventLoop
+    /** Answers the callers of a batch that added nothing to the log. */
+    const answerUnlogged = (decided: ReadonlyArray<Decided>) => {
+      for (const { command, refused } of decided) {
+        command.resume(refused !== undefined ? Exit.fail(refused) : Exit.succeed(command.answer(state, [])))
+      }
+    }
+
+    /** One turn: decides the batch, appends what it decided, then tells everyone. Whether it logged anything. */
+    const turn = (batch: ReadonlyArray<Command>, now: number): Effect.Effect<boolean> => {
+      const events: Array<Event> = []
+      const decided: Array<Decided> = []
+      const queries: Array<QueryCommand> = []
+      const applyAll = (decision: ReadonlyArray<Event>) => {
+        for (const event of decision) {
+          apply(state, event)
+          events.push(event)
         }
-        const queued = Option.getOrElse(commands.unsafeSize(), () => 0)
-        if (busy || queued > 0) return queued > 0 ? (yield* commands.takeAll)[0] : Chunk.empty<Command>()
-        const deadline = nextDeadline(state)
-        if (deadline === undefined) return (yield* commands.takeAll)[0]
-        const wait = Duration.millis(Math.max(0, deadline - (yield* Clock.currentTimeMillis)))
-        return Option.match(yield* Effect.timeoutOption(commands.takeAll, wait), {
-          onNone: () => Chunk.empty<Command>(),
-          onSome: ([taken]) => taken
-        })
-      })
-
-    const turn = (busy: boolean) =>
-      Effect.gen(function*() {
-        const batch = yield* takeCommands(busy)
-        const now = yield* Clock.currentTimeMillis
-        const events: Array<Event> = []
-        const decided: Array<{ command: DecideCommand; start: number; count: number; refused: unknown }> = []
-        const queries: Array<QueryCommand> = []
-        const applyAll = (decision: ReadonlyArray<Event>) => {
-          for (const event of decision) {
-            apply(state, event)
-            events.push(event)
+      }
+      for (const command of batch) {
+        if (command._tag === "Query") queries.push(command)
+        if (command._tag !== "Decide") continue
+        const decision = command.decide(state, now)
+        if (Either.isLeft(decision)) {
+          if (decision.left instanceof Refusal) {
+            // Refused, yet recorded: the caller learns of it once the record is durable.
+            decided.push({ command, start: events.length, count: decision.left.events.length, refused: decision.left.error })
+            applyAll(decision.left.events)
+          } else {
+            command.resume(Exit.fail(decision.left))
           }
+          continue
         }
-        for (const command of batch) {
-          if (command._tag === "Query") queries.push(command)
-          if (command._tag !== "Decide") continue
-          const decision = command.decide(state, now)
-          if (Either.isLeft(decision)) {
-            if (decision.left instanceof Refusal) {
-              // Refused, yet recorded: the caller learns of it once the record is durable.
-              decided.push({ command, start: events.length, count: decision.left.events.length, refused: decision.left.error })
-              applyAll(decision.left.events)
-            } else {
-              command.resume(Exit.fail(decision.left))
-            }
-            continue
-          }
-          decided.push({ command, start: events.length, count: decision.right.length, refused: undefined })
-          applyAll(decision.right)
-        }
-        applyAll(decideTick(state, config, now))
-        for (const [agentId, subs] of subscribers) {
-          let credit = 0
-          for (const sub of subs) credit += config.maxInFlight - sub.holding.size
-          applyAll(decideDeliveries(state, config, agentId, credit, now))
-        }
-
-        if (events.length > 0) {
-          const appended = yield* Effect.either(log.append(events))
-          if (Either.isLeft(appended)) {
-            for (const { command } of decided) command.resume(Exit.fail(appended.left))
+        decided.push({ command, start: events.length, count: decision.right.length, refused: undefined })
+        applyAll(decision.right)
+      }
+      applyAll(decideTick(state, config, now))
+      for (const [agentId, subs] of subscribers) {
+        let credit = 0
+        for (const sub of subs) credit += config.maxInFlight - sub.holding.size
+        applyAll(decideDeliveries(state, config, agentId, credit, now))
+      }
+      const answerQueries = () => {
+        for (const query of queries) query.resume(Exit.succeed(query.read(state)))
+      }
+      if (events.length === 0) {
+        answerUnlogged(decided)
+        answerQueries()
+        return Effect.succeed(false)
+      }
+      return Effect.matchEffect(log.append(events), {
+        onFailure: (error) => {
+          for (const { command } of decided) command.resume(Exit.fail(error))
+          return Effect.gen(function*() {
             const refolded = yield* foldLog(log, config).pipe(Effect.orDie)
             state = refolded.state
             offset = refolded.offset
-            yield* Effect.logError("router: append failed; state folded again from the log", appended.left)
+            answerQueries()
+            yield* Effect.logError("router: append failed; state folded again from the log", error)
             return false
-          }
-          offset = appended.right[appended.right.length - 1].offset
-          publish(events)
-          for (const listener of committedListeners) listener(events, state)
-          for (const { command, count, refused, start } of decided) {
-            command.resume(
-              refused !== undefined
-                ? Exit.fail(refused)
-                : Exit.succeed(command.answer(state, appended.right.slice(start, start + count)))
-            )
-          }
-        } else {
-          for (const { command, refused } of decided) {
-            command.resume(refused !== undefined ? Exit.fail(refused) : Exit.succeed(command.answer(state, [])))
-          }
-        }
-        for (const query of queries) query.resume(Exit.succeed(query.read(state)))
-        return events.length > 0
+          })
+        },
+        onSuccess: (records) =>
+          Effect.sync(() => {
+            offset = records[records.length - 1].offset
+            publish(events)
+            for (const listener of committedListeners) listener(events, state)
+            for (const { command, count, refused, start } of decided) {
+              command.resume(
+                refused !== undefined
+                  ? Exit.fail(refused)
+                  : Exit.succeed(command.answer(state, records.slice(start, start + count)))
+              )
+            }
+            answerQueries()
+            return true
+          })
       })
+    }
 
-    yield* Effect.iterate(true, { while: () => true, body: turn }).pipe(Effect.forkScoped)
-    commands.unsafeOffer({
+    // The loop. After a turn that logged something it turns again at once
+    // (acks may have freed credit for deliveries); after `busyTurnsPerYield`
+    // such turns in a row it lets the event loop run.
+    const busyTurnsPerYield = 8
+    yield* Effect.gen(function*() {
+      let busy = true
+      let busyTurns = 0
+      while (true) {
+        if (!busy) {
+          busyTurns = 0
+          yield* idle
+        } else if (++busyTurns >= busyTurnsPerYield) {
+          busyTurns = 0
+          yield* yieldToEventLoop
+        }
+        busy = yield* turn(takeQueued(), clock.unsafeCurrentTimeMillis())
+      }
+    }).pipe(Effect.forkScoped)
+    offer({
       _tag: "Decide",
       decide: (current, now) => Either.right(decideReconcile(current, config, now)),
       answer: () => undefined,
@@ -408,12 +442,12 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => A = (_, records) => records as A
     ) =>
       Effect.async<A, Unrefused<E> | PersistenceError>((resume) => {
-        commands.unsafeOffer({ _tag: "Decide", decide, answer, resume })
+        offer({ _tag: "Decide", decide, answer, resume })
       })
 
     const query = <A>(read: (state: RouterState) => A) =>
       Effect.async<A>((resume) => {
-        commands.unsafeOffer({ _tag: "Query", read, resume: resume as unknown as Resume })
+        offer({ _tag: "Query", read, resume: resume as unknown as Resume })
       })
 
     const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
@@ -503,7 +537,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     const ack = (request: AckCommand) =>
       Effect.async<AckReceipt, AckError | PersistenceError>((resume) => {
-        commands.unsafeOffer(ackCommand(request, resume as Resume))
+        offer(ackCommand(request, resume as Resume))
       })
 
     const ackMany = (requests: ReadonlyArray<AckCommand>) =>
@@ -526,7 +560,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           )))
         }
         requests.forEach((request, i) => {
-          commands.unsafeOffer(ackCommand(request, (exit) => {
+          offer(ackCommand(request, (exit) => {
             results[i] = exit
             if (--pending === 0) settle()
           }))
@@ -583,7 +617,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         yield* Effect.flatten(query((state) => agentOf(state, agentId)))
         const subscriber: Subscriber = { agentId, inbox: yield* Mailbox.make<Inbound>(), holding: new Set() }
         subscribers.set(agentId, [...(subscribers.get(agentId) ?? []), subscriber])
-        commands.unsafeOffer({ _tag: "Wake" })
+        offer({ _tag: "Wake" })
         yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
             const rest = (subscribers.get(agentId) ?? []).filter((sub) => sub !== subscriber)
