@@ -12,7 +12,10 @@ export const makeMemoryStore = Effect.sync((): LogStore => {
     commit: (events, committedAt) =>
       Effect.sync(() => {
         const first = records.length + 1
-        for (let i = 0; i < events.length; i++) records.push({ ...events[i], offset: first + i, committedAt })
+        for (let i = 0; i < events.length; i++) {
+          const { payload, type, version } = events[i]
+          records.push({ type, version, payload, offset: first + i, committedAt })
+        }
         return first
       }),
     readPage: (from, to, limit) => Effect.sync(() => records.slice(from - 1, Math.min(to, from - 1 + limit))),

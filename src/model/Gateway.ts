@@ -266,22 +266,24 @@ export const decideCheck = (
   context?: AuditContext
 ): { readonly decision: GatewayDecision; readonly events: ReadonlyArray<GatewayEvent> } => {
   const audit = auditor(gateway, view, now)
-  const base = { agent_id: action.agent_id, action: actionLabel(action), context }
+  // Field by field rather than spread from a common base: this runs for every check.
+  const agent_id = action.agent_id
+  const label = actionLabel(action)
   const blocked = blockedReason(gateway, action.agent_id)
   if (blocked !== undefined) {
     const decision: GatewayDecision = { decision: "deny", reason: blocked, rule: "kill switch", dry_run: false }
-    return { decision, events: [audit({ ...base, decision: "deny", reason: blocked, rule: "kill switch" })] }
+    return { decision, events: [audit({ agent_id, action: label, context, decision: "deny", reason: blocked, rule: "kill switch" })] }
   }
   const mode = view.modeOf(action.agent_id)
   if (mode === "disabled") {
     const reason = "enforcement disabled: not evaluated"
     const decision: GatewayDecision = { decision: "allow", reason, rule: "enforcement mode", dry_run: false }
-    return { decision, events: [audit({ ...base, decision: "allow", reason, rule: "enforcement mode" })] }
+    return { decision, events: [audit({ agent_id, action: label, context, decision: "allow", reason, rule: "enforcement mode" })] }
   }
   if (mode === undefined) {
     const reason = `unknown agent ${action.agent_id}: fails closed`
     const decision: GatewayDecision = { decision: "deny", reason, rule: "registry", dry_run: false }
-    return { decision, events: [audit({ ...base, decision: "deny", reason, rule: "registry" })] }
+    return { decision, events: [audit({ agent_id, action: label, context, decision: "deny", reason, rule: "registry" })] }
   }
   const evaluated = evaluateAction(gateway, view, action, now)
   if (mode === "observe") {
@@ -295,7 +297,9 @@ export const decideCheck = (
     return {
       decision,
       events: [audit({
-        ...base,
+        agent_id,
+        action: label,
+        context,
         decision: "allow",
         reason: evaluated.reason,
         rule: evaluated.rule,
@@ -305,7 +309,14 @@ export const decideCheck = (
     }
   }
   const events: Array<GatewayEvent> = [
-    audit({ ...base, decision: evaluated.decision, reason: evaluated.reason, rule: evaluated.rule })
+    audit({
+      agent_id,
+      action: label,
+      context,
+      decision: evaluated.decision,
+      reason: evaluated.reason,
+      rule: evaluated.rule
+    })
   ]
   let approval_id: string | undefined
   if (evaluated.decision === "pending") {
