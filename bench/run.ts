@@ -4,6 +4,11 @@
  * Each bench is a module exporting `main(args)`; it prints its figures, the
  * baseline each is compared with (measured in the same run), and, as its last
  * line, one JSON object. Adding a bench is one line in `benches`.
+ *
+ * The script compiles `src` and `bench` with tsc first (to `.bench/`) and runs
+ * the output with node: what a user of the package runs is tsc's output, and a
+ * loader such as tsx would add its own wrappers (`__name` around every
+ * function) to every hot path measured.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
