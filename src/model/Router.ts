@@ -670,6 +670,9 @@ const isPending = (state: RouterState, deadline: Deadline<RouterDeadline>): bool
 
 /** The events that the deadlines due at `now` call for. */
 export const decideTick = (state: RouterState, config: RouterConfig, now: number): ReadonlyArray<Event> => {
+  // Most turns have nothing due: they need not build anything to find that out.
+  const next = nextDeadline(state)
+  if (next === undefined || next > now) return []
   const events: Array<Event> = [...decideApprovalTimeouts(state.gateway, gatewayView(state), now)]
   const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const handled = new Set<string>()
