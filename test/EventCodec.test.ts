@@ -99,6 +99,32 @@ describe("Event codec fast path", () => {
     { fastCheck: { numRuns: 1_000 } }
   )
 
+  it.prop(
+    "refuses to encode a damaged event exactly when Schema refuses, and otherwise gives Schema's text",
+    {
+      event: Event,
+      // Which field to damage, at the top or one level down, and with what.
+      at: fc.tuple(fc.nat(), fc.nat(), fc.boolean()),
+      value: fc.anything()
+    },
+    ({ at: [i, j, deeper], event, value }) => {
+      const keys = Object.keys(event)
+      const key = keys[i % keys.length]
+      const inner = (event as Record<string, unknown>)[key]
+      const innerKeys = typeof inner === "object" && inner !== null ? Object.keys(inner) : []
+      const damaged = deeper && innerKeys.length > 0
+        ? { ...event, [key]: { ...(inner as object), [innerKeys[j % innerKeys.length]]: value } }
+        : { ...event, [key]: value }
+      const stored = encodeEvent(damaged as never)
+      const expected = schemaEncode(damaged as never)
+      expect(Either.isRight(stored)).toBe(Either.isRight(expected))
+      if (Either.isRight(stored) && Either.isRight(expected)) {
+        expect(stored.right.payload).toBe(JSON.stringify(expected.right))
+      }
+    },
+    { fastCheck: { numRuns: 1000 } }
+  )
+
   it("refuses values that are no event as Schema does", () => {
     for (const value of [null, 7, "MessageAccepted", {}, { _tag: "MessageAccepted" }, { _tag: "Nope" }]) {
       const stored = encodeEvent(value as never)

@@ -28,9 +28,6 @@ export const isRecord = (input: unknown): input is { readonly [key: PropertyKey]
 
 const hasOwn = (value: object, key: PropertyKey) => Object.prototype.hasOwnProperty.call(value, key)
 
-const withoutRefinements = (ast: SchemaAST.AST): SchemaAST.AST =>
-  SchemaAST.isRefinement(ast) ? withoutRefinements(ast.from) : ast
-
 /** What a parse step of Schema's gave: anything but an Either is an Effect, which only Schema runs. */
 const outcome = (result: unknown): unknown =>
   Either.isEither(result) ? (Either.isRight(result) ? result.right : Invalid) : Unsure
@@ -40,16 +37,10 @@ const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): F
   return value === Invalid || value === Unsure ? value : next(value, input)
 }
 
-/**
- * `checked`: when encoding, the input has already passed the check of its
- * whole type (as Schema makes every refinement do before encoding), so the
- * refinements inside need not run again.
- */
 export const compileFast = (
   ast: SchemaAST.AST,
   isDecoding: boolean,
-  options: SchemaAST.ParseOptions,
-  checked = false
+  options: SchemaAST.ParseOptions
 ): Fast => {
   const bySchema = (): Fast => {
     const parse = (isDecoding ? ParseResult.decodeUnknownEither : ParseResult.encodeUnknownEither)(
@@ -90,13 +81,19 @@ export const compileFast = (
           (value) => Option.isNone(ast.filter(value, options, ast)) ? value : Invalid
         )
       }
-      const encode = compileFast(withoutRefinements(ast.from), false, options, true)
-      return checked ? encode : then(compileFast(SchemaAST.typeAST(ast), true, options), encode)
+      // Schema checks the whole type, then encodes. One pass does both: encoding
+      // `from` checks every part of the input (each inner refinement with it),
+      // and the filter then runs on the input, the value of the refined type.
+      const filter = ast.filter
+      return then(
+        compileFast(ast.from, false, options),
+        (encoded, input) => Option.isNone(filter(input, options, ast)) ? encoded : Invalid
+      )
     }
     case "Transformation": {
       const transformation = ast.transformation
       if (transformation._tag === "TypeLiteralTransformation") return bySchema()
-      const from = isDecoding ? compileFast(ast.from, true, options) : compileFast(ast.to, false, options, checked)
+      const from = isDecoding ? compileFast(ast.from, true, options) : compileFast(ast.to, false, options)
       const to = compileFast(isDecoding ? ast.to : ast.from, isDecoding, options)
       if (transformation._tag === "ComposeTransformation") return then(from, to)
       const transform = isDecoding ? transformation.decode : transformation.encode
@@ -113,7 +110,7 @@ export const compileFast = (
       const properties = ast.propertySignatures.map((property) => ({
         name: property.name,
         isOptional: property.isOptional,
-        parse: compileFast(property.type, isDecoding, options, checked)
+        parse: compileFast(property.type, isDecoding, options)
       }))
       const names = new Set(properties.map((property) => property.name))
       const refuseExcess = options.onExcessProperty === "error"
