@@ -4,6 +4,21 @@ import { Envelope } from "../src/schema/Envelope.js"
 import { fastDecoder, fastValidator } from "../src/schema/FastSchema.js"
 import { GatedAction } from "../src/schema/GatewayEvents.js"
 
+type Parse = (input: unknown) => Either.Either<unknown, { readonly message: string }>
+
+/** Over `inputs`, `ours` gives what `reference` gives: the same value, or a failure with the same message. */
+const agreesWithSchema = (ours: Parse, reference: Parse, inputs: fc.Arbitrary<unknown>) =>
+  fc.assert(
+    fc.property(inputs, (input) => {
+      const fast = ours(input)
+      const slow = reference(input)
+      expect(Either.isRight(fast)).toBe(Either.isRight(slow))
+      if (Either.isRight(fast) && Either.isRight(slow)) expect(fast.right).toEqual(slow.right)
+      if (Either.isLeft(fast) && Either.isLeft(slow)) expect(fast.left.message).toBe(slow.left.message)
+    }),
+    { numRuns: 1000 }
+  )
+
 const fast = fastValidator(Envelope)
 const reference = Schema.validateEither(Envelope, { errors: "all" })
 
@@ -13,16 +28,7 @@ const broken = fc.tuple(Arbitrary.make(Envelope), fc.constantFrom(...Object.keys
 
 describe("fastValidator", () => {
   it("accepts what Schema accepts and refuses what it refuses, with Schema's own error", () => {
-    fc.assert(
-      fc.property(fc.oneof(Arbitrary.make(Envelope) as fc.Arbitrary<unknown>, broken, fc.anything()), (value) => {
-        const ours = fast(value)
-        const theirs = reference(value)
-        expect(Either.isRight(ours)).toBe(Either.isRight(theirs))
-        if (Either.isRight(ours) && Either.isRight(theirs)) expect(ours.right).toEqual(theirs.right)
-        if (Either.isLeft(ours) && Either.isLeft(theirs)) expect(ours.left.message).toBe(theirs.left.message)
-      }),
-      { numRuns: 1000 }
-    )
+    agreesWithSchema(fast, reference, fc.oneof(Arbitrary.make(Envelope) as fc.Arbitrary<unknown>, broken, fc.anything()))
   })
 
   it("refuses an envelope whose content_length does not match its payload", () => {
@@ -43,16 +49,7 @@ describe("fastDecoder", () => {
   ).map(([action, field, value]) => ({ ...action, [field]: value }) as unknown)
 
   it("decodes what Schema decodes, to the same value, and refuses the rest with Schema's own error", () => {
-    fc.assert(
-      fc.property(fc.oneof(Arbitrary.make(GatedAction) as fc.Arbitrary<unknown>, altered, fc.anything()), (input) => {
-        const fast = ours(input)
-        const reference = theirs(input)
-        expect(Either.isRight(fast)).toBe(Either.isRight(reference))
-        if (Either.isRight(fast) && Either.isRight(reference)) expect(fast.right).toEqual(reference.right)
-        if (Either.isLeft(fast) && Either.isLeft(reference)) expect(fast.left.message).toBe(reference.left.message)
-      }),
-      { numRuns: 1000 }
-    )
+    agreesWithSchema(ours, theirs, fc.oneof(Arbitrary.make(GatedAction) as fc.Arbitrary<unknown>, altered, fc.anything()))
   })
 
   it("refuses an excess property", () => {
