@@ -7,9 +7,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc, ParseResult, Schema } from "effect"
 import { decodeEvent, encodeEvent, Event, eventVersions, type EventType } from "../src/index.js"
+import { guarded } from "../src/schema/FastSchema.js"
 
-const schemaEncode = Schema.encodeEither(Event)
-const schemaDecode = Schema.decodeUnknownEither(Event, { onExcessProperty: "error" })
+// Guarded as the codecs' own fallback is: Schema throws for some damaged values (a tag that cannot be stringified).
+const schemaEncode = guarded(Event.ast, Schema.encodeEither(Event))
+const schemaDecode = guarded(Event.ast, Schema.decodeUnknownEither(Event, { onExcessProperty: "error" }))
 
 type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 

@@ -53,6 +53,9 @@ describe("Gateway policies and decisions", () => {
       expect(yield* tool("nobody", "web.search")).toMatchObject({ decision: "deny", rule: "registry" })
       expect(yield* tool("watcher", "shell.exec")).toMatchObject({ decision: "allow", dry_run: true, shadow_decision: "deny" })
       expect(yield* tool("free", "shell.exec")).toMatchObject({ decision: "allow", reason: "enforcement disabled: not evaluated" })
+      // An action whose kind cannot even be stringified (Schema calls String() on a union's tag) is bad input, not a crash.
+      const hostile = JSON.parse('{"kind":{"toString":""},"agent_id":"alice","tool":"web.search","args":{}}')
+      expect(yield* Effect.flip(gateway.check(hostile))).toMatchObject({ _tag: "ValidationError", subject: "action" })
       const records = Chunk.toReadonlyArray(yield* Stream.runCollect(gateway.audit)).map((entry) => entry.record)
       const watched = records.find((r) => r.agent_id === "watcher")!
       expect(watched).toMatchObject({ decision: "allow", dry_run: true, shadow_decision: "deny" })

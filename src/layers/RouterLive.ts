@@ -67,7 +67,7 @@ import {
   ValidationError
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
-import { fastValidator } from "../schema/FastSchema.js"
+import { fastDecoder, fastValidator } from "../schema/FastSchema.js"
 import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
@@ -456,7 +456,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
     }
     const validateEnvelope = validate(Envelope, "envelope")
-    const decodeDescriptor = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all", onExcessProperty: "error" })
+    const decodeDescriptor = fastDecoder(AgentDescriptor, { onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
 
     const infos = (state: RouterState, ids: ReadonlyArray<string>) =>

@@ -11,8 +11,9 @@
  *   (≤ 2^53 − 1); larger values fail with `ValidationError`;
  * - `timestamp` travels as an ISO 8601 / RFC 3339 string.
  */
-import { Arbitrary, Effect, ParseResult, Schema } from "effect"
+import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
+import { guarded } from "./FastSchema.js"
 
 // ---------------------------------------------------------------------------
 // Enums
@@ -187,14 +188,14 @@ export type AckPayloadJson = typeof AckPayload.Encoded
 // Wire codecs: every failure is a ValidationError naming the field
 
 const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-  const decode = Schema.decodeUnknown(schema, { errors: "all", onExcessProperty: "error" })
+  const decode = guarded(schema.ast, Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" }))
   return (input: unknown): Effect.Effect<A, ValidationError> =>
-    Effect.mapError(decode(input), (error) => ValidationError.fromParseError(subject, error))
+    Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
 }
 const encodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-  const encode = Schema.encode(schema, { errors: "all" })
+  const encode = guarded(schema.ast, Schema.encodeEither(schema, { errors: "all" }))
   return (value: A): Effect.Effect<I, ValidationError> =>
-    Effect.mapError(encode(value), (error) => ValidationError.fromParseError(subject, error))
+    Either.mapLeft(encode(value), (error) => ValidationError.fromParseError(subject, error))
 }
 
 /** Decodes an envelope from its JSON wire form (an already parsed value). */

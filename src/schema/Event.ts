@@ -10,7 +10,7 @@
  */
 import { Either, ParseResult, Schema, SchemaAST } from "effect"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
-import { compileFast, type Fast, Invalid, isRecord, Unsure } from "./FastSchema.js"
+import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
 import { GatewayEvent } from "./GatewayEvents.js"
 import { RouterEvent } from "./RouterEvents.js"
 
@@ -81,8 +81,8 @@ export interface StoredEvent {
 // Stored events
 
 const decodeOptions: SchemaAST.ParseOptions = { onExcessProperty: "error" }
-const encodeEventEither = Schema.encodeEither(Event)
-const decodeEventEither = Schema.decodeUnknownEither(Event, decodeOptions)
+const encodeEventEither = guarded(Event.ast, Schema.encodeEither(Event))
+const decodeEventEither = guarded(Event.ast, Schema.decodeUnknownEither(Event, decodeOptions))
 
 /** The literal `_tag` of an event schema. */
 const tagOf = (member: Schema.Schema.Any) => {

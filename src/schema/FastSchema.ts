@@ -47,7 +47,13 @@ export const compileFast = (
       Schema.make(ast),
       options
     )
-    return (input) => outcome(parse(input))
+    return (input) => {
+      try {
+        return outcome(parse(input))
+      } catch {
+        return Unsure
+      }
+    }
   }
   if (
     Option.isSome(SchemaAST.getParseOptionsAnnotation(ast)) ||
@@ -159,12 +165,31 @@ export const compileFast = (
 }
 
 /**
+ * Schema's own parser, with a throw turned into a ParseError. To pick a
+ * union's member, Schema calls `String` on the value of its tag field, which
+ * throws for an object such as `{ "toString": "" }` (valid JSON): bad input
+ * must fail as bad input, never as a crash.
+ */
+export const guarded = <I, A>(
+  ast: SchemaAST.AST,
+  parse: (input: I) => Either.Either<A, ParseResult.ParseError>
+) =>
+(input: I): Either.Either<A, ParseResult.ParseError> => {
+  try {
+    return parse(input)
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : "it cannot be read"
+    return Either.left(ParseResult.parseError(new ParseResult.Type(ast, input, `cannot be checked: ${reason}`)))
+  }
+}
+
+/**
  * A decoder from `unknown` (what `Schema.decodeUnknownEither(schema, options)`
  * does), on the fast path; Schema gives every error.
  */
 export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) => {
   const fast = compileFast(schema.ast, true, options)
-  const slow = Schema.decodeUnknownEither(schema, { ...options, errors: "all" })
+  const slow = guarded(schema.ast, Schema.decodeUnknownEither(schema, { ...options, errors: "all" }))
   return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
     const result = fast(input)
     return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)

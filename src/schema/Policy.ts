@@ -16,6 +16,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { isCollection, LineCounter, parseAllDocuments, visit, type YAMLError } from "yaml"
 import { MessageType } from "./Envelope.js"
+import { guarded } from "./FastSchema.js"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -213,7 +214,10 @@ export interface PolicySourceOptions {
   readonly source?: string | undefined
 }
 
-const decodeDocument = Schema.decodeUnknownEither(PolicyDocument, { errors: "all", onExcessProperty: "error" })
+const decodeDocument = guarded(
+  PolicyDocument.ast,
+  Schema.decodeUnknownEither(PolicyDocument, { errors: "all", onExcessProperty: "error" })
+)
 
 const invalid = (problems: ReadonlyArray<PolicyProblem>, options?: PolicySourceOptions) => {
   const seen = new Set<string>()
