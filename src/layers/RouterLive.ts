@@ -225,11 +225,14 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const holder = new Map<string, Subscriber>()
     const waiters = new Map<string, Array<StageWaiter>>()
 
+    /** Whether the last publish freed a subscriber's credit: deliveries may then go out on another turn. */
+    let creditFreed = false
     const release = (messageId: string) => {
       const subscriber = holder.get(messageId)
       if (subscriber === undefined) return
       subscriber.holding.delete(messageId)
       holder.delete(messageId)
+      creditFreed = true
     }
 
     const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
@@ -333,7 +336,11 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       }
     }
 
-    /** One turn: decides the batch, appends what it decided, then tells everyone. Whether it logged anything. */
+    /**
+     * One turn: decides the batch, appends what it decided, then tells everyone.
+     * Whether the loop should turn again at once: it logged something, and
+     * commands arrived meanwhile or acks freed credit for more deliveries.
+     */
     const turn = (batch: ReadonlyArray<Command>, now: number): Effect.Effect<boolean> => {
       const events: Array<Event> = []
       const decided: Array<Decided> = []
@@ -390,6 +397,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         onSuccess: (records) =>
           Effect.sync(() => {
             offset = records[records.length - 1].offset
+            creditFreed = false
             publish(events)
             for (const listener of committedListeners) listener(events, state)
             for (const { command, count, refused, start } of decided) {
@@ -400,14 +408,13 @@ export const make = (options: Partial<RouterConfig> = {}) =>
               )
             }
             answerQueries()
-            return true
+            return creditFreed || queued.length > 0
           })
       })
     }
 
-    // The loop. After a turn that logged something it turns again at once
-    // (acks may have freed credit for deliveries); after `busyTurnsPerYield`
-    // such turns in a row it lets the event loop run.
+    // The loop. After a busy turn (see `turn`) it turns again at once; after
+    // `busyTurnsPerYield` such turns in a row it lets the event loop run.
     const busyTurnsPerYield = 8
     yield* Effect.gen(function*() {
       let busy = true
