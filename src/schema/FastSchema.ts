@@ -136,6 +136,21 @@ export const compileFast = (
         return output
       }
     }
+    case "TupleType": {
+      // Arrays (`Schema.Array(item)`): no fixed elements, one rest type.
+      if (ast.elements.length > 0 || ast.rest.length !== 1) return bySchema()
+      const item = compileFast(ast.rest[0].type, isDecoding, options)
+      return (input) => {
+        if (!Array.isArray(input)) return Invalid
+        const output: Array<unknown> = new Array(input.length)
+        for (let i = 0; i < input.length; i++) {
+          const value = item(input[i])
+          if (value === Invalid || value === Unsure) return value
+          output[i] = value
+        }
+        return output
+      }
+    }
     case "Union": {
       const literals = ast.types.map((member) => SchemaAST.isLiteral(member) ? member.literal : undefined)
       if (literals.every((literal) => typeof literal === "string")) {
