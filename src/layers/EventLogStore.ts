@@ -128,15 +128,18 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
           }
         ))
 
-    // The writer. A group under way finishes even when the log closes: its
-    // appends may already be durable, and their callers are owed an answer.
-    yield* Effect.gen(function*() {
-      yield* wake.await
-      const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
-      waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
-      if (waiting.length === 0) wake.unsafeClose()
-      yield* Effect.uninterruptible(commitGroup(group))
-    }).pipe(Effect.forever, Effect.forkScoped)
+    // The writer, for stores that commit groups. A group under way finishes even
+    // when the log closes: its appends may already be durable, and their callers
+    // are owed an answer.
+    if (store.groupCommit !== false) {
+      yield* Effect.gen(function*() {
+        yield* wake.await
+        const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
+        waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
+        if (waiting.length === 0) wake.unsafeClose()
+        yield* Effect.uninterruptible(commitGroup(group))
+      }).pipe(Effect.forever, Effect.forkScoped)
+    }
 
     // Appends still waiting when the log closes fail instead of waiting forever.
     yield* Effect.addFinalizer(() =>

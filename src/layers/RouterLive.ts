@@ -329,10 +329,14 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       return Effect.asVoid(Effect.timeoutOption(wake.await, wait))
     })
 
-    /** Answers the callers of a batch that added nothing to the log. */
-    const answerUnlogged = (decided: ReadonlyArray<Decided>) => {
-      for (const { command, refused } of decided) {
-        command.resume(refused !== undefined ? Exit.fail(refused) : Exit.succeed(command.answer(state, [])))
+    /** Answers the callers of a batch, each with its own slice of the records it logged. */
+    const answerDecided = (decided: ReadonlyArray<Decided>, records: ReadonlyArray<EventRecord>) => {
+      for (const { command, count, refused, start } of decided) {
+        command.resume(
+          refused !== undefined
+            ? Exit.fail(refused)
+            : Exit.succeed(command.answer(state, records.slice(start, start + count)))
+        )
       }
     }
 
@@ -378,7 +382,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         for (const query of queries) query.resume(Exit.succeed(query.read(state)))
       }
       if (events.length === 0) {
-        answerUnlogged(decided)
+        answerDecided(decided, [])
         answerQueries()
         return Effect.succeed(false)
       }
@@ -400,13 +404,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             creditFreed = false
             publish(events)
             for (const listener of committedListeners) listener(events, state)
-            for (const { command, count, refused, start } of decided) {
-              command.resume(
-                refused !== undefined
-                  ? Exit.fail(refused)
-                  : Exit.succeed(command.answer(state, records.slice(start, start + count)))
-              )
-            }
+            answerDecided(decided, records)
             answerQueries()
             return creditFreed || queued.length > 0
           })
