@@ -3,16 +3,14 @@
  * fibers is killed with SIGKILL, and every append it had acknowledged must be
  * in the reopened store, at the offsets it was given, whole.
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import { EventLog } from "../src/index.js"
 import { layerSqlite } from "../src/node.js"
+import { runUntilKilled } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 interface Ack {
@@ -21,7 +19,6 @@ interface Ack {
   readonly names: ReadonlyArray<string>
 }
 
-const root = fileURLToPath(new URL("..", import.meta.url))
 const writerScript = "test/support/crash-writer.ts"
 
 /**
@@ -29,38 +26,18 @@ const writerScript = "test/support/crash-writer.ts"
  * kills it with SIGKILL, and returns every append it acknowledged (lines still
  * in the pipe when it died included).
  */
-const runAndKill = (filename: string, run: string, killAfter: number) =>
-  new Promise<Array<Ack>>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", writerScript, filename, run], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const acks: Array<Ack> = []
-    let stderr = ""
-    let killed = false
-    const kill = () => {
-      if (!killed) {
-        killed = true
-        child.kill("SIGKILL")
-      }
-    }
-    const guard = setTimeout(() => {
-      kill()
-      reject(new Error(`the writer acknowledged only ${acks.length} appends in 25 s; stderr: ${stderr}`))
-    }, 25_000)
-    child.stderr.on("data", (chunk) => (stderr += chunk))
-    // readline hands over complete lines only: a line cut by the kill is not an acknowledgement.
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      acks.push(JSON.parse(line))
-      if (acks.length >= killAfter) kill()
-    })
-    child.on("error", reject)
-    child.on("close", (code, signal) => {
-      clearTimeout(guard)
-      if (signal === "SIGKILL" && killed) resolve(acks)
-      else reject(new Error(`the writer exited on its own (code ${code}, signal ${signal}); stderr: ${stderr}`))
-    })
+const runAndKill = async (filename: string, run: string, killAfter: number) => {
+  const acks: Array<Ack> = []
+  await runUntilKilled({
+    script: writerScript,
+    args: [filename, run],
+    timeoutMs: 25_000,
+    onLine: (line) => acks.push(JSON.parse(line)) >= killAfter,
+    name: "the writer",
+    progress: () => `acknowledged only ${acks.length} appends`
   })
+  return acks
+}
 
 const batchName = /^(.+)\.(\d+)of(\d+)$/
 

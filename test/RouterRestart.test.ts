@@ -8,12 +8,9 @@
  * file. The last test kills a child process running producers and consumers
  * with SIGKILL, twice, and finishes the work here.
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { createInterface } from "node:readline"
-import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import * as Replay from "../src/layers/Replay.js"
@@ -25,6 +22,7 @@ import type { RouterEvent } from "../src/schema/RouterEvents.js"
 import { layerSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
 import { type Delivery, Router } from "../src/services/Router.js"
+import { runUntilKilled } from "./support/child.js"
 import { openProcessed } from "./support/processed-tokens.js"
 import { inbox, register, sendTo } from "./support/router.js"
 import * as Workload from "./support/router-workload.js"
@@ -224,7 +222,6 @@ describe("Router restart, in process", () => {
 // ---------------------------------------------------------------------------
 // SIGKILL under load
 
-const root = fileURLToPath(new URL("..", import.meta.url))
 const workerScript = "test/support/router-crash-worker.ts"
 
 interface Killed {
@@ -238,7 +235,7 @@ interface Killed {
  * messages (or it sent everything) and one token is held processed but not
  * acknowledged, then kills it with SIGKILL.
  */
-const runAndKill = (options: {
+const runAndKill = async (options: {
   readonly store: string
   readonly processed: string
   readonly run: string
@@ -246,32 +243,17 @@ const runAndKill = (options: {
   readonly perFiber: number
   readonly hold: number
   readonly killAfter: number
-}) =>
-  new Promise<Killed>((resolve, reject) => {
-    const args = [options.store, options.processed, options.run, options.fibers, options.perFiber, options.hold].map(String)
-    const child = spawn(process.execPath, ["--import", "tsx", workerScript, ...args], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const sent: Array<Workload.Sent> = []
-    let fresh = 0
-    let done = false
-    let holding: string | undefined
-    let stderr = ""
-    let killed = false
-    const kill = () => {
-      if (!killed) {
-        killed = true
-        child.kill("SIGKILL")
-      }
-    }
-    const guard = setTimeout(() => {
-      kill()
-      reject(new Error(`worker ${options.run}: ${fresh} new sends, holding ${holding} after 20 s; stderr: ${stderr}`))
-    }, 20_000)
-    child.stderr.on("data", (chunk) => (stderr += chunk))
-    // readline hands over complete lines only: a line cut by the kill is no promise.
-    createInterface({ input: child.stdout }).on("line", (text) => {
+}): Promise<Killed> => {
+  const args = [options.store, options.processed, options.run, options.fibers, options.perFiber, options.hold].map(String)
+  const sent: Array<Workload.Sent> = []
+  let fresh = 0
+  let done = false
+  let holding: string | undefined
+  await runUntilKilled({
+    script: workerScript,
+    args,
+    timeoutMs: 20_000,
+    onLine: (text) => {
       const value = JSON.parse(text) as Workload.Sent | { readonly holding: string } | { readonly done: true }
       if ("holding" in value) holding = value.holding
       else if ("done" in value) done = true
@@ -279,15 +261,15 @@ const runAndKill = (options: {
         sent.push(value)
         if (!value.dup) fresh++
       }
-      if ((fresh >= options.killAfter || done) && holding !== undefined) kill()
-    })
-    child.on("error", reject)
-    child.on("close", (code, signal) => {
-      clearTimeout(guard)
-      if (signal === "SIGKILL" && killed && holding !== undefined) resolve({ sent, holding })
-      else reject(new Error(`worker ${options.run} exited on its own (code ${code}, signal ${signal}); stderr: ${stderr}`))
-    })
+      return (fresh >= options.killAfter || done) && holding !== undefined
+    },
+    name: `worker ${options.run}`,
+    progress: () => `${fresh} new sends, holding ${holding}`
   })
+  // The kill comes only once a token is held.
+  if (holding === undefined) throw new Error(`worker ${options.run} was killed holding no token`)
+  return { sent, holding }
+}
 
 const terminalStages = new Set<EnvelopeState>(["FULFILLED", "REJECTED", "FAILED", "TIMED_OUT"])
 

@@ -1,0 +1,55 @@
+/**
+ * What the crash tests share: a script of `test/support` run in a child
+ * process (through tsx), read line by line, and killed with SIGKILL when the
+ * test has seen enough.
+ */
+import { spawn } from "node:child_process"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+
+/**
+ * Runs `script` (relative to the project root) with `args` and hands each
+ * complete line of its output to `onLine`, which answers whether to kill the
+ * child now. Resolves once the child died of that kill; rejects when it exits
+ * on its own, or when no kill came within `timeoutMs`. `name` and `progress`
+ * say whose failure it was and how far it got.
+ */
+export const runUntilKilled = (options: {
+  readonly script: string
+  readonly args: ReadonlyArray<string>
+  readonly timeoutMs: number
+  readonly onLine: (line: string) => boolean
+  readonly name: string
+  readonly progress: () => string
+}) =>
+  new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", options.script, ...options.args], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stderr = ""
+    let killed = false
+    const kill = () => {
+      if (!killed) {
+        killed = true
+        child.kill("SIGKILL")
+      }
+    }
+    const guard = setTimeout(() => {
+      kill()
+      reject(new Error(`${options.name}: ${options.progress()} after ${options.timeoutMs / 1_000} s; stderr: ${stderr}`))
+    }, options.timeoutMs)
+    child.stderr.on("data", (chunk) => (stderr += chunk))
+    // readline hands over complete lines only: a line cut by the kill is never read.
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (options.onLine(line)) kill()
+    })
+    child.on("error", reject)
+    child.on("close", (code, signal) => {
+      clearTimeout(guard)
+      if (signal === "SIGKILL" && killed) resolve()
+      else reject(new Error(`${options.name} exited on its own (code ${code}, signal ${signal}); stderr: ${stderr}`))
+    })
+  })
