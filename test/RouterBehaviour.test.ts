@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, TestClock } from "effect"
+import { Effect, Fiber, Schema, TestClock } from "effect"
 import * as Processor from "../src/layers/Processor.js"
-import { buildEnvelope, payloadText } from "../src/model/Envelopes.js"
+import { buildEnvelope, payloadJson, payloadText } from "../src/model/Envelopes.js"
+import { Envelope } from "../src/schema/Envelope.js"
 import { PermissionDenied } from "../src/schema/Errors.js"
 import { Registry } from "../src/services/Registry.js"
 import { type Delivery, type Inbound, Router, type StageNotice } from "../src/services/Router.js"
@@ -139,6 +140,11 @@ describe("Router ACK lifecycle", () => {
         ["StageNotice", "READ", "ACKNOWLEDGEMENT"],
         ["StageNotice", "FULFILLED", "ACKNOWLEDGEMENT"]
       ])
+      for (const notice of notices) {
+        expect(Schema.is(Envelope)(notice.envelope)).toBe(true)
+        expect(notice.envelope).toMatchObject({ producer_id: "switchboard", state: "RECEIVED", content_type: "application/json" })
+        expect(payloadJson(notice.envelope)).toEqual({ ack_for_message_id: receipt.message_id, ack_stage: notice.ack.ack_stage })
+      }
       const junk = buildEnvelope({ producer_id: "b", payload: "not json", message_type: "ACKNOWLEDGEMENT" }, "ack-2", 1500)
       expect(yield* Effect.flip(router.send({ to: "a", envelope: junk }))).toMatchObject({ _tag: "ValidationError" })
     }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))

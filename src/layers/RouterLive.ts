@@ -50,6 +50,7 @@ import {
   type SendError,
   snapshot
 } from "../model/Router.js"
+import { buildEnvelope } from "../model/Envelopes.js"
 import { Refusal } from "../model/Gateway.js"
 import { AgentDescriptor } from "../schema/Agent.js"
 import {
@@ -163,7 +164,8 @@ interface StageWaiter {
   readonly done: Deferred.Deferred<MessageStatus>
 }
 
-const textEncoder = new TextEncoder()
+/** The JSON form of an ack the router itself built: it cannot fail. */
+const encodeAck = Schema.encodeSync(AckPayload)
 
 /**
  * Lets the runtime's timers and I/O run between two busy turns. The SQLite
@@ -241,25 +243,18 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         ack_stage: stage,
         error_code: message.errorCode
       }
-      const payload = textEncoder.encode(JSON.stringify(Schema.encodeSync(AckPayload)(ack)))
-      return {
-        _tag: "StageNotice",
-        ack,
-        envelope: {
-          message_id: `${message.envelope.message_id}/${stage}/${message.attempts}`,
+      const envelope = buildEnvelope(
+        {
           producer_id: "switchboard",
           correlation_id: message.envelope.correlation_id,
-          sequence_number: 0,
-          retry_count: 0,
           message_type: "ACKNOWLEDGEMENT",
-          content_type: "application/json",
-          content_length: payload.length,
-          ttl_ms: 0,
-          timestamp: Schema.decodeSync(Schema.DateTimeUtcFromNumber)(at),
-          payload,
-          state: "RECEIVED"
-        }
-      }
+          payload: encodeAck(ack)
+        },
+        `${message.envelope.message_id}/${stage}/${message.attempts}`,
+        at
+      )
+      // Switchboard's own envelope, already in the producer's mailbox.
+      return { _tag: "StageNotice", ack, envelope: { ...envelope, state: "RECEIVED" } }
     }
 
     /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
