@@ -95,8 +95,8 @@ export const agentInfo = (agent: AgentEntry): AgentInfo => ({
 })
 
 export const messageStatus = (message: MessageEntry): MessageStatus => ({
-  message_id: message.envelope.message_id,
-  producer_id: message.envelope.producer_id,
+  message_id: message.id,
+  producer_id: message.producerId,
   to: message.to,
   stage: message.stage,
   attempts: message.attempts,
@@ -239,18 +239,18 @@ export const make = (options: Partial<RouterConfig> = {}) =>
 
     const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
       const ack: AckPayload = {
-        ack_for_message_id: message.envelope.message_id,
+        ack_for_message_id: message.id,
         ack_stage: stage,
         error_code: message.errorCode
       }
       const envelope = buildEnvelope(
         {
           producer_id: "switchboard",
-          correlation_id: message.envelope.correlation_id,
+          correlation_id: message.correlationId,
           message_type: "ACKNOWLEDGEMENT",
           payload: encodeAck(ack)
         },
-        `${message.envelope.message_id}/${stage}/${message.attempts}`,
+        `${message.id}/${stage}/${message.attempts}`,
         at
       )
       // Switchboard's own envelope, already in the producer's mailbox.
@@ -265,12 +265,15 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           case "MessageDelivered": {
             const message = state.messages.get(event.message_id)
             const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
-            if (message === undefined || subscriber === undefined) break
+            // The envelope is let go only when the message finishes, and in a
+            // turn deliveries are decided after everything that can finish one.
+            const envelope = message?.envelope
+            if (envelope === undefined || subscriber === undefined) break
             subscriber.holding.add(event.message_id)
             holder.set(event.message_id, subscriber)
             const delivery: Delivery = {
               _tag: "Delivery",
-              envelope: { ...message.envelope, retry_count: message.envelope.retry_count + event.attempt - 1 },
+              envelope: { ...envelope, retry_count: envelope.retry_count + event.attempt - 1 },
               attempt: event.attempt,
               delivery_seq: event.delivery_seq,
               lane: event.lane
@@ -288,7 +291,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             changed.add(event.message_id)
             const stage = event._tag === "MessageAcked" ? event.stage : event._tag === "MessageTimedOut" ? "TIMED_OUT" : undefined
             if (stage !== undefined && message.stage === stage) {
-              for (const sub of subscribers.get(message.envelope.producer_id) ?? []) {
+              for (const sub of subscribers.get(message.producerId) ?? []) {
                 sub.inbox.unsafeOffer(notice(message, stage, event.at))
               }
             }
@@ -587,7 +590,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           error_code: ackPayload.error_code,
           note: ackPayload.note
         })
-        const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.envelope.producer_id)
+        const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.producerId)
         return {
           message_id: envelope.message_id,
           to: producer ?? "",

@@ -133,7 +133,17 @@ export interface AgentEntry {
 export type Location = "queued" | "in_flight" | "done"
 
 export interface MessageEntry {
-  readonly envelope: Envelope
+  readonly id: string
+  readonly producerId: string
+  readonly correlationId: string
+  /**
+   * The message as sent, held while it can still be delivered: once it
+   * finishes it is let go, unless it is a dead letter (kept for a re-drive).
+   * A finished message is remembered for `retentionMs` (for `status` and
+   * dedup), and at up to `payloadLimit` a payload each, holding them that long
+   * would tie up memory in proportion to the traffic of the last hour.
+   */
+  envelope: Envelope | undefined
   readonly route: Route
   readonly lane: CommunicationClass
   readonly acceptedAt: number
@@ -396,7 +406,7 @@ const requeueAll = (
   now: number
 ) =>
   [...messages].sort((a, b) => b.message.order - a.message.order).map(({ message, to }) =>
-    MessageRequeued.make({ message_id: message.envelope.message_id, to, reason, at: now }, true)
+    MessageRequeued.make({ message_id: message.id, to, reason, at: now }, true)
   )
 
 /** Queued messages routed by capability leave an agent that is gone for another live one. */
@@ -526,7 +536,7 @@ export const decideSend = (
   const duplicate = findDuplicate(state, config, envelope, now)
   if (duplicate !== undefined) {
     return Either.left(
-      new DuplicateDetected({ original_message_id: duplicate.envelope.message_id, stage: duplicate.stage })
+      new DuplicateDetected({ original_message_id: duplicate.id, stage: duplicate.stage })
     )
   }
   const expiresAt = envelope.ttl_ms > 0 ? envelope.timestamp.epochMillis + envelope.ttl_ms : undefined
@@ -630,7 +640,8 @@ export const decideRedrive = (
 ): Either.Either<ReadonlyArray<RouterEvent>, MessageNotFound | ValidationError> => {
   const message = state.messages.get(messageId)
   if (message === undefined) return Either.left(new MessageNotFound({ message_id: messageId }, true))
-  if (!message.deadLetter) {
+  // A dead letter keeps its envelope: testing both is one test, and tells the compiler so.
+  if (!message.deadLetter || message.envelope === undefined) {
     return Either.left(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
   }
   const ttl = message.envelope.ttl_ms
@@ -791,7 +802,7 @@ export const decideDeliveries = (
     if (message.expiresAt !== undefined && message.expiresAt <= now) continue
     deliveries.push(
       MessageDelivered.make({
-        message_id: message.envelope.message_id,
+        message_id: message.id,
         to: agentId,
         attempt: message.attempts + 1,
         delivery_seq: seq++,
@@ -811,7 +822,7 @@ const enqueue = (state: RouterState, message: MessageEntry, front: boolean) => {
   const mailbox = mailboxOf(state, message.to)
   message.location = "queued"
   message.enqueued++
-  const entry = { id: message.envelope.message_id, enqueued: message.enqueued }
+  const entry = { id: message.id, enqueued: message.enqueued }
   if (front) mailbox.lanes[message.lane].pushFront(entry)
   else mailbox.lanes[message.lane].pushBack(entry)
   mailbox.queued++
@@ -843,7 +854,8 @@ const finish = (state: RouterState, message: MessageEntry, stage: EnvelopeState,
   message.stage = stage
   message.ackDeadline = undefined
   message.finishedAt = at
-  state.finished.pushBack({ id: message.envelope.message_id, at })
+  if (!message.deadLetter) message.envelope = undefined
+  state.finished.pushBack({ id: message.id, at })
 }
 
 /** Forgets what has aged out: dedup keys past their window, finished messages past retention. */
@@ -925,6 +937,9 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
     case "MessageAccepted": {
       const envelope = event.envelope
       const message: MessageEntry = {
+        id: envelope.message_id,
+        producerId: envelope.producer_id,
+        correlationId: envelope.correlation_id,
         envelope,
         route: event.route,
         lane: event.lane,
@@ -959,7 +974,11 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
     case "MessageRefused": {
       const envelope = event.envelope
       const message: MessageEntry = {
-        envelope,
+        id: envelope.message_id,
+        producerId: envelope.producer_id,
+        correlationId: envelope.correlation_id,
+        // Refused: never to be delivered.
+        envelope: undefined,
         route: { _tag: "Agent", agent_id: event.to },
         lane: "STANDARD",
         acceptedAt: event.at,
@@ -1145,7 +1164,7 @@ export const snapshot = (state: RouterState): RouterSnapshot => ({
   })),
   messages: sortedRecord(state.messages, (message) => ({
     to: message.to,
-    producer_id: message.envelope.producer_id,
+    producer_id: message.producerId,
     stage: message.stage,
     location: message.location,
     lane: message.lane,
