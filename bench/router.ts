@@ -394,23 +394,9 @@ export const main = (args: ReadonlyArray<string>) =>
         sqlite1000 >= targetMsgsPerS ? "met" : "MISSED"
       })`
     )
-    if (jetstream1000 !== undefined) {
-      yield* printComparison({
-        label: "sqlite 1000 vs JS",
-        figure: sqlite1000,
-        baseline: jetstream1000,
-        target: targetVsJetStream,
-        unit: "msgs/s"
-      })
-    }
-    if (jsSent1000 !== undefined) {
-      yield* printComparison({
-        label: "sqlite 1000 vs JS-ack",
-        figure: sqlite1000,
-        baseline: jsSent1000,
-        target: targetVsJetStream,
-        unit: "msgs/s"
-      })
+    for (const [label, baseline] of [["sqlite 1000 vs JS", jetstream1000], ["sqlite 1000 vs JS-ack", jsSent1000]] as const) {
+      if (baseline === undefined) continue
+      yield* printComparison({ label, figure: sqlite1000, baseline, target: targetVsJetStream, unit: "msgs/s" })
     }
     yield* Console.log(
       `sqlite 1000 vs append ${formatNumber(sqlite1000)} msgs/s  baseline ${formatNumber(appendRate)} events/s  ratio ${
