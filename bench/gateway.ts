@@ -1,13 +1,15 @@
 /**
  * The gateway bench: `Gateway.check` on a global policy of 100 tool rules and
- * a team policy, against two references measured in the same run, through the
+ * a team policy, against three references measured in the same run, through the
  * same harness loop and timed the same way:
  *
  * - the same number of no-op Effect calls (`Effect.void`): what the harness
  *   and one `yield*` cost on their own;
  * - the pure policy evaluation (`evaluate` from `src/model/Policy.ts`) of the
  *   same actions on the same compiled policies, wrapped in `Effect.sync`: the
- *   decision without the loop, the audit record or the append.
+ *   decision without the loop, the audit record or the append;
+ * - pure CPU work as long as a check's p50 (`spin`): its p99 is the tail the
+ *   machine itself adds to an operation of that length.
  *
  * One agent in the policy's team checks a rotating set of tool calls, all
  * allowed: by exact name (some under an hourly limit that is never reached,
@@ -352,6 +354,31 @@ const makeEvaluate = Effect.gen(function*() {
 
 const noop = (_: number) => Effect.void
 
+/**
+ * Pure CPU work, without allocation or I/O, timed like a check. Made as long
+ * as a check's p50, its tail is what the machine alone (other processes, the
+ * hypervisor) does to an operation of that length: on a shared 2-core machine
+ * that is tens of microseconds at p99, whatever the code.
+ */
+const spin = (iterations: number) => {
+  let x = 1
+  for (let i = 0; i < iterations; i++) x = (Math.imul(x, 1_103_515_245) + 12_345) | 0
+  return x
+}
+
+/** `spin` for about `us` microseconds: iterations per microsecond from the fastest of a few long runs. */
+const makeSpin = (us: number) => {
+  const iterations = 5_000_000
+  let fastest = Number.POSITIVE_INFINITY
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now()
+    spin(iterations)
+    fastest = Math.min(fastest, performance.now() - start)
+  }
+  const count = Math.max(1, Math.round((iterations / (fastest * 1_000)) * us))
+  return (_: number) => Effect.sync(() => spin(count))
+}
+
 // ---------------------------------------------------------------------------
 
 const us = (value: number) => Math.round(value * 100) / 100
@@ -403,6 +430,9 @@ export const main = (args: ReadonlyArray<string>) =>
       sequential: checks,
       concurrent: checks
     })
+    const spinCall = makeSpin(memory.sequential.p50Us)
+    yield* timed(warmup, 1, spinCall)
+    const spinFigures = yield* timed(checks, 1, spinCall)
     const sqlite = yield* gatewayRun("sqlite", layerSqlite({ filename: `${dir}/gateway.db`, durability: "full" }), {
       warmup: Math.min(500, sqliteChecks),
       sequential: sqliteChecks,
@@ -414,6 +444,7 @@ export const main = (args: ReadonlyArray<string>) =>
 
     yield* Console.log(`no-op Effect         ${describe(noopFigures, "calls/s")}`)
     yield* Console.log(`pure evaluate        ${describe(evaluateFigures, "calls/s")}`)
+    yield* Console.log(`spin, check's p50    ${describe(spinFigures, "calls/s")}`)
     yield* Console.log(`memory, sequential   ${describe(memory.sequential)}`)
     yield* Console.log(`memory, ${checkers} checkers ${describe(memory.concurrent)}`)
     yield* Console.log(`sqlite, sequential   ${describe(sqlite.sequential)}`)
@@ -424,6 +455,7 @@ export const main = (args: ReadonlyArray<string>) =>
     yield* latencyLine("memory check p50", m.p50Us, evaluateFigures.p50Us, "evaluate")
     yield* latencyLine("memory check p99", m.p99Us, noopFigures.p99Us, "no-op")
     yield* latencyLine("memory check p99", m.p99Us, evaluateFigures.p99Us, "evaluate")
+    yield* latencyLine("memory check p99", m.p99Us, spinFigures.p99Us, "spin")
     yield* printComparison({ label: "memory checks/s", figure: m.perS, baseline: noopFigures.perS, unit: "calls/s" })
     yield* printComparison({ label: "memory checks/s", figure: m.perS, baseline: evaluateFigures.perS, unit: "calls/s" })
     yield* Console.log(
@@ -456,6 +488,8 @@ export const main = (args: ReadonlyArray<string>) =>
       evaluate_p50_us: Math.round(evaluateFigures.p50Us * 1_000) / 1_000,
       evaluate_p99_us: Math.round(evaluateFigures.p99Us * 1_000) / 1_000,
       evaluate_per_s: Math.round(evaluateFigures.perS),
+      spin_p50_us: us(spinFigures.p50Us),
+      spin_p99_us: us(spinFigures.p99Us),
       checks,
       sqlite_checks: sqliteChecks,
       rules: globalRules.length
@@ -467,6 +501,7 @@ export const main = (args: ReadonlyArray<string>) =>
       p50_vs_evaluate: ratio(m.p50Us, evaluateFigures.p50Us),
       p99_vs_evaluate: ratio(m.p99Us, evaluateFigures.p99Us),
       per_s_vs_evaluate: ratio(m.perS, evaluateFigures.perS),
+      p99_vs_spin: ratio(m.p99Us, spinFigures.p99Us),
       p99_vs_target: ratio(m.p99Us, targetP99Us),
       concurrent_vs_sequential: ratio(memory.concurrent.perS, m.perS),
       sqlite_p99_vs_memory: ratio(sqlite.sequential.p99Us, m.p99Us),
