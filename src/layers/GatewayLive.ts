@@ -9,7 +9,6 @@ import { parseBudgetKey } from "../model/Budgets.js"
 import {
   type Approval,
   type ApprovalStatus,
-  type AuditContext,
   budgetStatus,
   decideApprovedCall,
   decideCharge,
@@ -28,6 +27,7 @@ import {
 } from "../model/Gateway.js"
 import type { Action } from "../model/Policy.js"
 import { gatewayView, type RouterState } from "../model/Router.js"
+import { AuditContext } from "../schema/Audit.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { GatedAction } from "../schema/GatewayEvents.js"
 import { fastDecoder } from "../schema/FastSchema.js"
@@ -39,10 +39,17 @@ import { injectSecrets } from "./Secrets.js"
 
 const decodeLease = fastDecoder(Lease, { onExcessProperty: "error" })
 const decodeAction = fastDecoder(GatedAction, { onExcessProperty: "error" })
+const decodeContext = fastDecoder(AuditContext, { onExcessProperty: "error" })
 
 /** An action from outside, checked before it can reach the log: its args must be JSON. */
 const validAction = (action: unknown) =>
   Either.mapLeft(decodeAction(action), (error) => ValidationError.fromParseError("action", error))
+
+/** A caller's audit context, checked before it can reach a hashed record. */
+const validContext = (context: unknown): Either.Either<AuditContext | undefined, ValidationError> =>
+  context === undefined
+    ? Either.right(undefined)
+    : Either.mapLeft(decodeContext(context), (error) => ValidationError.fromParseError("context", error))
 
 export const make = (runtime: Runtime) =>
   Effect.gen(function*() {
@@ -65,7 +72,7 @@ export const make = (runtime: Runtime) =>
       return { policy_id: policyId, version: entry.version, scope: entry.document.scope }
     }
 
-    const check = (input: Action, context?: AuditContext) => Effect.flatMap(validAction(input), (action) => {
+    const checkValid = (action: Action, context: AuditContext | undefined) => {
       let decision: GatewayDecision | undefined
       return run(
         (state, now) => {
@@ -75,7 +82,12 @@ export const make = (runtime: Runtime) =>
         },
         () => decision!
       )
-    })
+    }
+    const check = (input: Action, context?: AuditContext) =>
+      Effect.flatMap(
+        Either.all([validAction(input), validContext(context)]),
+        ([action, valid]) => checkValid(action, valid)
+      )
 
     const resolveApproval = (outcome: "approved" | "rejected") => (approvalId: string, by: string, note?: string) =>
       run(
@@ -122,15 +134,26 @@ export const make = (runtime: Runtime) =>
           tool: request.tool,
           args: request.args
         })
+        const context = yield* validContext(request.context)
         let decision: GatewayDecision
         if (request.approval_id !== undefined) {
           const approvalId = request.approval_id
-          yield* run((state, now) =>
-            decideApprovedCall(state.gateway, gatewayView(state), approvalId, action, now, request.context)
+          decision = yield* run(
+            (state, now) => decideApprovedCall(state.gateway, gatewayView(state), approvalId, action, now, context),
+            (state): GatewayDecision => {
+              // What the policy asked to redact still applies once a human has approved.
+              const redact = state.gateway.approvals.get(approvalId)?.redact
+              return {
+                decision: redact !== undefined && redact.length > 0 ? "redact" : "allow",
+                reason: `approved (${approvalId})`,
+                rule: `approval ${approvalId}`,
+                dry_run: false,
+                redact
+              }
+            }
           )
-          decision = { decision: "allow", reason: `approved (${approvalId})`, rule: `approval ${approvalId}`, dry_run: false }
         } else {
-          decision = yield* check(action, request.context)
+          decision = yield* checkValid(action, context)
           if (decision.decision === "deny") return yield* new PermissionDenied({ reason: decision.reason })
           if (decision.decision === "pending") {
             return { _tag: "AwaitingApproval", approval_id: decision.approval_id!, decision } satisfies Dispatch
@@ -143,7 +166,7 @@ export const make = (runtime: Runtime) =>
             agent_id: request.agent_id,
             tool: request.tool,
             substituted: injected.names
-          }, now, request.context))
+          }, now, context))
         )
         return {
           _tag: "Dispatched",

@@ -10,7 +10,7 @@
  */
 import { Either } from "effect"
 import type { EnforcementMode } from "../schema/Agent.js"
-import type { AuditRecord, CallStackNode } from "../schema/Audit.js"
+import type { AuditContext, AuditRecord } from "../schema/Audit.js"
 import type { Event } from "../schema/Event.js"
 import {
   BudgetExhausted,
@@ -39,12 +39,12 @@ import {
 } from "../schema/GatewayEvents.js"
 import type { Lease, LeaseNamespace } from "../schema/Lease.js"
 import type { PolicyDocument } from "../schema/Policy.js"
-import { chainHash, GENESIS_HASH } from "./Audit.js"
+import { canonicalJson, chainHash, GENESIS_HASH } from "./Audit.js"
 import { Deadlines } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
 import { budgetKey, chargeAll, isExhaustion } from "./Budgets.js"
 import { checkDelegation, checkLease } from "./Leases.js"
-import { type Action, type CompiledPolicy, compilePolicy, evaluate, type Verdict } from "./Policy.js"
+import { type Action, type CompiledPolicy, compilePolicy, coversAgent, evaluate, type Verdict } from "./Policy.js"
 
 // ---------------------------------------------------------------------------
 // State
@@ -58,6 +58,8 @@ export interface Approval {
   readonly rule: string
   readonly opened_at: number
   readonly expires_at: number
+  /** Paths of the args to redact once approved, as the policy asked. */
+  readonly redact: ReadonlyArray<string> | undefined
   status: ApprovalStatus
   resolved_at: number | undefined
   by: string | undefined
@@ -116,11 +118,7 @@ const toolCallKey = (agentId: string, tool: string) => `${agentId}\u0000${tool}`
 // The audit chain
 
 /** Optional context of a decision, carried into its audit record. */
-export interface AuditContext {
-  readonly trace_id?: string | undefined
-  readonly span_id?: string | undefined
-  readonly call_stack?: CallStackNode | undefined
-}
+export type { AuditContext }
 
 /**
  * Seals audit records in order during one decision: each chains to the one
@@ -327,6 +325,7 @@ export const decideCheck = (
         action: action as GatedAction,
         reason: evaluated.reason,
         rule: evaluated.rule,
+        redact: evaluated.redact,
         expires_at: now + (evaluated.approval_timeout_s ?? 300) * 1000,
         at: now
       }, true)
@@ -371,6 +370,10 @@ export const decideResolveApproval = (
     return Either.left(
       ValidationError.single("approval", "approval_id", `approval ${request.approval_id} is ${approval.status}`)
     )
+  }
+  // At its deadline it has timed out, even if the tick that records so has not run yet.
+  if (now >= approval.expires_at) {
+    return Either.left(ValidationError.single("approval", "approval_id", `approval ${request.approval_id} timed out`))
   }
   const audit = auditor(gateway, view, now)
   return Either.right([
@@ -419,8 +422,9 @@ export const decideApprovalTimeouts = (
 export const nextApprovalDeadline = (gateway: GatewayState): number | undefined => gateway.approvalDeadlines.peek()?.at
 
 /**
- * An approved approval, once, for the very action it was opened for: the
- * caller may now carry it out.
+ * An approved approval, once, for the very action it was opened for (same
+ * agent, same tool, same args, compared in canonical JSON): the caller may
+ * now carry it out.
  */
 export const decideUseApproval = (
   gateway: GatewayState,
@@ -434,7 +438,7 @@ export const decideUseApproval = (
       reason: approval === undefined ? `no approval ${approvalId}` : `approval ${approvalId} is ${approval.status}`
     }))
   }
-  if (actionLabel(approval.action) !== actionLabel(action) || approval.action.agent_id !== action.agent_id) {
+  if (canonicalJson(approval.action) !== canonicalJson(action)) {
     return Either.left(new PermissionDenied({ reason: `approval ${approvalId} is for another action` }))
   }
   return Either.right([ApprovalUsed.make({ approval_id: approvalId, at: now }, true)])
@@ -501,13 +505,9 @@ const budgetLimits = (gateway: GatewayState, view: GatewayView, agentId: string,
   const team = view.teamOf(agentId)
   let agentLimit: number | undefined
   let teamLimit: number | undefined
-  for (const { document } of gateway.policyList) {
-    const scope = document.scope
-    const applies = scope.kind === "global" ||
-      (scope.kind === "agent" && scope.id === agentId) ||
-      (scope.kind === "team" && scope.id === team)
-    if (!applies) continue
-    for (const budget of document.budgets ?? []) {
+  for (const policy of gateway.policyList) {
+    if (!coversAgent(policy, { agent_id: agentId, team_id: team })) continue
+    for (const budget of policy.document.budgets ?? []) {
       if (budget.currency !== currency) continue
       if (budget.per === "agent") agentLimit = Math.min(agentLimit ?? Infinity, budget.limit)
       else if (team !== undefined) teamLimit = Math.min(teamLimit ?? Infinity, budget.limit)
@@ -730,7 +730,11 @@ export const evolveGateway = (gateway: GatewayState, event: GatewayEvent): Gatew
       const record = event.record
       gateway.auditHead = record.hash
       gateway.audits++
-      if (record.action.startsWith("tool_call:") && (record.decision === "allow" || record.decision === "redact")) {
+      // A call counts once it may go ahead: allowed (or redacted) at once, or approved by a human.
+      if (
+        record.action.startsWith("tool_call:") &&
+        (record.decision === "allow" || record.decision === "redact" || record.decision === "approved")
+      ) {
         const key = toolCallKey(record.agent_id, record.action.slice("tool_call:".length))
         let calls = gateway.toolCalls.get(key)
         if (calls === undefined) gateway.toolCalls.set(key, calls = new Deque())
@@ -757,6 +761,7 @@ export const evolveGateway = (gateway: GatewayState, event: GatewayEvent): Gatew
         rule: event.rule,
         opened_at: event.at,
         expires_at: event.expires_at,
+        redact: event.redact,
         status: "open",
         resolved_at: undefined,
         by: undefined,

@@ -222,18 +222,27 @@ const compiledOf = (policy: PolicyInput): CompiledPolicy => isCompiled(policy) ?
 // ---------------------------------------------------------------------------
 // Scope
 
-const applies = (policy: CompiledPolicy, action: Action, context: EvaluationContext): boolean => {
+/** Whether the policy's scope takes in the agent: global, its team or itself (a tool scope takes in calls, not agents). */
+export const coversAgent = (
+  policy: CompiledPolicy,
+  agent: { readonly agent_id: string; readonly team_id?: string | undefined }
+): boolean => {
   switch (policy.document.scope.kind) {
     case "global":
       return true
     case "team":
-      return context.agent.team_id !== undefined && policy.scopeMatches(context.agent.team_id)
+      return agent.team_id !== undefined && policy.scopeMatches(agent.team_id)
     case "agent":
-      return policy.scopeMatches(action.agent_id)
+      return policy.scopeMatches(agent.agent_id)
     case "tool":
-      return action.kind === "tool_call" && policy.scopeMatches(action.tool)
+      return false
   }
 }
+
+const applies = (policy: CompiledPolicy, action: Action, context: EvaluationContext): boolean =>
+  policy.document.scope.kind === "tool"
+    ? action.kind === "tool_call" && policy.scopeMatches(action.tool)
+    : coversAgent(policy, { agent_id: action.agent_id, team_id: context.agent.team_id })
 
 /** The policies that apply to this action, least specific scope first (global, team, agent, tool). */
 export const applicablePolicies = <P extends PolicyInput>(

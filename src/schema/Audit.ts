@@ -100,5 +100,17 @@ export const AuditRecord = Schema.Struct({
 export type AuditRecord = typeof AuditRecord.Type
 export type AuditRecordJson = typeof AuditRecord.Encoded
 
+/**
+ * What a caller may add to the audit record of its decision. Decoded before
+ * it reaches the record: the record is hashed as it is, so a value its schema
+ * would not keep (an extra field, a NaN latency) would break the chain.
+ */
+export const AuditContext = Schema.Struct({
+  trace_id: Schema.optional(Schema.String),
+  span_id: Schema.optional(Schema.String),
+  call_stack: Schema.optional(CallStackNode)
+}).annotations({ identifier: "AuditContext" })
+export type AuditContext = typeof AuditContext.Type
+
 /** A record before it is sealed into the chain. */
 export type UnsealedAuditRecord = Omit<AuditRecord, "hash" | "prev_hash">

@@ -33,11 +33,24 @@ export const PolicyRemoved = Schema.TaggedStruct("PolicyRemoved", {
 })
 export type PolicyRemoved = typeof PolicyRemoved.Type
 
+/**
+ * A host name (letters, digits and inner hyphens in dot-separated labels, a
+ * final dot allowed), an IPv4 address, or an IPv6 one in brackets. Nothing
+ * else: an allowlist pattern such as `*.example.com` must never match a
+ * string that a URL would read as another host (`evil.net/.example.com`).
+ */
+export const Host = Schema.String.pipe(
+  Schema.pattern(
+    /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])$/,
+    { message: () => "must be a host name or an IP address" }
+  )
+)
+
 /** What a pending decision waits on a human for: the action, as checked. */
 export const GatedAction = Schema.Union(
   Schema.Struct({ kind: Schema.Literal("tool_call"), agent_id: Id, tool: Schema.String, args: Json }),
   Schema.Struct({ kind: Schema.Literal("message"), agent_id: Id, to: Schema.String, message_type: Schema.String }),
-  Schema.Struct({ kind: Schema.Literal("network"), agent_id: Id, host: Schema.String }),
+  Schema.Struct({ kind: Schema.Literal("network"), agent_id: Id, host: Host }),
   Schema.Struct({ kind: Schema.Literal("llm_call"), agent_id: Id, model: Schema.String })
 )
 export type GatedAction = typeof GatedAction.Type
@@ -47,6 +60,8 @@ export const ApprovalOpened = Schema.TaggedStruct("ApprovalOpened", {
   action: GatedAction,
   reason: Schema.String,
   rule: Schema.String,
+  /** Paths of the args the policy redacts: they still apply once approved. */
+  redact: Schema.optional(Schema.Array(Schema.String)),
   expires_at: At,
   at: At
 })

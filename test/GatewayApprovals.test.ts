@@ -1,0 +1,133 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, TestClock } from "effect"
+import { Gateway } from "../src/services/Gateway.js"
+import { Registry } from "../src/services/Registry.js"
+import { gatewayLayer } from "./support/gateway.js"
+
+const payments = `
+id: pay
+scope: { kind: global }
+tools:
+  "*": { allow: false }
+  payments.send: { allow: true, limit_per_hour: 2, requires_approval_if: "args.amount > 1000", redact: ["args.memo"] }
+approval_timeout_s: 60
+`
+
+const send = (args: Record<string, unknown>, approval_id?: string) =>
+  Effect.flatMap(Gateway, (gateway) => gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args, approval_id }))
+
+/** Opens an approval for `args` and has carol approve it. */
+const approved = (args: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const waiting = yield* send(args)
+    if (waiting._tag !== "AwaitingApproval") return yield* Effect.dieMessage(`expected a pending call, got ${waiting._tag}`)
+    yield* (yield* Gateway).approve(waiting.approval_id, "carol")
+    return waiting.approval_id
+  })
+
+const setUp = Effect.gen(function*() {
+  yield* (yield* Registry).register({ agent_id: "alice", name: "alice", team_id: "research-eu" })
+  yield* (yield* Gateway).loadPolicy(payments)
+})
+
+describe("Gateway approvals", () => {
+  it.scoped("an approval is good for the very call it was opened for: same tool, same args", () =>
+    Effect.gen(function*() {
+      yield* setUp
+      const id = yield* approved({ amount: 5_000 })
+      const other = yield* Effect.flip(send({ amount: 5_000_000 }, id))
+      expect(other).toMatchObject({ _tag: "PermissionDenied", reason: `approval ${id} is for another action` })
+      // Refused, not used up: the very call still goes through, once.
+      expect(yield* send({ amount: 5_000 }, id)).toMatchObject({ _tag: "Dispatched" })
+      expect(yield* Effect.flip(send({ amount: 5_000 }, id))).toMatchObject({ _tag: "PermissionDenied" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("what the rule redacts is still redacted once a human approves", () =>
+    Effect.gen(function*() {
+      yield* setUp
+      const id = yield* approved({ amount: 5_000, memo: "private" })
+      const sent = yield* send({ amount: 5_000, memo: "private" }, id)
+      expect(sent).toMatchObject({ _tag: "Dispatched", args: { amount: 5_000, memo: "[REDACTED]" } })
+      expect(sent.decision).toMatchObject({ decision: "redact", redact: ["args.memo"] })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("at its deadline an approval has timed out: approving it then fails, and it stays a deny", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* setUp
+      const waiting = yield* send({ amount: 5_000 })
+      const id = waiting._tag === "AwaitingApproval" ? waiting.approval_id : ""
+      const late = yield* Effect.fork(Effect.flip(gateway.approve(id, "carol")).pipe(Effect.delay("60 seconds")))
+      yield* TestClock.adjust("60 seconds")
+      expect(yield* Fiber.join(late)).toMatchObject({ _tag: "ValidationError" })
+      expect((yield* gateway.approvals()).map((approval) => approval.status)).toEqual(["timed_out"])
+      expect(yield* Effect.flip(send({ amount: 5_000 }, id))).toMatchObject({ _tag: "PermissionDenied" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("approved calls count toward limit_per_hour like allowed ones", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* setUp
+      for (const amount of [5_000, 6_000]) yield* send({ amount }, yield* approved({ amount }))
+      const third = yield* gateway.check({ kind: "tool_call", agent_id: "alice", tool: "payments.send", args: { amount: 7_000 } })
+      expect(third).toMatchObject({ decision: "deny", reason: expect.stringContaining("limit of 2 calls per hour") })
+    }).pipe(Effect.provide(gatewayLayer())))
+})
+
+describe("Gateway input checks", () => {
+  it.scoped("an audit context is decoded before it reaches the hashed record: bad ones fail alone, the trail verifies", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* setUp
+      const call = { kind: "tool_call", agent_id: "alice", tool: "payments.send", args: { amount: 1 } } as const
+      const node = { id: "n1", kind: "tool", label: "search", latency_ms: 3, children: [] }
+      for (
+        const context of [
+          { call_stack: { ...node, latency_ms: Number.NaN } },
+          { call_stack: { ...node, extra: "x" } },
+          { trace_id: 42 },
+          { spam: true }
+        ]
+      ) {
+        const refused = yield* Effect.flip(gateway.check(call, context as never))
+        expect(refused).toMatchObject({ _tag: "ValidationError", subject: "context" })
+      }
+      const fine = yield* gateway.check(call, { trace_id: "t-1", call_stack: node as never })
+      expect(fine.decision).toBe("redact")
+      expect(yield* gateway.verifyAudit).toEqual({ ok: true, count: 1 })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("a network host must be a host name or an IP address, so an allowlist pattern cannot be fooled", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* (yield* Registry).register({ agent_id: "alice", name: "alice" })
+      yield* gateway.loadPolicy(`id: net\nscope: { kind: global }\nnetwork: { allow: ["*.example.com"] }\n`)
+      const decide = (host: string) => Effect.map(gateway.check({ kind: "network", agent_id: "alice", host }), (d) => d.decision)
+      expect(yield* decide("api.example.com")).toBe("allow")
+      expect(yield* decide("api.example.com.")).toBe("allow")
+      expect(yield* decide("evil-example.com")).toBe("deny")
+      expect(yield* decide("example.com.evil.net")).toBe("deny")
+      expect(yield* decide("10.0.0.1")).toBe("deny")
+      for (const host of ["evil.net/.example.com", "evil.net#.example.com", "user@evil.net", "", "a..example.com", "-a.example.com"]) {
+        expect(yield* Effect.flip(decide(host))).toMatchObject({ _tag: "ValidationError", subject: "action" })
+      }
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("budgets follow policies scoped by a glob, as decisions do", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* (yield* Registry).register({ agent_id: "bot-1", name: "bot", team_id: "research-eu" })
+      yield* gateway.loadPolicy(`id: bots\nscope: { kind: agent, id: "bot-*" }\nbudgets: [{ currency: USD, limit: 10, per: agent }]\n`)
+      yield* gateway.loadPolicy(`id: teams\nscope: { kind: team, id: "research-*" }\nbudgets: [{ currency: EUR, limit: 5, per: team }]\n`)
+      expect(yield* Effect.flip(gateway.charge({ agent_id: "bot-1", currency: "USD", amount: 11 }))).toMatchObject({
+        _tag: "BudgetExhausted",
+        scope: "agent bot-1",
+        limit: 10
+      })
+      expect(yield* Effect.flip(gateway.charge({ agent_id: "bot-1", currency: "EUR", amount: 6 }))).toMatchObject({
+        _tag: "BudgetExhausted",
+        scope: "team research-eu",
+        limit: 5
+      })
+    }).pipe(Effect.provide(gatewayLayer())))
+})
