@@ -51,6 +51,23 @@ describe("Registry lineage and topology", () => {
       expect(ids(yield* registry.list)).toEqual(["a0", "a1", "a2"])
     }).pipe(Effect.provide(routerLayer({ maxDelegationDepth: 3 }))))
 
+  it.scoped("an agent with descendants cannot re-register at another depth: they would move past the limit unchecked", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "d0", name: "d0" })
+      yield* registry.register({ agent_id: "d1", name: "d1", parent_agent_id: "d0" })
+      yield* registry.register({ agent_id: "a", name: "a" })
+      yield* registry.register({ agent_id: "b", name: "b", parent_agent_id: "a" })
+      // Moving `a` under d1 would put `b` at depth 3, the limit.
+      const moved = yield* Effect.flip(registry.register({ agent_id: "a", name: "a", parent_agent_id: "d1" }))
+      expect(moved).toMatchObject({ _tag: "PermissionDenied" })
+      expect(moved.message).toMatch(/re-registering a at depth 2 \(it is at 0\) would move its 1 descendant/)
+      // At the same depth it may register again (a restart), and so may a leaf anywhere that fits.
+      expect((yield* registry.register({ agent_id: "a", name: "a again" })).descriptor).toMatchObject({ depth: 0 })
+      expect((yield* registry.register({ agent_id: "b", name: "b", parent_agent_id: "d1" })).descriptor).toMatchObject({ depth: 2 })
+      expect(ids(yield* registry.lineage("b"))).toEqual(["b", "d1", "d0"])
+    }).pipe(Effect.provide(routerLayer({ maxDelegationDepth: 3 }))))
+
   it.scoped("records a messages edge the first time one agent messages another, and edges added by hand", () =>
     Effect.gen(function*() {
       const registry = yield* Registry

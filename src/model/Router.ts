@@ -338,10 +338,24 @@ export const decideRegister = (
         }`
       }))
     }
-    depth = (parent.descriptor.depth ?? 0) + 1
+    // The parent and its ancestors, as they are now: its own recorded depth could be stale.
+    depth = parentLineage.length
     if (depth >= config.maxDelegationDepth) {
       return Either.left(new PermissionDenied({
         reason: `delegation depth ${depth} of ${agent.agent_id} reaches the limit ${config.maxDelegationDepth}`
+      }))
+    }
+  }
+  // Moving an agent to another depth would move its descendants too, past what
+  // was checked when they registered, and make their recorded depths untrue.
+  const existing = state.agents.get(agent.agent_id)
+  if (existing?.registered && (existing.descriptor.depth ?? 0) !== depth) {
+    const descendants = subtreeOf(state, agent.agent_id).length - 1
+    if (descendants > 0) {
+      return Either.left(new PermissionDenied({
+        reason: `re-registering ${agent.agent_id} at depth ${depth} (it is at ${
+          existing.descriptor.depth ?? 0
+        }) would move its ${descendants} descendant${descendants === 1 ? "" : "s"}`
       }))
     }
   }
