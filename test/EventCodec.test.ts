@@ -127,6 +127,30 @@ describe("Event codec fast path", () => {
     { fastCheck: { numRuns: 1000 } }
   )
 
+  it("gives errors, never throws, for an event nested too deeply to be checked", () => {
+    const deep = "[".repeat(100_000) + "]".repeat(100_000)
+    const payload =
+      `{"_tag":"ApprovalOpened","approval_id":"x","action":{"kind":"tool_call","agent_id":"a","tool":"t","args":${deep}},` +
+      `"reason":"r","rule":"r","expires_at":1,"at":1}`
+    const decoded = decodeEvent(7, { type: "ApprovalOpened", version: 1, payload })
+    expect(Either.isLeft(decoded) && decoded.left).toMatchObject({ _tag: "UndecodableRecord", offset: 7 })
+    const encoded = encodeEvent(JSON.parse(payload))
+    expect(Either.isLeft(encoded) && encoded.left._tag).toBe("ValidationError")
+  })
+
+  it("refuses an event that JSON.stringify throws on", () => {
+    // Json args are checked by their enumerable values; `JSON.stringify` also calls a hidden toJSON.
+    const args = Object.defineProperty({}, "toJSON", {
+      value: () => {
+        throw new Error("no JSON here")
+      }
+    })
+    const action = { kind: "tool_call", agent_id: "a", tool: "t", args }
+    const event = { _tag: "ApprovalOpened", approval_id: "x", action, reason: "r", rule: "r", expires_at: 1, at: 1 }
+    const encoded = encodeEvent(event as never)
+    expect(Either.isLeft(encoded) && encoded.left.message).toMatch(/no JSON here/)
+  })
+
   it("refuses values that are no event as Schema does", () => {
     for (const value of [null, 7, "MessageAccepted", {}, { _tag: "MessageAccepted" }, { _tag: "Nope" }]) {
       const stored = encodeEvent(value as never)

@@ -52,9 +52,25 @@ describe("fastDecoder", () => {
     agreesWithSchema(ours, theirs, fc.oneof(Arbitrary.make(GatedAction) as fc.Arbitrary<unknown>, altered, fc.anything()))
   })
 
+  it("gives Schema's error, never a throw, for args nested too deeply to be checked", () => {
+    const args = JSON.parse("[".repeat(100_000) + "]".repeat(100_000))
+    const decoded = ours({ kind: "tool_call", agent_id: "a", tool: "t", args })
+    expect(Either.isLeft(decoded) && decoded.left.message).toMatch(/cannot be checked/)
+  })
+
   it("refuses an excess property", () => {
     const input = { kind: "network", agent_id: "a", host: "example.com", port: 443 }
     expect(Either.isLeft(ours(input))).toBe(true)
     expect(Either.isLeft(theirs(input))).toBe(true)
+  })
+
+  it("refuses an excess property that is not enumerable, or a symbol, as Schema does", () => {
+    const action = { kind: "network", agent_id: "a", host: "example.com" }
+    const hidden = Object.defineProperty({ ...action }, "port", { value: 443, enumerable: false })
+    const symbol = { ...action, [Symbol("port")]: 443 }
+    for (const input of [hidden, symbol]) {
+      expect(Either.isLeft(theirs(input))).toBe(true)
+      expect(Either.isLeft(ours(input))).toBe(true)
+    }
   })
 })

@@ -97,7 +97,10 @@ const fastCodec = (type: string) => {
   if (codec === undefined) {
     const member = Event.members.find((member) => tagOf(member) === type)
     if (member === undefined) return undefined
-    codec = { decode: compileFast(member.ast, true, decodeOptions), encode: compileFast(member.ast, false, {}) }
+    codec = {
+      decode: compileFast(member.ast, true, decodeOptions, "json"),
+      encode: compileFast(member.ast, false, {})
+    }
     fastCodecs.set(type, codec)
   }
   return codec
@@ -115,7 +118,15 @@ export const encodeEvent = (event: Event): Either.Either<StoredEvent, Validation
   const encoded = encodeFast(event)
   if (Either.isLeft(encoded)) return Either.left(ValidationError.fromParseError("event", encoded.left))
   const type = encoded.right._tag
-  return Either.right({ type, version: eventVersions[type], payload: JSON.stringify(encoded.right) })
+  let payload: string
+  try {
+    payload = JSON.stringify(encoded.right)
+  } catch (error) {
+    // Json values are checked by shape; `JSON.stringify` can still throw (a non-enumerable `toJSON`, deep nesting).
+    const reason = error instanceof Error ? error.message : "it cannot be written"
+    return Either.left(ValidationError.single("event", "", `cannot be written as JSON: ${reason}`))
+  }
+  return Either.right({ type, version: eventVersions[type], payload })
 }
 
 const undecodable = (offset: number, reason: string) => Either.left(new UndecodableRecord({ offset, reason }))

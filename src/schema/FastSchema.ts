@@ -10,10 +10,11 @@
  * goes back to Schema, which stays the reference: a value the fast path returns
  * is the value Schema returns, and every error is Schema's own.
  *
- * Decoders that refuse excess properties read JSON data (as `JSON.parse` and
- * the upcasters give it), whose keys are all own, enumerable strings:
- * `Object.keys` then sees every key that Schema's check (`Reflect.ownKeys`)
- * would, at a fraction of the cost.
+ * Decoders that refuse excess properties look at every own key, as Schema's
+ * check does (`Reflect.ownKeys`), so a non-enumerable or symbol key is refused
+ * too. Those compiled for JSON data (as `JSON.parse` and the upcasters give
+ * it, on the read path of every record), whose keys are all own, enumerable
+ * strings, look at `Object.keys`: the same keys, at a fraction of the cost.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 
@@ -37,23 +38,39 @@ const then = (first: Fast, next: (value: unknown, input: unknown) => unknown): F
   return value === Invalid || value === Unsure ? value : next(value, input)
 }
 
+/**
+ * The fast path for `ast`. A throw on the way (a stack overflow on deeply
+ * nested input, a getter that throws) means only that it cannot vouch for the
+ * input: Schema then decides, and `guarded` turns its own throws into ParseErrors.
+ */
 export const compileFast = (
   ast: SchemaAST.AST,
   isDecoding: boolean,
-  options: SchemaAST.ParseOptions
+  options: SchemaAST.ParseOptions,
+  input: "unknown" | "json" = "unknown"
+): Fast => {
+  const fast = compileNode(ast, isDecoding, options, input === "json")
+  return (input) => {
+    try {
+      return fast(input)
+    } catch {
+      return Unsure
+    }
+  }
+}
+
+const compileNode = (
+  ast: SchemaAST.AST,
+  isDecoding: boolean,
+  options: SchemaAST.ParseOptions,
+  isJson: boolean
 ): Fast => {
   const bySchema = (): Fast => {
     const parse = (isDecoding ? ParseResult.decodeUnknownEither : ParseResult.encodeUnknownEither)(
       Schema.make(ast),
       options
     )
-    return (input) => {
-      try {
-        return outcome(parse(input))
-      } catch {
-        return Unsure
-      }
-    }
+    return (input) => outcome(parse(input))
   }
   if (
     Option.isSome(SchemaAST.getParseOptionsAnnotation(ast)) ||
@@ -83,7 +100,7 @@ export const compileFast = (
     case "Refinement": {
       if (isDecoding) {
         return then(
-          compileFast(ast.from, true, options),
+          compileNode(ast.from, true, options, isJson),
           (value) => Option.isNone(ast.filter(value, options, ast)) ? value : Invalid
         )
       }
@@ -92,15 +109,15 @@ export const compileFast = (
       // and the filter then runs on the input, the value of the refined type.
       const filter = ast.filter
       return then(
-        compileFast(ast.from, false, options),
+        compileNode(ast.from, false, options, isJson),
         (encoded, input) => Option.isNone(filter(input, options, ast)) ? encoded : Invalid
       )
     }
     case "Transformation": {
       const transformation = ast.transformation
       if (transformation._tag === "TypeLiteralTransformation") return bySchema()
-      const from = isDecoding ? compileFast(ast.from, true, options) : compileFast(ast.to, false, options)
-      const to = compileFast(isDecoding ? ast.to : ast.from, isDecoding, options)
+      const from = isDecoding ? compileNode(ast.from, true, options, isJson) : compileNode(ast.to, false, options, isJson)
+      const to = compileNode(isDecoding ? ast.to : ast.from, isDecoding, options, isJson)
       if (transformation._tag === "ComposeTransformation") return then(from, to)
       const transform = isDecoding ? transformation.decode : transformation.encode
       return then(from, (value, input) => {
@@ -116,14 +133,14 @@ export const compileFast = (
       const properties = ast.propertySignatures.map((property) => ({
         name: property.name,
         isOptional: property.isOptional,
-        parse: compileFast(property.type, isDecoding, options)
+        parse: compileNode(property.type, isDecoding, options, isJson)
       }))
       const names = new Set(properties.map((property) => property.name))
       const refuseExcess = options.onExcessProperty === "error"
       return (input) => {
         if (!isRecord(input)) return Invalid
         if (refuseExcess) {
-          const keys = Object.keys(input)
+          const keys = isJson ? Object.keys(input) : Reflect.ownKeys(input)
           for (let i = 0; i < keys.length; i++) if (!names.has(keys[i])) return Invalid
         }
         const output: Record<PropertyKey, unknown> = {}
@@ -139,7 +156,7 @@ export const compileFast = (
     case "TupleType": {
       // Arrays (`Schema.Array(item)`): no fixed elements, one rest type.
       if (ast.elements.length > 0 || ast.rest.length !== 1) return bySchema()
-      const item = compileFast(ast.rest[0].type, isDecoding, options)
+      const item = compileNode(ast.rest[0].type, isDecoding, options, isJson)
       return (input) => {
         if (!Array.isArray(input)) return Invalid
         const output: Array<unknown> = new Array(input.length)
@@ -158,7 +175,7 @@ export const compileFast = (
         return (input) => allowed.has(input as string) ? input : Invalid
       }
       // Each member checks for itself: a value of one member proves nothing about another.
-      const members = ast.types.map((member) => compileFast(member, isDecoding, options))
+      const members = ast.types.map((member) => compileNode(member, isDecoding, options, isJson))
       // Schema gives the first of its candidates that succeeds: when exactly one
       // member succeeds, that is the one.
       return (input) => {
