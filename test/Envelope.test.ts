@@ -22,6 +22,7 @@ import {
   EnvelopeState,
   ErrorCode,
   Event,
+  eventVersions,
   MessageType,
   UndecodableRecord,
   ValidationError
@@ -142,7 +143,15 @@ const wrongValue = (spec: FieldSpec): fc.Arbitrary<unknown> => {
     case "timestamp":
       return fc.oneof(
         fc.integer(),
-        fc.constantFrom("", "yesterday", "2024-13-45T99:99:99Z", "not a date"),
+        fc.constantFrom(
+          "",
+          "yesterday",
+          "2024-13-45T99:99:99Z",
+          "not a date",
+          "2024",
+          "May 1, 2024",
+          "2024-05-01 12:00"
+        ),
         fc.constant(null)
       )
     case "base64":
@@ -300,6 +309,41 @@ describe("Envelope", () => {
     expect(big.issues).toEqual([{ path: "retry_count", message: "must be between 0 and 4294967295" }])
   })
 
+  it.effect("a timestamp must be an RFC 3339 date-time; it is kept to the millisecond, in UTC", () =>
+    Effect.gen(function*() {
+      const refused = [
+        "2024",
+        "2024-05-01",
+        "May 1, 2024",
+        "2024-05-01 12:00",
+        "2024-05-01T12:00Z",
+        "2024-02-30T12:00:00Z",
+        "Wed, 01 May 2024 12:00:00 GMT"
+      ]
+      for (const timestamp of refused) {
+        expect(validationFailure(() => decodeEnvelope({ ...example, timestamp })).issues).toEqual([
+          { path: "timestamp", message: "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z" }
+        ])
+      }
+      const offset = yield* decodeEnvelope({ ...example, timestamp: "2024-05-01T14:00:00+02:00" })
+      expect(offset.timestamp.epochMillis).toBe(Date.UTC(2024, 4, 1, 12))
+      const fine = yield* decodeEnvelope({ ...example, timestamp: "2024-05-01T12:00:00.123456Z" })
+      expect((yield* encodeEnvelope(fine)).timestamp).toBe("2024-05-01T12:00:00.123Z")
+    }))
+
+  it.effect("a payload in base64 whose unused bits are not zero is refused, not read as another", () =>
+    Effect.gen(function*() {
+      for (const payload of ["QR==", "QUJ="]) {
+        const content_length = payload.endsWith("==") ? 1 : 2
+        const error = validationFailure(() => decodeEnvelope({ ...example, payload, content_length }))
+        expect(error.issues.map((issue) => issue.path)).toEqual(["payload"])
+      }
+      for (const payload of ["QQ==", "QUI="]) {
+        const envelope = yield* decodeEnvelope({ ...example, payload, content_length: payload.endsWith("==") ? 1 : 2 })
+        expect((yield* encodeEnvelope(envelope)).payload).toBe(payload)
+      }
+    }))
+
   it("text that is not JSON fails with a ValidationError about the whole input", () => {
     const error = validationFailure(() => decodeEnvelopeJson("{\"message_id\": "))
     expect(error.subject).toBe("envelope")
@@ -433,7 +477,7 @@ describe("Event codec", () => {
       }
       if (Either.isLeft(stored)) throw new Error(`refused a valid event: ${stored.left.message}`)
       expect(stored.right.type).toBe(event._tag)
-      expect(stored.right.version).toBe(1)
+      expect(stored.right.version).toBe(eventVersions[event._tag])
       const decoded = decodeEvent(7, stored.right)
       if (Either.isLeft(decoded)) throw new Error(`cannot read back what was written: ${decoded.left.reason}`)
       expect(decoded.right._tag).toBe(event._tag)

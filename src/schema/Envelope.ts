@@ -9,7 +9,14 @@
  *   round-trips byte for byte;
  * - uint64 fields travel as JSON numbers and must be safe integers
  *   (≤ 2^53 − 1); larger values fail with `ValidationError`;
- * - `timestamp` travels as an ISO 8601 / RFC 3339 string.
+ * - `timestamp` travels as an RFC 3339 date-time (`2024-05-01T12:00:00Z`,
+ *   with any offset and any number of fraction digits); other date formats are
+ *   refused. It is kept to the millisecond: finer fractions are truncated, and
+ *   it is written back in UTC with three fraction digits
+ *   (`2024-05-01T12:00:00.000Z`);
+ * - `payload` must be canonical base64: the unused bits before the padding
+ *   are zero, so each byte string has one encoding (`QR==` is refused, not
+ *   read as `QQ==`).
  */
 import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
@@ -112,25 +119,61 @@ export const Uint32 = Schema.Number.pipe(
 )
 export const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
 
+const rfc3339DateTime = new RegExp(
+  "^(\\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])" +
+    "[Tt]([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d+)?" +
+    "([Zz]|[+-]([01]\\d|2[0-3]):[0-5]\\d)$"
+)
+
+// `Date` reads far more than RFC 3339 ("2024", "May 1, 2024") and rolls a 30 February over into March.
+const isRfc3339DateTime = (text: string) => {
+  const parts = rfc3339DateTime.exec(text)
+  if (parts === null) return false
+  const day = Number(parts[3])
+  if (day <= 28) return true
+  const date = new Date(0)
+  date.setUTCFullYear(Number(parts[1]), Number(parts[2]) - 1, day)
+  return date.getUTCDate() === day
+}
+
+const Rfc3339DateTime = Schema.String.pipe(
+  Schema.filter(isRfc3339DateTime, { message: () => "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z" })
+)
+
 /** RFC 3339 on the wire; arbitrary values stay within four-digit years so they print back the same way. */
-export const Timestamp = Schema.DateTimeUtc.annotations({
+export const Timestamp = Schema.compose(Rfc3339DateTime, Schema.DateTimeUtc).annotations({
   arbitrary: () => (fc) =>
     fc.integer({ min: 0, max: 253402300799999 }).map((ms) => Schema.decodeSync(Schema.DateTimeUtcFromNumber)(ms))
 })
+
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+/** Bits that no byte uses must be zero, or a byte string would have several encodings ("QR==" reading as "QQ=="). */
+const hasZeroUnusedBits = (text: string) => {
+  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0
+  if (padding === 0) return true
+  const last = base64Alphabet.indexOf(text[text.length - 1 - padding])
+  return (last & (padding === 2 ? 0b1111 : 0b11)) === 0
+}
 
 /**
  * Bytes as standard base64 (RFC 4648, padded). Node's own codec does the work:
  * Effect's portable one builds the string a character at a time, which costs
  * more than the rest of an append. Decoding is strict (alphabet, padding,
- * length), so a payload that is not base64 fails instead of being read as
- * something else.
+ * length, unused bits), so a payload that is not base64 fails instead of
+ * being read as something else.
  */
 export const Base64Bytes = Schema.transformOrFail(Schema.String, Schema.Uint8ArrayFromSelf, {
   strict: true,
-  decode: (text, _, ast) =>
-    text.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(text)
-      ? ParseResult.succeed(new Uint8Array(Buffer.from(text, "base64")))
-      : ParseResult.fail(new ParseResult.Type(ast, text, "must be base64 (RFC 4648, padded)")),
+  decode: (text, _, ast) => {
+    if (text.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) {
+      return ParseResult.fail(new ParseResult.Type(ast, text, "must be base64 (RFC 4648, padded)"))
+    }
+    if (!hasZeroUnusedBits(text)) {
+      return ParseResult.fail(new ParseResult.Type(ast, text, "must be canonical base64: unused bits must be zero"))
+    }
+    return ParseResult.succeed(new Uint8Array(Buffer.from(text, "base64")))
+  },
   encode: (bytes) => ParseResult.succeed(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"))
 }).annotations({ identifier: "Base64Bytes" })
 
