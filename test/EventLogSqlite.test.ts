@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Either, Layer, Random, Redacted, type Scope, Stream } from "effect"
 import { EventLog, NotAStore, PersistenceError } from "../src/index.js"
-import { layerPg, layerSqlite, type SqliteEventLogOptions } from "../src/node.js"
+import { layerPg, layerSqlite, openStore, type SqliteEventLogOptions } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -95,6 +95,39 @@ describe("SQLite: what it opens", () => {
       } finally {
         after.close()
       }
+    }))
+
+  it.scoped("refuses another application's SQLite database with no tables, or marked as its own, untouched", () =>
+    Effect.gen(function*() {
+      const schemas = [
+        "CREATE VIEW answer AS SELECT 42 AS value",
+        "PRAGMA application_id = 1234",
+        "PRAGMA user_version = 3"
+      ]
+      for (const [i, schema] of schemas.entries()) {
+        const filename = yield* tempFile(`other-app-${i}.db`)
+        const other = new Database(filename)
+        other.exec(schema)
+        other.close()
+        const before = readFileSync(filename)
+        const error = yield* openFailure({ filename })
+        expect(error._tag).toBe("NotAStore")
+        expect(readFileSync(filename).equals(before)).toBe(true)
+        expect(sqliteJournalMode(filename)).toBe("delete")
+      }
+    }))
+
+  it.scoped("openStore refuses an empty file, never making it a store", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("empty.db")
+      writeFileSync(filename, "")
+      const error = yield* Effect.flip(Effect.scoped(build(openStore(filename))))
+      expect(error._tag).toBe("NotAStore")
+      expect(readFileSync(filename).length).toBe(0)
+      const log = yield* build(layerSqlite({ filename }))
+      yield* log.append([registered("first")])
+      const again = yield* build(openStore(filename))
+      expect(yield* again.head).toBe(1)
     }))
 
   it.scoped("opens an empty (0-byte) file and a missing file as new stores", () =>

@@ -45,27 +45,48 @@ const checkHeader = (filename: string) =>
     Effect.provide(NodeFileSystem.layer)
   )
 
-/** Refuses an SQLite database that holds another application's tables. */
-const checkTables = (filename: string, table: string) =>
+/**
+ * Refuses an SQLite database of another application: one that holds anything
+ * (tables, views, triggers, indexes) yet not this store's migrations table, or
+ * that carries an application's mark (`application_id`, `user_version`), which
+ * Switchboard never sets. With `existingOnly`, refuses any database that is
+ * not a store yet, an empty file included.
+ */
+const checkDatabase = (filename: string, table: string, existingOnly: boolean) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const tables = (yield* sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table'`.pipe(
-      persistence(`cannot read ${filename}`)
-    )).map((row) => row.name)
-    if (tables.length > 0 && !tables.includes(migrationsTable(table))) {
-      return yield* new NotAStore({
-        location: filename,
-        reason: `it holds other tables (${tables.slice(0, 5).join(", ")}) and no ${migrationsTable(table)}`
-      })
-    }
-  })
+    const [{ application_id }] = yield* sql<{ application_id: number }>`PRAGMA application_id`
+    const [{ user_version }] = yield* sql<{ user_version: number }>`PRAGMA user_version`
+    const objects = yield* sql<{ type: string; name: string }>`SELECT type, name FROM sqlite_master`
+    return { application_id, user_version, objects }
+  }).pipe(
+    persistence(`cannot read ${filename}`),
+    Effect.flatMap(({ application_id, objects, user_version }) => {
+      const notAStore = (reason: string) => Effect.fail(new NotAStore({ location: filename, reason }))
+      if (application_id !== 0 || user_version !== 0) {
+        return notAStore(
+          `it is marked as another application's (application_id ${application_id}, user_version ${user_version})`
+        )
+      }
+      const isStore = objects.some((object) => object.type === "table" && object.name === migrationsTable(table))
+      if (isStore) return Effect.void
+      if (objects.length > 0) {
+        const others = objects.slice(0, 5).map((object) => `${object.type} ${object.name}`).join(", ")
+        return notAStore(`it holds other objects (${others}) and no ${migrationsTable(table)}`)
+      }
+      return existingOnly ? notAStore(`it holds no store (no ${migrationsTable(table)})`) : Effect.void
+    })
+  )
 
-export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+const layerWith = (
+  options: SqliteEventLogOptions,
+  existingOnly: boolean
+): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   Layer.scoped(
     EventLog,
     Effect.gen(function*() {
       yield* checkHeader(options.filename)
-      // WAL only once the tables are checked: switching journal modes is persistent,
+      // WAL only once the database is checked: switching journal modes is persistent,
       // and a database that is refused must be left as it was found.
       const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true }).pipe(
         Effect.provide(Reactivity.layer),
@@ -73,7 +94,7 @@ export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLo
       )
       const durability = options.durability === "normal" ? "NORMAL" : "FULL"
       return yield* Effect.gen(function*() {
-        yield* checkTables(options.filename, options.table ?? defaultTable)
+        yield* checkDatabase(options.filename, options.table ?? defaultTable, existingOnly)
         yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
         yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
         const store = yield* makeSqlStore(options)
@@ -82,9 +103,12 @@ export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLo
     })
   )
 
+export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+  layerWith(options, false)
+
 /**
- * An existing store file as an EventLog, e.g. to replay it: a missing file is
- * refused, never created.
+ * An existing store file as an EventLog, e.g. to replay it: a missing file, or
+ * one that holds no store yet (an empty file), is refused, never made a store.
  */
 export const openStore = (
   filename: string,
@@ -97,6 +121,6 @@ export const openStore = (
         Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
       )
       if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
-      return layerSqlite({ ...options, filename })
+      return layerWith({ ...options, filename }, true)
     }).pipe(Effect.provide(NodeFileSystem.layer))
   )
