@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Either, Fiber, Stream } from "effect"
-import { UndecodableRecord, ValidationError } from "../src/index.js"
+import { Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
+import { makeMemoryStore } from "../src/layers/EventLogMemory.js"
+import { makeEventLog } from "../src/layers/EventLogStore.js"
 import { Backend, backends, pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -13,6 +15,11 @@ if (!pgUrl) {
 
 const offsets = (records: ReadonlyArray<{ readonly offset: number }>) => records.map((record) => record.offset)
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+const deeplyNested = "[".repeat(100_000) + "]".repeat(100_000)
+/** The payload of an ApprovalOpened whose tool call's args are `args`, JSON text. */
+const openedWithArgs = (args: string) =>
+  `{"_tag":"ApprovalOpened","approval_id":"x","action":{"kind":"tool_call","agent_id":"a","tool":"t","args":${args}},` +
+  `"reason":"r","rule":"r","expires_at":1,"at":1}`
 
 for (const backend of backends) {
   it.layer(backend, { timeout: 60_000 })("EventLog contract", (it) => {
@@ -85,6 +92,15 @@ for (const backend of backends) {
         expect(all.map((record) => nameOf(record.event))).toEqual(["a", "c"])
       }))
 
+    it.scoped("an event too deeply nested to be checked fails with ValidationError and lands not at all", () =>
+      Effect.gen(function*() {
+        const { log } = yield* fresh
+        const event = JSON.parse(openedWithArgs(deeplyNested)) as Event
+        const failed = yield* Effect.either(log.append([event]))
+        expect(Either.isLeft(failed) && failed.left).toBeInstanceOf(ValidationError)
+        expect(yield* log.head).toBe(0)
+      }))
+
     it.scoped("follow reads history, then live records, with no gap or duplicate at the seam", () =>
       Effect.gen(function*() {
         const { log } = yield* fresh
@@ -110,6 +126,26 @@ for (const backend of backends) {
         expect(offsets(Chunk.toReadonlyArray(yield* Fiber.join(follower)))).toEqual([3, 4])
       }))
 
+    it.scoped("a follow waiting at the head fails when the log closes, and so does one started after", () =>
+      Effect.gen(function*() {
+        const { log, reopen } = yield* fresh
+        yield* log.append([registered("a")])
+        const scope = yield* Scope.make()
+        const closing = yield* reopen.pipe(Scope.extend(scope))
+        const first = yield* Deferred.make<void>()
+        const follower = yield* closing.follow(1).pipe(
+          Stream.tap(() => Deferred.succeed(first, undefined)),
+          Stream.runDrain,
+          Effect.fork
+        )
+        yield* Deferred.await(first)
+        yield* Scope.close(scope, Exit.void)
+        const failure = yield* Effect.flip(Fiber.join(follower))
+        expect(failure).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
+        const late = yield* Effect.flip(Stream.runDrain(closing.follow(1)))
+        expect(late).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
+      }))
+
     it.scoped("a record that no longer decodes fails reading with its offset, never skipped", () =>
       Effect.gen(function*() {
         const { log, writeRaw } = yield* fresh
@@ -121,7 +157,9 @@ for (const backend of backends) {
           { type: "AgentRegistered", version: 99, payload: good, reason: /newer/ },
           { type: "SomethingElse", version: 1, payload: good, reason: /unknown event type/ },
           // Schema calls String() on a union's tag to pick the member: this one throws.
-          { type: "AgentRegistered", version: 1, payload: '{"_tag":{"toString":""}}', reason: /cannot be checked/ }
+          { type: "AgentRegistered", version: 1, payload: '{"_tag":{"toString":""}}', reason: /cannot be checked/ },
+          // Checking JSON this deep overflows the stack.
+          { type: "ApprovalOpened", version: 1, payload: openedWithArgs(deeplyNested), reason: /cannot be checked/ }
         ]
         for (const [i, { reason, ...stored }] of cases.entries()) {
           const offset = 3 + i
@@ -131,8 +169,15 @@ for (const backend of backends) {
           expect((failure as UndecodableRecord).offset).toBe(offset)
           expect((failure as UndecodableRecord).reason).toMatch(reason)
         }
-        const whole = yield* Effect.flip(Stream.runCollect(log.read()))
-        expect(whole).toMatchObject({ _tag: "UndecodableRecord", offset: 3 })
+        // The good records of the same page come first, then the failure.
+        for (const stream of [log.read(), log.follow(1)]) {
+          const seen: Array<number> = []
+          const whole = yield* Effect.flip(
+            Stream.runForEach(stream, (record) => Effect.sync(() => seen.push(record.offset)))
+          )
+          expect(whole).toMatchObject({ _tag: "UndecodableRecord", offset: 3 })
+          expect(seen).toEqual([1, 2])
+        }
         expect(offsets(Chunk.toReadonlyArray(yield* Stream.runCollect(log.read({ to: 2 }))))).toEqual([1, 2])
       }))
 
@@ -146,3 +191,24 @@ for (const backend of backends) {
       }))
   })
 }
+
+describe("EventLog on a store that hears other writers' heads", () => {
+  it.scoped("a follow told of a head the store has not reached waits, instead of reading again and again", () =>
+    Effect.gen(function*() {
+      const memory = yield* makeMemoryStore
+      let pagesRead = 0
+      const heads = yield* Queue.unbounded<number>()
+      const log = yield* makeEventLog({
+        ...memory,
+        readPage: (from, to, limit) => Effect.zipRight(Effect.sync(() => pagesRead++), memory.readPage(from, to, limit)),
+        externalHeads: Stream.fromQueue(heads)
+      })
+      // An announcement meant for another store.
+      yield* Queue.offer(heads, 50)
+      const follower = yield* log.follow(1).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.repeatN(Effect.yieldNow(), 100)
+      expect(pagesRead).toBeLessThanOrEqual(2)
+      yield* log.append([registered("a")])
+      expect(offsets(Chunk.toReadonlyArray(yield* Fiber.join(follower)))).toEqual([1])
+    }))
+})

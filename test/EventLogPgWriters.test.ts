@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Chunk, Context, Effect, Fiber, Layer, Redacted, Stream } from "effect"
+import { Chunk, Context, Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { EventLog } from "../src/index.js"
 import { layerPg } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
@@ -34,5 +34,79 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       const followed = Chunk.toReadonlyArray(yield* Fiber.join(following))
       expect(followed.map((record) => record.offset)).toEqual(all.map((record) => record.offset))
       expect(yield* second.head).toBe(400)
+    }), 60_000)
+
+  /** `url` with a session option (a search_path) and a name to find its connections by. */
+  const connection = (url: string, name: string, searchPath?: string) => {
+    const withParams = new URL(url)
+    withParams.searchParams.set("application_name", name)
+    if (searchPath) withParams.searchParams.set("options", `-c search_path=${searchPath}`)
+    return withParams.toString()
+  }
+  const open = <E>(layer: Layer.Layer<EventLog, E>) =>
+    Effect.map(Layer.build(layer), (context) => Context.get(context, EventLog))
+  const freshTable = Effect.gen(function*() {
+    const table = `writers_${Date.now().toString(36)}_${(yield* Random.nextInt).toString(36).replace("-", "n")}`
+    const raw = yield* PgClient.make({ url: Redacted.make(pgUrl!) }).pipe(Effect.provide(Reactivity.layer))
+    yield* Effect.addFinalizer(() =>
+      Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`)
+    )
+    return { table, raw }
+  })
+
+  it.scopedLive("stores of one table name in two schemas listen on channels of their own", () =>
+    Effect.gen(function*() {
+      const tag = `${Date.now().toString(36)}_${(yield* Random.nextInt).toString(36).replace("-", "n")}`
+      const raw = yield* PgClient.make({ url: Redacted.make(pgUrl!) }).pipe(Effect.provide(Reactivity.layer))
+      const schemas = [`one_${tag}`, `two_${tag}`]
+      for (const schema of schemas) yield* raw`CREATE SCHEMA ${raw(schema)}`
+      yield* Effect.addFinalizer(() => Effect.ignore(raw`DROP SCHEMA ${raw(schemas[0])}, ${raw(schemas[1])} CASCADE`))
+      const logs = yield* Effect.forEach(schemas, (schema) =>
+        open(layerPg({ url: connection(pgUrl!, schema, schema), table: "events" })))
+      // Each log's listener has started once a log hears its own append.
+      for (const log of logs) {
+        yield* log.append([registered("first")])
+        yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
+      }
+      const listens = yield* Effect.forEach(schemas, (schema) =>
+        Effect.map(
+          raw<{ query: string }>`SELECT query FROM pg_stat_activity
+            WHERE application_name = ${schema} AND query LIKE 'LISTEN %'`,
+          (rows) => rows.map((row) => row.query)
+        ))
+      expect(listens.map((queries) => queries.length)).toEqual([1, 1])
+      expect(listens[0][0]).not.toBe(listens[1][0])
+    }), 60_000)
+
+  it.scopedLive("a log follows an append another process commits just after it opens", () =>
+    Effect.gen(function*() {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const { table } = yield* freshTable
+          const other = yield* open(layerPg({ url: pgUrl!, table }))
+          const log = yield* open(layerPg({ url: pgUrl!, table }))
+          yield* other.append([registered("x")])
+          // Well within the second after which a waiting follow reads the head anyway.
+          const followed = yield* log.follow(1).pipe(Stream.take(1), Stream.runCollect, Effect.timeout("900 millis"))
+          expect(Chunk.size(followed)).toBe(1)
+        }))
+      }
+    }), 60_000)
+
+  it.scopedLive("a follow still sees another writer's appends after its LISTEN connection is lost", () =>
+    Effect.gen(function*() {
+      const { raw, table } = yield* freshTable
+      const name = `listener_${table}`
+      const log = yield* open(layerPg({ url: connection(pgUrl!, name), table }))
+      const other = yield* open(layerPg({ url: pgUrl!, table }))
+      yield* other.append([registered("1")])
+      yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
+      const killed = yield* raw`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = ${name} AND query LIKE 'LISTEN %'`
+      expect(killed.length).toBe(1)
+      const follower = yield* log.follow(2).pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* other.append([registered("2")])
+      const followed = yield* Fiber.join(follower).pipe(Effect.timeout("5 seconds"))
+      expect(Chunk.toReadonlyArray(followed).map((record) => nameOf(record.event))).toEqual(["2"])
     }), 60_000)
 })

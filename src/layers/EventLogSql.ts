@@ -54,7 +54,10 @@ const migrate = (table: string) =>
     })
   })
 
-/** Builds the store on the SqlClient in context, creating its tables if needed. */
+/**
+ * Builds the store on the SqlClient in context, creating its tables if needed.
+ * On PostgreSQL, each append is announced on the store's `channel`.
+ */
 export const makeSqlStore = (options: SqlStoreOptions = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -62,13 +65,27 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
     if (!identifier.test(table)) return yield* Effect.dieMessage(`invalid table name ${JSON.stringify(table)}`)
     yield* migrate(table).pipe(persistence("cannot create the event log tables"))
 
+    // NOTIFY channels are shared by the whole database: a store's own is named
+    // after its schema and table, so that stores of one name in two schemas
+    // do not hear each other. Hashed, as a channel name is at most 63 bytes.
+    const channel = yield* sql.onDialectOrElse({
+      pg: () =>
+        sql<{ channel: string }>`SELECT 'switchboard_' || md5(n.nspname || '.' || c.relname) AS channel
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.oid = to_regclass(quote_ident(${table}))`.pipe(
+          Effect.map((rows) => rows[0].channel),
+          persistence("cannot find the event log table")
+        ),
+      orElse: () => Effect.succeed(table)
+    })
+
     const lockWriters = sql.onDialectOrElse({
       pg: () => sql`SELECT pg_advisory_xact_lock(hashtext(${table}))`,
       orElse: () => Effect.void
     })
     const announce = (head: number) =>
       sql.onDialectOrElse({
-        pg: () => sql`SELECT pg_notify(${table}, ${String(head)})`,
+        pg: () => sql`SELECT pg_notify(${channel}, ${String(head)})`,
         orElse: () => Effect.void
       })
 
@@ -136,5 +153,5 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
       sql(table)
     }`.pipe(Effect.map((rows) => Number(rows[0].head)), persistence("event log head failed"))
 
-    return { commit, readPage, head } satisfies LogStore
+    return { commit, readPage, head, channel } satisfies LogStore & { readonly channel: string }
   })

@@ -5,7 +5,7 @@
  * decoding, and `follow`.
  */
 import { Cause, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
-import { PersistenceError, type ValidationError } from "../schema/Errors.js"
+import { PersistenceError, type UndecodableRecord, type ValidationError } from "../schema/Errors.js"
 import { decodeEvent, encodeEvent, type Event, type EventRecord, type StoredEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 
@@ -52,6 +52,8 @@ interface PendingAppend {
   readonly resume: (outcome: Effect.Effect<ReadonlyArray<EventRecord>, PersistenceError>) => void
 }
 
+const logClosed = () => new PersistenceError({ message: "event log closed" })
+
 export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
   Effect.gen(function*() {
     const pageSize = options.pageSize ?? 2_000
@@ -60,7 +62,11 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     // plain variable and callbacks: the head moves on every commit, and a
     // SubscriptionRef's lock and hub cost more than the memory commit itself.
     let headOffset = yield* store.head
-    let headWaiters: Array<{ readonly offset: number; readonly resume: (done: Effect.Effect<void>) => void }> = []
+    let closed = false
+    let headWaiters: Array<{
+      readonly offset: number
+      readonly resume: (done: Effect.Effect<void, PersistenceError>) => void
+    }> = []
     const moveHead = (offset: number) => {
       if (offset <= headOffset) return
       headOffset = offset
@@ -73,23 +79,24 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       }
     }
     const advanceHead = (offset: number) => Effect.sync(() => moveHead(offset))
-    const awaitHead = (offset: number): Effect.Effect<void> =>
-      Effect.suspend(() =>
-        offset <= headOffset ? Effect.void : Effect.async<void>((resume) => {
+    const awaitHead = (offset: number): Effect.Effect<void, PersistenceError> =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(logClosed())
+        if (offset <= headOffset) return Effect.void
+        return Effect.async<void, PersistenceError>((resume) => {
           const waiter = { offset, resume }
           headWaiters.push(waiter)
           return Effect.sync(() => {
             headWaiters = headWaiters.filter((other) => other !== waiter)
           })
         })
-      )
+      })
 
     // Appends waiting for the writer, in arrival order, and a latch that is open
     // while there are any. A callback and an array push per append rather than a
     // Deferred and a Queue: with many fibers appending one event each, those
     // were the bulk of an append's cost.
     let waiting: Array<PendingAppend> = []
-    let closed = false
     const wake = yield* Effect.makeLatch(false)
 
     const recordsOf = (events: ReadonlyArray<Event>, first: number, committedAt: number) =>
@@ -141,12 +148,14 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
       }).pipe(Effect.forever, Effect.forkScoped)
     }
 
-    // Appends still waiting when the log closes fail instead of waiting forever.
+    // Appends and follows still waiting when the log closes fail instead of waiting forever.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
-        for (const { resume } of waiting) resume(Effect.fail(new PersistenceError({ message: "event log closed" })))
+        for (const { resume } of waiting) resume(Effect.fail(logClosed()))
         waiting = []
+        for (const { resume } of headWaiters) resume(Effect.fail(logClosed()))
+        headWaiters = []
       })
     )
 
@@ -170,7 +179,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
         ReadonlyArray<EventRecord>,
         ValidationError | PersistenceError
       > => {
-        if (closed) return Effect.fail(new PersistenceError({ message: "event log closed" }))
+        if (closed) return Effect.fail(logClosed())
         const stored: Array<StoredEvent> = new Array(events.length)
         for (let i = 0; i < events.length; i++) {
           const encoded = encodeEvent(events[i])
@@ -184,26 +193,28 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
         })
       })
 
-    const decodePage = (page: ReadonlyArray<StoredRecord>) => {
+    // The records before an undecodable one are still emitted; then the stream fails at it, never skipping it.
+    const decodePage = (page: ReadonlyArray<StoredRecord>): Stream.Stream<EventRecord, UndecodableRecord> => {
       const records: Array<EventRecord> = new Array(page.length)
       for (let i = 0; i < page.length; i++) {
         const stored = page[i]
         const event = decodeEvent(stored.offset, stored)
-        if (Either.isLeft(event)) return Effect.fail(event.left)
+        if (Either.isLeft(event)) {
+          return Stream.concat(Stream.fromChunk(Chunk.unsafeFromArray(records.slice(0, i))), Stream.fail(event.left))
+        }
         records[i] = { offset: stored.offset, committedAt: stored.committedAt, event: event.right }
       }
-      return Effect.succeed(Chunk.unsafeFromArray(records))
+      return Stream.fromChunk(Chunk.unsafeFromArray(records))
     }
 
     const readBetween = (from: number, to: number) =>
-      Stream.paginateChunkEffect(from, (cursor) =>
+      Stream.paginateEffect(from, (cursor) =>
         cursor > to
-          ? Effect.succeed([Chunk.empty<EventRecord>(), Option.none<number>()] as const)
-          : Effect.flatMap(store.readPage(cursor, to, pageSize), (page) =>
-            Effect.map(decodePage(page), (chunk) => {
-              const next = cursor + page.length
-              return [chunk, page.length < pageSize || next > to ? Option.none() : Option.some(next)] as const
-            })))
+          ? Effect.succeed([[], Option.none<number>()] as const)
+          : Effect.map(store.readPage(cursor, to, pageSize), (page) => {
+            const next = cursor + page.length
+            return [page, page.length < pageSize || next > to ? Option.none() : Option.some(next)] as const
+          })).pipe(Stream.flatMap(decodePage))
 
     const read = (range: { readonly from?: number; readonly to?: number } = {}) =>
       Stream.unwrap(Effect.map(
@@ -211,20 +222,40 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
         (to) => readBetween(Math.max(1, range.from ?? 1), to)
       ))
 
-    // History and live records come from the same place, the store, read by
-    // offset after the head has reached it: so the seam has neither gap nor duplicate.
-    const follow = (from = 1) =>
-      Stream.paginateChunkEffect(Math.max(1, from), (cursor) =>
-        Effect.zipRight(
-          awaitHead(cursor),
-          Effect.flatMap(store.readPage(cursor, Number.MAX_SAFE_INTEGER, pageSize), (page) =>
-            Effect.map(decodePage(page), (chunk) => [chunk, Option.some(cursor + page.length)] as const))
-        ))
-
     // Another process may have appended since the last notification: ask the store.
     const head = store.externalHeads
       ? Effect.tap(store.head, advanceHead)
       : Effect.sync(() => headOffset)
+
+    // A head heard from outside may be one the store has not reached (an
+    // announcement meant for another store): the store's own head then replaces
+    // it, unless the head moved while it was read.
+    const resyncHead = Effect.suspend(() => {
+      const before = headOffset
+      return Effect.map(store.head, (stored) => {
+        if (stored < headOffset && headOffset === before) headOffset = stored
+        else moveHead(stored)
+      })
+    })
+
+    // The feed of other writers' heads can fail silently (its connection
+    // dropped): a follow waiting on such a store also reads the head now and then.
+    const pollHead = Effect.forever(Effect.delay(Effect.ignore(head), "1 second"))
+    const awaitNext = store.externalHeads
+      ? (offset: number) => Effect.raceFirst(awaitHead(offset), pollHead)
+      : awaitHead
+
+    // History and live records come from the same place, the store, read by
+    // offset after the head has reached it: so the seam has neither gap nor duplicate.
+    const follow = (from = 1) =>
+      Stream.paginateEffect(Math.max(1, from), (cursor) =>
+        Effect.zipRight(
+          awaitNext(cursor),
+          Effect.flatMap(store.readPage(cursor, Number.MAX_SAFE_INTEGER, pageSize), (page) =>
+            page.length === 0
+              ? Effect.as(resyncHead, [page, Option.some(cursor)] as const)
+              : Effect.succeed([page, Option.some(cursor + page.length)] as const))
+        )).pipe(Stream.flatMap(decodePage))
 
     return EventLog.of({ append, read, follow, head })
   })

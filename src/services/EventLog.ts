@@ -22,11 +22,15 @@ export class EventLog extends Context.Tag("switchboard/EventLog")<EventLog, {
   readonly append: (
     events: ReadonlyArray<Event>
   ) => Effect.Effect<ReadonlyArray<EventRecord>, ValidationError | PersistenceError>
-  /** The committed records of a range, in offset order. */
+  /**
+   * The committed records of a range, in offset order. A record that cannot be
+   * decoded fails the stream with UndecodableRecord, after the records before it.
+   */
   readonly read: (range?: ReadRange) => Stream.Stream<EventRecord, PersistenceError | UndecodableRecord>
   /**
    * The records from `from` on (default 1): history first, then every record
-   * appended later, with no gap and no duplicate at the seam. Never ends.
+   * appended later, with no gap and no duplicate at the seam. Never ends, but
+   * fails with PersistenceError when the log closes.
    */
   readonly follow: (from?: number) => Stream.Stream<EventRecord, PersistenceError | UndecodableRecord>
   /** The offset of the last committed record; 0 for an empty log. */
