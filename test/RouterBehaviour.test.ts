@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schema, TestClock } from "effect"
+import { Effect, Exit, Fiber, Schema, Scope, TestClock } from "effect"
 import * as Processor from "../src/layers/Processor.js"
 import { buildEnvelope, payloadJson, payloadText } from "../src/model/Envelopes.js"
 import { Envelope } from "../src/schema/Envelope.js"
@@ -33,6 +33,21 @@ describe("Router lanes and order", () => {
       ])
       expect(asDeliveries(got).map((d) => d.delivery_seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1))
     }).pipe(Effect.provide(routerLayer({ privilegedPerSecond: 2, bulkEvery: 4 }))))
+
+  it.scoped("BULK keeps its share against a PRIVILEGED stream within its rate", () =>
+    Effect.gen(function*() {
+      yield* register("p", { communication_class: "PRIVILEGED" })
+      yield* register("b", { communication_class: "BULK" })
+      yield* register("c")
+      yield* sendTo("c", { producer_id: "b", payload: "b1" })
+      for (let i = 1; i <= 6; i++) yield* sendTo("c", { producer_id: "p", payload: `p${i}` })
+      const next = yield* inbox("c")
+      const got = yield* next(7)
+      expect(texts(got)).toEqual(["p1", "p2", "p3", "b1", "p4", "p5", "p6"])
+      expect(asDeliveries(got).map((d) => d.lane)).toEqual([
+        "PRIVILEGED", "PRIVILEGED", "PRIVILEGED", "BULK", "PRIVILEGED", "PRIVILEGED", "PRIVILEGED"
+      ])
+    }).pipe(Effect.provide(routerLayer({ privilegedPerSecond: 100, bulkEvery: 4 }))))
 
   it.scoped("concurrent producers keep FIFO per (producer, recipient)", () =>
     Effect.gen(function*() {
@@ -87,6 +102,62 @@ describe("Router routing by capability", () => {
       }
       expect(all.sort()).toEqual(["job0", "job1", "job2", "job3"])
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000, ackWaitMs: 1500, maxInFlight: 1 }))))
+
+  it.scoped("agents lost in the same tick hand their queued work to a live agent, not to each other", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* register("planner")
+      for (const id of ["w1", "w2", "w3"]) yield* register(id, { capabilities: ["work"] })
+      // w3 carries more load, so the two jobs go to w1 and w2.
+      for (let i = 0; i < 3; i++) yield* sendTo("w3", { producer_id: "planner", payload: `direct${i}` })
+      const jobs = [
+        yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job0" }),
+        yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job1" })
+      ]
+      expect(jobs.map((r) => r.to)).toEqual(["w1", "w2"])
+      yield* TestClock.adjust("600 millis")
+      yield* registry.heartbeat("w3")
+      yield* TestClock.adjust("600 millis")
+      for (const id of ["w1", "w2"]) expect((yield* registry.get(id)).pipe((a) => a._tag === "Some" && a.value.available)).toBe(false)
+      for (const r of jobs) expect((yield* router.status(r.message_id)).pipe((s) => s._tag === "Some" && s.value.to)).toBe("w3")
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
+
+  it.scoped("a delivery whose ack wait ends in the tick its agent is lost goes to a live agent", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* register("planner")
+      yield* register("w1", { capabilities: ["work"] })
+      const job = yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job" })
+      const w1 = yield* inbox("w1")
+      yield* w1(1)
+      yield* register("w2", { capabilities: ["work"] })
+      yield* TestClock.adjust("500 millis")
+      yield* registry.heartbeat("w2")
+      // w1's liveness and the job's ack wait both run out at 1000.
+      yield* TestClock.adjust("500 millis")
+      expect((yield* registry.get("w1")).pipe((a) => a._tag === "Some" && a.value.available)).toBe(false)
+      expect(yield* router.status(job.message_id)).toMatchObject({ value: { to: "w2", stage: "RECEIVED", attempts: 1 } })
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000, ackWaitMs: 1000 }))))
+
+  it.scoped("queued messages that move to another agent take their place there by acceptance order", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      yield* register("planner")
+      yield* register("w1", { capabilities: ["work"] })
+      yield* register("w2", { capabilities: ["work"] })
+      const receipts = []
+      for (const [to, payload] of [["w2", "a1"], [{ capability: "work" }, "c1"], ["w2", "a2"], [{ capability: "work" }, "c2"], ["w2", "a3"]] as const) {
+        receipts.push(yield* sendTo(to, { producer_id: "planner", payload }))
+      }
+      expect(receipts.map((r) => r.to)).toEqual(["w2", "w1", "w2", "w1", "w2"])
+      yield* registry.deregister("w1", "done")
+      const next = yield* inbox("w2")
+      const got = asDeliveries(yield* next(5))
+      expect(got.map((d) => payloadText(d.envelope))).toEqual(["a1", "c1", "a2", "c2", "a3"])
+      expect(got.map((d) => d.attempt)).toEqual([1, 1, 1, 1, 1])
+    }).pipe(Effect.provide(routerLayer())))
 
   it.scoped("refuses agents that are gone or shutting down", () =>
     Effect.gen(function*() {
@@ -148,6 +219,49 @@ describe("Router ACK lifecycle", () => {
       const junk = buildEnvelope({ producer_id: "b", payload: "not json", message_type: "ACKNOWLEDGEMENT" }, "ack-2", 1500)
       expect(yield* Effect.flip(router.send({ to: "a", envelope: junk }))).toMatchObject({ _tag: "ValidationError" })
     }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+
+  it.scoped("producers hear of each stage change once: READ and FULFILLED in one turn both, a late ACK never", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const producerInbox = yield* inbox("a")
+      const first = yield* sendTo("b", { producer_id: "a", payload: "first" })
+      const second = yield* sendTo("b", { producer_id: "a", payload: "second" })
+      const next = yield* inbox("b")
+      yield* next(2)
+      yield* router.ackMany([
+        { agent_id: "b", message_id: first.message_id, stage: "READ" },
+        { agent_id: "b", message_id: first.message_id, stage: "FULFILLED" }
+      ])
+      expect(yield* router.ack({ agent_id: "b", message_id: first.message_id, stage: "FULFILLED" })).toMatchObject({ late: true })
+      yield* router.ack({ agent_id: "b", message_id: second.message_id, stage: "FULFILLED" })
+      const notices = (yield* producerInbox(3)) as ReadonlyArray<StageNotice>
+      expect(notices.map((n) => [n.ack.ack_for_message_id, n.ack.ack_stage])).toEqual([
+        [first.message_id, "READ"],
+        [first.message_id, "FULFILLED"],
+        [second.message_id, "FULFILLED"]
+      ])
+    }).pipe(Effect.provide(routerLayer())))
+
+  it.scoped("deliveries a subscriber leaves untaken go to the next subscriber at once, and cost no attempt", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const receipt = yield* sendTo("b", { producer_id: "a", payload: "work" })
+      const scope = yield* Scope.make()
+      yield* router.subscription("b").pipe(Scope.extend(scope))
+      expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { attempts: 1, delivery_seq: 1 } })
+      yield* Scope.close(scope, Exit.void)
+      const next = yield* inbox("b")
+      expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { stage: "RECEIVED", attempts: 1, delivery_seq: 2 } })
+      const [delivery] = asDeliveries(yield* next(1))
+      expect(delivery).toMatchObject({ attempt: 1, delivery_seq: 2 })
+      expect(delivery.envelope.message_id).toBe(receipt.message_id)
+      yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" })
+      expect(yield* router.awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 1 })
+    }).pipe(Effect.provide(routerLayer({ maxAttempts: 1 }))))
 
   it.scoped("holds at most maxInFlight unacknowledged deliveries per subscriber", () =>
     Effect.gen(function*() {

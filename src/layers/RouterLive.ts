@@ -12,6 +12,7 @@
  */
 import {
   Cause,
+  Chunk,
   Deferred,
   Duration,
   Effect,
@@ -35,6 +36,7 @@ import {
   decideRegister,
   decideSend,
   decideTick,
+  decideUntakenDeliveries,
   defaultRouterConfig,
   evolve,
   initialState,
@@ -258,7 +260,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     }
 
     /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
-    const publish = (events: ReadonlyArray<Event>) => {
+    const publish = (events: ReadonlyArray<Event>, notices: ReadonlyMap<Event, StageNotice>) => {
       const changed = new Set<string>()
       for (const event of events) {
         switch (event._tag) {
@@ -289,11 +291,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             if (message === undefined) break
             if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
             changed.add(event.message_id)
-            const stage = event._tag === "MessageAcked" ? event.stage : event._tag === "MessageTimedOut" ? "TIMED_OUT" : undefined
-            if (stage !== undefined && message.stage === stage) {
-              for (const sub of subscribers.get(message.producerId) ?? []) {
-                sub.inbox.unsafeOffer(notice(message, stage, event.at))
-              }
+            const stageNotice = notices.get(event)
+            if (stageNotice !== undefined) {
+              for (const sub of subscribers.get(message.producerId) ?? []) sub.inbox.unsafeOffer(stageNotice)
             }
             break
           }
@@ -347,9 +347,23 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       const events: Array<Event> = []
       const decided: Array<Decided> = []
       const queries: Array<QueryCommand> = []
+      // Taken as each event is applied: the state after the whole turn no
+      // longer tells which acks changed a stage (a late one does not; a READ
+      // followed by a FULFILLED in the same turn does).
+      const notices = new Map<Event, StageNotice>()
       const applyAll = (decision: ReadonlyArray<Event>) => {
         for (const event of decision) {
-          apply(state, event)
+          if (event._tag === "MessageAcked" || event._tag === "MessageTimedOut") {
+            const before = state.messages.get(event.message_id)?.stage
+            apply(state, event)
+            const message = state.messages.get(event.message_id)
+            // Built only for a producer that listens: most never subscribe, and this runs for every ack.
+            if (message !== undefined && message.stage !== before && subscribers.has(message.producerId)) {
+              notices.set(event, notice(message, event._tag === "MessageAcked" ? event.stage : "TIMED_OUT", event.at))
+            }
+          } else {
+            apply(state, event)
+          }
           events.push(event)
         }
       }
@@ -400,7 +414,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           Effect.sync(() => {
             offset = records[records.length - 1].offset
             creditFreed = false
-            publish(events)
+            publish(events, notices)
             for (const listener of committedListeners) listener(events, state)
             answerDecided(decided, records)
             answerQueries()
@@ -626,9 +640,24 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             const rest = (subscribers.get(agentId) ?? []).filter((sub) => sub !== subscriber)
             if (rest.length === 0) subscribers.delete(agentId)
             else subscribers.set(agentId, rest)
-            // Its unacknowledged deliveries wait for their ack wait, as after a crash.
             for (const id of subscriber.holding) holder.delete(id)
+            const untaken = Chunk.filter(yield* subscriber.inbox.clear, (inbound) => inbound._tag === "Delivery")
             yield* subscriber.inbox.shutdown
+            // The deliveries its consumer took wait for their ack wait, as after
+            // a crash: it may still acknowledge them. Those it never took go back
+            // now. Not awaited: the loop may be closing with the same scope.
+            if (Chunk.isNonEmpty(untaken)) {
+              const deliveries = Chunk.toReadonlyArray(untaken).map((delivery) => ({
+                message_id: delivery.envelope.message_id,
+                delivery_seq: delivery.delivery_seq
+              }))
+              offer({
+                _tag: "Decide",
+                decide: (state, now) => Either.right(decideUntakenDeliveries(state, agentId, deliveries, now)),
+                answer: () => undefined,
+                resume: () => {}
+              })
+            }
           })
         )
         return Mailbox.toStream(subscriber.inbox)

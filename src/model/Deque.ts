@@ -1,6 +1,7 @@
 /**
  * A double-ended queue on a growable ring buffer: O(1) at both ends, and
- * read access by position for walking without removing.
+ * access by position for walking without removing and for the rare insert
+ * in between.
  */
 export class Deque<A> {
   private items: Array<A | undefined> = new Array(16)
@@ -25,6 +26,17 @@ export class Deque<A> {
     if (this.count === this.items.length) this.grow()
     this.head = (this.head - 1) & (this.items.length - 1)
     this.items[this.head] = item
+    this.count++
+  }
+
+  /** Puts `item` at `index`, moving the items after it back by one: O(1) at either end. */
+  insert(index: number, item: A): void {
+    if (index <= 0) return this.pushFront(item)
+    if (index >= this.count) return this.pushBack(item)
+    if (this.count === this.items.length) this.grow()
+    const mask = this.items.length - 1
+    for (let i = this.count; i > index; i--) this.items[(this.head + i) & mask] = this.items[(this.head + i - 1) & mask]
+    this.items[(this.head + index) & mask] = item
     this.count++
   }
 

@@ -406,44 +406,60 @@ export const decideDeregister = (
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
   Either.map(knownAgent(state, command.agent_id), () => [
     AgentDeregistered.make({ agent_id: command.agent_id, reason: command.reason, at: now }, true),
-    ...moveQueuedCapabilityMessages(state, command.agent_id, now)
+    ...requeueAll(moveQueuedCapabilityMessages(state, command.agent_id, placement([command.agent_id])), "recipient_lost", now)
   ])
 
 /**
- * Requeues for several messages at once. Each goes to the front of its lane,
- * so they are emitted last-accepted first: they end up in the order they were
- * accepted, which is the order they were first delivered (FIFO), not reversed.
+ * Requeues for several messages at once. One delivered before goes to the
+ * front of its lane, so those are emitted last-accepted first: they end up in
+ * the order they were accepted, which is the order they were first delivered
+ * (FIFO), not reversed. One never delivered takes its place by acceptance
+ * order, found from the back of the lane: emitted first-accepted first, each
+ * finds it at once.
  */
 const requeueAll = (
   messages: ReadonlyArray<{ readonly message: MessageEntry; readonly to: string }>,
   reason: MessageRequeued["reason"],
   now: number
-) =>
-  [...messages].sort((a, b) => b.message.order - a.message.order).map(({ message, to }) =>
-    MessageRequeued.make({ message_id: message.id, to, reason, at: now }, true)
-  )
+) => {
+  const fresh = messages.filter(({ message }) => message.attempts === 0)
+  const redelivered = messages.filter(({ message }) => message.attempts > 0)
+  return [
+    ...fresh.sort((a, b) => a.message.order - b.message.order),
+    ...redelivered.sort((a, b) => b.message.order - a.message.order)
+  ].map(({ message, to }) => MessageRequeued.make({ message_id: message.id, to, reason, at: now }, true))
+}
 
 /** Queued messages routed by capability leave an agent that is gone for another live one. */
-const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: number) => {
+const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, moving: Placement) => {
   const mailbox = state.mailboxes.get(agentId)
   if (mailbox === undefined || mailbox.queued === 0) return []
   const moves: Array<{ readonly message: MessageEntry; readonly to: string }> = []
-  const extraLoad = new Map<string, number>()
   for (const lane of lanes) {
     for (const entry of mailbox.lanes[lane]) {
       const message = state.messages.get(entry.id)
       if (message === undefined || !isQueuedEntry(message, entry) || message.route._tag !== "Capability") continue
-      const target = pickByCapability(state, message.route.capability, agentId, extraLoad)
-      if (target === undefined) continue
-      extraLoad.set(target, (extraLoad.get(target) ?? 0) + 1)
-      moves.push({ message, to: target })
+      const target = placeByCapability(state, message.route.capability, moving)
+      if (target !== undefined) moves.push({ message, to: target })
     }
   }
-  return requeueAll(moves, "recipient_lost", now)
+  return moves
 }
 
 // ---------------------------------------------------------------------------
 // Routing
+
+/**
+ * What one decision knows beyond the state while it moves several messages:
+ * the agents it finds gone (the state still has them available until its
+ * events are applied), and the messages it has already sent to each agent.
+ */
+interface Placement {
+  readonly gone: ReadonlySet<string>
+  readonly extraLoad: Map<string, number>
+}
+
+const placement = (gone: Iterable<string> = []): Placement => ({ gone: new Set(gone), extraLoad: new Map() })
 
 /**
  * The live agent with the capability that has the fewest messages, ties to
@@ -452,21 +468,27 @@ const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, now: 
 const pickByCapability = (
   state: RouterState,
   capability: string,
-  excluding: string | undefined,
-  extraLoad: ReadonlyMap<string, number> | undefined,
+  moving: Placement | undefined,
   capacity = Number.POSITIVE_INFINITY
 ) => {
   let best: string | undefined
   let bestLoad = Number.POSITIVE_INFINITY
   for (const [id, agent] of state.agents) {
-    if (id === excluding || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability)) continue
-    const agentLoad = load(state, id) + (extraLoad?.get(id) ?? 0)
+    if (moving?.gone.has(id) || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability)) continue
+    const agentLoad = load(state, id) + (moving?.extraLoad.get(id) ?? 0)
     if (agentLoad < bestLoad && agentLoad < capacity) {
       best = id
       bestLoad = agentLoad
     }
   }
   return best
+}
+
+/** Picks an agent for one of several messages that a decision moves, and counts it against that agent. */
+const placeByCapability = (state: RouterState, capability: string, moving: Placement) => {
+  const target = pickByCapability(state, capability, moving)
+  if (target !== undefined) moving.extraLoad.set(target, (moving.extraLoad.get(target) ?? 0) + 1)
+  return target
 }
 
 type RouteError = NoRoute | AgentUnavailable | AgentShutdown | BufferFull
@@ -486,7 +508,7 @@ const resolveRoute = (
     }
     return Either.right(route.agent_id)
   }
-  const picked = pickByCapability(state, route.capability, undefined, undefined, config.mailboxCapacity)
+  const picked = pickByCapability(state, route.capability, undefined, config.mailboxCapacity)
   if (picked !== undefined) return Either.right(picked)
   const withCapability = [...state.agents.values()].filter((agent) =>
     agent.registered && agent.descriptor.capabilities.includes(route.capability)
@@ -498,9 +520,10 @@ const resolveRoute = (
 }
 
 /** Where a message goes when it is sent again: elsewhere only if routed by capability and its agent is gone. */
-const reroute = (state: RouterState, message: MessageEntry) => {
-  if (message.route._tag !== "Capability" || isAvailable(state.agents.get(message.to))) return message.to
-  return pickByCapability(state, message.route.capability, message.to, undefined) ?? message.to
+const reroute = (state: RouterState, message: MessageEntry, moving: Placement = placement()) => {
+  if (message.route._tag !== "Capability") return message.to
+  if (isAvailable(state.agents.get(message.to)) && !moving.gone.has(message.to)) return message.to
+  return placeByCapability(state, message.route.capability, moving) ?? message.to
 }
 
 // ---------------------------------------------------------------------------
@@ -699,14 +722,19 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
   const next = nextDeadline(state)
   if (next === undefined || next > now) return []
   const events: Array<Event> = [...decideApprovalTimeouts(state.gateway, gatewayView(state), now)]
+  const due = state.deadlines.due(now).filter((deadline) => isPending(state, deadline))
+  // Every event of the tick is decided against the state before it: an agent
+  // lost later in the tick must not take work moved earlier in it.
+  const moving = placement(due.flatMap((deadline) => deadline.kind === "liveness" ? [deadline.id] : []))
+  const moves: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
   const handled = new Set<string>()
-  for (const deadline of state.deadlines.due(now)) {
-    if (!isPending(state, deadline) || handled.has(deadline.id)) continue
+  for (const deadline of due) {
+    if (handled.has(deadline.id)) continue
     handled.add(deadline.id)
     if (deadline.kind === "liveness") {
       events.push(AgentLivenessLost.make({ agent_id: deadline.id, at: now }, true))
-      events.push(...moveQueuedCapabilityMessages(state, deadline.id, now))
+      moves.push(...moveQueuedCapabilityMessages(state, deadline.id, moving))
       continue
     }
     const message = state.messages.get(deadline.id)!
@@ -715,10 +743,10 @@ export const decideTick = (state: RouterState, config: RouterConfig, now: number
     } else if (message.attempts >= config.maxAttempts) {
       events.push(MessageTimedOut.make({ message_id: deadline.id, error_code: "ACK_TIMEOUT", at: now }, true))
     } else {
-      requeues.push({ message, to: reroute(state, message) })
+      requeues.push({ message, to: reroute(state, message, moving) })
     }
   }
-  return [...events, ...requeueAll(requeues, "ack_wait", now)]
+  return [...events, ...requeueAll(moves, "recipient_lost", now), ...requeueAll(requeues, "ack_wait", now)]
 }
 
 /** The next time `decideTick` has something to do. */
@@ -739,12 +767,38 @@ export const decideReconcile = (
   now: number
 ): ReadonlyArray<RouterEvent> => {
   const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
+  const moving = placement()
   for (const message of state.messages.values()) {
     if (message.location === "in_flight" && message.attempts < config.maxAttempts) {
-      requeues.push({ message, to: reroute(state, message) })
+      requeues.push({ message, to: reroute(state, message, moving) })
     }
   }
   return requeueAll(requeues, "restart", now)
+}
+
+/**
+ * Deliveries that a subscriber of the agent still had in its inbox when it
+ * left: no consumer ever saw them, so they are queued again at once, their
+ * attempt given back, rather than waiting out an ack wait for nothing. One
+ * that has moved on since (acknowledged, requeued, delivered again) stays.
+ */
+export const decideUntakenDeliveries = (
+  state: RouterState,
+  agentId: string,
+  deliveries: ReadonlyArray<{ readonly message_id: string; readonly delivery_seq: number }>,
+  now: number
+): ReadonlyArray<RouterEvent> => {
+  const requeues: Array<{ readonly message: MessageEntry; readonly to: string }> = []
+  const moving = placement()
+  for (const delivery of deliveries) {
+    const message = state.messages.get(delivery.message_id)
+    if (
+      message === undefined || message.location !== "in_flight" || message.stage !== "RECEIVED" ||
+      message.to !== agentId || message.deliverySeq !== delivery.delivery_seq
+    ) continue
+    requeues.push({ message, to: reroute(state, message, moving) })
+  }
+  return requeueAll(requeues, "subscriber_left", now)
 }
 
 // ---------------------------------------------------------------------------
@@ -760,8 +814,9 @@ const refilledTokens = (mailbox: Mailbox, config: RouterConfig, now: number) => 
 /**
  * Up to `credit` deliveries from the agent's mailbox, in lane order:
  * PRIVILEGED while its rate allows (beyond it, PRIVILEGED messages compete
- * with STANDARD in acceptance order), then STANDARD, with one BULK delivery
- * in every `bulkEvery` while BULK waits, and BULK when nothing else does.
+ * with STANDARD in acceptance order), then STANDARD, and BULK when nothing
+ * else waits. While BULK waits, one delivery in every `bulkEvery` is BULK,
+ * before PRIVILEGED too: a PRIVILEGED stream within its rate would starve it.
  * Within a lane, first accepted is first delivered.
  */
 export const decideDeliveries = (
@@ -799,9 +854,11 @@ export const decideDeliveries = (
     const bulk = head("BULK")
     let lane: CommunicationClass
     let message: MessageEntry
-    if (privileged !== undefined && tokens >= 1) {
+    if (bulk !== undefined && sinceBulk >= config.bulkEvery - 1) {
+      ;[lane, message] = ["BULK", bulk]
+    } else if (privileged !== undefined && tokens >= 1) {
       ;[lane, message] = ["PRIVILEGED", privileged]
-    } else if (bulk !== undefined && (sinceBulk >= config.bulkEvery - 1 || (!privileged && !standard))) {
+    } else if (bulk !== undefined && privileged === undefined && standard === undefined) {
       ;[lane, message] = ["BULK", bulk]
     } else if (privileged !== undefined && (standard === undefined || privileged.order < standard.order)) {
       ;[lane, message] = ["STANDARD", privileged]
@@ -832,14 +889,38 @@ export const decideDeliveries = (
 // ---------------------------------------------------------------------------
 // Evolve
 
-const enqueue = (state: RouterState, message: MessageEntry, front: boolean) => {
+/**
+ * Where a message joins its lane: at the back when it is new, at the front
+ * when it was delivered before (a redelivery), by acceptance order when it
+ * was never delivered and moves from another mailbox.
+ */
+type Place = "back" | "front" | "by_order"
+
+const enqueue = (state: RouterState, message: MessageEntry, place: Place) => {
   const mailbox = mailboxOf(state, message.to)
   message.location = "queued"
   message.enqueued++
   const entry = { id: message.id, enqueued: message.enqueued }
-  if (front) mailbox.lanes[message.lane].pushFront(entry)
-  else mailbox.lanes[message.lane].pushBack(entry)
+  const queue = mailbox.lanes[message.lane]
+  if (place === "front") queue.pushFront(entry)
+  else if (place === "back") queue.pushBack(entry)
+  else queue.insert(positionByOrder(state, queue, message), entry)
   mailbox.queued++
+}
+
+/**
+ * Behind the redeliveries and every message accepted before it, ahead of
+ * those accepted after it: the lane stays FIFO per (producer, recipient) for
+ * first deliveries. Walked from the back, where a moved message mostly goes.
+ */
+const positionByOrder = (state: RouterState, queue: Deque<QueueEntry>, message: MessageEntry) => {
+  let index = queue.length
+  for (; index > 0; index--) {
+    const entry = queue.at(index - 1)
+    const other = state.messages.get(entry.id)
+    if (other !== undefined && isQueuedEntry(other, entry) && (other.order < message.order || other.attempts > 0)) break
+  }
+  return index
 }
 
 /** Takes the message out of its mailbox's counts; its queue entry goes stale. */
@@ -974,7 +1055,7 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
         finishedAt: undefined
       }
       state.messages.set(envelope.message_id, message)
-      enqueue(state, message, false)
+      enqueue(state, message, "back")
       const key = dedupKey(envelope)
       if (key !== undefined) {
         state.dedup.set(key, { message_id: envelope.message_id, at: event.at })
@@ -1092,7 +1173,8 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
       message.to = event.to
       message.stage = "RECEIVED"
       message.ackDeadline = undefined
-      enqueue(state, message, true)
+      if (event.reason === "subscriber_left") message.attempts--
+      enqueue(state, message, message.attempts > 0 ? "front" : "by_order")
       break
     }
     case "MessageTimedOut": {
@@ -1115,7 +1197,7 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
       message.errorCode = undefined
       message.finishedAt = undefined
       message.expiresAt = event.expires_at
-      enqueue(state, message, false)
+      enqueue(state, message, "back")
       if (event.expires_at !== undefined) {
         state.deadlines.push({ at: event.expires_at, kind: "ttl", id: event.message_id })
       }

@@ -115,12 +115,16 @@ export const MessageAcked = Schema.TaggedStruct("MessageAcked", {
 })
 export type MessageAcked = typeof MessageAcked.Type
 
-/** Back in a mailbox to be delivered again: its ack wait ran out, or the router restarted. */
+/**
+ * Back in a mailbox to be delivered again: its ack wait ran out, the router
+ * restarted, its recipient was lost, or the subscriber it was handed to left
+ * before its consumer took it (that delivery never counts as an attempt).
+ */
 export const MessageRequeued = Schema.TaggedStruct("MessageRequeued", {
   message_id: Id,
   /** The recipient from now on: another live agent when a capability route moves it. */
   to: Id,
-  reason: Schema.Literal("ack_wait", "restart", "recipient_lost"),
+  reason: Schema.Literal("ack_wait", "restart", "recipient_lost", "subscriber_left"),
   at: At
 })
 export type MessageRequeued = typeof MessageRequeued.Type
