@@ -151,6 +151,27 @@ describe("Event codec fast path", () => {
     expect(Either.isLeft(encoded) && encoded.left.message).toMatch(/no JSON here/)
   })
 
+  it("reads the version 1 records of the events widened since, as they were written", () => {
+    const requeued = { _tag: "MessageRequeued", message_id: "m", to: "b", reason: "ack_wait", at: 5 }
+    const opened = {
+      _tag: "ApprovalOpened",
+      approval_id: "approval-1",
+      action: { kind: "tool_call", agent_id: "a", tool: "t", args: { n: 1 } },
+      reason: "r",
+      rule: "r",
+      expires_at: 9,
+      at: 5
+    }
+    for (const payload of [requeued, opened]) {
+      const decoded = decodeEvent(3, { type: payload._tag, version: 1, payload: JSON.stringify(payload) })
+      expect(Either.getOrThrow(decoded)).toEqual(payload)
+      expect(eventVersions[payload._tag as EventType]).toBe(2)
+    }
+    // A version beyond the current one is refused as newer, not guessed at.
+    const newer = decodeEvent(4, { type: "MessageRequeued", version: 3, payload: JSON.stringify(requeued) })
+    expect(Either.isLeft(newer) && newer.left.reason).toMatch(/version 3 is newer/)
+  })
+
   it("refuses values that are no event as Schema does", () => {
     for (const value of [null, 7, "MessageAccepted", {}, { _tag: "MessageAccepted" }, { _tag: "Nope" }]) {
       const stored = encodeEvent(value as never)

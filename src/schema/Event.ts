@@ -32,13 +32,13 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   MessageRefused: 1,
   MessageDelivered: 1,
   MessageAcked: 1,
-  MessageRequeued: 1,
+  MessageRequeued: 2,
   MessageTimedOut: 1,
   MessageRedriven: 1,
   AuditRecorded: 1,
   PolicyLoaded: 1,
   PolicyRemoved: 1,
-  ApprovalOpened: 1,
+  ApprovalOpened: 2,
   ApprovalResolved: 1,
   ApprovalUsed: 1,
   AgentSuspended: 1,
@@ -53,12 +53,20 @@ export const eventVersions: { readonly [K in EventType]: number } = {
 
 /**
  * Upcasters: `upcasters[type][v]` turns the encoded payload of version `v` into
- * that of version `v + 1`, JSON data into JSON data. Empty while every event is
- * at version 1.
+ * that of version `v + 1`, JSON data into JSON data.
+ *
+ * Both changes so far only widened an event, so a version 1 payload is
+ * already a valid version 2 one; the bump is for older readers, which then
+ * refuse a record as newer than they know instead of as invalid.
  */
 export const upcasters: {
   readonly [K in EventType]?: { readonly [version: number]: (encoded: unknown) => unknown }
-} = {}
+} = {
+  // 2 adds the reason "subscriber_left".
+  MessageRequeued: { 1: (encoded) => encoded },
+  // 2 adds `redact`, the paths still redacted once approved.
+  ApprovalOpened: { 1: (encoded) => encoded }
+}
 
 // ---------------------------------------------------------------------------
 // Records
