@@ -311,4 +311,23 @@ describe("Message processor", () => {
       expect(yield* router.awaitStage(crash.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 2 })
       yield* Fiber.interrupt(processor)
     }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+
+  it.scoped("keeps its agent available with heartbeatEvery; without, the agent is lost after the liveness timeout", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      const available = (id: string) => Effect.map(registry.get(id), (info) => info._tag === "Some" && info.value.available)
+      yield* register("a")
+      yield* register("beating")
+      yield* register("silent")
+      const beating = yield* Effect.fork(Processor.run("beating", { default: () => Effect.void, heartbeatEvery: "20 seconds" }))
+      const silent = yield* Effect.fork(Processor.run("silent", { default: () => Effect.void }))
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* available("beating")).toBe(true)
+      expect(yield* available("silent")).toBe(false)
+      expect(yield* registry.get("beating")).toMatchObject({ value: { state: "RUNNING" } })
+      const receipt = yield* sendTo("beating", { producer_id: "a", payload: "still here" })
+      expect(yield* (yield* Router).awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
+      yield* Fiber.interrupt(beating)
+      yield* Fiber.interrupt(silent)
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 60_000 }))))
 })

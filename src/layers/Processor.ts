@@ -7,10 +7,11 @@
  * A handler that dies (a defect) or is interrupted acknowledges nothing: the
  * message is delivered again after its ack wait, never lost.
  */
-import { Effect, Schema, Stream } from "effect"
+import { type Duration, Effect, Schedule, Schema, Stream } from "effect"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
-import type { NoRoute, PersistenceError } from "../schema/Errors.js"
+import type { NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { AckError } from "../model/Router.js"
+import { Registry } from "../services/Registry.js"
 import { type Delivery, Router, type StageNotice } from "../services/Router.js"
 
 export type Handler<E, R> = (delivery: Delivery) => Effect.Effect<void, E, R>
@@ -24,6 +25,13 @@ export interface Handlers<E, R> {
   readonly onNotice?: (notice: StageNotice) => Effect.Effect<void, never, R>
   /** Deliveries handled at once; default 1, which keeps their order. */
   readonly concurrency?: number
+  /**
+   * Heartbeats the agent (state RUNNING) this often while it runs, so that it
+   * stays available: without heartbeats, an agent is marked unavailable after
+   * the runtime's `livenessTimeoutMs` and no longer gets messages. A third of
+   * that timeout is a sound choice. Default: none, the agent heartbeats itself.
+   */
+  readonly heartbeatEvery?: Duration.DurationInput
 }
 
 const isErrorCode = Schema.is(ErrorCode)
@@ -59,14 +67,17 @@ export const handle = <E, R>(agentId: string, options: Handlers<E, R>, delivery:
 
 /**
  * Runs the agent's handlers over its subscription until interrupted. Fails
- * only when the agent is unknown or an ACK cannot be recorded.
+ * only when the agent is unknown, or an ACK or a heartbeat cannot be recorded.
  */
 export const run = <E, R>(
   agentId: string,
   options: Handlers<E, R>
-): Effect.Effect<void, NoRoute | AckError | PersistenceError, Router | R> =>
-  Effect.flatMap(Router, (router) =>
-    router.subscribe(agentId).pipe(
+): Effect.Effect<void, NoRoute | AckError | ValidationError | PersistenceError, Router | Registry | R> =>
+  Effect.flatMap(Effect.all([Router, Registry]), ([router, registry]) => {
+    const heartbeats = options.heartbeatEvery === undefined
+      ? Effect.never
+      : Effect.repeat(registry.heartbeat(agentId, "RUNNING"), Schedule.spaced(options.heartbeatEvery))
+    const deliveries = router.subscribe(agentId).pipe(
       Stream.mapEffect(
         (inbound) =>
           inbound._tag === "StageNotice"
@@ -82,4 +93,6 @@ export const run = <E, R>(
         { concurrency: options.concurrency ?? 1 }
       ),
       Stream.runDrain
-    ))
+    )
+    return Effect.raceFirst(deliveries, Effect.asVoid(heartbeats))
+  })
