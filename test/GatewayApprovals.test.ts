@@ -64,6 +64,28 @@ describe("Gateway approvals", () => {
       expect(yield* Effect.flip(send({ amount: 5_000 }, id))).toMatchObject({ _tag: "PermissionDenied" })
     }).pipe(Effect.provide(gatewayLayer())))
 
+  it.scoped("an approval lifts a pending, never a deny: a policy denying the call since overrules it", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* setUp
+      const id = yield* approved({ amount: 5_000 })
+      yield* gateway.loadPolicy(`id: freeze\nscope: { kind: global }\ntools: { payments.send: { allow: false } }\n`)
+      const refused = yield* Effect.flip(send({ amount: 5_000 }, id))
+      expect(refused).toMatchObject({ _tag: "PermissionDenied", reason: expect.stringContaining("payments.send") })
+      yield* gateway.removePolicy("freeze")
+      expect(yield* send({ amount: 5_000 }, id)).toMatchObject({ _tag: "Dispatched" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("an approved call is counted once against its hourly limit: when approved, not again when dispatched", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* (yield* Registry).register({ agent_id: "alice", name: "alice" })
+      yield* gateway.loadPolicy(payments.replace("limit_per_hour: 2", "limit_per_hour: 1"))
+      const id = yield* approved({ amount: 5_000 })
+      expect(yield* send({ amount: 5_000 }, id)).toMatchObject({ _tag: "Dispatched" })
+      expect(yield* Effect.flip(send({ amount: 5 }))).toMatchObject({ _tag: "PermissionDenied" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
   it.scoped("approved calls count toward limit_per_hour like allowed ones", () =>
     Effect.gen(function*() {
       const gateway = yield* Gateway

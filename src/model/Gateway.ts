@@ -237,15 +237,19 @@ const callsInLastHour = (gateway: GatewayState, agentId: string, now: number) =>
   return recent
 }
 
-/** Evaluates the policies alone, as enforce mode would (no kill switch, no audit). */
-export const evaluateAction = (gateway: GatewayState, view: GatewayView, action: Action, now: number) =>
+/**
+ * Evaluates the policies alone, as enforce mode would (no kill switch, no
+ * audit). `counted`: the call was counted against hourly limits already (an
+ * approved one, counted when approved), so the limits do not count it again.
+ */
+export const evaluateAction = (gateway: GatewayState, view: GatewayView, action: Action, now: number, counted = false) =>
   evaluate(gateway.policyList, action, {
     agent: { agent_id: action.agent_id, team_id: view.teamOf(action.agent_id) },
     // A recipient the registry does not know is left out: its team is then unknown, and rules needing it fail closed.
     ...(action.kind === "message" && view.modeOf(action.to) !== undefined
       ? { recipient: { agent_id: action.to, team_id: view.teamOf(action.to) } }
       : {}),
-    callsInLastHour: callsInLastHour(gateway, action.agent_id, now)
+    callsInLastHour: counted ? () => 0 : callsInLastHour(gateway, action.agent_id, now)
   })
 
 /**
@@ -659,8 +663,29 @@ export const decideDelegateLease = (
 // Dispatch
 
 /**
- * A tool call a human approved: the kill switch still applies, and the
- * approval must be for this very call and not used yet. Refusals are audited.
+ * What stops a call even with an approval: the kill switch, an agent the
+ * registry no longer knows, or policies that now deny it outright (loaded
+ * since the approval). An approval lifts a "pending", never a "deny".
+ */
+const approvalOverruled = (
+  gateway: GatewayState,
+  view: GatewayView,
+  action: Action,
+  now: number
+): { readonly reason: string; readonly rule: string } | undefined => {
+  const blocked = blockedReason(gateway, action.agent_id)
+  if (blocked !== undefined) return { reason: blocked, rule: "kill switch" }
+  const mode = view.modeOf(action.agent_id)
+  if (mode === undefined) return { reason: `unknown agent ${action.agent_id}: fails closed`, rule: "registry" }
+  if (mode !== "enforce") return undefined
+  const evaluated = evaluateAction(gateway, view, action, now, true)
+  return evaluated.decision === "deny" ? { reason: evaluated.reason, rule: evaluated.rule } : undefined
+}
+
+/**
+ * A tool call a human approved: the approval must be for this very call and
+ * not used yet, and nothing may overrule it since (`approvalOverruled`).
+ * Refusals are audited.
  */
 export const decideApprovedCall = (
   gateway: GatewayState,
@@ -670,10 +695,10 @@ export const decideApprovedCall = (
   now: number,
   context?: AuditContext
 ): Either.Either<ReadonlyArray<GatewayEvent>, Refusal<PermissionDenied>> => {
-  const blocked = blockedReason(gateway, action.agent_id)
-  const used = blocked === undefined
+  const overruled = approvalOverruled(gateway, view, action, now)
+  const used = overruled === undefined
     ? decideUseApproval(gateway, approvalId, action, now)
-    : Either.left(new PermissionDenied({ reason: blocked }))
+    : Either.left(new PermissionDenied({ reason: overruled.reason }))
   return Either.mapLeft(used, (error) =>
     new Refusal(error, [
       auditor(gateway, view, now)({
@@ -681,7 +706,7 @@ export const decideApprovedCall = (
         action: actionLabel(action),
         decision: "deny",
         reason: error.reason,
-        rule: blocked === undefined ? `approval ${approvalId}` : "kill switch",
+        rule: overruled?.rule ?? `approval ${approvalId}`,
         context
       })
     ]))
