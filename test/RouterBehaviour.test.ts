@@ -141,6 +141,52 @@ describe("Router routing by capability", () => {
       expect(yield* router.status(job.message_id)).toMatchObject({ value: { to: "w2", stage: "RECEIVED", attempts: 1 } })
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000, ackWaitMs: 1000 }))))
 
+  it.scoped("work stranded on a lost agent, with no other to take it then, goes to the next agent able to", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      const toOf = (id: string) => Effect.map(router.status(id), (s) => s._tag === "Some" ? s.value.to : undefined)
+      yield* register("planner")
+      yield* register("w1", { capabilities: ["work"] })
+      yield* register("w2", { capabilities: ["other"] })
+      const job = yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job" })
+      const direct = yield* sendTo("w1", { producer_id: "planner", payload: "for w1 only" })
+      yield* TestClock.adjust("600 millis")
+      yield* registry.heartbeat("w2")
+      yield* TestClock.adjust("600 millis")
+      // w1 is lost; nobody else has "work": the job waits where it is.
+      expect(yield* toOf(job.message_id)).toBe("w1")
+      // w2 coming back changes nothing: it cannot do "work".
+      yield* TestClock.adjust("1 second")
+      yield* registry.heartbeat("w2")
+      expect(yield* toOf(job.message_id)).toBe("w1")
+      // A new agent with the capability takes it; what was sent to w1 by name stays.
+      yield* register("w3", { capabilities: ["work"] })
+      expect(yield* toOf(job.message_id)).toBe("w3")
+      expect(yield* toOf(direct.message_id)).toBe("w1")
+      const next = yield* inbox("w3")
+      expect(texts(yield* next(1))).toEqual(["job"])
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
+
+  it.scoped("an agent coming back from unavailable takes the work stranded for its capabilities", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* register("planner")
+      yield* register("w1", { capabilities: ["work"] })
+      yield* register("w2", { capabilities: ["work"] })
+      yield* TestClock.adjust("1 second")
+      // Both lost together; a job sent to w1 before stays stranded there.
+      const job = yield* sendTo("w1", { producer_id: "planner", payload: "direct" }).pipe(Effect.flip)
+      expect(job).toMatchObject({ _tag: "AgentUnavailable" })
+      yield* registry.heartbeat("w1")
+      const routed = yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job" })
+      expect(routed.to).toBe("w1")
+      yield* TestClock.adjust("1 second")
+      yield* registry.heartbeat("w2")
+      expect(yield* router.status(routed.message_id)).toMatchObject({ value: { to: "w2" } })
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
+
   it.scoped("queued messages that move to another agent take their place there by acceptance order", () =>
     Effect.gen(function*() {
       const registry = yield* Registry

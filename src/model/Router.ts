@@ -364,7 +364,8 @@ export const decideRegister = (
   }
   return Either.right([
     AgentRegistered.make({ agent: { ...agent, depth }, liveness_deadline: livenessDeadline(config, now), at: now }, true),
-    ...(parentId === undefined ? [] : newEdge(state, parentId, agent.agent_id, "delegates_to", now))
+    ...(parentId === undefined ? [] : newEdge(state, parentId, agent.agent_id, "delegates_to", now)),
+    ...adoptStranded(state, agent.agent_id, agent.capabilities, now)
   ])
 }
 
@@ -389,14 +390,18 @@ export const decideHeartbeat = (
   command: { readonly agent_id: string; readonly state: AgentState; readonly health: Readonly<Record<string, string>> },
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
-  Either.map(knownAgent(state, command.agent_id), () => [
+  Either.map(knownAgent(state, command.agent_id), (agent) => [
     AgentHeartbeat.make({
       agent_id: command.agent_id,
       state: command.state,
       health: command.health,
       liveness_deadline: livenessDeadline(config, now),
       at: now
-    }, true)
+    }, true),
+    // Back from unavailable: it may take the work that waits for its capabilities.
+    ...((agent.live && agent.state !== "SHUTTING_DOWN") || command.state === "SHUTTING_DOWN"
+      ? []
+      : adoptStranded(state, command.agent_id, agent.descriptor.capabilities, now))
   ])
 
 export const decideDeregister = (
@@ -444,6 +449,27 @@ const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, movin
     }
   }
   return moves
+}
+
+/**
+ * Queued messages routed by capability that wait on agents no longer
+ * available, because no live agent had the capability when theirs was lost:
+ * they move to `agentId`, becoming available with some of those capabilities.
+ */
+const adoptStranded = (state: RouterState, agentId: string, capabilities: ReadonlyArray<string>, now: number) => {
+  if (capabilities.length === 0) return []
+  const moves: Array<{ readonly message: MessageEntry; readonly to: string }> = []
+  for (const [id, mailbox] of state.mailboxes) {
+    if (id === agentId || mailbox.queued === 0 || isAvailable(state.agents.get(id))) continue
+    for (const lane of lanes) {
+      for (const entry of mailbox.lanes[lane]) {
+        const message = state.messages.get(entry.id)
+        if (message === undefined || !isQueuedEntry(message, entry) || message.route._tag !== "Capability") continue
+        if (capabilities.includes(message.route.capability)) moves.push({ message, to: agentId })
+      }
+    }
+  }
+  return requeueAll(moves, "recipient_lost", now)
 }
 
 // ---------------------------------------------------------------------------
