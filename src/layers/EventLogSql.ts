@@ -73,7 +73,11 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
         sql<{ channel: string }>`SELECT 'switchboard_' || md5(n.nspname || '.' || c.relname) AS channel
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE c.oid = to_regclass(quote_ident(${table}))`.pipe(
-          Effect.map((rows) => rows[0].channel),
+          Effect.flatMap((rows) =>
+            rows.length === 1
+              ? Effect.succeed(rows[0].channel)
+              : Effect.fail(new Error(`table ${table} is not on the search path`))
+          ),
           persistence("cannot find the event log table")
         ),
       orElse: () => Effect.succeed(table)

@@ -7,7 +7,7 @@
  * A handler that dies (a defect) or is interrupted acknowledges nothing: the
  * message is delivered again after its ack wait, never lost.
  */
-import { type Duration, Effect, Schedule, Schema, Stream } from "effect"
+import { type Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
 import type { NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { AckError } from "../model/Router.js"
@@ -26,7 +26,7 @@ export interface Handlers<E, R> {
   /** Deliveries handled at once; default 1, which keeps their order. */
   readonly concurrency?: number
   /**
-   * Heartbeats the agent (state RUNNING) this often while it runs, so that it
+   * Heartbeats the agent (keeping the state it reported) this often while it runs, so that it
    * stays available: without heartbeats, an agent is marked unavailable after
    * the runtime's `livenessTimeoutMs` and no longer gets messages. A third of
    * that timeout is a sound choice. Default: none, the agent heartbeats itself.
@@ -74,9 +74,15 @@ export const run = <E, R>(
   options: Handlers<E, R>
 ): Effect.Effect<void, NoRoute | AckError | ValidationError | PersistenceError, Router | Registry | R> =>
   Effect.flatMap(Effect.all([Router, Registry]), ([router, registry]) => {
+    // Only liveness: the state and health the agent reported itself stay as they are
+    // (one SHUTTING_DOWN must not become available again).
+    const heartbeat = Effect.flatMap(registry.get(agentId), (info) =>
+      Option.isSome(info)
+        ? registry.heartbeat(agentId, info.value.state, info.value.health)
+        : registry.heartbeat(agentId))
     const heartbeats = options.heartbeatEvery === undefined
       ? Effect.never
-      : Effect.repeat(registry.heartbeat(agentId, "RUNNING"), Schedule.spaced(options.heartbeatEvery))
+      : Effect.repeat(heartbeat, Schedule.spaced(options.heartbeatEvery))
     const deliveries = router.subscribe(agentId).pipe(
       Stream.mapEffect(
         (inbound) =>
