@@ -187,6 +187,26 @@ describe("Router routing by capability", () => {
       expect(yield* router.status(routed.message_id)).toMatchObject({ value: { to: "w2" } })
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
 
+  it.scoped("a redriven dead letter counts as accepted again: a message moving in later still keeps FIFO", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* register("p")
+      yield* register("q")
+      yield* register("w1", { capabilities: ["work"] })
+      yield* register("w2", { capabilities: ["work"] })
+      const r = yield* sendTo("w2", { producer_id: "q", payload: "R", ttl_ms: 1000 })
+      const m = yield* sendTo({ capability: "work" }, { producer_id: "p", payload: "M" })
+      const a = yield* sendTo("w2", { producer_id: "p", payload: "A" })
+      expect([r.to, m.to, a.to]).toEqual(["w2", "w1", "w2"])
+      yield* TestClock.adjust("2 seconds")
+      yield* router.awaitStage(r.message_id, "TIMED_OUT")
+      yield* router.redrive(r.message_id)
+      yield* registry.deregister("w1", "done")
+      const next = yield* inbox("w2")
+      expect(texts(yield* next(3))).toEqual(["M", "A", "R"])
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: undefined }))))
+
   it.scoped("queued messages that move to another agent take their place there by acceptance order", () =>
     Effect.gen(function*() {
       const registry = yield* Registry
@@ -370,7 +390,12 @@ describe("Message processor", () => {
       yield* TestClock.adjust("2 minutes")
       expect(yield* available("beating")).toBe(true)
       expect(yield* available("silent")).toBe(false)
-      expect(yield* registry.get("beating")).toMatchObject({ value: { state: "RUNNING" } })
+      // It keeps the agent's own state: one going away stays unavailable.
+      yield* registry.heartbeat("beating", "SHUTTING_DOWN", { reason: "draining" })
+      yield* TestClock.adjust("40 seconds")
+      expect(yield* registry.get("beating")).toMatchObject({ value: { state: "SHUTTING_DOWN", health: { reason: "draining" } } })
+      expect(yield* available("beating")).toBe(false)
+      yield* registry.heartbeat("beating", "RUNNING")
       const receipt = yield* sendTo("beating", { producer_id: "a", payload: "still here" })
       expect(yield* (yield* Router).awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
       yield* Fiber.interrupt(beating)

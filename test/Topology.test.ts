@@ -66,6 +66,12 @@ describe("Registry lineage and topology", () => {
       expect((yield* registry.register({ agent_id: "a", name: "a again" })).descriptor).toMatchObject({ depth: 0 })
       expect((yield* registry.register({ agent_id: "b", name: "b", parent_agent_id: "d1" })).descriptor).toMatchObject({ depth: 2 })
       expect(ids(yield* registry.lineage("b"))).toEqual(["b", "d1", "d0"])
+      // Deregistered, it still has its registered descendants below it.
+      yield* registry.register({ agent_id: "c", name: "c", parent_agent_id: "a" })
+      yield* registry.deregister("a", "gone")
+      expect(yield* Effect.flip(registry.register({ agent_id: "a", name: "a", parent_agent_id: "d1" }))).toMatchObject({
+        _tag: "PermissionDenied"
+      })
     }).pipe(Effect.provide(routerLayer({ maxDelegationDepth: 3 }))))
 
   it.scoped("records a messages edge the first time one agent messages another, and edges added by hand", () =>

@@ -147,8 +147,8 @@ export interface MessageEntry {
   readonly route: Route
   readonly lane: CommunicationClass
   readonly acceptedAt: number
-  /** Acceptance order across the router: breaks ties between lanes. */
-  readonly order: number
+  /** Acceptance order across the router (breaks ties between lanes), taken again when a dead letter is redriven. */
+  order: number
   to: string
   stage: EnvelopeState
   location: Location
@@ -349,7 +349,8 @@ export const decideRegister = (
   // Moving an agent to another depth would move its descendants too, past what
   // was checked when they registered, and make their recorded depths untrue.
   const existing = state.agents.get(agent.agent_id)
-  if (existing?.registered && (existing.descriptor.depth ?? 0) !== depth) {
+  // Deregistered or not: its registered descendants are still below it.
+  if (existing !== undefined && (existing.descriptor.depth ?? 0) !== depth) {
     const descendants = subtreeOf(state, agent.agent_id).length - 1
     if (descendants > 0) {
       return Either.left(new PermissionDenied({
@@ -500,7 +501,11 @@ const pickByCapability = (
   let best: string | undefined
   let bestLoad = Number.POSITIVE_INFINITY
   for (const [id, agent] of state.agents) {
-    if (moving?.gone.has(id) || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability)) continue
+    if (
+      moving?.gone.has(id) || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability) ||
+      // A suspended agent would hold the work until it is resumed; another can do it now.
+      blockedReason(state.gateway, id) !== undefined
+    ) continue
     const agentLoad = load(state, id) + (moving?.extraLoad.get(id) ?? 0)
     if (agentLoad < bestLoad && agentLoad < capacity) {
       best = id
@@ -1217,6 +1222,8 @@ export const evolve = (config: RouterConfig) => (state: RouterState, event: Even
       if (message === undefined || !message.deadLetter) break
       mailboxOf(state, message.to).deadLetters.delete(event.message_id)
       message.deadLetter = false
+      // Accepted again: it joins the back of its lane, where the order of acceptance must hold.
+      message.order = state.accepted++
       message.to = event.to
       message.stage = "RECEIVED"
       message.attempts = 0
