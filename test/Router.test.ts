@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, TestClock } from "effect"
+import { DateTime, Effect, Fiber, Option, TestClock } from "effect"
 import { buildEnvelope, payloadJson } from "../src/model/Envelopes.js"
 import { Router, type Delivery } from "../src/services/Router.js"
 import { Registry } from "../src/services/Registry.js"
@@ -87,6 +87,21 @@ describe("Router", () => {
       yield* registry.heartbeat("b")
       expect(Option.getOrThrow(yield* registry.get("b")).available).toBe(true)
     }).pipe(Effect.provide(routerLayer({ payloadLimit: 64, mailboxCapacity: 2 }))))
+
+  it.scoped("an envelope RFC 3339 cannot write fails at send, alone, not in the log with everything sent with it", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const far = { ...buildEnvelope({ producer_id: "a", payload: 1 }, "far", 0), timestamp: DateTime.unsafeMake(253402300800000) }
+      const [good, bad] = yield* Effect.all([
+        Effect.either(sendTo("b", { producer_id: "a", payload: "fine" })),
+        Effect.either(router.send({ to: "b", envelope: far }))
+      ], { concurrency: "unbounded" })
+      expect(good._tag).toBe("Right")
+      expect(bad._tag === "Left" && bad.left).toMatchObject({ _tag: "ValidationError" })
+      expect(bad._tag === "Left" && bad.left.message).toMatch(/timestamp: must be between the years 0000 and 9999/)
+    }).pipe(Effect.provide(routerLayer())))
 
   it.scoped("a TTL runs out into TIMED_OUT with TTL_EXPIRED", () =>
     Effect.gen(function*() {

@@ -140,8 +140,23 @@ const Rfc3339DateTime = Schema.String.pipe(
   Schema.filter(isRfc3339DateTime, { message: () => "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z" })
 )
 
-/** RFC 3339 on the wire; arbitrary values stay within four-digit years so they print back the same way. */
-export const Timestamp = Schema.compose(Rfc3339DateTime, Schema.DateTimeUtc).annotations({
+/** 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z: the instants RFC 3339 can write. */
+const rfc3339Range = { min: -62167219200000, max: 253402300799999 }
+
+/**
+ * RFC 3339 on the wire, and only instants it can write (four-digit years): an
+ * envelope built in code with a later one must fail at `send`, not when its
+ * event is written to the log, along with everything appended with it.
+ * Arbitrary values stay within that range so they print back the same way.
+ */
+export const Timestamp = Schema.compose(
+  Rfc3339DateTime,
+  Schema.DateTimeUtc.pipe(
+    Schema.filter((time) => time.epochMillis >= rfc3339Range.min && time.epochMillis <= rfc3339Range.max, {
+      message: () => "must be between the years 0000 and 9999"
+    })
+  )
+).annotations({
   arbitrary: () => (fc) =>
     fc.integer({ min: 0, max: 253402300799999 }).map((ms) => Schema.decodeSync(Schema.DateTimeUtcFromNumber)(ms))
 })
