@@ -86,6 +86,17 @@ describe("Gateway approvals", () => {
       expect(yield* Effect.flip(send({ amount: 5 }))).toMatchObject({ _tag: "PermissionDenied" })
     }).pipe(Effect.provide(gatewayLayer())))
 
+  it.scoped("a redaction loaded since the approval applies to the approved call too", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* (yield* Registry).register({ agent_id: "alice", name: "alice" })
+      yield* gateway.loadPolicy(payments.replace(', redact: ["args.memo"]', ""))
+      const id = yield* approved({ amount: 5_000, memo: "private", to: "bob" })
+      yield* gateway.loadPolicy(`id: privacy\nscope: { kind: global }\ntools: { payments.send: { allow: true, redact: ["args.to"] } }\n`)
+      const sent = yield* send({ amount: 5_000, memo: "private", to: "bob" }, id)
+      expect(sent).toMatchObject({ _tag: "Dispatched", args: { memo: "private", to: "[REDACTED]" } })
+    }).pipe(Effect.provide(gatewayLayer())))
+
   it.scoped("approved calls count toward limit_per_hour like allowed ones", () =>
     Effect.gen(function*() {
       const gateway = yield* Gateway

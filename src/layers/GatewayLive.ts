@@ -10,6 +10,7 @@ import {
   type Approval,
   type ApprovalStatus,
   budgetStatus,
+  approvedRedactions,
   decideApprovedCall,
   decideCharge,
   decideCheck,
@@ -138,19 +139,19 @@ export const make = (runtime: Runtime) =>
         let decision: GatewayDecision
         if (request.approval_id !== undefined) {
           const approvalId = request.approval_id
+          let redact: ReadonlyArray<string> = []
           decision = yield* run(
-            (state, now) => decideApprovedCall(state.gateway, gatewayView(state), approvalId, action, now, context),
-            (state): GatewayDecision => {
-              // What the policy asked to redact still applies once a human has approved.
-              const redact = state.gateway.approvals.get(approvalId)?.redact
-              return {
-                decision: redact !== undefined && redact.length > 0 ? "redact" : "allow",
-                reason: `approved (${approvalId})`,
-                rule: `approval ${approvalId}`,
-                dry_run: false,
-                redact
-              }
-            }
+            (state, now) => {
+              redact = approvedRedactions(state.gateway, gatewayView(state), approvalId, action, now)
+              return decideApprovedCall(state.gateway, gatewayView(state), approvalId, action, now, context)
+            },
+            (): GatewayDecision => ({
+              decision: redact.length > 0 ? "redact" : "allow",
+              reason: `approved (${approvalId})`,
+              rule: `approval ${approvalId}`,
+              dry_run: false,
+              redact: redact.length > 0 ? redact : undefined
+            })
           )
         } else {
           decision = yield* checkValid(action, context)

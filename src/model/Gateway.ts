@@ -683,6 +683,25 @@ const approvalOverruled = (
 }
 
 /**
+ * What an approved call has redacted: what its rule asked when it was
+ * approved, and what the policies in force ask now (one loaded since may
+ * redact more; an approval never lifts a redaction).
+ */
+export const approvedRedactions = (
+  gateway: GatewayState,
+  view: GatewayView,
+  approvalId: string,
+  action: Action,
+  now: number
+): ReadonlyArray<string> => {
+  const paths = new Set(gateway.approvals.get(approvalId)?.redact ?? [])
+  if (view.modeOf(action.agent_id) === "enforce") {
+    for (const path of evaluateAction(gateway, view, action, now, true).redact ?? []) paths.add(path)
+  }
+  return [...paths]
+}
+
+/**
  * A tool call a human approved: the approval must be for this very call and
  * not used yet, and nothing may overrule it since (`approvalOverruled`).
  * Refusals are audited.
