@@ -162,7 +162,8 @@ describe("Event codec fast path", () => {
       expires_at: 9,
       at: 5
     }
-    for (const payload of [requeued, opened]) {
+    const timedOut = { _tag: "MessageTimedOut", message_id: "m", error_code: "ACK_TIMEOUT", at: 5 }
+    for (const payload of [requeued, opened, timedOut]) {
       const decoded = decodeEvent(3, { type: payload._tag, version: 1, payload: JSON.stringify(payload) })
       expect(Either.getOrThrow(decoded)).toEqual(payload)
       expect(eventVersions[payload._tag as EventType]).toBe(2)

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
 import * as Replay from "../src/layers/Replay.js"
+import { buildEnvelope } from "../src/model/Envelopes.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Registry } from "../src/services/Registry.js"
 import { Router } from "../src/services/Router.js"
@@ -142,6 +143,53 @@ describe("Gateway approvals and kill switch", () => {
       expect(yield* Effect.flip(gateway.halt("again"))).toMatchObject({ _tag: "ValidationError" })
       yield* gateway.unhalt()
       expect((yield* sendTo("bob", { producer_id: "alice", payload: 1 })).stage).toBe("RECEIVED")
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("a suspended agent cannot acknowledge either, by ack or by ACKNOWLEDGEMENT envelope, until resumed", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      yield* registerAll
+      const receipt = yield* sendTo("bob", { producer_id: "alice", payload: "work" })
+      const next = yield* inbox("bob")
+      yield* next(1)
+      yield* gateway.suspend("bob", "investigating")
+      const fulfil = { agent_id: "bob", message_id: receipt.message_id, stage: "FULFILLED" } as const
+      expect(yield* Effect.flip(router.ack(fulfil))).toMatchObject({ _tag: "PermissionDenied", reason: expect.stringContaining("suspended") })
+      const ackEnvelope = buildEnvelope({
+        producer_id: "bob",
+        message_type: "ACKNOWLEDGEMENT",
+        payload: { ack_for_message_id: receipt.message_id, ack_stage: "FULFILLED" }
+      }, "ack-1", 0)
+      expect(yield* Effect.flip(router.send({ to: "alice", envelope: ackEnvelope }))).toMatchObject({ _tag: "PermissionDenied" })
+      expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { stage: "RECEIVED" } })
+      yield* gateway.resume("bob")
+      expect(yield* router.ack(fulfil)).toMatchObject({ stage: "FULFILLED", late: false })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("killing an agent hands its capability work to a live agent and times out what was sent to it by name", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "p", name: "p" })
+      yield* registry.register({ agent_id: "w1", name: "w1", capabilities: ["work"] })
+      const byCapability = yield* sendTo({ capability: "work" }, { producer_id: "p", payload: "job" })
+      const byName = yield* sendTo("w1", { producer_id: "p", payload: "for w1" })
+      const taken = yield* sendTo("w1", { producer_id: "p", payload: "taken" })
+      const next = yield* inbox("w1")
+      expect((yield* next(3)).length).toBe(3)
+      const later = yield* sendTo("w1", { producer_id: "p", payload: "queued" })
+      yield* registry.register({ agent_id: "w2", name: "w2", capabilities: ["work"] })
+      yield* gateway.kill("w1", "compromised")
+      expect(yield* router.status(byCapability.message_id)).toMatchObject({ value: { to: "w2", stage: "RECEIVED" } })
+      for (const { message_id } of [byName, taken, later]) {
+        expect(yield* router.awaitStage(message_id, "FULFILLED")).toMatchObject({
+          stage: "TIMED_OUT",
+          error_code: "AGENT_SHUTDOWN",
+          dead_letter: true
+        })
+      }
     }).pipe(Effect.provide(gatewayLayer())))
 })
 

@@ -310,6 +310,38 @@ describe("Router ACK lifecycle", () => {
       ])
     }).pipe(Effect.provide(routerLayer())))
 
+  it.scoped("ackMany decides each ack alone: a malformed one fails by itself, and each receipt has the stage its ack left", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const first = yield* sendTo("b", { producer_id: "a", payload: "first" })
+      const second = yield* sendTo("b", { producer_id: "a", payload: "second" })
+      const next = yield* inbox("b")
+      yield* next(2)
+      const [results, other] = yield* Effect.all([
+        router.ackMany([
+          { agent_id: "b", message_id: first.message_id, stage: "READ" },
+          { agent_id: "b", message_id: first.message_id, stage: "DONE" as never },
+          { agent_id: "b", message_id: first.message_id, stage: "FULFILLED" },
+          { agent_id: "b", message_id: second.message_id, stage: "FAILED", error_code: "NOPE" as never }
+        ]),
+        sendTo("b", { producer_id: "a", payload: "meanwhile" })
+      ], { concurrency: "unbounded" })
+      expect(results.map((result) => result._tag === "Right" ? result.right.stage : result.left._tag)).toEqual([
+        "READ",
+        "ValidationError",
+        "FULFILLED",
+        "ValidationError"
+      ])
+      expect(other.stage).toBe("RECEIVED")
+      expect(yield* router.status(first.message_id)).toMatchObject({ value: { stage: "FULFILLED" } })
+      expect(yield* Effect.flip(router.ack({ agent_id: "b", message_id: "", stage: "READ" }))).toMatchObject({
+        _tag: "ValidationError",
+        subject: "ack"
+      })
+    }).pipe(Effect.provide(routerLayer())))
+
   it.scoped("deliveries a subscriber leaves untaken go to the next subscriber at once, and cost no attempt", () =>
     Effect.gen(function*() {
       const router = yield* Router

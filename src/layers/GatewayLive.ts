@@ -27,7 +27,7 @@ import {
   redactArgs
 } from "../model/Gateway.js"
 import type { Action } from "../model/Policy.js"
-import { gatewayView, type RouterState } from "../model/Router.js"
+import { decideKilledAgentWork, gatewayView, type RouterState } from "../model/Router.js"
 import { AuditContext } from "../schema/Audit.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { GatedAction } from "../schema/GatewayEvents.js"
@@ -98,7 +98,12 @@ export const make = (runtime: Runtime) =>
       )
 
     const killSwitch = (command: KillSwitchCommand, by = "operator") =>
-      Effect.asVoid(run((state, now) => decideKillSwitch(state.gateway, gatewayView(state), command, by, now)))
+      Effect.asVoid(run((state, now) =>
+        Either.map(
+          decideKillSwitch(state.gateway, gatewayView(state), command, by, now),
+          (events) => command._tag === "Kill" ? [...events, ...decideKilledAgentWork(state, command.agent_id, now)] : events
+        )
+      ))
 
     const currenciesOf = (state: RouterState, agentId: string) => {
       const team = state.agents.get(agentId)?.descriptor.team_id

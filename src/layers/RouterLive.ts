@@ -57,6 +57,7 @@ import { Refusal } from "../model/Gateway.js"
 import { AgentDescriptor } from "../schema/Agent.js"
 import {
   AckPayload,
+  AckRequest,
   type AckStage,
   AgentState,
   decodeAckPayload,
@@ -168,6 +169,7 @@ interface StageWaiter {
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
+const decodeAckRequest = fastDecoder(AckRequest)
 
 /**
  * Lets the runtime's timers and I/O run between two busy turns. The SQLite
@@ -532,30 +534,35 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       addEdge: (edge) => Effect.asVoid(run((state, now) => Either.right(decideEdge(state, edge, now))))
     })
 
-    /** An ACK as a loop command: decided against the state the commands before it left. */
+    /**
+     * An ACK as a loop command: decided against the state the commands before
+     * it left, and answered with the stage it left (the batch may move it on).
+     */
     const ackCommand = (request: AckCommand, resume: Resume): DecideCommand => {
       let late = false
+      let stage: EnvelopeState = request.stage
       return {
         _tag: "Decide",
         decide: (state, now) => {
           const message = state.messages.get(request.message_id)
           late = message !== undefined && isTerminal(message.stage)
+          if (late) stage = message!.stage
           return decideAck(state, config, request, now)
         },
-        answer: (state, [record]): AckReceipt => ({
-          message_id: request.message_id,
-          stage: state.messages.get(request.message_id)?.stage ?? request.stage,
-          late,
-          offset: record.offset
-        }),
+        answer: (_, [record]): AckReceipt => ({ message_id: request.message_id, stage, late, offset: record.offset }),
         resume
       }
     }
 
+    /** An ACK request from outside, checked before it can reach the loop (and the log, with others' events). */
+    const validAck = (request: unknown) =>
+      Either.mapLeft(decodeAckRequest(request), (error) => ValidationError.fromParseError("ack", error))
+
     const ack = (request: AckCommand) =>
-      Effect.async<AckReceipt, AckError | PersistenceError>((resume) => {
-        offer(ackCommand(request, resume as Resume))
-      })
+      Effect.flatMap(validAck(request), (valid) =>
+        Effect.async<AckReceipt, AckError | PersistenceError>((resume) => {
+          offer(ackCommand(valid, resume as Resume))
+        }))
 
     const ackMany = (requests: ReadonlyArray<AckCommand>) =>
       requests.length === 0 ? Effect.succeed([]) : Effect.async<
@@ -577,7 +584,13 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           )))
         }
         requests.forEach((request, i) => {
-          offer(ackCommand(request, (exit) => {
+          const valid = validAck(request)
+          if (Either.isLeft(valid)) {
+            results[i] = Exit.fail(valid.left)
+            if (--pending === 0) settle()
+            return
+          }
+          offer(ackCommand(valid.right, (exit) => {
             results[i] = exit
             if (--pending === 0) settle()
           }))

@@ -453,6 +453,31 @@ const moveQueuedCapabilityMessages = (state: RouterState, agentId: string, movin
 }
 
 /**
+ * What becomes of the work of an agent being killed (it never registers
+ * again). Queued and in-flight messages routed by capability go to another
+ * live agent with the capability, or wait for one (`adoptStranded`); those
+ * sent to it by id time out at once with AGENT_SHUTDOWN into its dead
+ * letters, and their producers are told.
+ */
+export const decideKilledAgentWork = (state: RouterState, agentId: string, now: number): ReadonlyArray<RouterEvent> => {
+  const moving = placement([agentId])
+  const moves = moveQueuedCapabilityMessages(state, agentId, moving)
+  const moved = new Set(moves.map(({ message }) => message.id))
+  const inFlight: Array<{ readonly message: MessageEntry; readonly to: string }> = []
+  const timeouts: Array<RouterEvent> = []
+  for (const message of state.messages.values()) {
+    if (message.to !== agentId || message.location === "done" || moved.has(message.id)) continue
+    if (message.route._tag === "Agent") {
+      timeouts.push(MessageTimedOut.make({ message_id: message.id, error_code: "AGENT_SHUTDOWN", at: now }, true))
+    } else if (message.location === "in_flight") {
+      const to = reroute(state, message, moving)
+      if (to !== agentId) inFlight.push({ message, to })
+    }
+  }
+  return [...requeueAll([...moves, ...inFlight], "recipient_lost", now), ...timeouts]
+}
+
+/**
  * Queued messages routed by capability that wait on agents no longer
  * available, because no live agent had the capability when theirs was lost:
  * they move to `agentId`, becoming available with some of those capabilities.
@@ -676,6 +701,9 @@ export const decideAck = (
       new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
     )
   }
+  // An ACK is something the agent sends: a suspended (or killed, or halted) one sends nothing.
+  const blocked = blockedReason(state.gateway, command.agent_id)
+  if (blocked !== undefined) return Either.left(new PermissionDenied({ reason: blocked }))
   if (command.stage === "RECEIVED" || command.stage === "TIMED_OUT") {
     return Either.left(
       ValidationError.single("ack", "ack_stage", `${command.stage} is recorded by the router, not acknowledged`)

@@ -242,6 +242,15 @@ export const AckPayload = Schema.Struct({
 export type AckPayload = typeof AckPayload.Type
 export type AckPayloadJson = typeof AckPayload.Encoded
 
+/** An ACK as `Router.ack` takes it: the acknowledging agent, the message and the stage. */
+export const AckRequest = Schema.Struct({
+  agent_id: Id,
+  message_id: Id,
+  stage: AckStage,
+  error_code: Schema.optional(ErrorCode),
+  note: Schema.optional(Schema.String)
+})
+
 // ---------------------------------------------------------------------------
 // Wire codecs: every failure is a ValidationError naming the field
 

@@ -33,7 +33,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   MessageDelivered: 1,
   MessageAcked: 1,
   MessageRequeued: 2,
-  MessageTimedOut: 1,
+  MessageTimedOut: 2,
   MessageRedriven: 1,
   AuditRecorded: 1,
   PolicyLoaded: 1,
@@ -55,7 +55,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
  * Upcasters: `upcasters[type][v]` turns the encoded payload of version `v` into
  * that of version `v + 1`, JSON data into JSON data.
  *
- * Both changes so far only widened an event, so a version 1 payload is
+ * Every change so far only widened an event, so a version 1 payload is
  * already a valid version 2 one; the bump is for older readers, which then
  * refuse a record as newer than they know instead of as invalid.
  */
@@ -65,7 +65,9 @@ export const upcasters: {
   // 2 adds the reason "subscriber_left".
   MessageRequeued: { 1: (encoded) => encoded },
   // 2 adds `redact`, the paths still redacted once approved.
-  ApprovalOpened: { 1: (encoded) => encoded }
+  ApprovalOpened: { 1: (encoded) => encoded },
+  // 2 adds the error code AGENT_SHUTDOWN.
+  MessageTimedOut: { 1: (encoded) => encoded }
 }
 
 // ---------------------------------------------------------------------------

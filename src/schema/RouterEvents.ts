@@ -132,7 +132,8 @@ export type MessageRequeued = typeof MessageRequeued.Type
 /** TIMED_OUT: no terminal ACK after the last attempt (ACK_TIMEOUT), or the TTL ran out (TTL_EXPIRED). Now a dead letter. */
 export const MessageTimedOut = Schema.TaggedStruct("MessageTimedOut", {
   message_id: Id,
-  error_code: Schema.Literal("ACK_TIMEOUT", "TTL_EXPIRED"),
+  /** AGENT_SHUTDOWN: its recipient, by id, was killed and will never take it. */
+  error_code: Schema.Literal("ACK_TIMEOUT", "TTL_EXPIRED", "AGENT_SHUTDOWN"),
   at: At
 })
 export type MessageTimedOut = typeof MessageTimedOut.Type
