@@ -7,12 +7,13 @@
  * prints the timeline of a store (all of it, or what concerns an agent or a
  * message, up to offset N) and the state it reaches.
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, DateTime, Effect, Option, Stream } from "effect"
+import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
 import { openStore } from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RouterSnapshot } from "./model/Router.js"
+import type { NotAStore, PersistenceError, UndecodableRecord } from "./schema/Errors.js"
 
 const time = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms))
 
@@ -52,7 +53,12 @@ const replay = Command.make(
   "replay",
   {
     store: Args.file({ name: "store" }).pipe(Args.withDescription("a Switchboard SQLite store")),
-    at: Options.integer("at").pipe(Options.optional, Options.withDescription("stop at this offset")),
+    at: Options.integer("at").pipe(
+      // 0 is allowed: it is the state before the first record, the empty one.
+      Options.filterMap(Option.liftPredicate((at) => at >= 0), "--at must be an offset, 0 or more"),
+      Options.optional,
+      Options.withDescription("stop at this offset (0: before the first record)")
+    ),
     agent: Options.text("agent").pipe(Options.optional, Options.withDescription("only what concerns this agent")),
     message: Options.text("message").pipe(Options.optional, Options.withDescription("only what concerns this message"))
   },
@@ -64,6 +70,9 @@ const replay = Command.make(
         Stream.runForEach((entry) => Console.log(`#${entry.offset}  ${time(entry.at)}  ${entry.text}`))
       )
       const reached = yield* Replay.stateAt(to)
+      if (to !== undefined && reached.offset < to) {
+        yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${to}`)
+      }
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
     }).pipe(Effect.provide(openStore(store)))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
@@ -72,4 +81,40 @@ const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([re
 
 const cli = Command.run(switchboard, { name: "switchboard", version: "0.1.0" })
 
-cli(process.argv).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain)
+/**
+ * A schema's reason is a tree that opens with the whole union of events,
+ * thousands of characters long: the keys along it and its last line, the
+ * leaf, say what is wrong. A leaf may still list every expected literal; its
+ * end keeps the value actually found.
+ */
+const shortReason = (reason: string): string => {
+  const lines = reason.split("\n").map((line) => line.replace(/^[\s└├│─]+/u, ""))
+  if (lines.length === 1) return reason
+  const path = lines.flatMap((line) => {
+    const key = /^\[(.*)\]$/.exec(line)?.[1]
+    return key === undefined ? [] : [key.replace(/^"(.*)"$/, "$1")]
+  })
+  const leaf = lines[lines.length - 1]
+  return (path.length > 0 ? `${path.join(".")}: ` : "") +
+    (leaf.length > 120 ? `${leaf.slice(0, 70)} … ${leaf.slice(-40)}` : leaf)
+}
+
+const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord): string =>
+  error._tag === "UndecodableRecord"
+    ? `the record at offset ${error.offset} cannot be decoded: ${shortReason(error.reason)}`
+    : error.message
+
+cli(process.argv).pipe(
+  // Failures of the store are expected (a wrong path, an edited file): one line
+  // says them; runMain's report would add a stack trace that only helps for bugs.
+  Effect.tapErrorCause((cause) =>
+    Option.match(Cause.failureOption(cause), {
+      onSome: (error) =>
+        // @effect/cli has printed its own validation errors already.
+        ValidationError.isValidationError(error) ? Effect.void : Console.error(`switchboard: ${failureLine(error)}`),
+      onNone: () => Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(cause)
+    })
+  ),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)

@@ -1,17 +1,24 @@
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import { Chunk, Context, Effect, Either, Exit, FastCheck as fc, Layer, Scope, Stream, TestClock, TestContext } from "effect"
+import { spawn } from "node:child_process"
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import * as Replay from "../src/layers/Replay.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
 import { buildEnvelope } from "../src/model/Envelopes.js"
 import type { RouterConfig } from "../src/model/Router.js"
-import { differences } from "../src/model/Timeline.js"
+import { differences, messageOf } from "../src/model/Timeline.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
-import { openStore } from "../src/node.js"
-import { register, routerLayer, sendTo } from "./support/router.js"
+import { layerSqlite, openStore } from "../src/node.js"
+import { Ids } from "../src/services/Ids.js"
+import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
 const config: Partial<RouterConfig> = {
   ackWaitMs: 1000,
@@ -184,4 +191,138 @@ describe("Replay", () => {
       const failure = yield* Effect.flip(Layer.build(openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
       expect(failure).toMatchObject({ _tag: "NotAStore", reason: "no such file" })
     }))
+
+  it.scoped("gives an agent every event of the messages it produced or was sent: acks, time-outs, requeues and redrives included", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* Effect.forEach(["a", "b", "c"], (id) => register(id))
+      const next = yield* inbox("b")
+      const fulfilled = yield* sendTo("b", { producer_id: "a", payload: "one" })
+      yield* next(1)
+      yield* router.ack({ agent_id: "b", message_id: fulfilled.message_id, stage: "FULFILLED" })
+      const timedOut = yield* sendTo("b", { producer_id: "a", payload: "two" })
+      yield* next(1)
+      yield* TestClock.adjust(1000)
+      yield* next(1)
+      yield* TestClock.adjust(1000)
+      yield* router.awaitStage(timedOut.message_id, "TIMED_OUT")
+      yield* router.redrive(timedOut.message_id)
+      yield* next(1)
+
+      const timelineOf = (agent?: string) =>
+        Effect.map(
+          Stream.runCollect(Replay.timeline(agent === undefined ? {} : { agent })),
+          (entries) => Chunk.toReadonlyArray(entries).filter((entry) => messageOf(entry.record.event) !== undefined).map((entry) => entry.text)
+        )
+      const all = yield* timelineOf()
+      expect(all).toContain(`${fulfilled.message_id} FULFILLED by b`)
+      expect(all).toContain(`${timedOut.message_id} queued again for b (ack wait)`)
+      expect(all).toContain(`${timedOut.message_id} TIMED_OUT (ACK_TIMEOUT): dead letter`)
+      expect(all).toContain(`${timedOut.message_id} redriven to b: RECEIVED`)
+      // Both messages are a's to b: everything that happens to them concerns both, and nothing concerns c.
+      expect(yield* timelineOf("a")).toEqual(all)
+      expect(yield* timelineOf("b")).toEqual(all)
+      expect(yield* timelineOf("c")).toEqual([])
+    }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000, maxAttempts: 2, livenessTimeoutMs: undefined }))))
+})
+
+describe("switchboard replay (the command line)", () => {
+  const root = fileURLToPath(new URL("..", import.meta.url))
+  const dir = mkdtempSync(join(tmpdir(), "switchboard-cli-"))
+  const store = join(dir, "store.db")
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  beforeAll(() =>
+    Effect.gen(function*() {
+      yield* register("a")
+      yield* register("b")
+      const next = yield* inbox("b")
+      const receipt = yield* sendTo("b", { producer_id: "a", payload: "hello" })
+      yield* next(1)
+      yield* Effect.flatMap(Router, (router) => router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" }))
+    }).pipe(
+      Effect.provide(Switchboard.layer({ livenessTimeoutMs: undefined }).pipe(
+        Layer.provideMerge(layerSqlite({ filename: store })),
+        Layer.provideMerge(Ids.layerSequential("m"))
+      )),
+      Effect.scoped,
+      Effect.runPromise
+    ))
+
+  const replay = (...args: ReadonlyArray<string>) =>
+    new Promise<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/bin.ts", "replay", ...args], { cwd: root })
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (chunk) => (stdout += chunk))
+      child.stderr.on("data", (chunk) => (stderr += chunk))
+      child.on("error", reject)
+      child.on("close", (code) => resolve({ code, stdout, stderr }))
+    })
+
+  /**
+   * A failure told in exactly `line` on stderr, with no stack trace and no dump
+   * of the error after it (runMain's report went to stdout), and no output.
+   */
+  const expectFailure = (result: Awaited<ReturnType<typeof replay>>, line: string, stdout = "") => {
+    expect(result.code).not.toBe(0)
+    expect(result.stderr.split("\n").filter((l) => l.trim() !== "")).toEqual([line])
+    expect(result.stdout).toBe(stdout)
+  }
+
+  it("says in one line that a store file does not exist", async () => {
+    const missing = join(dir, "missing.db")
+    expectFailure(await replay(missing), `switchboard: ${missing} is not a Switchboard store: no such file`)
+  })
+
+  it("says in one line that an empty file holds no store", async () => {
+    const empty = join(dir, "empty.db")
+    writeFileSync(empty, "")
+    expectFailure(
+      await replay(empty),
+      `switchboard: ${empty} is not a Switchboard store: it holds no store (no switchboard_events_migrations)`
+    )
+  })
+
+  it("prints @effect/cli's refusal of a directory once", async () => {
+    expectFailure(await replay(dir), `Expected path '${dir}' to be a regular file`)
+  })
+
+  it("prints @effect/cli's refusal of an --at that is not a number once", async () => {
+    expectFailure(await replay(store, "--at", "abc"), "'abc' is not a integer")
+  })
+
+  it("names the offset and, shortly, the reason of a record that no longer decodes, after the records before it", async () => {
+    const edited = join(dir, "edited.db")
+    copyFileSync(store, edited)
+    const db = new Database(edited)
+    const { payload } = db.prepare("SELECT payload FROM switchboard_events WHERE log_offset = 2").get() as { payload: string }
+    const event = JSON.parse(payload)
+    event.agent.agent_id = 42
+    db.prepare("UPDATE switchboard_events SET payload = ? WHERE log_offset = 2").run(JSON.stringify(event))
+    db.close()
+    const result = await replay(edited)
+    expectFailure(
+      result,
+      "switchboard: the record at offset 2 cannot be decoded: agent.agent_id: Expected string, actual 42",
+      result.stdout.match(/^#1 .* agent a registered\n$/)?.[0]
+    )
+  })
+
+  it("refuses an --at below 0, and takes 0 as the state before the first record", async () => {
+    const negative = await replay(store, "--at", "-1")
+    expectFailure(negative, "--at must be an offset, 0 or more")
+    const zero = await replay(store, "--at", "0")
+    expect(zero).toEqual({ code: 0, stdout: "state at offset 0:\n  messages: none\n", stderr: "" })
+  })
+
+  it("says where the store ends when --at is past its head", async () => {
+    const db = new Database(store, { readonly: true })
+    const { head } = db.prepare("SELECT max(log_offset) AS head FROM switchboard_events").get() as { head: number }
+    db.close()
+    const result = await replay(store, "--at", "1000")
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain(`state at offset ${head}:`)
+    expect(result.stderr).toBe(`switchboard: the store ends at offset ${head}, before --at 1000\n`)
+  })
 })

@@ -7,7 +7,7 @@
  */
 import { Effect, Stream } from "effect"
 import { defaultRouterConfig, evolve, initialState, type RouterConfig, type RouterState, snapshot } from "../model/Router.js"
-import { agentsOf, describe, messageOf } from "../model/Timeline.js"
+import { concerning, describe, messageOf } from "../model/Timeline.js"
 import type { EventRecord } from "../schema/Event.js"
 import { EventLog, type ReadRange } from "../services/EventLog.js"
 
@@ -62,17 +62,18 @@ export interface TimelineEntry {
 
 /** The records concerning an agent and/or a message, each described in a line. */
 export const timeline = (filter: { readonly agent?: string; readonly message?: string; readonly to?: number } = {}) =>
-  Stream.unwrap(Effect.map(EventLog, (log) =>
-    log.read({ to: filter.to }).pipe(
-      Stream.filter((record) => {
-        if (filter.message !== undefined && messageOf(record.event) !== filter.message) return false
-        if (filter.agent !== undefined && !agentsOf(record.event).includes(filter.agent)) return false
-        return true
-      }),
+  Stream.unwrap(Effect.map(EventLog, (log) => {
+    // Made here, once per read: it remembers the agents of every message met so far.
+    const concernsAgent = filter.agent === undefined ? () => true : concerning(filter.agent)
+    return log.read({ to: filter.to }).pipe(
+      Stream.filter((record) =>
+        concernsAgent(record.event) && (filter.message === undefined || messageOf(record.event) === filter.message)
+      ),
       Stream.map((record): TimelineEntry => ({
         offset: record.offset,
         at: record.committedAt,
         text: describe(record.event),
         record
       }))
-    )))
+    )
+  }))

@@ -57,6 +57,26 @@ export const agentsOf = (event: Event): ReadonlyArray<string> => {
   }
 }
 
+/**
+ * A test for the events of one log, read in order from its start, that concern
+ * `agent`: those naming it, and every event of a message it produced or was
+ * sent, delivered or redriven to. The events that finish a message (an ack, a
+ * time-out, a requeue) name one of its agents or none, yet matter to all of
+ * them. It remembers the agents of each message: take a new one for each read.
+ */
+export const concerning = (agent: string): (event: Event) => boolean => {
+  const agentsOfMessage = new Map<string, Set<string>>()
+  return (event) => {
+    const named = agentsOf(event)
+    const message = messageOf(event)
+    if (message === undefined) return named.includes(agent)
+    let agents = agentsOfMessage.get(message)
+    if (agents === undefined) agentsOfMessage.set(message, agents = new Set())
+    for (const id of named) agents.add(id)
+    return agents.has(agent)
+  }
+}
+
 export const describe = (event: Event): string => {
   switch (event._tag) {
     case "AgentRegistered":
