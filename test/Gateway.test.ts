@@ -163,8 +163,12 @@ describe("Gateway approvals and kill switch", () => {
       }, "ack-1", 0)
       expect(yield* Effect.flip(router.send({ to: "alice", envelope: ackEnvelope }))).toMatchObject({ _tag: "PermissionDenied" })
       expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { stage: "RECEIVED" } })
+      // What it tried to send while suspended was refused, not recorded: sent again now, it is no duplicate.
+      const retry = { producer_id: "bob", payload: "report", idempotency_token: "report-1" }
+      expect(yield* Effect.flip(sendTo("alice", retry))).toMatchObject({ _tag: "PermissionDenied" })
       yield* gateway.resume("bob")
       expect(yield* router.ack(fulfil)).toMatchObject({ stage: "FULFILLED", late: false })
+      expect(yield* sendTo("alice", retry)).toMatchObject({ stage: "RECEIVED" })
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("killing an agent hands its capability work to a live agent and times out what was sent to it by name", () =>

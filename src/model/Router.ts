@@ -652,12 +652,13 @@ export const decideSend = (
       const reason = checked.decision.decision === "pending"
         ? `a message cannot wait for approval: ${checked.decision.reason}`
         : checked.decision.reason
-      return Either.left(
-        new Refusal(new PermissionDenied({ reason }), [
-          ...checked.events,
-          MessageRefused.make({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)
-        ])
-      )
+      // The kill switch refuses for a while: such a message is not recorded as
+      // refused, so that sent again once its producer is resumed, it is not
+      // taken for a duplicate of a REJECTED one. A policy's refusal stands.
+      const refused = checked.decision.rule === "kill switch"
+        ? []
+        : [MessageRefused.make({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)]
+      return Either.left(new Refusal(new PermissionDenied({ reason }), [...checked.events, ...refused]))
     }
     audit = checked.events
   }
