@@ -6,7 +6,7 @@ import { Envelope } from "../src/schema/Envelope.js"
 import { PermissionDenied } from "../src/schema/Errors.js"
 import { Registry } from "../src/services/Registry.js"
 import { type Delivery, type Inbound, Router, type StageNotice } from "../src/services/Router.js"
-import { inbox, register, routerLayer, sendTo } from "./support/router.js"
+import { inbox, isAvailable, recipientOf, register, routerLayer, sendTo } from "./support/router.js"
 
 const asDeliveries = (items: ReadonlyArray<Inbound>) => items as ReadonlyArray<Delivery>
 const texts = (items: ReadonlyArray<Inbound>) => asDeliveries(items).map((d) => payloadText(d.envelope))
@@ -105,7 +105,6 @@ describe("Router routing by capability", () => {
 
   it.scoped("agents lost in the same tick hand their queued work to a live agent, not to each other", () =>
     Effect.gen(function*() {
-      const router = yield* Router
       const registry = yield* Registry
       yield* register("planner")
       for (const id of ["w1", "w2", "w3"]) yield* register(id, { capabilities: ["work"] })
@@ -119,8 +118,8 @@ describe("Router routing by capability", () => {
       yield* TestClock.adjust("600 millis")
       yield* registry.heartbeat("w3")
       yield* TestClock.adjust("600 millis")
-      for (const id of ["w1", "w2"]) expect((yield* registry.get(id)).pipe((a) => a._tag === "Some" && a.value.available)).toBe(false)
-      for (const r of jobs) expect((yield* router.status(r.message_id)).pipe((s) => s._tag === "Some" && s.value.to)).toBe("w3")
+      for (const id of ["w1", "w2"]) expect(yield* isAvailable(id)).toBe(false)
+      for (const r of jobs) expect(yield* recipientOf(r.message_id)).toBe("w3")
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
 
   it.scoped("a delivery whose ack wait ends in the tick its agent is lost goes to a live agent", () =>
@@ -137,15 +136,13 @@ describe("Router routing by capability", () => {
       yield* registry.heartbeat("w2")
       // w1's liveness and the job's ack wait both run out at 1000.
       yield* TestClock.adjust("500 millis")
-      expect((yield* registry.get("w1")).pipe((a) => a._tag === "Some" && a.value.available)).toBe(false)
+      expect(yield* isAvailable("w1")).toBe(false)
       expect(yield* router.status(job.message_id)).toMatchObject({ value: { to: "w2", stage: "RECEIVED", attempts: 1 } })
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000, ackWaitMs: 1000 }))))
 
   it.scoped("work stranded on a lost agent, with no other to take it then, goes to the next agent able to", () =>
     Effect.gen(function*() {
-      const router = yield* Router
       const registry = yield* Registry
-      const toOf = (id: string) => Effect.map(router.status(id), (s) => s._tag === "Some" ? s.value.to : undefined)
       yield* register("planner")
       yield* register("w1", { capabilities: ["work"] })
       yield* register("w2", { capabilities: ["other"] })
@@ -155,15 +152,15 @@ describe("Router routing by capability", () => {
       yield* registry.heartbeat("w2")
       yield* TestClock.adjust("600 millis")
       // w1 is lost; nobody else has "work": the job waits where it is.
-      expect(yield* toOf(job.message_id)).toBe("w1")
+      expect(yield* recipientOf(job.message_id)).toBe("w1")
       // w2 coming back changes nothing: it cannot do "work".
       yield* TestClock.adjust("1 second")
       yield* registry.heartbeat("w2")
-      expect(yield* toOf(job.message_id)).toBe("w1")
+      expect(yield* recipientOf(job.message_id)).toBe("w1")
       // A new agent with the capability takes it; what was sent to w1 by name stays.
       yield* register("w3", { capabilities: ["work"] })
-      expect(yield* toOf(job.message_id)).toBe("w3")
-      expect(yield* toOf(direct.message_id)).toBe("w1")
+      expect(yield* recipientOf(job.message_id)).toBe("w3")
+      expect(yield* recipientOf(direct.message_id)).toBe("w1")
       const next = yield* inbox("w3")
       expect(texts(yield* next(1))).toEqual(["job"])
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
@@ -413,20 +410,19 @@ describe("Message processor", () => {
   it.scoped("keeps its agent available with heartbeatEvery; without, the agent is lost after the liveness timeout", () =>
     Effect.gen(function*() {
       const registry = yield* Registry
-      const available = (id: string) => Effect.map(registry.get(id), (info) => info._tag === "Some" && info.value.available)
       yield* register("a")
       yield* register("beating")
       yield* register("silent")
       const beating = yield* Effect.fork(Processor.run("beating", { default: () => Effect.void, heartbeatEvery: "20 seconds" }))
       const silent = yield* Effect.fork(Processor.run("silent", { default: () => Effect.void }))
       yield* TestClock.adjust("2 minutes")
-      expect(yield* available("beating")).toBe(true)
-      expect(yield* available("silent")).toBe(false)
+      expect(yield* isAvailable("beating")).toBe(true)
+      expect(yield* isAvailable("silent")).toBe(false)
       // It keeps the agent's own state: one going away stays unavailable.
       yield* registry.heartbeat("beating", "SHUTTING_DOWN", { reason: "draining" })
       yield* TestClock.adjust("40 seconds")
       expect(yield* registry.get("beating")).toMatchObject({ value: { state: "SHUTTING_DOWN", health: { reason: "draining" } } })
-      expect(yield* available("beating")).toBe(false)
+      expect(yield* isAvailable("beating")).toBe(false)
       yield* registry.heartbeat("beating", "RUNNING")
       const receipt = yield* sendTo("beating", { producer_id: "a", payload: "still here" })
       expect(yield* (yield* Router).awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })

@@ -39,3 +39,11 @@ export const inbox = (agentId: string): Effect.Effect<(n: number) => Effect.Effe
         return taken
       })
   })
+
+/** Whether the registry has the agent available for messages. */
+export const isAvailable = (agentId: string) =>
+  Effect.flatMap(Registry, (registry) => Effect.map(registry.get(agentId), (info) => info._tag === "Some" && info.value.available))
+
+/** The agent a message is with now, if the router knows the message. */
+export const recipientOf = (messageId: string) =>
+  Effect.flatMap(Router, (router) => Effect.map(router.status(messageId), (status) => status._tag === "Some" ? status.value.to : undefined))
