@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
+import * as Processor from "../src/layers/Processor.js"
 import * as Replay from "../src/layers/Replay.js"
 import { buildEnvelope } from "../src/model/Envelopes.js"
 import { Gateway } from "../src/services/Gateway.js"
@@ -169,6 +170,66 @@ describe("Gateway approvals and kill switch", () => {
       yield* gateway.resume("bob")
       expect(yield* router.ack(fulfil)).toMatchObject({ stage: "FULFILLED", late: false })
       expect(yield* sendTo("alice", retry)).toMatchObject({ stage: "RECEIVED" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("work by capability waits in a suspended agent's mailbox when no other can take it, and a halt refuses as the kill switch", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "p", name: "p" })
+      yield* registry.register({ agent_id: "x", name: "x", capabilities: ["sum"] })
+      yield* registry.register({ agent_id: "y", name: "y", capabilities: ["sum"] })
+      yield* gateway.suspend("x", "short check")
+      expect((yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 1 })).to).toBe("y")
+      yield* gateway.suspend("y", "short check")
+      const held = yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 2 })
+      expect(held.to).toBe("x")
+      // x, killed while y is suspended, leaves its work to y, which takes it once resumed.
+      yield* gateway.kill("x", "compromised")
+      expect(yield* router.status(held.message_id)).toMatchObject({ value: { to: "y", stage: "RECEIVED" } })
+      yield* gateway.resume("y")
+      const next = yield* inbox("y")
+      expect((yield* next(2)).length).toBe(2)
+      yield* gateway.halt("incident")
+      expect(yield* Effect.flip(sendTo({ capability: "sum" }, { producer_id: "p", payload: 3 }))).toMatchObject({
+        _tag: "PermissionDenied"
+      })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("a processor outlives its agent's suspension, and takes its messages again once resumed", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "p", name: "p" })
+      yield* registry.register({ agent_id: "w", name: "w" })
+      const processor = yield* Effect.fork(Processor.run("w", { default: () => Effect.sleep("1 second") }))
+      const first = yield* sendTo("w", { producer_id: "p", payload: 1 })
+      yield* TestClock.adjust("10 millis")
+      yield* gateway.suspend("w", "short check")
+      yield* TestClock.adjust("2 seconds")
+      expect(processor.unsafePoll()).toBe(null)
+      yield* gateway.resume("w")
+      const second = yield* sendTo("w", { producer_id: "p", payload: 2 })
+      yield* TestClock.adjust("40 seconds")
+      for (const { message_id } of [first, second]) {
+        expect(yield* router.status(message_id)).toMatchObject({ value: { stage: "FULFILLED" } })
+      }
+      yield* Fiber.interrupt(processor)
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("a dead letter of a killed agent cannot be redriven back to it", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "p", name: "p" })
+      yield* registry.register({ agent_id: "w", name: "w" })
+      const sent = yield* sendTo("w", { producer_id: "p", payload: 1 })
+      yield* gateway.kill("w", "compromised")
+      expect(yield* Effect.flip(router.redrive(sent.message_id))).toMatchObject({ _tag: "NoRoute", to: "w" })
+      expect(yield* router.deadLetters("w")).toMatchObject([{ message_id: sent.message_id, error_code: "AGENT_SHUTDOWN" }])
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("killing an agent hands its capability work to a live agent and times out what was sent to it by name", () =>

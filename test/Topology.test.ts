@@ -72,6 +72,14 @@ describe("Registry lineage and topology", () => {
       expect(yield* Effect.flip(registry.register({ agent_id: "a", name: "a", parent_agent_id: "d1" }))).toMatchObject({
         _tag: "PermissionDenied"
       })
+      // So it is through a deregistered agent in between: e → f (gone) → g.
+      yield* registry.register({ agent_id: "e", name: "e" })
+      yield* registry.register({ agent_id: "f", name: "f", parent_agent_id: "e" })
+      yield* registry.register({ agent_id: "g", name: "g", parent_agent_id: "f" })
+      yield* registry.deregister("f", "gone")
+      expect(yield* Effect.flip(registry.register({ agent_id: "e", name: "e", parent_agent_id: "d0" }))).toMatchObject({
+        _tag: "PermissionDenied"
+      })
     }).pipe(Effect.provide(routerLayer({ maxDelegationDepth: 3 }))))
 
   it.scoped("records a messages edge the first time one agent messages another, and edges added by hand", () =>

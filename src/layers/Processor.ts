@@ -5,7 +5,9 @@
  * error; REJECTED with UNSUPPORTED_MESSAGE_TYPE when nothing handles the type.
  *
  * A handler that dies (a defect) or is interrupted acknowledges nothing: the
- * message is delivered again after its ack wait, never lost.
+ * message is delivered again after its ack wait, never lost. So it is when
+ * the agent is suspended meanwhile and its acks are refused: the processor
+ * goes on, and takes the message again once the agent is resumed.
  */
 import { type Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
@@ -89,6 +91,12 @@ export const run = <E, R>(
           inbound._tag === "StageNotice"
             ? options.onNotice?.(inbound) ?? Effect.void
             : handle(agentId, options, inbound).pipe(
+              // Its agent was suspended (or halted) since the delivery reached it: the
+              // ack is refused, the message comes back after its ack wait, once resumed.
+              Effect.catchTag("PermissionDenied", (denied) =>
+                Effect.logWarning(
+                  `processor ${agentId}: cannot acknowledge ${inbound.envelope.message_id} (${denied.reason}); it will be delivered again`
+                )),
               Effect.catchAllDefect((defect) =>
                 Effect.logWarning(
                   `processor ${agentId}: handler died on ${inbound.envelope.message_id}; it will be delivered again`,

@@ -298,6 +298,24 @@ export const lineageOf = (state: RouterState, agentId: string): ReadonlyArray<st
   return lineage
 }
 
+/**
+ * How many registered agents are below this one, through deregistered ones
+ * too: their lineages still pass through it.
+ */
+const registeredDescendants = (state: RouterState, agentId: string) => {
+  const below = [agentId]
+  let registered = 0
+  for (let i = 0; i < below.length; i++) {
+    for (const [id, agent] of state.agents) {
+      if (agent.descriptor.parent_agent_id === below[i] && !below.includes(id)) {
+        below.push(id)
+        if (agent.registered) registered++
+      }
+    }
+  }
+  return registered
+}
+
 /** The agent and every agent it spawned, directly or not, breadth first. */
 export const subtreeOf = (state: RouterState, agentId: string): ReadonlyArray<string> => {
   const subtree = [agentId]
@@ -351,7 +369,7 @@ export const decideRegister = (
   const existing = state.agents.get(agent.agent_id)
   // Deregistered or not: its registered descendants are still below it.
   if (existing !== undefined && (existing.descriptor.depth ?? 0) !== depth) {
-    const descendants = subtreeOf(state, agent.agent_id).length - 1
+    const descendants = registeredDescendants(state, agent.agent_id)
     if (descendants > 0) {
       return Either.left(new PermissionDenied({
         reason: `re-registering ${agent.agent_id} at depth ${depth} (it is at ${
@@ -523,21 +541,27 @@ const pickByCapability = (
   moving: Placement | undefined,
   capacity = Number.POSITIVE_INFINITY
 ) => {
-  let best: string | undefined
-  let bestLoad = Number.POSITIVE_INFINITY
+  // A suspended agent would hold the work until it is resumed: one that is not
+  // comes first, but with none, the work waits in a suspended one's mailbox.
+  let free: string | undefined
+  let freeLoad = Number.POSITIVE_INFINITY
+  let held: string | undefined
+  let heldLoad = Number.POSITIVE_INFINITY
   for (const [id, agent] of state.agents) {
-    if (
-      moving?.gone.has(id) || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability) ||
-      // A suspended agent would hold the work until it is resumed; another can do it now.
-      blockedReason(state.gateway, id) !== undefined
-    ) continue
+    if (moving?.gone.has(id) || !isAvailable(agent) || !agent.descriptor.capabilities.includes(capability)) continue
     const agentLoad = load(state, id) + (moving?.extraLoad.get(id) ?? 0)
-    if (agentLoad < bestLoad && agentLoad < capacity) {
-      best = id
-      bestLoad = agentLoad
+    if (agentLoad >= capacity) continue
+    if (blockedReason(state.gateway, id) === undefined) {
+      if (agentLoad < freeLoad) {
+        free = id
+        freeLoad = agentLoad
+      }
+    } else if (agentLoad < heldLoad) {
+      held = id
+      heldLoad = agentLoad
     }
   }
-  return best
+  return free ?? held
 }
 
 /** Picks an agent for one of several messages that a decision moves, and counts it against that agent. */
@@ -734,18 +758,21 @@ export const decideRedrive = (
   state: RouterState,
   messageId: string,
   now: number
-): Either.Either<ReadonlyArray<RouterEvent>, MessageNotFound | ValidationError> => {
+): Either.Either<ReadonlyArray<RouterEvent>, MessageNotFound | ValidationError | NoRoute> => {
   const message = state.messages.get(messageId)
   if (message === undefined) return Either.left(new MessageNotFound({ message_id: messageId }, true))
   // A dead letter keeps its envelope: testing both is one test, and tells the compiler so.
   if (!message.deadLetter || message.envelope === undefined) {
     return Either.left(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
   }
+  const to = reroute(state, message)
+  // A killed agent never registers again: sent back to it, the message would wait forever.
+  if (state.gateway.killed.has(to)) return Either.left(new NoRoute({ to }))
   const ttl = message.envelope.ttl_ms
   return Either.right([
     MessageRedriven.make({
       message_id: messageId,
-      to: reroute(state, message),
+      to,
       expires_at: ttl > 0 ? now + ttl : undefined,
       at: now
     }, true)

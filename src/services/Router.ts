@@ -114,7 +114,7 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
   /** Sends a dead letter again: RECEIVED, fresh attempts. */
   readonly redrive: (
     message_id: string
-  ) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | PersistenceError>
+  ) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | NoRoute | PersistenceError>
   /** The whole state as plain data, with the offset it reflects: what `Replay.stateAt` must reproduce. */
   readonly snapshot: Effect.Effect<{ readonly offset: number; readonly state: RouterSnapshot }>
 }>() {}
