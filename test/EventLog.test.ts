@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
 import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
 import { makeMemoryStore } from "../src/layers/EventLogMemory.js"
 import { makeEventLog } from "../src/layers/EventLogStore.js"
@@ -210,5 +210,17 @@ describe("EventLog on a store that hears other writers' heads", () => {
       expect(pagesRead).toBeLessThanOrEqual(2)
       yield* log.append([registered("a")])
       expect(offsets(Chunk.toReadonlyArray(yield* Fiber.join(follower)))).toEqual([1])
+    }))
+})
+
+describe("EventLog options", () => {
+  it.scoped("refuses a page size or group size that would make reads never end or appends never commit", () =>
+    Effect.gen(function*() {
+      for (const options of [{ pageSize: 0 }, { pageSize: Number.NaN }, { maxGroup: 0 }, { maxGroup: 1.5 }]) {
+        const store = yield* makeMemoryStore
+        const exit = yield* Effect.exit(makeEventLog(store, options))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+        expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/must be a positive integer/)
+      }
     }))
 })

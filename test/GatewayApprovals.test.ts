@@ -3,6 +3,7 @@ import { Effect, Fiber, TestClock } from "effect"
 import { Gateway } from "../src/services/Gateway.js"
 import { Registry } from "../src/services/Registry.js"
 import { gatewayLayer } from "./support/gateway.js"
+import { sendTo } from "./support/router.js"
 
 const payments = `
 id: pay
@@ -144,6 +145,39 @@ describe("Gateway input checks", () => {
       for (const host of ["evil.net/.example.com", "evil.net#.example.com", "user@evil.net", "", "a..example.com", "-a.example.com"]) {
         expect(yield* Effect.flip(decide(host))).toMatchObject({ _tag: "ValidationError", subject: "action" })
       }
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("requests from outside fail alone with ValidationError, and the runtime goes on", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const registry = yield* Registry
+      yield* registry.register({ agent_id: "alice", name: "alice" })
+      yield* registry.register({ agent_id: "bob", name: "bob" })
+      const junk = <A>(value: unknown) => value as A
+      const refused: ReadonlyArray<Effect.Effect<unknown, unknown>> = [
+        gateway.charge({ agent_id: "alice", currency: "", amount: 1 }),
+        gateway.charge(junk({ agent_id: "alice", currency: "EUR", amount: "1" })),
+        gateway.checkLease(junk({ lease_id: "l1", namespace: "fs.read", resource: 42 })),
+        gateway.suspend("", "why"),
+        registry.heartbeat("bob", "RUNNING", junk({ cpu: 0.5 })),
+        registry.deregister("bob", junk(undefined)),
+        registry.addEdge(junk({ from: "", to: "bob", edge_type: "calls" })),
+        registry.addEdge(junk({ from: "alice", to: "bob", edge_type: "likes" }))
+      ]
+      // All at once with a good send: each bad one fails by itself, the send goes through.
+      const [results, sent] = yield* Effect.all([
+        Effect.all(refused.map((effect) => Effect.flip(effect)), { concurrency: "unbounded" }),
+        sendTo("bob", { producer_id: "alice", payload: "fine" })
+      ], { concurrency: "unbounded" })
+      for (const error of results) expect(error).toMatchObject({ _tag: "ValidationError" })
+      expect(sent.stage).toBe("RECEIVED")
+      // A charge past what a counter holds, with no limit set, is refused; the runtime still answers.
+      yield* gateway.charge({ agent_id: "alice", currency: "EUR", amount: 1e308 })
+      expect(yield* Effect.flip(gateway.charge({ agent_id: "alice", currency: "EUR", amount: 1e308 }))).toMatchObject({
+        _tag: "ValidationError",
+        message: expect.stringContaining("overflow")
+      })
+      expect((yield* registry.list).length).toBe(2)
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("budgets follow policies scoped by a glob, as decisions do", () =>

@@ -58,6 +58,12 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
   Effect.gen(function*() {
     const pageSize = options.pageSize ?? 2_000
     const maxGroup = options.maxGroup ?? 1_000
+    // Tuning knobs of the code that builds the log: 0 or NaN would make reads never end or appends never commit.
+    for (const [name, value] of [["pageSize", pageSize], ["maxGroup", maxGroup]] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        return yield* Effect.dieMessage(`EventLog option ${name} must be a positive integer, got ${value}`)
+      }
+    }
     // The head and the `follow` streams waiting for it to reach an offset. A
     // plain variable and callbacks: the head moves on every commit, and a
     // SubscriptionRef's lock and hub cost more than the memory commit itself.

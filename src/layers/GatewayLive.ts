@@ -3,7 +3,7 @@
  * decision always sees the latest policies, kill switch and budgets, and is
  * durable (with its audit record) before anyone acts on it.
  */
-import { Chunk, Deferred, Effect, Either, Option, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Option, type ParseResult, Schema, Stream } from "effect"
 import { verifyChain } from "../model/Audit.js"
 import { parseBudgetKey } from "../model/Budgets.js"
 import {
@@ -29,10 +29,11 @@ import {
 import type { Action } from "../model/Policy.js"
 import { decideKilledAgentWork, gatewayView, type RouterState } from "../model/Router.js"
 import { AuditContext } from "../schema/Audit.js"
+import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
-import { GatedAction } from "../schema/GatewayEvents.js"
+import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { fastDecoder } from "../schema/FastSchema.js"
-import { Lease } from "../schema/Lease.js"
+import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
 import { type AuditEntry, type Dispatch, Gateway, type PolicyInfo } from "../services/Gateway.js"
 import type { Runtime } from "./RouterLive.js"
@@ -41,6 +42,14 @@ import { injectSecrets } from "./Secrets.js"
 const decodeLease = fastDecoder(Lease, { onExcessProperty: "error" })
 const decodeAction = fastDecoder(GatedAction, { onExcessProperty: "error" })
 const decodeContext = fastDecoder(AuditContext, { onExcessProperty: "error" })
+const decodeCharge = fastDecoder(ChargeRequest)
+const decodeLeaseCheck = fastDecoder(LeaseCheck)
+const decodeAgentId = fastDecoder(Id)
+const decodeReason = fastDecoder(Schema.String)
+
+/** A request from outside, checked before it can reach the log (and fail others' events with it). */
+const valid = <A>(decoded: Either.Either<A, ParseResult.ParseError>, subject: string) =>
+  Either.mapLeft(decoded, (error) => ValidationError.fromParseError(subject, error))
 
 /** An action from outside, checked before it can reach the log: its args must be JSON. */
 const validAction = (action: unknown) =>
@@ -98,12 +107,18 @@ export const make = (runtime: Runtime) =>
       )
 
     const killSwitch = (command: KillSwitchCommand, by = "operator") =>
-      Effect.asVoid(run((state, now) =>
+      Effect.zipRight(
+        Either.all([
+          "agent_id" in command ? valid(decodeAgentId(command.agent_id), "kill_switch") : Either.right(""),
+          "reason" in command ? valid(decodeReason(command.reason), "kill_switch") : Either.right(""),
+          valid(decodeReason(by), "kill_switch")
+        ]),
+        Effect.asVoid(run((state, now) =>
         Either.map(
           decideKillSwitch(state.gateway, gatewayView(state), command, by, now),
           (events) => command._tag === "Kill" ? [...events, ...decideKilledAgentWork(state, command.agent_id, now)] : events
         )
-      ))
+      )))
 
     const currenciesOf = (state: RouterState, agentId: string) => {
       const team = state.agents.get(agentId)?.descriptor.team_id
@@ -221,11 +236,12 @@ export const make = (runtime: Runtime) =>
       kill: (agentId, reason, by) => killSwitch({ _tag: "Kill", agent_id: agentId, reason }, by),
       halt: (reason, by) => killSwitch({ _tag: "Halt", reason }, by),
       unhalt: (by) => killSwitch({ _tag: "Unhalt" }, by),
-      charge: (request) =>
-        run(
-          (state, now) => decideCharge(state.gateway, gatewayView(state), request, now),
-          (state) => budgetStatus(state.gateway, gatewayView(state), request.agent_id, request.currency)
-        ),
+      charge: (input) =>
+        Effect.flatMap(valid(decodeCharge(input), "charge"), (request) =>
+          run(
+            (state, now) => decideCharge(state.gateway, gatewayView(state), request, now),
+            (state) => budgetStatus(state.gateway, gatewayView(state), request.agent_id, request.currency)
+          )),
       budgets: (agentId) =>
         query((state) =>
           currenciesOf(state, agentId).flatMap((currency) =>
@@ -237,8 +253,9 @@ export const make = (runtime: Runtime) =>
           Either.mapLeft(decodeLease(input), (error) => ValidationError.fromParseError("lease", error)),
           (lease) => run((state, now) => decideGrantLease(state.gateway, lease, now), () => lease)
         ),
-      checkLease: (request) =>
-        Effect.asVoid(run((state, now) => decideCheckLease(state.gateway, gatewayView(state), request, now))),
+      checkLease: (input) =>
+        Effect.flatMap(valid(decodeLeaseCheck(input), "lease"), (request) =>
+          Effect.asVoid(run((state, now) => decideCheckLease(state.gateway, gatewayView(state), request, now)))),
       delegateLease: (request) =>
         Effect.flatMap(
           Either.mapLeft(decodeLease(request.lease), (error) => ValidationError.fromParseError("lease", error)),

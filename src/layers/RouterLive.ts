@@ -54,7 +54,8 @@ import {
 } from "../model/Router.js"
 import { buildEnvelope } from "../model/Envelopes.js"
 import { Refusal } from "../model/Gateway.js"
-import { AgentDescriptor } from "../schema/Agent.js"
+import { AgentDescriptor, AgentHealth, EdgeRequest } from "../schema/Agent.js"
+import { RouterOptions } from "../schema/Config.js"
 import {
   AckPayload,
   AckRequest,
@@ -170,6 +171,7 @@ interface StageWaiter {
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
 const decodeAckRequest = fastDecoder(AckRequest)
+const validateOptions = Schema.validateEither(RouterOptions, { errors: "all" })
 
 /**
  * Lets the runtime's timers and I/O run between two busy turns. The SQLite
@@ -203,6 +205,7 @@ export interface Runtime {
 export const make = (options: Partial<RouterConfig> = {}) =>
   Effect.gen(function*() {
     const config: RouterConfig = { ...defaultRouterConfig, ...options }
+    yield* Either.mapLeft(validateOptions(config), (error) => ValidationError.fromParseError("RouterConfig", error))
     const log = yield* EventLog
     const apply = evolve(config)
     const folded = yield* foldLog(log, config)
@@ -372,7 +375,14 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       for (const command of batch) {
         if (command._tag === "Query") queries.push(command)
         if (command._tag !== "Decide") continue
-        const decision = command.decide(state, now)
+        // A decision that throws is a bug: its caller gets the defect, the loop goes on.
+        let decision: ReturnType<typeof command.decide>
+        try {
+          decision = command.decide(state, now)
+        } catch (defect) {
+          command.resume(Exit.die(defect))
+          continue
+        }
         if (Either.isLeft(decision)) {
           if (decision.left instanceof Refusal) {
             // Refused, yet recorded: the caller learns of it once the record is durable.
@@ -477,6 +487,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const validateEnvelope = validate(Envelope, "envelope")
     const decodeDescriptor = fastDecoder(AgentDescriptor, { onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
+    const validateHealth = validate(AgentHealth, "heartbeat")
+    const validateReason = validate(Schema.String, "deregister")
+    const validateEdge = validate(EdgeRequest, "edge")
 
     const infos = (state: RouterState, ids: ReadonlyArray<string>) =>
       ids.flatMap((id) => {
@@ -504,13 +517,15 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       heartbeat: (agentId, agentState = "RUNNING", health = {}) =>
         Effect.gen(function*() {
           const checked = yield* validateAgentState(agentState)
+          const reported = yield* validateHealth(health)
           return yield* run(
-            (state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health }, now),
+            (state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health: reported }, now),
             (state) => agentInfo(state.agents.get(agentId)!)
           )
         }),
       deregister: (agentId, reason) =>
-        Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason }, now))),
+        Effect.flatMap(validateReason(reason), (valid) =>
+          Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason: valid }, now)))),
       get: (agentId) => query((state) => Option.map(Option.fromNullable(state.agents.get(agentId)), agentInfo)),
       list: query((state) => [...state.agents.values()].filter((agent) => agent.registered).map(agentInfo)),
       byCapability: (capability) =>
@@ -531,7 +546,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         ),
       edges: (agentId) =>
         query((state) => [...state.edges.values()].filter((edge) => edge.from === agentId || edge.to === agentId)),
-      addEdge: (edge) => Effect.asVoid(run((state, now) => Either.right(decideEdge(state, edge, now))))
+      addEdge: (edge) =>
+        Effect.flatMap(validateEdge(edge), (valid) =>
+          Effect.asVoid(run((state, now) => Either.right(decideEdge(state, valid, now)))))
     })
 
     /**

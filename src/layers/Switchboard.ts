@@ -7,7 +7,7 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { RouterConfig } from "../model/Router.js"
-import type { PersistenceError, UndecodableRecord } from "../schema/Errors.js"
+import type { PersistenceError, UndecodableRecord, ValidationError } from "../schema/Errors.js"
 import type { EventLog } from "../services/EventLog.js"
 import { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
@@ -17,7 +17,7 @@ import * as RouterLive from "./RouterLive.js"
 
 export const layer = (
   options: Partial<RouterConfig> = {}
-): Layer.Layer<Registry | Router | Gateway, PersistenceError | UndecodableRecord, EventLog> =>
+): Layer.Layer<Registry | Router | Gateway, PersistenceError | UndecodableRecord | ValidationError, EventLog> =>
   Layer.scopedContext(
     Effect.gen(function*() {
       const { registry, router, runtime } = yield* RouterLive.make(options)

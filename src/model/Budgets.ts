@@ -57,8 +57,9 @@ export const charge = (
   if (!Number.isFinite(spent) || spent < 0) return invalid("spent", `must be a finite, non-negative number, got ${spent}`)
   if (Number.isNaN(limit) || limit < 0) return invalid("limit", `must be a non-negative number, got ${limit}`)
   const next = spent + amount
-  // A finite sum can still overflow to Infinity; that never counts as within the limit
-  return next <= limit && Number.isFinite(next) ? Either.right(next) : Either.left({ exhausted: true, spent })
+  // A sum past what a number holds is no spending any counter can record, limit or not.
+  if (!Number.isFinite(next)) return invalid("amount", `would overflow the counter (${spent} spent)`)
+  return next <= limit ? Either.right(next) : Either.left({ exhausted: true, spent })
 }
 
 export const spentOf = (state: BudgetState, key: BudgetKey): number => state.get(key) ?? 0

@@ -34,3 +34,9 @@ export const AgentDescriptor = Schema.Struct({
 })
 export type AgentDescriptor = typeof AgentDescriptor.Type
 export type AgentDescriptorJson = typeof AgentDescriptor.Encoded
+
+/** What an agent reports of its health: names to values, all text. */
+export const AgentHealth = Schema.Record({ key: Schema.String, value: Schema.String })
+
+/** An edge of the topology, as `Registry.addEdge` takes it. */
+export const EdgeRequest = Schema.Struct({ from: Id, to: Id, edge_type: EdgeType })

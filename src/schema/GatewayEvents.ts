@@ -123,6 +123,9 @@ export type GatewayUnhalted = typeof GatewayUnhalted.Type
 export const BudgetScope = Schema.Literal("agent", "team")
 export type BudgetScope = typeof BudgetScope.Type
 
+/** A charge as `Gateway.charge` takes it (whether the amount is finite and not negative, the rules say). */
+export const ChargeRequest = Schema.Struct({ agent_id: Id, currency: Id, amount: Schema.Number })
+
 /** A charge against one counter: scope (agent or team) × id × currency. */
 export const BudgetCharged = Schema.TaggedStruct("BudgetCharged", {
   scope: BudgetScope,

@@ -46,3 +46,6 @@ export const Lease = Schema.Struct({
 }).annotations({ identifier: "Lease" })
 export type Lease = typeof Lease.Type
 export type LeaseJson = typeof Lease.Encoded
+
+/** An operation to check against a lease: `resource` in `namespace`. */
+export const LeaseCheck = Schema.Struct({ lease_id: Schema.String, namespace: LeaseNamespace, resource: Schema.String })

@@ -108,7 +108,7 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
     readonly lease_id: string
     readonly namespace: LeaseNamespace
     readonly resource: string
-  }) => Effect.Effect<void, PermissionDenied | LeaseExpired | PersistenceError>
+  }) => Effect.Effect<void, PermissionDenied | LeaseExpired | ValidationError | PersistenceError>
   /** A child lease, which must be a subset of its parent. */
   readonly delegateLease: (request: {
     readonly parent_lease_id: string

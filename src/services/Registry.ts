@@ -32,7 +32,7 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
     state?: AgentState,
     health?: Readonly<Record<string, string>>
   ) => Effect.Effect<AgentInfo, NoRoute | ValidationError | PersistenceError>
-  readonly deregister: (agent_id: string, reason: string) => Effect.Effect<void, NoRoute | PersistenceError>
+  readonly deregister: (agent_id: string, reason: string) => Effect.Effect<void, NoRoute | ValidationError | PersistenceError>
   readonly get: (agent_id: string) => Effect.Effect<Option.Option<AgentInfo>>
   /** Every registered agent. */
   readonly list: Effect.Effect<ReadonlyArray<AgentInfo>>
@@ -48,5 +48,5 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
   /** Records an edge (calls, reads, writes, approves, ...) the first time it is seen. */
   readonly addEdge: (
     edge: { readonly from: string; readonly to: string; readonly edge_type: EdgeType }
-  ) => Effect.Effect<void, PersistenceError>
+  ) => Effect.Effect<void, ValidationError | PersistenceError>
 }>() {}
