@@ -21,6 +21,7 @@ import {
 import {
   decodePolicy,
   InvalidPolicy,
+  maxPolicyBytes,
   parsePolicy,
   PolicyDocument,
   type PolicyDocumentInput,
@@ -975,4 +976,14 @@ describe("evaluation properties", () => {
     const strictest = Math.max(...opinions.map((alone) => restrictiveness[alone.decision]))
     expect(restrictiveness[evaluate(policies, act, ctx).decision]).toBe(strictest)
   }, { fastCheck: { numRuns: 500 } })
+})
+
+describe("policy size", () => {
+  it("refuses a text longer than maxPolicyBytes before parsing it (the YAML key check is quadratic)", () => {
+    const rules = Array.from({ length: 20_000 }, (_, i) => `  tool.${i}: { allow: true }`).join("\n")
+    const text = `id: big\nscope: { kind: global }\ntools:\n${rules}\n`
+    expect(text.length).toBeGreaterThan(maxPolicyBytes)
+    const parsed = parsePolicy(text)
+    expect(Either.isLeft(parsed) && parsed.left.problems).toEqual([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes, got ${text.length}` }])
+  })
 })

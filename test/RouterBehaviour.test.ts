@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Schema, Scope, TestClock } from "effect"
+import { Effect, Exit, Fiber, Layer, Schema, Scope, TestClock } from "effect"
 import * as Processor from "../src/layers/Processor.js"
 import { buildEnvelope, payloadJson, payloadText } from "../src/model/Envelopes.js"
 import { Envelope } from "../src/schema/Envelope.js"
-import { PermissionDenied } from "../src/schema/Errors.js"
+import { PermissionDenied, type ValidationError } from "../src/schema/Errors.js"
 import { Registry } from "../src/services/Registry.js"
 import { type Delivery, type Inbound, Router, type StageNotice } from "../src/services/Router.js"
 import { inbox, isAvailable, recipientOf, register, routerLayer, sendTo } from "./support/router.js"
@@ -429,4 +429,24 @@ describe("Message processor", () => {
       yield* Fiber.interrupt(beating)
       yield* Fiber.interrupt(silent)
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 60_000 }))))
+})
+
+describe("Runtime options", () => {
+  it.effect("refuses options that would make it fail or stall later, naming each", () =>
+    Effect.gen(function*() {
+      const bad = { ackWaitMs: Number.NaN, maxInFlight: 0, livenessTimeoutMs: 1500.5, privilegedPerSecond: -1 }
+      const error = yield* Effect.flip(Effect.scoped(Layer.build(routerLayer(bad))))
+      expect(error).toMatchObject({ _tag: "ValidationError", subject: "RouterConfig" })
+      const paths = (error as ValidationError).issues.map((issue) => issue.path)
+      expect(paths).toEqual(expect.arrayContaining(["ackWaitMs", "maxInFlight", "livenessTimeoutMs", "privilegedPerSecond"]))
+    }))
+
+  it.scoped("a processor refuses a heartbeat interval that would heartbeat without end", () =>
+    Effect.gen(function*() {
+      yield* register("w")
+      for (const heartbeatEvery of [0, "0 millis", Infinity] as const) {
+        const refused = yield* Effect.flip(Processor.run("w", { default: () => Effect.void, heartbeatEvery }))
+        expect(refused).toMatchObject({ _tag: "ValidationError" })
+      }
+    }).pipe(Effect.provide(routerLayer())))
 })

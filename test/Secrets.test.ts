@@ -239,6 +239,13 @@ describe("SecretStore", () => {
       Effect.provide(SecretStore.layerEnv({ prefix: "SW_SECRET_" }).pipe(Layer.provide(Layer.setConfigProvider(envProvider))))
     ))
 
+  it.effect("layerEnv refuses an empty prefix, which would open every variable of the process", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Effect.provide(SecretStore, SecretStore.layerEnv({ prefix: "" })))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/prefix must not be empty/)
+    }))
+
   it.effect("layerEnv keeps the provider it was built with", () =>
     Effect.gen(function*() {
       const store = yield* SecretStore

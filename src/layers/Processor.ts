@@ -9,9 +9,9 @@
  * the agent is suspended meanwhile and its acks are refused: the processor
  * goes on, and takes the message again once the agent is resumed.
  */
-import { type Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
-import type { NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
+import { type NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { AckError } from "../model/Router.js"
 import { Registry } from "../services/Registry.js"
 import { type Delivery, Router, type StageNotice } from "../services/Router.js"
@@ -76,15 +76,20 @@ export const run = <E, R>(
   options: Handlers<E, R>
 ): Effect.Effect<void, NoRoute | AckError | ValidationError | PersistenceError, Router | Registry | R> =>
   Effect.flatMap(Effect.all([Router, Registry]), ([router, registry]) => {
+    const every = options.heartbeatEvery === undefined ? undefined : Duration.decode(options.heartbeatEvery)
+    // A zero interval would heartbeat without end and starve everything else.
+    if (every !== undefined && (!Duration.isFinite(every) || Duration.toMillis(every) < 1)) {
+      return Effect.fail(
+        ValidationError.single("processor", "heartbeatEvery", "must be finite and at least a millisecond")
+      )
+    }
     // Only liveness: the state and health the agent reported itself stay as they are
     // (one SHUTTING_DOWN must not become available again).
     const heartbeat = Effect.flatMap(registry.get(agentId), (info) =>
       Option.isSome(info)
         ? registry.heartbeat(agentId, info.value.state, info.value.health)
         : registry.heartbeat(agentId))
-    const heartbeats = options.heartbeatEvery === undefined
-      ? Effect.never
-      : Effect.repeat(heartbeat, Schedule.spaced(options.heartbeatEvery))
+    const heartbeats = every === undefined ? Effect.never : Effect.repeat(heartbeat, Schedule.spaced(every))
     const deliveries = router.subscribe(agentId).pipe(
       Stream.mapEffect(
         (inbound) =>

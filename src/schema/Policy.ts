@@ -251,7 +251,17 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
  * (an unresolved tag, a collection used as a key) are problems too, with their
  * line and column. Never throws.
  */
+/**
+ * The longest policy text taken: the YAML parser's check for duplicate keys
+ * grows with the square of a mapping's keys (a megabyte of rules blocks the
+ * process for most of a minute), and no real policy comes near it.
+ */
+export const maxPolicyBytes = 256 * 1024
+
 export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
+  if (typeof yamlText === "string" && yamlText.length > maxPolicyBytes) {
+    return Either.left(invalid([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes, got ${yamlText.length}` }], options))
+  }
   const lineCounter = new LineCounter()
   const located = (error: YAMLError): PolicyProblem => {
     const { line, col } = lineCounter.linePos(error.pos[0])

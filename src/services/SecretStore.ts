@@ -25,20 +25,23 @@ export class SecretStore extends Context.Tag("switchboard/SecretStore")<SecretSt
   /**
    * Secret `NAME` is the config value `${prefix}NAME`, read through the
    * `ConfigProvider` current when the layer is built (the environment by
-   * default; `ConfigProvider.fromMap` in tests). The prefix is required so
-   * that `${PATH}` cannot reach an unrelated environment variable. Values are
+   * default; `ConfigProvider.fromMap` in tests). The prefix is required, and
+   * an empty one refused (the layer dies), so that `${PATH}` cannot reach an
+   * unrelated environment variable. Values are
    * read on every `get`, never cached, and never parsed (commas and spaces
    * stay as they are).
    */
   static readonly layerEnv = (options: { readonly prefix: string }): Layer.Layer<SecretStore> =>
-    Layer.effect(
-      SecretStore,
-      Effect.configProviderWith((provider) =>
-        Effect.succeed({
-          get: (name: string) =>
-            // A missing value is None; any other config failure is a broken provider, hence a defect
-            provider.load(Config.option(Config.redacted(options.prefix + name))).pipe(Effect.orDie)
-        })
+    options.prefix === ""
+      ? Layer.die(new Error("SecretStore.layerEnv: the prefix must not be empty"))
+      : Layer.effect(
+        SecretStore,
+        Effect.configProviderWith((provider) =>
+          Effect.succeed({
+            get: (name: string) =>
+              // A missing value is None; any other config failure is a broken provider, hence a defect
+              provider.load(Config.option(Config.redacted(options.prefix + name))).pipe(Effect.orDie)
+          })
+        )
       )
-    )
 }
