@@ -230,6 +230,15 @@ describe("Gateway approvals and kill switch", () => {
       yield* gateway.kill("w", "compromised")
       expect(yield* Effect.flip(router.redrive(sent.message_id))).toMatchObject({ _tag: "NoRoute", to: "w" })
       expect(yield* router.deadLetters("w")).toMatchObject([{ message_id: sent.message_id, error_code: "AGENT_SHUTDOWN" }])
+      // One routed by capability may be redriven: it waits for the next agent able to take it.
+      yield* registry.register({ agent_id: "c", name: "c", capabilities: ["sum"] })
+      const job = yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 2, ttl_ms: 1000 })
+      yield* TestClock.adjust("2 seconds")
+      yield* router.awaitStage(job.message_id, "TIMED_OUT")
+      yield* gateway.kill("c", "compromised")
+      expect(yield* router.redrive(job.message_id)).toMatchObject({ to: "c" })
+      yield* registry.register({ agent_id: "d", name: "d", capabilities: ["sum"] })
+      expect(yield* router.status(job.message_id)).toMatchObject({ value: { to: "d", stage: "RECEIVED" } })
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("killing an agent hands its capability work to a live agent and times out what was sent to it by name", () =>

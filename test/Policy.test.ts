@@ -984,6 +984,10 @@ describe("policy size", () => {
     const text = `id: big\nscope: { kind: global }\ntools:\n${rules}\n`
     expect(text.length).toBeGreaterThan(maxPolicyBytes)
     const parsed = parsePolicy(text)
-    expect(Either.isLeft(parsed) && parsed.left.problems).toEqual([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes, got ${text.length}` }])
+    expect(Either.isLeft(parsed) && parsed.left.problems).toEqual([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes of UTF-8, got ${text.length}` }])
+    // Counted in bytes: 100,000 three-byte characters are too many, though fewer than the limit.
+    const wide = `id: wide\nscope: { kind: global }\nnetwork: { allow: ["${"界".repeat(100_000)}"] }\n`
+    expect(wide.length).toBeLessThan(maxPolicyBytes)
+    expect(Either.isLeft(parsePolicy(wide))).toBe(true)
   })
 })

@@ -766,8 +766,9 @@ export const decideRedrive = (
     return Either.left(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
   }
   const to = reroute(state, message)
-  // A killed agent never registers again: sent back to it, the message would wait forever.
-  if (state.gateway.killed.has(to)) return Either.left(new NoRoute({ to }))
+  // A killed agent never registers again: sent to it by id, the message would wait
+  // forever. By capability, it waits for the next agent able to take it, as any other.
+  if (message.route._tag === "Agent" && state.gateway.killed.has(to)) return Either.left(new NoRoute({ to }))
   const ttl = message.envelope.ttl_ms
   return Either.right([
     MessageRedriven.make({

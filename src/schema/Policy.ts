@@ -247,20 +247,22 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
     ))
 
 /**
- * The YAML text of one policy. Syntax errors, duplicate keys and YAML warnings
- * (an unresolved tag, a collection used as a key) are problems too, with their
- * line and column. Never throws.
- */
-/**
  * The longest policy text taken: the YAML parser's check for duplicate keys
  * grows with the square of a mapping's keys (a megabyte of rules blocks the
  * process for most of a minute), and no real policy comes near it.
  */
 export const maxPolicyBytes = 256 * 1024
+const utf8 = new TextEncoder()
 
+/**
+ * The YAML text of one policy. Syntax errors, duplicate keys and YAML warnings
+ * (an unresolved tag, a collection used as a key) are problems too, with their
+ * line and column. Never throws.
+ */
 export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
-  if (typeof yamlText === "string" && yamlText.length > maxPolicyBytes) {
-    return Either.left(invalid([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes, got ${yamlText.length}` }], options))
+  const bytes = typeof yamlText === "string" ? utf8.encode(yamlText).length : 0
+  if (bytes > maxPolicyBytes) {
+    return Either.left(invalid([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes of UTF-8, got ${bytes}` }], options))
   }
   const lineCounter = new LineCounter()
   const located = (error: YAMLError): PolicyProblem => {
