@@ -3,7 +3,7 @@
  * decision always sees the latest policies, kill switch and budgets, and is
  * durable (with its audit record) before anyone acts on it.
  */
-import { Chunk, Deferred, Effect, Either, Option, type ParseResult, Schema, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Option, Schema, Stream } from "effect"
 import { verifyChain } from "../model/Audit.js"
 import { parseBudgetKey } from "../model/Budgets.js"
 import {
@@ -32,34 +32,27 @@ import { AuditContext } from "../schema/Audit.js"
 import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
-import { fastDecoder } from "../schema/FastSchema.js"
+import { inputDecoder } from "../schema/FastSchema.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
 import { type AuditEntry, type Dispatch, Gateway, type PolicyInfo } from "../services/Gateway.js"
 import type { Runtime } from "./RouterLive.js"
 import { injectSecrets } from "./Secrets.js"
 
-const decodeLease = fastDecoder(Lease, { onExcessProperty: "error" })
-const decodeAction = fastDecoder(GatedAction, { onExcessProperty: "error" })
-const decodeContext = fastDecoder(AuditContext, { onExcessProperty: "error" })
-const decodeCharge = fastDecoder(ChargeRequest)
-const decodeLeaseCheck = fastDecoder(LeaseCheck)
-const decodeAgentId = fastDecoder(Id)
-const decodeReason = fastDecoder(Schema.String)
-
-/** A request from outside, checked before it can reach the log (and fail others' events with it). */
-const valid = <A>(decoded: Either.Either<A, ParseResult.ParseError>, subject: string) =>
-  Either.mapLeft(decoded, (error) => ValidationError.fromParseError(subject, error))
-
-/** An action from outside, checked before it can reach the log: its args must be JSON. */
-const validAction = (action: unknown) =>
-  Either.mapLeft(decodeAction(action), (error) => ValidationError.fromParseError("action", error))
+// Requests from outside are checked before they reach the log, where a bad one
+// would fail the others' events appended with it.
+const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
+/** An action's args must be JSON. */
+const validAction = inputDecoder(GatedAction, "action", { onExcessProperty: "error" })
+const decodeContext = inputDecoder(AuditContext, "context", { onExcessProperty: "error" })
+const validCharge = inputDecoder(ChargeRequest, "charge")
+const validLeaseCheck = inputDecoder(LeaseCheck, "lease")
+const validAgentId = inputDecoder(Id, "kill_switch")
+const validReason = inputDecoder(Schema.String, "kill_switch")
 
 /** A caller's audit context, checked before it can reach a hashed record. */
 const validContext = (context: unknown): Either.Either<AuditContext | undefined, ValidationError> =>
-  context === undefined
-    ? Either.right(undefined)
-    : Either.mapLeft(decodeContext(context), (error) => ValidationError.fromParseError("context", error))
+  context === undefined ? Either.right(undefined) : decodeContext(context)
 
 export const make = (runtime: Runtime) =>
   Effect.gen(function*() {
@@ -109,9 +102,9 @@ export const make = (runtime: Runtime) =>
     const killSwitch = (command: KillSwitchCommand, by = "operator") =>
       Effect.zipRight(
         Either.all([
-          "agent_id" in command ? valid(decodeAgentId(command.agent_id), "kill_switch") : Either.right(""),
-          "reason" in command ? valid(decodeReason(command.reason), "kill_switch") : Either.right(""),
-          valid(decodeReason(by), "kill_switch")
+          "agent_id" in command ? validAgentId(command.agent_id) : Either.right(""),
+          "reason" in command ? validReason(command.reason) : Either.right(""),
+          validReason(by)
         ]),
         Effect.asVoid(run((state, now) =>
         Either.map(
@@ -237,7 +230,7 @@ export const make = (runtime: Runtime) =>
       halt: (reason, by) => killSwitch({ _tag: "Halt", reason }, by),
       unhalt: (by) => killSwitch({ _tag: "Unhalt" }, by),
       charge: (input) =>
-        Effect.flatMap(valid(decodeCharge(input), "charge"), (request) =>
+        Effect.flatMap(validCharge(input), (request) =>
           run(
             (state, now) => decideCharge(state.gateway, gatewayView(state), request, now),
             (state) => budgetStatus(state.gateway, gatewayView(state), request.agent_id, request.currency)
@@ -250,15 +243,15 @@ export const make = (runtime: Runtime) =>
         ),
       grantLease: (input) =>
         Effect.flatMap(
-          Either.mapLeft(decodeLease(input), (error) => ValidationError.fromParseError("lease", error)),
+          validLease(input),
           (lease) => run((state, now) => decideGrantLease(state.gateway, lease, now), () => lease)
         ),
       checkLease: (input) =>
-        Effect.flatMap(valid(decodeLeaseCheck(input), "lease"), (request) =>
+        Effect.flatMap(validLeaseCheck(input), (request) =>
           Effect.asVoid(run((state, now) => decideCheckLease(state.gateway, gatewayView(state), request, now)))),
       delegateLease: (request) =>
         Effect.flatMap(
-          Either.mapLeft(decodeLease(request.lease), (error) => ValidationError.fromParseError("lease", error)),
+          validLease(request.lease),
           (lease) =>
             run(
               (state, now) =>

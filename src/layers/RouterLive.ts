@@ -72,7 +72,7 @@ import {
   ValidationError
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
-import { fastDecoder, fastValidator } from "../schema/FastSchema.js"
+import { fastValidator, inputDecoder } from "../schema/FastSchema.js"
 import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
@@ -170,7 +170,8 @@ interface StageWaiter {
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
-const decodeAckRequest = fastDecoder(AckRequest)
+/** An ACK request from outside, checked before it can reach the loop (and the log, with others' events). */
+const validAck = inputDecoder(AckRequest, "ack")
 const validateOptions = Schema.validateEither(RouterOptions, { errors: "all" })
 
 /**
@@ -485,7 +486,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
     }
     const validateEnvelope = validate(Envelope, "envelope")
-    const decodeDescriptor = fastDecoder(AgentDescriptor, { onExcessProperty: "error" })
+    const validDescriptor = inputDecoder(AgentDescriptor, "agent", { onExcessProperty: "error" })
     const validateAgentState = validate(AgentState, "heartbeat")
     const validateHealth = validate(AgentHealth, "heartbeat")
     const validateReason = validate(Schema.String, "deregister")
@@ -505,10 +506,7 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     const registry = Registry.of({
       register: (descriptor) =>
         Effect.gen(function*() {
-          const agent = yield* Either.mapLeft(
-            decodeDescriptor(descriptor),
-            (error) => ValidationError.fromParseError("agent", error)
-          )
+          const agent = yield* validDescriptor(descriptor)
           return yield* run(
             (state, now) => decideRegister(state, config, agent, now),
             (state) => agentInfo(state.agents.get(agent.agent_id)!)
@@ -570,10 +568,6 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         resume
       }
     }
-
-    /** An ACK request from outside, checked before it can reach the loop (and the log, with others' events). */
-    const validAck = (request: unknown) =>
-      Either.mapLeft(decodeAckRequest(request), (error) => ValidationError.fromParseError("ack", error))
 
     const ack = (request: AckCommand) =>
       Effect.flatMap(validAck(request), (valid) =>

@@ -17,6 +17,7 @@
  * strings, look at `Object.keys`: the same keys, at a fraction of the cost.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
+import { ValidationError } from "./Errors.js"
 
 /** Schema refuses the input too. */
 export const Invalid: unique symbol = Symbol("Invalid")
@@ -226,6 +227,16 @@ export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAS
     const result = fast(input)
     return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)
   }
+}
+
+/**
+ * A decoder of a request from outside, on the fast path: what does not decode
+ * is a ValidationError about `subject`, naming every problem.
+ */
+export const inputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: string, options?: SchemaAST.ParseOptions) => {
+  const decode = fastDecoder(schema, options)
+  return (input: unknown): Either.Either<A, ValidationError> =>
+    Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
 }
 
 /**
