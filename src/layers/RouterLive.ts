@@ -281,7 +281,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             holder.set(event.message_id, subscriber)
             const delivery: Delivery = {
               _tag: "Delivery",
-              envelope: { ...envelope, retry_count: envelope.retry_count + event.attempt - 1 },
+              // A first attempt hands out the envelope as it was accepted: no copy per message.
+              envelope: event.attempt === 1
+                ? envelope
+                : { ...envelope, retry_count: envelope.retry_count + event.attempt - 1 },
               attempt: event.attempt,
               delivery_seq: event.delivery_seq,
               lane: event.lane

@@ -10,7 +10,9 @@
  *
  * Events are built with validation off (`Event.make(props, true)`): their
  * inputs were validated at the service's edge, and re-validating a whole
- * envelope per event would cost more than the rest of a decision.
+ * envelope per event would cost more than the rest of a decision. The three
+ * events of every message (accepted, delivered, acked) are plain literals:
+ * even unvalidated, `make` walks the schema's fields for defaults on each call.
  */
 import { Either } from "effect"
 import type { AgentDescriptor, EdgeType } from "../schema/Agent.js"
@@ -689,14 +691,15 @@ export const decideSend = (
   return Either.right([
     ...audit,
     ...newEdge(state, envelope.producer_id, to, "messages", now),
-    MessageAccepted.make({
+    {
+      _tag: "MessageAccepted",
       to,
       route,
       lane: state.agents.get(envelope.producer_id)?.descriptor.communication_class ?? "STANDARD",
       envelope,
       expires_at: expiresAt,
       at: now
-    }, true)
+    } satisfies MessageAccepted
   ])
 }
 
@@ -739,7 +742,8 @@ export const decideAck = (
   }
   const restartsWait = command.stage === "READ" && message.location === "in_flight" && !isTerminal(message.stage)
   return Either.right([
-    MessageAcked.make({
+    {
+      _tag: "MessageAcked",
       message_id: command.message_id,
       agent_id: command.agent_id,
       stage: command.stage,
@@ -747,7 +751,7 @@ export const decideAck = (
       note: command.note,
       ack_deadline: restartsWait ? now + config.ackWaitMs : undefined,
       at: now
-    }, true)
+    } satisfies MessageAcked
   ])
 }
 
@@ -959,17 +963,16 @@ export const decideDeliveries = (
     if (lane === "PRIVILEGED") tokens -= 1
     sinceBulk = lane === "BULK" ? 0 : sinceBulk + 1
     if (message.expiresAt !== undefined && message.expiresAt <= now) continue
-    deliveries.push(
-      MessageDelivered.make({
-        message_id: message.id,
-        to: agentId,
-        attempt: message.attempts + 1,
-        delivery_seq: seq++,
-        lane,
-        ack_deadline: now + config.ackWaitMs,
-        at: now
-      }, true)
-    )
+    deliveries.push({
+      _tag: "MessageDelivered",
+      message_id: message.id,
+      to: agentId,
+      attempt: message.attempts + 1,
+      delivery_seq: seq++,
+      lane,
+      ack_deadline: now + config.ackWaitMs,
+      at: now
+    } satisfies MessageDelivered)
   }
   return deliveries
 }
