@@ -22,6 +22,14 @@
  * FULFILLED, and the latency from a message's `send` to its delivery reaching
  * the consumer (p50, p99).
  *
+ * With 1,000 in flight it also measures what bounds the SQLite figure: the
+ * router on a log that stores nothing (its own work: decisions, encoding,
+ * hand-offs), and raw better-sqlite3 writing the very rows the SQLite run
+ * logged (SQLite's own work). The SQLite driver commits on the thread that
+ * does everything else, so a message costs at least both, one after the
+ * other: the serial ceiling, 1 / (1 / null-log rate + events per message /
+ * raw write rate).
+ *
  * Flags: `--messages N` (or BENCH_MESSAGES; default 20,000) per configuration
  * with 100 and 1,000 in flight; `--serial-messages N` (or
  * BENCH_SERIAL_MESSAGES; default 2,000) with 1 in flight.
@@ -30,10 +38,20 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Array as Arr, Console, Duration, Effect, Layer, Option, Stream } from "effect"
 import { AckPolicy, connect, type JetStreamClient, type JetStreamManager, type NatsConnection, StorageType } from "nats"
-import { buildEnvelope, type EventLog, EventLogMemory, Registry, Router, Switchboard } from "../src/index.js"
+import Database from "better-sqlite3"
+import { buildEnvelope, EventLog, EventLogMemory, Registry, Router, Switchboard } from "../src/index.js"
+import { makeEventLog } from "../src/layers/EventLogStore.js"
 import { layerSqlite } from "../src/node.js"
-import { concurrentAppend, fibers as appendFibers, makeEvents, withLog } from "./eventlog.js"
-import { formatNumber, intOption, printComparison, printResult } from "./report.js"
+import {
+  baselineWrite,
+  concurrentAppend,
+  fibers as appendFibers,
+  makeEvents,
+  nullStore,
+  openRaw,
+  withLog
+} from "./eventlog.js"
+import { formatNumber, intOption, printComparison, printResult, rate } from "./report.js"
 
 const inFlights = [1, 100, 1_000] as const
 type InFlight = (typeof inFlights)[number]
@@ -126,6 +144,8 @@ interface Figures {
   readonly msgsPerS: number
   readonly p50Ms: number
   readonly p99Ms: number
+  /** Events in the router's log once the run is over. */
+  readonly events?: number
 }
 
 const percentile = (sorted: Float64Array, q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
@@ -165,7 +185,7 @@ const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) =
       msgsPerS: run.count / seconds,
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99)
-    } satisfies Figures
+    }
   })
 
 // ---------------------------------------------------------------------------
@@ -218,15 +238,36 @@ const routerRun = (label: string, log: Layer.Layer<EventLog, unknown>, inFlight:
       return ids.length === 0 ? Effect.void : Effect.asVoid(Effect.fork(fulfil(ids)))
     }).pipe(Effect.forkScoped)
 
-    return yield* drive(label, run, inFlight, (i) =>
+    const figures = yield* drive(label, run, inFlight, (i) =>
       router.send({
         to: consumerId,
         envelope: buildEnvelope({ producer_id: producerId, payload, sequence_number: i + 1 }, `m${i}`, 0)
       }))
+    return { ...figures, events: yield* Effect.flatMap(EventLog, (log) => log.head) } satisfies Figures
   }).pipe(
     Effect.scoped,
-    Effect.provide(Switchboard.layer(routerConfig).pipe(Layer.provide(log)))
+    Effect.provide(Switchboard.layer(routerConfig).pipe(Layer.provideMerge(log)))
   )
+
+/** A log that stores nothing: the router's own work, without any store's. */
+const nullLog = Layer.scoped(EventLog, makeEventLog(nullStore()))
+
+/** Raw better-sqlite3 writing the rows logged in `source` into `target`, 1,000 rows a transaction: events/s. */
+const rawRewrite = (source: string, target: string) =>
+  Effect.gen(function*() {
+    const rows = yield* Effect.sync(() => {
+      const db = new Database(source, { readonly: true })
+      try {
+        return db.prepare("SELECT event_type, event_version, payload FROM switchboard_events ORDER BY log_offset")
+          .raw(true).all() as Array<[string, number, string]>
+      } finally {
+        db.close()
+      }
+    })
+    const stored = rows.map(([type, version, payload]) => ({ type, version, payload }))
+    const db = yield* openRaw(target)
+    return yield* rate(stored.length, baselineWrite(db, stored, 1_000))
+  }).pipe(Effect.scoped)
 
 // ---------------------------------------------------------------------------
 // NATS JetStream
@@ -363,13 +404,27 @@ export const main = (args: ReadonlyArray<string>) =>
     )
 
     const results: Record<string, Figures> = {}
+    /** Raw better-sqlite3 rewriting what the SQLite run with 1,000 in flight logged, and that run's events per message. */
+    let rawSqlite: { readonly eventsPerS: number; readonly perMessage: number } | undefined
     for (const inFlight of inFlights) {
       const count = countFor(inFlight)
       yield* Console.log(`${inFlight} in flight, ${formatNumber(count)} messages:`)
       const measured: Array<[string, Figures]> = [
-        ["sqlite", yield* sqlite((filename) => routerRun(`sqlite ${inFlight}`, sqliteLog(filename), inFlight, count))],
+        [
+          "sqlite",
+          yield* sqlite((filename) =>
+            Effect.tap(routerRun(`sqlite ${inFlight}`, sqliteLog(filename), inFlight, count), (figures) =>
+              inFlight !== 1_000 ? Effect.void : Effect.map(
+                sqlite((target) => rawRewrite(filename, target)),
+                (eventsPerS) => {
+                  rawSqlite = { eventsPerS, perMessage: figures.events! / count }
+                }
+              ))
+          )
+        ],
         ["memory", yield* routerRun(`memory ${inFlight}`, memory, inFlight, count)]
       ]
+      if (inFlight === 1_000) measured.push(["null_log", yield* routerRun(`null log ${inFlight}`, nullLog, inFlight, count)])
       if (Option.isSome(nats)) {
         measured.push(
           ["jetstream", yield* jetStreamRun(nats.value, `jetstream ${inFlight}`, inFlight, count, "confirmed")],
@@ -403,6 +458,20 @@ export const main = (args: ReadonlyArray<string>) =>
         (sqlite1000 / appendRate).toFixed(3)
       }`
     )
+    const nullLog1000 = results["null_log_1000"].msgsPerS
+    const serialCeiling = rawSqlite === undefined
+      ? undefined
+      : 1 / (1 / nullLog1000 + rawSqlite.perMessage / rawSqlite.eventsPerS)
+    if (rawSqlite !== undefined && serialCeiling !== undefined) {
+      yield* Console.log(
+        `what bounds sqlite 1000: the router on a log that stores nothing ${formatNumber(nullLog1000)} msgs/s; ` +
+          `raw better-sqlite3 writing the ${rawSqlite.perMessage.toFixed(2)} events per message that run logged ` +
+          `${formatNumber(rawSqlite.eventsPerS)} events/s; both, one after the other (the driver commits on the ` +
+          `same thread): at most ${formatNumber(serialCeiling)} msgs/s, ${
+            (serialCeiling / targetMsgsPerS).toFixed(3)
+          } of the target; sqlite 1000 reaches ${(sqlite1000 / serialCeiling).toFixed(3)} of it`
+      )
+    }
 
     const figures: Record<string, number> = {}
     for (const [key, f] of Object.entries(results)) figures[`${key}_msgs_per_s`] = Math.round(f.msgsPerS)
@@ -411,6 +480,11 @@ export const main = (args: ReadonlyArray<string>) =>
       figures[`${key}_p99_ms`] = ms(f.p99Ms)
     }
     figures.append_events_per_s = Math.round(appendRate)
+    if (rawSqlite !== undefined && serialCeiling !== undefined) {
+      figures.raw_sqlite_events_per_s = Math.round(rawSqlite.eventsPerS)
+      figures.events_per_message = Math.round(rawSqlite.perMessage * 100) / 100
+      figures.serial_ceiling_msgs_per_s = Math.round(serialCeiling)
+    }
     figures.messages = messages
     figures.serial_messages = serialMessages
 
@@ -420,6 +494,10 @@ export const main = (args: ReadonlyArray<string>) =>
     if (jsSent1000 !== undefined) ratios.vs_jetstream_ack_sent = ratio(sqlite1000, jsSent1000)
     ratios.vs_target = ratio(sqlite1000, targetMsgsPerS)
     ratios.vs_append = ratio(sqlite1000, appendRate)
+    if (serialCeiling !== undefined) {
+      ratios.serial_ceiling_vs_target = ratio(serialCeiling, targetMsgsPerS)
+      ratios.vs_serial_ceiling = ratio(sqlite1000, serialCeiling)
+    }
     for (const inFlight of inFlights) {
       const js = results[`jetstream_${inFlight}`]
       if (js === undefined) continue
