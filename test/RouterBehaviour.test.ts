@@ -429,6 +429,25 @@ describe("Message processor", () => {
       yield* Fiber.interrupt(beating)
       yield* Fiber.interrupt(silent)
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 60_000 }))))
+
+  it.effect("keepAlive reports liveness alone: the agent keeps the state and health it reported last", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry
+      yield* register("w")
+      yield* registry.heartbeat("w", "WAITING", { queue: "7" })
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* isAvailable("w")).toBe(false)
+      const info = yield* registry.keepAlive("w")
+      expect(info).toMatchObject({ state: "WAITING", health: { queue: "7" }, available: true })
+      // One going away stays so, and unavailable.
+      yield* registry.heartbeat("w", "SHUTTING_DOWN", { reason: "draining" })
+      expect(yield* registry.keepAlive("w")).toMatchObject({
+        state: "SHUTTING_DOWN",
+        health: { reason: "draining" },
+        available: false
+      })
+      expect(yield* Effect.flip(registry.keepAlive("nobody"))).toMatchObject({ _tag: "NoRoute" })
+    }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 60_000 }))))
 })
 
 describe("Runtime options", () => {

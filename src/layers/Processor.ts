@@ -9,7 +9,7 @@
  * the agent is suspended meanwhile and its acks are refused: the processor
  * goes on, and takes the message again once the agent is resumed.
  */
-import { Duration, Effect, Option, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Schedule, Schema, Stream } from "effect"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
 import { type NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { AckError } from "../model/Router.js"
@@ -85,11 +85,9 @@ export const run = <E, R>(
     }
     // Only liveness: the state and health the agent reported itself stay as they are
     // (one SHUTTING_DOWN must not become available again).
-    const heartbeat = Effect.flatMap(registry.get(agentId), (info) =>
-      Option.isSome(info)
-        ? registry.heartbeat(agentId, info.value.state, info.value.health)
-        : registry.heartbeat(agentId))
-    const heartbeats = every === undefined ? Effect.never : Effect.repeat(heartbeat, Schedule.spaced(every))
+    const heartbeats = every === undefined
+      ? Effect.never
+      : Effect.repeat(registry.keepAlive(agentId), Schedule.spaced(every))
     const deliveries = router.subscribe(agentId).pipe(
       Stream.mapEffect(
         (inbound) =>

@@ -524,6 +524,11 @@ export const make = (options: Partial<RouterConfig> = {}) =>
             (state) => agentInfo(state.agents.get(agentId)!)
           )
         }),
+      keepAlive: (agentId) =>
+        run(
+          (state, now) => decideHeartbeat(state, config, { agent_id: agentId }, now),
+          (state) => agentInfo(state.agents.get(agentId)!)
+        ),
       deregister: (agentId, reason) =>
         Effect.flatMap(validateReason(reason), (valid) =>
           Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason: valid }, now)))),

@@ -408,22 +408,30 @@ const knownAgent = (state: RouterState, agentId: string) => {
 export const decideHeartbeat = (
   state: RouterState,
   config: RouterConfig,
-  command: { readonly agent_id: string; readonly state: AgentState; readonly health: Readonly<Record<string, string>> },
+  /** Without `state` and `health`, the agent keeps those it reported last: a heartbeat of liveness alone. */
+  command: {
+    readonly agent_id: string
+    readonly state?: AgentState | undefined
+    readonly health?: Readonly<Record<string, string>> | undefined
+  },
   now: number
 ): Either.Either<ReadonlyArray<RouterEvent>, NoRoute> =>
-  Either.map(knownAgent(state, command.agent_id), (agent) => [
-    AgentHeartbeat.make({
-      agent_id: command.agent_id,
-      state: command.state,
-      health: command.health,
-      liveness_deadline: livenessDeadline(config, now),
-      at: now
-    }, true),
-    // Back from unavailable: it may take the work that waits for its capabilities.
-    ...((agent.live && agent.state !== "SHUTTING_DOWN") || command.state === "SHUTTING_DOWN"
-      ? []
-      : adoptStranded(state, command.agent_id, agent.descriptor.capabilities, now))
-  ])
+  Either.map(knownAgent(state, command.agent_id), (agent) => {
+    const reported = command.state ?? agent.state
+    return [
+      AgentHeartbeat.make({
+        agent_id: command.agent_id,
+        state: reported,
+        health: command.health ?? agent.health,
+        liveness_deadline: livenessDeadline(config, now),
+        at: now
+      }, true),
+      // Back from unavailable: it may take the work that waits for its capabilities.
+      ...((agent.live && agent.state !== "SHUTTING_DOWN") || reported === "SHUTTING_DOWN"
+        ? []
+        : adoptStranded(state, command.agent_id, agent.descriptor.capabilities, now))
+    ]
+  })
 
 export const decideDeregister = (
   state: RouterState,

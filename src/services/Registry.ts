@@ -32,6 +32,12 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
     state?: AgentState,
     health?: Readonly<Record<string, string>>
   ) => Effect.Effect<AgentInfo, NoRoute | ValidationError | PersistenceError>
+  /**
+   * Reports the agent alive and nothing else: it keeps the state and health it
+   * reported last, read when the heartbeat is decided (so a report of its own
+   * that lands just before is never overwritten).
+   */
+  readonly keepAlive: (agent_id: string) => Effect.Effect<AgentInfo, NoRoute | PersistenceError>
   readonly deregister: (agent_id: string, reason: string) => Effect.Effect<void, NoRoute | ValidationError | PersistenceError>
   readonly get: (agent_id: string) => Effect.Effect<Option.Option<AgentInfo>>
   /** Every registered agent. */
