@@ -506,6 +506,12 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       return agent === undefined ? Either.left(new NoRoute({ to: agentId })) : Either.right(agentInfo(agent))
     }
 
+    const recordHeartbeat = (command: Parameters<typeof decideHeartbeat>[2]) =>
+      run(
+        (state, now) => decideHeartbeat(state, config, command, now),
+        (state) => agentInfo(state.agents.get(command.agent_id)!)
+      )
+
     const registry = Registry.of({
       register: (descriptor) =>
         Effect.gen(function*() {
@@ -519,16 +525,9 @@ export const make = (options: Partial<RouterConfig> = {}) =>
         Effect.gen(function*() {
           const checked = yield* validateAgentState(agentState)
           const reported = yield* validateHealth(health)
-          return yield* run(
-            (state, now) => decideHeartbeat(state, config, { agent_id: agentId, state: checked, health: reported }, now),
-            (state) => agentInfo(state.agents.get(agentId)!)
-          )
+          return yield* recordHeartbeat({ agent_id: agentId, state: checked, health: reported })
         }),
-      keepAlive: (agentId) =>
-        run(
-          (state, now) => decideHeartbeat(state, config, { agent_id: agentId }, now),
-          (state) => agentInfo(state.agents.get(agentId)!)
-        ),
+      keepAlive: (agentId) => recordHeartbeat({ agent_id: agentId }),
       deregister: (agentId, reason) =>
         Effect.flatMap(validateReason(reason), (valid) =>
           Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason: valid }, now)))),
