@@ -35,7 +35,11 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import Database from "better-sqlite3"
 import { Array as Arr, Console, DateTime, Effect, Either, type Scope, Stream } from "effect"
-import { encodeEvent, EventLog, MessageAccepted, type StoredEvent } from "../src/index.js"
+import {
+  EventLog
+} from "../src/index.js"
+import { encodeEvent, type StoredEvent } from "../src/schema/Event.js"
+import { MessageAccepted } from "../src/schema/RouterEvents.js"
 import { layerSqlite } from "../src/node.js"
 import { type LogStore, makeEventLog } from "../src/layers/EventLogStore.js"
 import { formatNumber, hasFlag, intOption, printComparison, printResult, rate, ratioOf } from "./report.js"

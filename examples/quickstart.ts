@@ -1,5 +1,5 @@
 import { Effect, Layer } from "effect"
-import { EventLogMemory, Ids, newEnvelope, payloadJson, Processor, Registry, Router, Switchboard } from "../src/index.js"
+import { EventLogMemory, newEnvelope, payloadJson, Processor, Registry, Router, Switchboard } from "../src/index.js"
 
 const program = Effect.gen(function*() {
   const registry = yield* Registry
@@ -18,13 +18,11 @@ const program = Effect.gen(function*() {
   // send returns once the message is durably in the worker's mailbox (RECEIVED).
   const envelope = yield* newEnvelope({ producer_id: "planner", payload: { text: "..." }, ttl_ms: 60_000 })
   const receipt = yield* router.send({ to: { capability: "summarize" }, envelope })
-  return yield* router.awaitStage(receipt.message_id, "FULFILLED")
+  return yield* router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })
 })
 
 // In memory here; `layerSqlite({ filename })` from "switchboard/node" for a durable store.
-const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(
-  Layer.provideMerge(EventLogMemory.layerMemory()),
-  Layer.provideMerge(Ids.layerUuid)
-)
+// Switchboard.layer brings random UUIDs for `Ids`; merge another `Ids` layer after it to override them.
+const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(Layer.provideMerge(EventLogMemory.layerMemory()))
 
 export const main = program.pipe(Effect.provide(Runtime))

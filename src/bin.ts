@@ -12,14 +12,14 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
 import { openStore } from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
-import type { RouterSnapshot } from "./model/Router.js"
+import type { RuntimeSnapshot } from "./model/Runtime.js"
 import type { NotAStore, PersistenceError, UndecodableRecord } from "./schema/Errors.js"
 
 const time = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms))
 
 export const renderState = (
   offset: number,
-  state: RouterSnapshot,
+  state: RuntimeSnapshot,
   filter: { readonly agent?: string | undefined; readonly message?: string | undefined }
 ): ReadonlyArray<string> => {
   const lines = [`state at offset ${offset}:`]

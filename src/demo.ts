@@ -39,7 +39,7 @@ const monitor = Effect.flatMap(EventLog, (log) =>
   ))
 
 const heartbeat = (agentId: string) =>
-  Effect.flatMap(Registry, (registry) => registry.heartbeat(agentId, "RUNNING")).pipe(
+  Effect.flatMap(Registry, (registry) => registry.heartbeat({ agent_id: agentId, state: "RUNNING" })).pipe(
     Effect.repeat(Schedule.spaced("300 millis"))
   )
 
@@ -104,9 +104,9 @@ const program = Effect.gen(function*() {
   yield* Console.log(`\n  >>> worker w2 dies in the middle of job ${doomedJob} (${doomed.message_id})\n`)
   yield* Fiber.interrupt(w2)
 
-  const summarized = yield* Effect.forEach(sent, (receipt) => router.awaitStage(receipt.message_id, "FULFILLED"))
-  const expired = yield* router.awaitStage(translation.message_id, "TIMED_OUT")
-  const dead = yield* router.awaitStage(archive.message_id, "TIMED_OUT")
+  const summarized = yield* Effect.forEach(sent, (receipt) => router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" }))
+  const expired = yield* router.awaitStage({ message_id: translation.message_id, stage: "TIMED_OUT" })
+  const dead = yield* router.awaitStage({ message_id: archive.message_id, stage: "TIMED_OUT" })
   yield* Effect.sleep("100 millis")
   yield* Fiber.interrupt(logging)
   yield* Fiber.interrupt(others)

@@ -1,53 +1,95 @@
 /**
- * Switchboard's public API. Node-only parts (the SQLite and PostgreSQL event
- * logs, opening a store file) come from `switchboard/node`.
+ * Switchboard's public API: what a user builds on, by name. Node-only parts
+ * (the SQLite and PostgreSQL event logs) come from `switchboard/node`.
+ * Codec internals (event versions, upcasters, fast decoders) stay inside.
  */
 
-// Shapes: the wire, the log's events, the errors
-export * from "./schema/Agent.js"
-export * from "./schema/Envelope.js"
-export * from "./schema/Errors.js"
-export * from "./schema/Event.js"
-export * from "./schema/RouterEvents.js"
-export * from "./schema/GatewayEvents.js"
-export * from "./schema/Audit.js"
-export * from "./schema/Lease.js"
-export * from "./schema/Policy.js"
-
-// Rules
-export { buildEnvelope, type EnvelopeInput, payloadJson, payloadText } from "./model/Envelopes.js"
+// The wire: envelopes, acks, agents, leases, policies, audit records
 export {
-  type AckError,
-  defaultRouterConfig,
-  type RouterConfig,
-  type RouterSnapshot,
-  type SendError
-} from "./model/Router.js"
+  AckPayload,
+  AckRequest,
+  AckStage,
+  AgentState,
+  CommunicationClass,
+  decodeAckPayload,
+  decodeEnvelope,
+  decodeEnvelopeJson,
+  encodeAckPayload,
+  encodeEnvelope,
+  encodeEnvelopeJson,
+  Envelope,
+  type EnvelopeJson,
+  EnvelopeState,
+  ErrorCode,
+  MessageType
+} from "./schema/Envelope.js"
+export { AgentDescriptor, type AgentDescriptorJson, EdgeType, EnforcementMode } from "./schema/Agent.js"
+export { Lease, type LeaseJson, LeaseNamespace } from "./schema/Lease.js"
+export { InvalidPolicy, parsePolicy, PolicyDocument } from "./schema/Policy.js"
+export { AuditContext, AuditRecord, CallStackNode } from "./schema/Audit.js"
+export { type RuntimeConfig, RuntimeOptions } from "./schema/Config.js"
+export { Event, type EventRecord } from "./schema/Event.js"
+
+// Typed errors: each carries its wire code and retry class
+export {
+  AgentShutdown,
+  AgentUnavailable,
+  BudgetExhausted,
+  BufferFull,
+  DuplicateDetected,
+  InternalError,
+  LeaseExpired,
+  LeaseSubsetViolation,
+  MessageNotFound,
+  NoRoute,
+  NotAStore,
+  OversizePayload,
+  PermissionDenied,
+  PersistenceError,
+  TtlExpired,
+  UndecodableRecord,
+  UnknownPlaceholder,
+  UnsupportedMessageType,
+  ValidationError
+} from "./schema/Errors.js"
+
+// Rules: pure functions a user may call on their own
+export { buildEnvelope, type EnvelopeInput, payloadJson, payloadText } from "./model/Envelopes.js"
+export { type RuntimeSnapshot, type RuntimeState } from "./model/Runtime.js"
 export { describe as describeEvent, differences } from "./model/Timeline.js"
-export type { Action, Decision, Verdict } from "./model/Policy.js"
-export { compilePolicy, evaluate as evaluatePolicies, globMatch } from "./model/Policy.js"
+export { type Action, compilePolicy, evaluate as evaluatePolicies, globMatch, type Verdict } from "./model/Policy.js"
 export * as Expression from "./model/Expression.js"
-export type { Approval, ApprovalStatus, AuditContext, GatewayDecision } from "./model/Gateway.js"
 export { type ChainVerification, verifyChain } from "./model/Audit.js"
 export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
 
-// Services
+// Services: what each promises
 export { EventLog, type ReadRange } from "./services/EventLog.js"
-export { type AuditEntry, type BudgetStatus, type Dispatch, Gateway, type PolicyInfo } from "./services/Gateway.js"
+export {
+  type Approval,
+  type ApprovalStatus,
+  type AuditEntry,
+  type BudgetStatus,
+  type Dispatch,
+  Gateway,
+  type GatewayDecision,
+  type PolicyInfo
+} from "./services/Gateway.js"
 export { Ids } from "./services/Ids.js"
 export { SecretStore } from "./services/SecretStore.js"
-export { type AgentInfo, Registry } from "./services/Registry.js"
+export { type AgentInfo, type Edge, Registry } from "./services/Registry.js"
 export {
+  type AckError,
   type AckReceipt,
-  type AckRequest,
   type Delivery,
   type Inbound,
   type MessageStatus,
   type Recipient,
   Router,
+  type SendError,
   type SendReceipt,
   type StageNotice
 } from "./services/Router.js"
+export { type Committed, Runtime, type TurnExtension } from "./services/Runtime.js"
 
 // Layers and machinery
 export { newEnvelope } from "./layers/Envelopes.js"

@@ -24,7 +24,7 @@ describe("Audit trail on SQLite", () => {
         for (const tool of ["web.search", "shell.exec", "http.get", "payments.send"]) {
           yield* gateway.check({ kind: "tool_call", agent_id: "alice", tool, args: { amount: 5000 } })
         }
-        yield* gateway.suspend("alice", "review")
+        yield* gateway.suspend({ agent_id: "alice", reason: "review" })
         expect(yield* gateway.verifyAudit).toEqual({ ok: true, count: 5 })
         return Chunk.toReadonlyArray(yield* Stream.runCollect(gateway.audit))
       }).pipe(Effect.provide(onFile(filename)), Effect.scoped)

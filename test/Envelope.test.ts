@@ -9,24 +9,22 @@ import * as Errors from "../src/schema/Errors.js"
 import {
   AckPayload,
   AckStage,
-  AgentRegistered,
   decodeAckPayload,
   decodeEnvelope,
   decodeEnvelopeJson,
-  decodeEvent,
   encodeAckPayload,
   encodeEnvelope,
   encodeEnvelopeJson,
-  encodeEvent,
   Envelope,
   EnvelopeState,
   ErrorCode,
   Event,
-  eventVersions,
   MessageType,
   UndecodableRecord,
   ValidationError
 } from "../src/index.js"
+import { AgentRegistered } from "../src/schema/RouterEvents.js"
+import { decodeEvent, encodeEvent, eventVersions } from "../src/schema/Event.js"
 import { registered } from "./support/events.js"
 
 // ---------------------------------------------------------------------------

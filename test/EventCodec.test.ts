@@ -6,7 +6,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc, ParseResult, Schema } from "effect"
-import { decodeEvent, encodeEvent, Event, eventVersions, type EventType } from "../src/index.js"
+import {
+  Event
+} from "../src/index.js"
+import { decodeEvent, encodeEvent, eventVersions, type EventType } from "../src/schema/Event.js"
 import { guarded } from "../src/schema/FastSchema.js"
 
 // Guarded as the codecs' own fallback is: Schema throws for some damaged values (a tag that cannot be stringified).

@@ -104,17 +104,18 @@ describe("Gateway approvals and kill switch", () => {
       const first = yield* pay(2000)
       const second = yield* pay(3000)
       const third = yield* pay(4000)
-      expect((yield* gateway.approvals("open")).map((a) => a.approval_id)).toEqual([first.approval_id, second.approval_id, third.approval_id])
+      expect((yield* gateway.approvals({ status: "open" })).map((a) => a.approval_id)).toEqual([first.approval_id, second.approval_id, third.approval_id])
       const waiting = yield* Effect.fork(gateway.awaitApproval(first.approval_id!))
-      expect(yield* gateway.approve(first.approval_id!, "carol", "fine")).toMatchObject({ status: "approved", by: "carol" })
+      expect(yield* gateway.approve({ approval_id: first.approval_id!, by: "carol", note: "fine" })).toMatchObject({ status: "approved", by: "carol" })
       expect(yield* Fiber.join(waiting)).toMatchObject({ status: "approved" })
-      expect(yield* gateway.reject(second.approval_id!, "carol")).toMatchObject({ status: "rejected" })
-      expect(yield* Effect.flip(gateway.approve(second.approval_id!, "carol"))).toMatchObject({ _tag: "ValidationError" })
+      expect(yield* gateway.reject({ approval_id: second.approval_id!, by: "carol" })).toMatchObject({ status: "rejected" })
+      expect(yield* Effect.flip(gateway.approve({ approval_id: second.approval_id!, by: "carol" }))).toMatchObject({ _tag: "ValidationError" })
       const timing = yield* Effect.fork(gateway.awaitApproval(third.approval_id!))
       yield* TestClock.adjust("61 seconds")
       expect(yield* Fiber.join(timing)).toMatchObject({ status: "timed_out" })
       const decisions = Chunk.toReadonlyArray(yield* Stream.runCollect(gateway.audit)).map((e) => e.record.decision)
-      expect(decisions).toEqual(["pending", "pending", "pending", "approved", "rejected", "timed_out"])
+      // The approval nobody used lapses at the end of its window, as the open one times out.
+      expect(decisions).toEqual(["pending", "pending", "pending", "approved", "rejected", "lapsed", "timed_out"])
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("suspend stops sending and receiving while deliveries wait; kill is for good; halt stops everyone", () =>
@@ -125,7 +126,7 @@ describe("Gateway approvals and kill switch", () => {
       yield* registerAll
       yield* gateway.loadPolicy(toolsPolicy)
       const queued = yield* sendTo("bob", { producer_id: "alice", payload: "before" })
-      yield* gateway.suspend("bob", "investigating")
+      yield* gateway.suspend({ agent_id: "bob", reason: "investigating" })
       expect(yield* Effect.flip(sendTo("alice", { producer_id: "bob", payload: "x" }))).toMatchObject({ _tag: "PermissionDenied" })
       const waiting = yield* sendTo("bob", { producer_id: "alice", payload: "during" })
       const next = yield* inbox("bob")
@@ -134,14 +135,14 @@ describe("Gateway approvals and kill switch", () => {
       expect(mailbox.in_flight).toBe(0)
       expect(mailbox.queued.STANDARD).toEqual([queued.message_id, waiting.message_id])
       expect(yield* gateway.check({ kind: "tool_call", agent_id: "bob", tool: "web.search", args: {} })).toMatchObject({ decision: "deny", rule: "kill switch" })
-      yield* gateway.resume("bob")
+      yield* gateway.resume({ agent_id: "bob" })
       expect((yield* next(2)).map((d) => d._tag === "Delivery" && d.envelope.message_id)).toEqual([queued.message_id, waiting.message_id])
-      yield* gateway.kill("mallory", "compromised")
+      yield* gateway.kill({ agent_id: "mallory", reason: "compromised" })
       expect(yield* Effect.flip(registry.register({ agent_id: "mallory", name: "again" }))).toMatchObject({ _tag: "PermissionDenied" })
       expect(yield* Effect.flip(sendTo("mallory", { producer_id: "alice", payload: 1 }))).toMatchObject({ _tag: "NoRoute" })
-      yield* gateway.halt("incident")
+      yield* gateway.halt({ reason: "incident" })
       expect(yield* Effect.flip(sendTo("bob", { producer_id: "alice", payload: 1 }))).toMatchObject({ _tag: "PermissionDenied" })
-      expect(yield* Effect.flip(gateway.halt("again"))).toMatchObject({ _tag: "ValidationError" })
+      expect(yield* Effect.flip(gateway.halt({ reason: "again" }))).toMatchObject({ _tag: "ValidationError" })
       yield* gateway.unhalt()
       expect((yield* sendTo("bob", { producer_id: "alice", payload: 1 })).stage).toBe("RECEIVED")
     }).pipe(Effect.provide(gatewayLayer())))
@@ -154,7 +155,7 @@ describe("Gateway approvals and kill switch", () => {
       const receipt = yield* sendTo("bob", { producer_id: "alice", payload: "work" })
       const next = yield* inbox("bob")
       yield* next(1)
-      yield* gateway.suspend("bob", "investigating")
+      yield* gateway.suspend({ agent_id: "bob", reason: "investigating" })
       const fulfil = { agent_id: "bob", message_id: receipt.message_id, stage: "FULFILLED" } as const
       expect(yield* Effect.flip(router.ack(fulfil))).toMatchObject({ _tag: "PermissionDenied", reason: expect.stringContaining("suspended") })
       const ackEnvelope = buildEnvelope({
@@ -167,7 +168,7 @@ describe("Gateway approvals and kill switch", () => {
       // What it tried to send while suspended was refused, not recorded: sent again now, it is no duplicate.
       const retry = { producer_id: "bob", payload: "report", idempotency_token: "report-1" }
       expect(yield* Effect.flip(sendTo("alice", retry))).toMatchObject({ _tag: "PermissionDenied" })
-      yield* gateway.resume("bob")
+      yield* gateway.resume({ agent_id: "bob" })
       expect(yield* router.ack(fulfil)).toMatchObject({ stage: "FULFILLED", late: false })
       expect(yield* sendTo("alice", retry)).toMatchObject({ stage: "RECEIVED" })
     }).pipe(Effect.provide(gatewayLayer())))
@@ -180,18 +181,18 @@ describe("Gateway approvals and kill switch", () => {
       yield* registry.register({ agent_id: "p", name: "p" })
       yield* registry.register({ agent_id: "x", name: "x", capabilities: ["sum"] })
       yield* registry.register({ agent_id: "y", name: "y", capabilities: ["sum"] })
-      yield* gateway.suspend("x", "short check")
+      yield* gateway.suspend({ agent_id: "x", reason: "short check" })
       expect((yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 1 })).to).toBe("y")
-      yield* gateway.suspend("y", "short check")
+      yield* gateway.suspend({ agent_id: "y", reason: "short check" })
       const held = yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 2 })
       expect(held.to).toBe("x")
       // x, killed while y is suspended, leaves its work to y, which takes it once resumed.
-      yield* gateway.kill("x", "compromised")
+      yield* gateway.kill({ agent_id: "x", reason: "compromised" })
       expect(yield* router.status(held.message_id)).toMatchObject({ value: { to: "y", stage: "RECEIVED" } })
-      yield* gateway.resume("y")
+      yield* gateway.resume({ agent_id: "y" })
       const next = yield* inbox("y")
       expect((yield* next(2)).length).toBe(2)
-      yield* gateway.halt("incident")
+      yield* gateway.halt({ reason: "incident" })
       expect(yield* Effect.flip(sendTo({ capability: "sum" }, { producer_id: "p", payload: 3 }))).toMatchObject({
         _tag: "PermissionDenied"
       })
@@ -207,10 +208,10 @@ describe("Gateway approvals and kill switch", () => {
       const processor = yield* Effect.fork(Processor.run("w", { default: () => Effect.sleep("1 second") }))
       const first = yield* sendTo("w", { producer_id: "p", payload: 1 })
       yield* TestClock.adjust("10 millis")
-      yield* gateway.suspend("w", "short check")
+      yield* gateway.suspend({ agent_id: "w", reason: "short check" })
       yield* TestClock.adjust("2 seconds")
       expect(processor.unsafePoll()).toBe(null)
-      yield* gateway.resume("w")
+      yield* gateway.resume({ agent_id: "w" })
       const second = yield* sendTo("w", { producer_id: "p", payload: 2 })
       yield* TestClock.adjust("40 seconds")
       for (const { message_id } of [first, second]) {
@@ -227,15 +228,15 @@ describe("Gateway approvals and kill switch", () => {
       yield* registry.register({ agent_id: "p", name: "p" })
       yield* registry.register({ agent_id: "w", name: "w" })
       const sent = yield* sendTo("w", { producer_id: "p", payload: 1 })
-      yield* gateway.kill("w", "compromised")
+      yield* gateway.kill({ agent_id: "w", reason: "compromised" })
       expect(yield* Effect.flip(router.redrive(sent.message_id))).toMatchObject({ _tag: "NoRoute", to: "w" })
       expect(yield* router.deadLetters("w")).toMatchObject([{ message_id: sent.message_id, error_code: "AGENT_SHUTDOWN" }])
       // One routed by capability may be redriven: it waits for the next agent able to take it.
       yield* registry.register({ agent_id: "c", name: "c", capabilities: ["sum"] })
       const job = yield* sendTo({ capability: "sum" }, { producer_id: "p", payload: 2, ttl_ms: 1000 })
       yield* TestClock.adjust("2 seconds")
-      yield* router.awaitStage(job.message_id, "TIMED_OUT")
-      yield* gateway.kill("c", "compromised")
+      yield* router.awaitStage({ message_id: job.message_id, stage: "TIMED_OUT" })
+      yield* gateway.kill({ agent_id: "c", reason: "compromised" })
       expect(yield* router.redrive(job.message_id)).toMatchObject({ to: "c" })
       yield* registry.register({ agent_id: "d", name: "d", capabilities: ["sum"] })
       expect(yield* router.status(job.message_id)).toMatchObject({ value: { to: "d", stage: "RECEIVED" } })
@@ -255,10 +256,10 @@ describe("Gateway approvals and kill switch", () => {
       expect((yield* next(3)).length).toBe(3)
       const later = yield* sendTo("w1", { producer_id: "p", payload: "queued" })
       yield* registry.register({ agent_id: "w2", name: "w2", capabilities: ["work"] })
-      yield* gateway.kill("w1", "compromised")
+      yield* gateway.kill({ agent_id: "w1", reason: "compromised" })
       expect(yield* router.status(byCapability.message_id)).toMatchObject({ value: { to: "w2", stage: "RECEIVED" } })
       for (const { message_id } of [byName, taken, later]) {
-        expect(yield* router.awaitStage(message_id, "FULFILLED")).toMatchObject({
+        expect(yield* router.awaitStage({ message_id, stage: "FULFILLED" })).toMatchObject({
           stage: "TIMED_OUT",
           error_code: "AGENT_SHUTDOWN",
           dead_letter: true
@@ -329,7 +330,7 @@ describe("Gateway dispatch and secrets", () => {
       expect(awaiting._tag).toBe("AwaitingApproval")
       const approvalId = (awaiting as { approval_id: string }).approval_id
       expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 5000, key: "${API_KEY}" }, approval_id: approvalId }))).toMatchObject({ _tag: "PermissionDenied" })
-      yield* gateway.approve(approvalId, "carol")
+      yield* gateway.approve({ approval_id: approvalId, by: "carol" })
       const paid = yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 5000, key: "${API_KEY}" }, approval_id: approvalId })
       expect(paid).toMatchObject({ _tag: "Dispatched", args: { key: SECRET } })
       expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 5000 }, approval_id: approvalId }))).toMatchObject({ _tag: "PermissionDenied" })
@@ -358,11 +359,11 @@ describe("Gateway end to end", () => {
         expect(yield* Effect.flip(gateway.dispatchTool({ agent_id: "alice", tool: "http.get", args }))).toMatchObject({ _tag: "ValidationError" })
       }
       const awaiting = yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 2000 } })
-      yield* gateway.approve((awaiting as { approval_id: string }).approval_id, "carol")
+      yield* gateway.approve({ approval_id: (awaiting as { approval_id: string }).approval_id, by: "carol" })
       yield* gateway.dispatchTool({ agent_id: "alice", tool: "payments.send", args: { amount: 2000 }, approval_id: (awaiting as { approval_id: string }).approval_id })
       yield* gateway.charge({ agent_id: "alice", currency: "USD", amount: 10 })
       yield* Effect.flip(gateway.charge({ agent_id: "alice", currency: "USD", amount: 1 }))
-      yield* gateway.suspend("alice", "over budget")
+      yield* gateway.suspend({ agent_id: "alice", reason: "over budget" })
       const lines = Chunk.toReadonlyArray(yield* Stream.runCollect(Replay.timeline({ agent: "alice" }))).map((e) => e.text)
       expect(lines.filter((line) => line.startsWith("audit:"))).toEqual([
         "audit: alice tool_call:shell.exec → deny: tool shell.exec is not allowed (by the rule for *)",

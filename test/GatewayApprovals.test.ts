@@ -22,7 +22,7 @@ const approved = (args: Record<string, unknown>) =>
   Effect.gen(function*() {
     const waiting = yield* send(args)
     if (waiting._tag !== "AwaitingApproval") return yield* Effect.dieMessage(`expected a pending call, got ${waiting._tag}`)
-    yield* (yield* Gateway).approve(waiting.approval_id, "carol")
+    yield* (yield* Gateway).approve({ approval_id: waiting.approval_id, by: "carol" })
     return waiting.approval_id
   })
 
@@ -58,7 +58,7 @@ describe("Gateway approvals", () => {
       yield* setUp
       const waiting = yield* send({ amount: 5_000 })
       const id = waiting._tag === "AwaitingApproval" ? waiting.approval_id : ""
-      const late = yield* Effect.fork(Effect.flip(gateway.approve(id, "carol")).pipe(Effect.delay("60 seconds")))
+      const late = yield* Effect.fork(Effect.flip(gateway.approve({ approval_id: id, by: "carol" })).pipe(Effect.delay("60 seconds")))
       yield* TestClock.adjust("60 seconds")
       expect(yield* Fiber.join(late)).toMatchObject({ _tag: "ValidationError" })
       expect((yield* gateway.approvals()).map((approval) => approval.status)).toEqual(["timed_out"])
@@ -123,10 +123,10 @@ describe("Gateway input checks", () => {
           { spam: true }
         ]
       ) {
-        const refused = yield* Effect.flip(gateway.check(call, context as never))
+        const refused = yield* Effect.flip(gateway.check({ ...call, context: context as never }))
         expect(refused).toMatchObject({ _tag: "ValidationError", subject: "context" })
       }
-      const fine = yield* gateway.check(call, { trace_id: "t-1", call_stack: node as never })
+      const fine = yield* gateway.check({ ...call, context: { trace_id: "t-1", call_stack: node as never } })
       expect(fine.decision).toBe("redact")
       expect(yield* gateway.verifyAudit).toEqual({ ok: true, count: 1 })
     }).pipe(Effect.provide(gatewayLayer())))
@@ -158,9 +158,9 @@ describe("Gateway input checks", () => {
         gateway.charge({ agent_id: "alice", currency: "", amount: 1 }),
         gateway.charge(junk({ agent_id: "alice", currency: "EUR", amount: "1" })),
         gateway.checkLease(junk({ lease_id: "l1", namespace: "fs.read", resource: 42 })),
-        gateway.suspend("", "why"),
-        registry.heartbeat("bob", "RUNNING", junk({ cpu: 0.5 })),
-        registry.deregister("bob", junk(undefined)),
+        gateway.suspend({ agent_id: "", reason: "why" }),
+        registry.heartbeat({ agent_id: "bob", state: "RUNNING", health: junk({ cpu: 0.5 }) }),
+        registry.deregister({ agent_id: "bob", reason: junk(undefined) }),
         registry.addEdge(junk({ from: "", to: "bob", edge_type: "calls" })),
         registry.addEdge(junk({ from: "alice", to: "bob", edge_type: "likes" }))
       ]

@@ -10,7 +10,7 @@ import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import * as Replay from "../src/layers/Replay.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
 import { buildEnvelope } from "../src/model/Envelopes.js"
-import type { RouterConfig } from "../src/model/Router.js"
+import type { RuntimeOptions } from "../src/schema/Config.js"
 import { differences, messageOf } from "../src/model/Timeline.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
@@ -20,7 +20,7 @@ import { layerSqlite, openStore } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
 import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
-const config: Partial<RouterConfig> = {
+const config: RuntimeOptions = {
   ackWaitMs: 1000,
   maxAttempts: 2,
   livenessTimeoutMs: 3000,
@@ -114,7 +114,7 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
           yield* TestClock.adjust(step.ms)
           break
         case "heartbeat":
-          yield* run(Effect.flatMap(Registry, (registry) => registry.heartbeat(step.agent)))
+          yield* run(Effect.flatMap(Registry, (registry) => registry.heartbeat({ agent_id: step.agent })))
           break
         case "redrive":
           yield* run(Effect.gen(function*() {
@@ -130,29 +130,29 @@ const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<in
         case "resolve":
           yield* run(Effect.gen(function*() {
             const gateway = yield* Gateway
-            const open = yield* gateway.approvals("open")
+            const open = yield* gateway.approvals({ status: "open" })
             if (open.length === 0) return
             const { approval_id } = open[step.pick % open.length]
-            yield* step.approve ? gateway.approve(approval_id, "human") : gateway.reject(approval_id, "human")
+            yield* step.approve ? gateway.approve({ approval_id, by: "human" }) : gateway.reject({ approval_id, by: "human" })
           }))
           break
         case "suspend":
           yield* run(Effect.flatMap(Gateway, (gateway) =>
-            step.resume ? gateway.resume(step.agent) : gateway.suspend(step.agent, "random")))
+            step.resume ? gateway.resume({ agent_id: step.agent }) : gateway.suspend({ agent_id: step.agent, reason: "random" })))
           break
         case "charge":
           yield* run(Effect.flatMap(Gateway, (gateway) => gateway.charge({ agent_id: step.agent, currency: "USD", amount: step.amount })))
           break
         case "kill":
-          yield* run(Effect.flatMap(Gateway, (gateway) => gateway.kill(step.agent, "random")))
+          yield* run(Effect.flatMap(Gateway, (gateway) => gateway.kill({ agent_id: step.agent, reason: "random" })))
           break
         case "halt":
-          yield* run(Effect.flatMap(Gateway, (gateway) => step.on ? gateway.halt("random") : gateway.unhalt()))
+          yield* run(Effect.flatMap(Gateway, (gateway) => step.on ? gateway.halt({ reason: "random" }) : gateway.unhalt()))
           break
         case "deregister":
           yield* run<void, unknown>(step.back
             ? Effect.asVoid(register(step.agent, step.agent === "a" ? { communication_class: "PRIVILEGED" } : { capabilities: ["work"] }))
-            : Effect.flatMap(Registry, (registry) => registry.deregister(step.agent, "random")))
+            : Effect.flatMap(Registry, (registry) => registry.deregister({ agent_id: step.agent, reason: "random" })))
           break
         case "crash":
           yield* Scope.close(routerScope, Exit.void)
@@ -193,7 +193,7 @@ describe("Replay", () => {
       yield* register("b")
       const receipt = yield* sendTo("b", { producer_id: "a", payload: "hello" })
       yield* router.subscription("b")
-      yield* router.awaitStage(receipt.message_id, "RECEIVED")
+      yield* router.awaitStage({ message_id: receipt.message_id, stage: "RECEIVED" })
       yield* Effect.flatMap(Router, (r) => r.snapshot)
       const steps = Chunk.toReadonlyArray(yield* Stream.runCollect(Replay.steps().pipe(Stream.map((step) => ({ offset: step.record.offset, messages: Object.keys(Replay.snapshot(step.state).messages) })))))
       expect(steps.map((s) => s.offset)).toEqual(steps.map((_, i) => i + 1))
@@ -232,7 +232,7 @@ describe("Replay", () => {
       yield* TestClock.adjust(1000)
       yield* next(1)
       yield* TestClock.adjust(1000)
-      yield* router.awaitStage(timedOut.message_id, "TIMED_OUT")
+      yield* router.awaitStage({ message_id: timedOut.message_id, stage: "TIMED_OUT" })
       yield* router.redrive(timedOut.message_id)
       yield* next(1)
 

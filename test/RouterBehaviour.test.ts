@@ -81,16 +81,16 @@ describe("Router routing by capability", () => {
       const [taken] = asDeliveries(yield* w1(1))
       // w1 holds one delivery and one queued message; it stops heartbeating, w2 goes on.
       yield* TestClock.adjust("600 millis")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       yield* TestClock.adjust("600 millis")
       const lost = yield* registry.get("w1")
       expect(lost._tag === "Some" && lost.value.available).toBe(false)
       const queuedOnW1 = receipts.filter((r) => r.to === "w1" && r.message_id !== taken.envelope.message_id)
       for (const r of queuedOnW1) expect((yield* router.status(r.message_id)).pipe((s) => s._tag === "Some" && s.value.to)).toBe("w2")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       yield* TestClock.adjust("600 millis")
       // The delivery w1 held comes back after its ack wait, for w2.
-      const moved = yield* router.awaitStage(taken.envelope.message_id, "RECEIVED")
+      const moved = yield* router.awaitStage({ message_id: taken.envelope.message_id, stage: "RECEIVED" })
       expect(moved.to).toBe("w2")
       // One delivery in flight at a time (maxInFlight 1): take, acknowledge, take the next.
       const w2 = yield* inbox("w2")
@@ -116,7 +116,7 @@ describe("Router routing by capability", () => {
       ]
       expect(jobs.map((r) => r.to)).toEqual(["w1", "w2"])
       yield* TestClock.adjust("600 millis")
-      yield* registry.heartbeat("w3")
+      yield* registry.heartbeat({ agent_id: "w3" })
       yield* TestClock.adjust("600 millis")
       for (const id of ["w1", "w2"]) expect(yield* isAvailable(id)).toBe(false)
       for (const r of jobs) expect(yield* recipientOf(r.message_id)).toBe("w3")
@@ -133,7 +133,7 @@ describe("Router routing by capability", () => {
       yield* w1(1)
       yield* register("w2", { capabilities: ["work"] })
       yield* TestClock.adjust("500 millis")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       // w1's liveness and the job's ack wait both run out at 1000.
       yield* TestClock.adjust("500 millis")
       expect(yield* isAvailable("w1")).toBe(false)
@@ -149,13 +149,13 @@ describe("Router routing by capability", () => {
       const job = yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job" })
       const direct = yield* sendTo("w1", { producer_id: "planner", payload: "for w1 only" })
       yield* TestClock.adjust("600 millis")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       yield* TestClock.adjust("600 millis")
       // w1 is lost; nobody else has "work": the job waits where it is.
       expect(yield* recipientOf(job.message_id)).toBe("w1")
       // w2 coming back changes nothing: it cannot do "work".
       yield* TestClock.adjust("1 second")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       expect(yield* recipientOf(job.message_id)).toBe("w1")
       // A new agent with the capability takes it; what was sent to w1 by name stays.
       yield* register("w3", { capabilities: ["work"] })
@@ -176,11 +176,11 @@ describe("Router routing by capability", () => {
       // Both lost together; a job sent to w1 before stays stranded there.
       const job = yield* sendTo("w1", { producer_id: "planner", payload: "direct" }).pipe(Effect.flip)
       expect(job).toMatchObject({ _tag: "AgentUnavailable" })
-      yield* registry.heartbeat("w1")
+      yield* registry.heartbeat({ agent_id: "w1" })
       const routed = yield* sendTo({ capability: "work" }, { producer_id: "planner", payload: "job" })
       expect(routed.to).toBe("w1")
       yield* TestClock.adjust("1 second")
-      yield* registry.heartbeat("w2")
+      yield* registry.heartbeat({ agent_id: "w2" })
       expect(yield* router.status(routed.message_id)).toMatchObject({ value: { to: "w2" } })
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 1000 }))))
 
@@ -197,9 +197,9 @@ describe("Router routing by capability", () => {
       const a = yield* sendTo("w2", { producer_id: "p", payload: "A" })
       expect([r.to, m.to, a.to]).toEqual(["w2", "w1", "w2"])
       yield* TestClock.adjust("2 seconds")
-      yield* router.awaitStage(r.message_id, "TIMED_OUT")
+      yield* router.awaitStage({ message_id: r.message_id, stage: "TIMED_OUT" })
       yield* router.redrive(r.message_id)
-      yield* registry.deregister("w1", "done")
+      yield* registry.deregister({ agent_id: "w1", reason: "done" })
       const next = yield* inbox("w2")
       expect(texts(yield* next(3))).toEqual(["M", "A", "R"])
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: undefined }))))
@@ -215,7 +215,7 @@ describe("Router routing by capability", () => {
         receipts.push(yield* sendTo(to, { producer_id: "planner", payload }))
       }
       expect(receipts.map((r) => r.to)).toEqual(["w2", "w1", "w2", "w1", "w2"])
-      yield* registry.deregister("w1", "done")
+      yield* registry.deregister({ agent_id: "w1", reason: "done" })
       const next = yield* inbox("w2")
       const got = asDeliveries(yield* next(5))
       expect(got.map((d) => payloadText(d.envelope))).toEqual(["a1", "c1", "a2", "c2", "a3"])
@@ -227,11 +227,11 @@ describe("Router routing by capability", () => {
       const registry = yield* Registry
       yield* register("a")
       yield* register("b")
-      yield* registry.heartbeat("b", "SHUTTING_DOWN")
+      yield* registry.heartbeat({ agent_id: "b", state: "SHUTTING_DOWN" })
       expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: 1 }))).toMatchObject({ _tag: "AgentShutdown", retryable: true })
-      yield* registry.deregister("b", "done")
+      yield* registry.deregister({ agent_id: "b", reason: "done" })
       expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: 1 }))).toMatchObject({ _tag: "NoRoute" })
-      expect(yield* Effect.flip(registry.heartbeat("ghost"))).toMatchObject({ _tag: "NoRoute" })
+      expect(yield* Effect.flip(registry.heartbeat({ agent_id: "ghost" }))).toMatchObject({ _tag: "NoRoute" })
       expect(yield* Effect.flip(registry.register({ agent_id: "", name: 3 } as never))).toMatchObject({ _tag: "ValidationError" })
       expect((yield* registry.list).map((agent) => agent.descriptor.agent_id)).toEqual(["a"])
     }).pipe(Effect.provide(routerLayer())))
@@ -268,7 +268,7 @@ describe("Router ACK lifecycle", () => {
       const ackEnvelope = buildEnvelope({ producer_id: "b", payload: ackPayload, message_type: "ACKNOWLEDGEMENT", content_type: "application/json" }, "ack-1", 1500)
       const ackReceipt = yield* router.send({ to: "a", envelope: ackEnvelope })
       expect(ackReceipt).toMatchObject({ message_id: "ack-1", to: "a" })
-      expect(yield* router.awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 1 })
+      expect(yield* router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED", attempts: 1 })
       const notices = (yield* producerInbox(2)) as ReadonlyArray<StageNotice>
       expect(notices.map((n) => [n._tag, n.ack.ack_stage, n.envelope.message_type])).toEqual([
         ["StageNotice", "READ", "ACKNOWLEDGEMENT"],
@@ -355,7 +355,7 @@ describe("Router ACK lifecycle", () => {
       expect(delivery).toMatchObject({ attempt: 1, delivery_seq: 2 })
       expect(delivery.envelope.message_id).toBe(receipt.message_id)
       yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" })
-      expect(yield* router.awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 1 })
+      expect(yield* router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED", attempts: 1 })
     }).pipe(Effect.provide(routerLayer({ maxAttempts: 1 }))))
 
   it.scoped("holds at most maxInFlight unacknowledged deliveries per subscriber", () =>
@@ -398,12 +398,12 @@ describe("Message processor", () => {
       const denied = yield* sendTo("b", { producer_id: "a", payload: "deny" })
       const unknown = yield* sendTo("b", { producer_id: "a", payload: "?", message_type: "NOTIFICATION" })
       const crash = yield* sendTo("b", { producer_id: "a", payload: "crash" })
-      expect(yield* router.awaitStage(ok.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
-      expect(yield* router.awaitStage(denied.message_id, "FULFILLED")).toMatchObject({ stage: "FAILED", error_code: "PERMISSION_DENIED" })
-      expect(yield* router.awaitStage(unknown.message_id, "FULFILLED")).toMatchObject({ stage: "REJECTED", error_code: "UNSUPPORTED_MESSAGE_TYPE" })
-      expect(yield* router.awaitStage(crash.message_id, "READ")).toMatchObject({ stage: "READ", attempts: 1 })
+      expect(yield* router.awaitStage({ message_id: ok.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED" })
+      expect(yield* router.awaitStage({ message_id: denied.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FAILED", error_code: "PERMISSION_DENIED" })
+      expect(yield* router.awaitStage({ message_id: unknown.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "REJECTED", error_code: "UNSUPPORTED_MESSAGE_TYPE" })
+      expect(yield* router.awaitStage({ message_id: crash.message_id, stage: "READ" })).toMatchObject({ stage: "READ", attempts: 1 })
       yield* TestClock.adjust("1 second")
-      expect(yield* router.awaitStage(crash.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED", attempts: 2 })
+      expect(yield* router.awaitStage({ message_id: crash.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED", attempts: 2 })
       yield* Fiber.interrupt(processor)
     }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
 
@@ -419,13 +419,13 @@ describe("Message processor", () => {
       expect(yield* isAvailable("beating")).toBe(true)
       expect(yield* isAvailable("silent")).toBe(false)
       // It keeps the agent's own state: one going away stays unavailable.
-      yield* registry.heartbeat("beating", "SHUTTING_DOWN", { reason: "draining" })
+      yield* registry.heartbeat({ agent_id: "beating", state: "SHUTTING_DOWN", health: { reason: "draining" } })
       yield* TestClock.adjust("40 seconds")
       expect(yield* registry.get("beating")).toMatchObject({ value: { state: "SHUTTING_DOWN", health: { reason: "draining" } } })
       expect(yield* isAvailable("beating")).toBe(false)
-      yield* registry.heartbeat("beating", "RUNNING")
+      yield* registry.heartbeat({ agent_id: "beating", state: "RUNNING" })
       const receipt = yield* sendTo("beating", { producer_id: "a", payload: "still here" })
-      expect(yield* (yield* Router).awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
+      expect(yield* (yield* Router).awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED" })
       yield* Fiber.interrupt(beating)
       yield* Fiber.interrupt(silent)
     }).pipe(Effect.provide(routerLayer({ livenessTimeoutMs: 60_000 }))))
@@ -434,13 +434,13 @@ describe("Message processor", () => {
     Effect.gen(function*() {
       const registry = yield* Registry
       yield* register("w")
-      yield* registry.heartbeat("w", "WAITING", { queue: "7" })
+      yield* registry.heartbeat({ agent_id: "w", state: "WAITING", health: { queue: "7" } })
       yield* TestClock.adjust("2 minutes")
       expect(yield* isAvailable("w")).toBe(false)
       const info = yield* registry.keepAlive("w")
       expect(info).toMatchObject({ state: "WAITING", health: { queue: "7" }, available: true })
       // One going away stays so, and unavailable.
-      yield* registry.heartbeat("w", "SHUTTING_DOWN", { reason: "draining" })
+      yield* registry.heartbeat({ agent_id: "w", state: "SHUTTING_DOWN", health: { reason: "draining" } })
       expect(yield* registry.keepAlive("w")).toMatchObject({
         state: "SHUTTING_DOWN",
         health: { reason: "draining" },
@@ -455,7 +455,7 @@ describe("Runtime options", () => {
     Effect.gen(function*() {
       const bad = { ackWaitMs: Number.NaN, maxInFlight: 0, livenessTimeoutMs: 1500.5, privilegedPerSecond: -1 }
       const error = yield* Effect.flip(Effect.scoped(Layer.build(routerLayer(bad))))
-      expect(error).toMatchObject({ _tag: "ValidationError", subject: "RouterConfig" })
+      expect(error).toMatchObject({ _tag: "ValidationError", subject: "RuntimeOptions" })
       const paths = (error as ValidationError).issues.map((issue) => issue.path)
       expect(paths).toEqual(expect.arrayContaining(["ackWaitMs", "maxInFlight", "livenessTimeoutMs", "privilegedPerSecond"]))
     }))

@@ -15,7 +15,9 @@ import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Stream } from "effect"
 import * as Replay from "../src/layers/Replay.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
-import { isTerminal, type RouterConfig, snapshot } from "../src/model/Router.js"
+import { isTerminal } from "../src/model/Messages.js"
+import { snapshot } from "../src/model/Runtime.js"
+import type { RuntimeOptions } from "../src/schema/Config.js"
 import { messageOf } from "../src/model/Timeline.js"
 import type { EnvelopeState } from "../src/schema/Envelope.js"
 import type { RouterEvent } from "../src/schema/RouterEvents.js"
@@ -31,7 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), "switchboard-restart-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** The router on an SQLite file, with the log itself beside it for replays. */
-const sqliteRouter = (filename: string, config: Partial<RouterConfig>) =>
+const sqliteRouter = (filename: string, config: RuntimeOptions) =>
   Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
     Layer.provideMerge(layerSqlite({ filename })),
     Layer.provideMerge(Ids.layerUuid)
@@ -117,7 +119,7 @@ describe("Router restart, in process", () => {
           delivery_seq: 1
         })
         for (const receipt of sent) {
-          expect(yield* router.awaitStage(receipt.message_id, "FULFILLED")).toMatchObject({ stage: "FULFILLED" })
+          expect(yield* router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED" })
         }
 
         // Dedup memory survived the restart: a retry is answered with the original.
@@ -185,18 +187,18 @@ describe("Router restart, in process", () => {
 
       yield* Effect.gen(function*() {
         const router = yield* Router
-        expect(yield* router.awaitStage(ids.queuedTtl, "TIMED_OUT")).toMatchObject({
+        expect(yield* router.awaitStage({ message_id: ids.queuedTtl, stage: "TIMED_OUT" })).toMatchObject({
           stage: "TIMED_OUT",
           error_code: "TTL_EXPIRED",
           dead_letter: true
         })
-        expect(yield* router.awaitStage(ids.flyingTtl, "TIMED_OUT")).toMatchObject({
+        expect(yield* router.awaitStage({ message_id: ids.flyingTtl, stage: "TIMED_OUT" })).toMatchObject({
           stage: "TIMED_OUT",
           error_code: "TTL_EXPIRED",
           attempts: 1
         })
         // Not requeued at start: no attempts left, and its ack wait ran out while the router was down.
-        expect(yield* router.awaitStage(ids.lastAttempt, "TIMED_OUT")).toMatchObject({
+        expect(yield* router.awaitStage({ message_id: ids.lastAttempt, stage: "TIMED_OUT" })).toMatchObject({
           stage: "TIMED_OUT",
           error_code: "ACK_TIMEOUT",
           attempts: 2,
@@ -352,7 +354,7 @@ describe("Router restart after SIGKILL", () => {
 
         const statuses = yield* Effect.forEach(
           tokens,
-          (token) => router.awaitStage(sent.get(token)!.id, "FULFILLED"),
+          (token) => router.awaitStage({ message_id: sent.get(token)!.id, stage: "FULFILLED" }),
           { concurrency: "unbounded" }
         ).pipe(
           Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error("not every message finished in 20 s") })

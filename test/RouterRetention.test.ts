@@ -1,29 +1,24 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Schema } from "effect"
+import { Schema } from "effect"
 import { buildEnvelope } from "../src/model/Envelopes.js"
-import {
-  decideAck,
-  decideDeliveries,
-  decideRedrive,
-  decideRegister,
-  decideSend,
-  decideTick,
-  defaultRouterConfig,
-  evolve,
-  initialState,
-  type RouterConfig,
-  type RouterState
-} from "../src/model/Router.js"
+import { decideRegister } from "../src/model/Agents.js"
+import { decideDeliveries } from "../src/model/Mailboxes.js"
+import { decideAck, decideRedrive, decideSend } from "../src/model/Messages.js"
+import { evolve, initialState, type RuntimeState } from "../src/model/Runtime.js"
+import type { Decision } from "../src/model/State.js"
+import { decideTick } from "../src/model/Timers.js"
 import { AgentDescriptor } from "../src/schema/Agent.js"
+import { defaultRuntimeConfig, type RuntimeConfig } from "../src/schema/Config.js"
 import type { Event } from "../src/schema/Event.js"
 
 // The rules alone, folded by hand as the runtime's loop does: what the state
 // keeps of a message is not visible through the services.
-const config: RouterConfig = { ...defaultRouterConfig, ackWaitMs: 1_000, maxAttempts: 1, livenessTimeoutMs: undefined }
+const config: RuntimeConfig = { ...defaultRuntimeConfig, ackWaitMs: 1_000, maxAttempts: 1, livenessTimeoutMs: undefined }
 const apply = evolve(config)
 
-const step = <E>(state: RouterState, decided: Either.Either<ReadonlyArray<Event>, E> | ReadonlyArray<Event>) => {
-  const events = Array.isArray(decided) ? decided : Either.getOrThrow(decided as Either.Either<ReadonlyArray<Event>, E>)
+const step = <A, E>(state: RuntimeState, decided: Decision<A, E> | ReadonlyArray<Event>) => {
+  const events = Array.isArray(decided) ? decided : (decided as Decision<A, E>).events
+  if (!Array.isArray(decided) && (decided as Decision<A, E>)._tag === "Refused") throw new Error("refused")
   for (const event of events) apply(state, event)
   return events
 }
@@ -36,7 +31,7 @@ const started = () => {
   return state
 }
 
-const send = (state: RouterState, id: string, token: string, now: number) => {
+const send = (state: RuntimeState, id: string, token: string, now: number) => {
   const envelope = buildEnvelope({ producer_id: "a", payload: "x".repeat(1_000), idempotency_token: token }, id, now)
   step(state, decideSend(state, config, { route: { _tag: "Agent", agent_id: "b" }, envelope }, now))
   step(state, decideDeliveries(state, config, "b", 10, now))
@@ -55,7 +50,7 @@ describe("Router state: what it keeps of a finished message", () => {
     // Still remembered: a duplicate is refused with the original id and its stage.
     const again = buildEnvelope({ producer_id: "a", payload: "again", idempotency_token: "t-m1" }, "m1-again", 3)
     const refused = decideSend(state, config, { route: { _tag: "Agent", agent_id: "b" }, envelope: again }, 3)
-    expect(Either.isLeft(refused) && refused.left).toMatchObject({ _tag: "DuplicateDetected", original_message_id: "m1", stage: "FULFILLED" })
+    expect(refused._tag === "Refused" && refused.error).toMatchObject({ _tag: "DuplicateDetected", original_message_id: "m1", stage: "FULFILLED" })
     // A late ack is still recorded.
     step(state, decideAck(state, config, { agent_id: "b", message_id: "m1", stage: "FAILED", error_code: "INTERNAL_ERROR" }, 4))
     expect(state.messages.get("m1")).toMatchObject({ stage: "FULFILLED", lateAcks: 1 })
@@ -74,6 +69,6 @@ describe("Router state: what it keeps of a finished message", () => {
     step(state, decideAck(state, config, { agent_id: "b", message_id: "m1", stage: "FULFILLED" }, 2_001))
     expect(state.messages.get("m1")).toMatchObject({ stage: "FULFILLED", deadLetter: false, envelope: undefined })
     // No longer a dead letter: nothing to re-drive.
-    expect(Either.isLeft(decideRedrive(state, "m1", 2_002))).toBe(true)
+    expect(decideRedrive(state, "m1", 2_002)._tag).toBe("Refused")
   })
 })

@@ -68,7 +68,7 @@ describe("Registry lineage and topology", () => {
       expect(ids(yield* registry.lineage("b"))).toEqual(["b", "d1", "d0"])
       // Deregistered, it still has its registered descendants below it.
       yield* registry.register({ agent_id: "c", name: "c", parent_agent_id: "a" })
-      yield* registry.deregister("a", "gone")
+      yield* registry.deregister({ agent_id: "a", reason: "gone" })
       expect(yield* Effect.flip(registry.register({ agent_id: "a", name: "a", parent_agent_id: "d1" }))).toMatchObject({
         _tag: "PermissionDenied"
       })
@@ -76,7 +76,7 @@ describe("Registry lineage and topology", () => {
       yield* registry.register({ agent_id: "e", name: "e" })
       yield* registry.register({ agent_id: "f", name: "f", parent_agent_id: "e" })
       yield* registry.register({ agent_id: "g", name: "g", parent_agent_id: "f" })
-      yield* registry.deregister("f", "gone")
+      yield* registry.deregister({ agent_id: "f", reason: "gone" })
       expect(yield* Effect.flip(registry.register({ agent_id: "e", name: "e", parent_agent_id: "d0" }))).toMatchObject({
         _tag: "PermissionDenied"
       })

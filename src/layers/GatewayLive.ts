@@ -1,130 +1,105 @@
 /**
- * The live gateway: every command runs through the runtime's one loop, so a
- * decision always sees the latest policies, kill switch and budgets, and is
- * durable (with its audit record) before anyone acts on it.
+ * The live gateway: a thin layer over the command loop, so a decision always
+ * sees the latest policies, kill switch and budgets, and is durable (with its
+ * audit record) before anyone acts on it. Every request from outside is
+ * decoded first: a bad one fails alone, before it can reach the log.
  */
-import { Chunk, Deferred, Effect, Either, Option, Schema, Stream } from "effect"
+import { Chunk, Deferred, Effect, Either, Exit, Layer, Option, Schema, Stream } from "effect"
+import { decideApprovedCall, decideResolveApproval } from "../model/Approvals.js"
 import { verifyChain } from "../model/Audit.js"
-import { parseBudgetKey } from "../model/Budgets.js"
-import {
-  type Approval,
-  type ApprovalStatus,
-  budgetStatus,
-  approvedRedactions,
-  decideApprovedCall,
-  decideCharge,
-  decideCheck,
-  decideCheckLease,
-  decideDelegateLease,
-  decideDispatched,
-  decideGrantLease,
-  decideKillSwitch,
-  decideLoadPolicy,
-  decideRemovePolicy,
-  decideResolveApproval,
-  type GatewayDecision,
-  type KillSwitchCommand,
-  redactArgs
-} from "../model/Gateway.js"
+import { budgetStatus, currenciesOf, decideCharge } from "../model/Budgets.js"
+import { decideCheck, decideDispatched, redactArgs } from "../model/Checks.js"
+import { type Approval, type ApprovalStatus, decideLoadPolicy, decideRemovePolicy, policyInfo } from "../model/Governance.js"
+import { decideKillSwitch, type KillSwitchCommand } from "../model/KillSwitch.js"
 import type { Action } from "../model/Policy.js"
-import { decideKilledAgentWork, gatewayView, type RouterState } from "../model/Router.js"
+import { decideCheckLease, decideDelegateLease, decideGrantLease } from "../model/Leases.js"
+import { accept } from "../model/State.js"
 import { AuditContext } from "../schema/Audit.js"
 import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
-import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { inputDecoder } from "../schema/FastSchema.js"
+import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
-import { type AuditEntry, type Dispatch, Gateway, type PolicyInfo } from "../services/Gateway.js"
-import type { Runtime } from "./RouterLive.js"
+import { EventLog } from "../services/EventLog.js"
+import { type AuditEntry, type Dispatch, Gateway } from "../services/Gateway.js"
+import { Runtime, valueOf } from "../services/Runtime.js"
+import { waiters } from "./Metrics.js"
 import { injectSecrets } from "./Secrets.js"
 
-// Requests from outside are checked before they reach the log, where a bad one
-// would fail the others' events appended with it.
 const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
 /** An action's args must be JSON. */
 const validAction = inputDecoder(GatedAction, "action", { onExcessProperty: "error" })
-const decodeContext = inputDecoder(AuditContext, "context", { onExcessProperty: "error" })
+const validContext = inputDecoder(Schema.UndefinedOr(AuditContext), "context", { onExcessProperty: "error" })
 const validCharge = inputDecoder(ChargeRequest, "charge")
 const validLeaseCheck = inputDecoder(LeaseCheck, "lease")
-const validAgentId = inputDecoder(Id, "kill_switch")
-const validReason = inputDecoder(Schema.String, "kill_switch")
+const validResolution = inputDecoder(
+  Schema.Struct({ approval_id: Id, by: Schema.String, note: Schema.optional(Schema.String) }),
+  "approval"
+)
+const validId = (subject: string) => inputDecoder(Id, subject)
+const validAgentId = validId("agent_id")
+const validApprovalId = validId("approval_id")
+const validStatus = inputDecoder(
+  Schema.UndefinedOr(Schema.Struct({
+    status: Schema.optional(Schema.Literal("open", "approved", "rejected", "timed_out", "used", "lapsed"))
+  })),
+  "approvals"
+)
+const validKillSwitch = inputDecoder(
+  Schema.Union(
+    Schema.TaggedStruct("Suspend", { agent_id: Id, reason: Schema.String }),
+    Schema.TaggedStruct("Resume", { agent_id: Id }),
+    Schema.TaggedStruct("Kill", { agent_id: Id, reason: Schema.String }),
+    Schema.TaggedStruct("Halt", { reason: Schema.String }),
+    Schema.TaggedStruct("Unhalt", {})
+  ),
+  "kill_switch"
+)
+const validBy = inputDecoder(Schema.String, "kill_switch")
 
-/** A caller's audit context, checked before it can reach a hashed record. */
-const validContext = (context: unknown): Either.Either<AuditContext | undefined, ValidationError> =>
-  context === undefined ? Either.right(undefined) : decodeContext(context)
-
-export const make = (runtime: Runtime) =>
+export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scoped(
+  Gateway,
   Effect.gen(function*() {
-    const { log, onCommitted, query, run } = runtime
-    const approvalWaiters = new Map<string, Array<Deferred.Deferred<Approval>>>()
+    const { extend, query, run } = yield* Runtime
+    const log = yield* EventLog
+    const approvalWaiters = new Map<string, Set<Deferred.Deferred<Approval>>>()
 
-    onCommitted((events, state) => {
-      for (const event of events) {
-        if (event._tag !== "ApprovalResolved") continue
-        const approval = state.gateway.approvals.get(event.approval_id)
-        for (const waiter of approvalWaiters.get(event.approval_id) ?? []) {
-          if (approval !== undefined) Deferred.unsafeDone(waiter, Effect.succeed({ ...approval }))
+    yield* extend({
+      committed: (events, state) => {
+        for (const event of events) {
+          if (event._tag !== "ApprovalResolved") continue
+          const approval = state.approvals.get(event.approval_id)
+          if (approval === undefined) continue
+          for (const waiter of approvalWaiters.get(event.approval_id) ?? []) {
+            Deferred.unsafeDone(waiter, Exit.succeed({ ...approval }))
+          }
         }
-        approvalWaiters.delete(event.approval_id)
       }
     })
 
-    const policyInfo = (state: RouterState, policyId: string): PolicyInfo => {
-      const entry = state.gateway.policies.get(policyId)!
-      return { policy_id: policyId, version: entry.version, scope: entry.document.scope }
-    }
-
-    const checkValid = (action: Action, context: AuditContext | undefined) => {
-      let decision: GatewayDecision | undefined
-      return run(
-        (state, now) => {
-          const checked = decideCheck(state.gateway, gatewayView(state), action, now, context)
-          decision = checked.decision
-          return Either.right(checked.events)
-        },
-        () => decision!
+    const check = (request: Action & { readonly context?: AuditContext | undefined }) => {
+      const { context, ...action } = request
+      return Effect.flatMap(
+        Either.all([validAction(action), validContext(context)]),
+        ([valid, checkedContext]) =>
+          valueOf(run((state, now) => {
+            const { decision, events } = decideCheck(state, valid, now, checkedContext)
+            return accept(events, decision)
+          }))
       )
     }
-    const check = (input: Action, context?: AuditContext) =>
+
+    const resolveApproval = (outcome: "approved" | "rejected") =>
+    (request: { readonly approval_id: string; readonly by: string; readonly note?: string | undefined }) =>
+      Effect.flatMap(validResolution(request), (valid) =>
+        valueOf(run((state, now) => decideResolveApproval(state, { ...valid, outcome }, now))))
+
+    const killSwitch = (command: KillSwitchCommand, by: string | undefined) =>
       Effect.flatMap(
-        Either.all([validAction(input), validContext(context)]),
-        ([action, valid]) => checkValid(action, valid)
+        Either.all([validKillSwitch(command), validBy(by ?? "operator")]),
+        ([valid, checkedBy]) => Effect.asVoid(run((state, now) => decideKillSwitch(state, valid, checkedBy, now)))
       )
-
-    const resolveApproval = (outcome: "approved" | "rejected") => (approvalId: string, by: string, note?: string) =>
-      run(
-        (state, now) =>
-          decideResolveApproval(state.gateway, gatewayView(state), { approval_id: approvalId, outcome, by, note }, now),
-        (state) => ({ ...state.gateway.approvals.get(approvalId)! })
-      )
-
-    const killSwitch = (command: KillSwitchCommand, by = "operator") =>
-      Effect.zipRight(
-        Either.all([
-          "agent_id" in command ? validAgentId(command.agent_id) : Either.right(""),
-          "reason" in command ? validReason(command.reason) : Either.right(""),
-          validReason(by)
-        ]),
-        Effect.asVoid(run((state, now) =>
-        Either.map(
-          decideKillSwitch(state.gateway, gatewayView(state), command, by, now),
-          (events) => command._tag === "Kill" ? [...events, ...decideKilledAgentWork(state, command.agent_id, now)] : events
-        )
-      )))
-
-    const currenciesOf = (state: RouterState, agentId: string) => {
-      const team = state.agents.get(agentId)?.descriptor.team_id
-      const currencies = new Set<string>()
-      for (const key of state.gateway.spent.keys()) {
-        const { currency, id, scope } = parseBudgetKey(key)
-        if ((scope === "agent" && id === agentId) || (scope === "team" && id === team)) currencies.add(currency)
-      }
-      for (const { document } of state.gateway.policyList) {
-        for (const budget of document.budgets ?? []) currencies.add(budget.currency)
-      }
-      return [...currencies].sort()
-    }
 
     const audit = log.read().pipe(
       Stream.filterMap((entry) =>
@@ -134,6 +109,37 @@ export const make = (runtime: Runtime) =>
       )
     )
 
+    const awaitApproval = (approvalId: string) =>
+      Effect.flatMap(validApprovalId(approvalId), (id) =>
+        Effect.scoped(Effect.gen(function*() {
+          const done = yield* Deferred.make<Approval>()
+          // Registered in the loop, so no answer slips between the look and the
+          // wait; gone with the scope, whether answered or interrupted.
+          const found = yield* Effect.acquireRelease(
+            query((state) => {
+              const approval = state.approvals.get(id)
+              if (approval === undefined) return false
+              if (approval.status !== "open") {
+                Deferred.unsafeDone(done, Exit.succeed({ ...approval }))
+              } else {
+                let pending = approvalWaiters.get(id)
+                if (pending === undefined) approvalWaiters.set(id, pending = new Set())
+                pending.add(done)
+                waiters.unsafeModify(1, [])
+              }
+              return true
+            }),
+            () =>
+              Effect.sync(() => {
+                const pending = approvalWaiters.get(id)
+                if (pending?.delete(done)) waiters.unsafeModify(-1, [])
+                if (pending?.size === 0) approvalWaiters.delete(id)
+              })
+          )
+          if (!found) return yield* ValidationError.single("approval", "approval_id", `no approval ${id}`)
+          return yield* Deferred.await(done)
+        })))
+
     const dispatchTool = (request: {
       readonly agent_id: string
       readonly tool: string
@@ -142,45 +148,23 @@ export const make = (runtime: Runtime) =>
       readonly context?: AuditContext | undefined
     }) =>
       Effect.gen(function*() {
-        const action = yield* validAction({
-          kind: "tool_call",
-          agent_id: request.agent_id,
-          tool: request.tool,
-          args: request.args
-        })
+        const action = yield* validAction({ kind: "tool_call", agent_id: request.agent_id, tool: request.tool, args: request.args })
         const context = yield* validContext(request.context)
-        let decision: GatewayDecision
-        if (request.approval_id !== undefined) {
-          const approvalId = request.approval_id
-          let redact: ReadonlyArray<string> = []
-          decision = yield* run(
-            (state, now) => {
-              redact = approvedRedactions(state.gateway, gatewayView(state), approvalId, action, now)
-              return decideApprovedCall(state.gateway, gatewayView(state), approvalId, action, now, context)
-            },
-            (): GatewayDecision => ({
-              decision: redact.length > 0 ? "redact" : "allow",
-              reason: `approved (${approvalId})`,
-              rule: `approval ${approvalId}`,
-              dry_run: false,
-              redact: redact.length > 0 ? redact : undefined
-            })
-          )
-        } else {
-          decision = yield* checkValid(action, context)
-          if (decision.decision === "deny") return yield* new PermissionDenied({ reason: decision.reason })
-          if (decision.decision === "pending") {
-            return { _tag: "AwaitingApproval", approval_id: decision.approval_id!, decision } satisfies Dispatch
-          }
+        const approvalId = request.approval_id === undefined ? undefined : yield* validApprovalId(request.approval_id)
+        const decision = approvalId !== undefined
+          ? yield* valueOf(run((state, now) => decideApprovedCall(state, approvalId, action, now, context)))
+          : yield* valueOf(run((state, now) => {
+            const checked = decideCheck(state, action, now, context)
+            return accept(checked.events, checked.decision)
+          }))
+        if (decision.decision === "deny") return yield* new PermissionDenied({ reason: decision.reason })
+        if (decision.decision === "pending") {
+          return { _tag: "AwaitingApproval", approval_id: decision.approval_id!, decision } satisfies Dispatch
         }
         // Secrets go in last, just before the call leaves: nothing recorded above ever held them.
         const injected = yield* injectSecrets(action.kind === "tool_call" ? action.args : request.args)
         yield* run((state, now) =>
-          Either.right(decideDispatched(state.gateway, gatewayView(state), {
-            agent_id: request.agent_id,
-            tool: request.tool,
-            substituted: injected.names
-          }, now, context))
+          accept(decideDispatched(state, { agent_id: action.agent_id, tool: request.tool, substituted: injected.names }, now, context))
         )
         return {
           _tag: "Dispatched",
@@ -192,78 +176,42 @@ export const make = (runtime: Runtime) =>
 
     return Gateway.of({
       loadPolicy: (yaml) =>
-        Effect.flatMap(
-          parsePolicy(yaml),
-          (document) =>
-            run(
-              (state, now) => Either.right(decideLoadPolicy(state.gateway, document, yaml, now)),
-              (state) => policyInfo(state, document.id)
-            )
-        ),
-      removePolicy: (policyId) => Effect.asVoid(run((state, now) => decideRemovePolicy(state.gateway, policyId, now))),
-      policies: query((state) => [...state.gateway.policies.keys()].map((id) => policyInfo(state, id))),
+        Effect.flatMap(parsePolicy(yaml), (document) => valueOf(run((state, now) => decideLoadPolicy(state, document, yaml, now)))),
+      removePolicy: (policyId) =>
+        Effect.flatMap(validId("policy_id")(policyId), (id) => Effect.asVoid(run((state, now) => decideRemovePolicy(state, id, now)))),
+      policies: query((state) => [...state.policies].map(([id, entry]) => policyInfo(id, entry))),
       check,
-      approvals: (status?: ApprovalStatus) =>
-        query((state) =>
-          [...state.gateway.approvals.values()]
-            .filter((approval) => status === undefined || approval.status === status)
-            .map((approval) => ({ ...approval }))
-        ),
+      approvals: (filter) =>
+        Effect.flatMap(validStatus(filter), (valid) => {
+          const status: ApprovalStatus | undefined = valid?.status
+          return query((state) =>
+            [...state.approvals.values()]
+              .filter((approval) => status === undefined || approval.status === status)
+              .map((approval) => ({ ...approval }))
+          )
+        }),
       approve: resolveApproval("approved"),
       reject: resolveApproval("rejected"),
-      awaitApproval: (approvalId) =>
-        Effect.gen(function*() {
-          const done = yield* Deferred.make<Approval>()
-          const found = yield* query((state) => {
-            const approval = state.gateway.approvals.get(approvalId)
-            if (approval === undefined) return false
-            if (approval.status !== "open") Deferred.unsafeDone(done, Effect.succeed({ ...approval }))
-            else approvalWaiters.set(approvalId, [...(approvalWaiters.get(approvalId) ?? []), done])
-            return true
-          })
-          if (!found) return yield* ValidationError.single("approval", "approval_id", `no approval ${approvalId}`)
-          return yield* Deferred.await(done)
-        }),
-      suspend: (agentId, reason, by) => killSwitch({ _tag: "Suspend", agent_id: agentId, reason }, by),
-      resume: (agentId, by) => killSwitch({ _tag: "Resume", agent_id: agentId }, by),
-      kill: (agentId, reason, by) => killSwitch({ _tag: "Kill", agent_id: agentId, reason }, by),
-      halt: (reason, by) => killSwitch({ _tag: "Halt", reason }, by),
-      unhalt: (by) => killSwitch({ _tag: "Unhalt" }, by),
-      charge: (input) =>
-        Effect.flatMap(validCharge(input), (request) =>
-          run(
-            (state, now) => decideCharge(state.gateway, gatewayView(state), request, now),
-            (state) => budgetStatus(state.gateway, gatewayView(state), request.agent_id, request.currency)
-          )),
+      awaitApproval,
+      suspend: ({ agent_id, by, reason }) => killSwitch({ _tag: "Suspend", agent_id, reason }, by),
+      resume: ({ agent_id, by }) => killSwitch({ _tag: "Resume", agent_id }, by),
+      kill: ({ agent_id, by, reason }) => killSwitch({ _tag: "Kill", agent_id, reason }, by),
+      halt: ({ by, reason }) => killSwitch({ _tag: "Halt", reason }, by),
+      unhalt: (request) => killSwitch({ _tag: "Unhalt" }, request?.by),
+      charge: (input) => Effect.flatMap(validCharge(input), (request) => valueOf(run((state, now) => decideCharge(state, request, now)))),
       budgets: (agentId) =>
-        query((state) =>
-          currenciesOf(state, agentId).flatMap((currency) =>
-            budgetStatus(state.gateway, gatewayView(state), agentId, currency)
-          )
-        ),
-      grantLease: (input) =>
-        Effect.flatMap(
-          validLease(input),
-          (lease) => run((state, now) => decideGrantLease(state.gateway, lease, now), () => lease)
-        ),
+        Effect.flatMap(validAgentId(agentId), (id) =>
+          query((state) => currenciesOf(state, id).flatMap((currency) => budgetStatus(state, id, currency)))),
+      grantLease: (input) => Effect.flatMap(validLease(input), (lease) => valueOf(run((state, now) => decideGrantLease(state, lease, now)))),
       checkLease: (input) =>
-        Effect.flatMap(validLeaseCheck(input), (request) =>
-          Effect.asVoid(run((state, now) => decideCheckLease(state.gateway, gatewayView(state), request, now)))),
+        Effect.flatMap(validLeaseCheck(input), (request) => Effect.asVoid(run((state, now) => decideCheckLease(state, request, now)))),
       delegateLease: (request) =>
-        Effect.flatMap(
-          validLease(request.lease),
-          (lease) =>
-            run(
-              (state, now) =>
-                decideDelegateLease(state.gateway, gatewayView(state), {
-                  parent_lease_id: request.parent_lease_id,
-                  lease
-                }, now),
-              (state) => state.gateway.leases.get(lease.lease_id)!
-            )
-        ),
+        Effect.flatMap(validLease(request.lease), (lease) =>
+          Effect.flatMap(validId("parent_lease_id")(request.parent_lease_id), (parent_lease_id) =>
+            valueOf(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))),
       dispatchTool,
       audit,
       verifyAudit: Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries)))
     })
   })
+)

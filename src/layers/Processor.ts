@@ -9,10 +9,10 @@
  * the agent is suspended meanwhile and its acks are refused: the processor
  * goes on, and takes the message again once the agent is resumed.
  */
-import { Duration, Effect, Schedule, Schema, Stream } from "effect"
+import { Duration, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import type { AckError } from "../model/Messages.js"
 import { ErrorCode, type MessageType } from "../schema/Envelope.js"
-import { type NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { AckError } from "../model/Router.js"
+import { type InternalError, type NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import { Registry } from "../services/Registry.js"
 import { type Delivery, Router, type StageNotice } from "../services/Router.js"
 
@@ -52,7 +52,7 @@ export const handle = <E, R>(agentId: string, options: Handlers<E, R>, delivery:
     const router = yield* Router
     const envelope = delivery.envelope
     const ack = (stage: "READ" | "FULFILLED" | "REJECTED" | "FAILED", error_code?: ErrorCode, note?: string) =>
-      router.ack({ agent_id: agentId, message_id: envelope.message_id, stage, error_code, note })
+      router.ack({ agent_id: agentId, message_id: envelope.message_id, stage, error_code, note, delivery_seq: delivery.delivery_seq })
     const handler = options.handlers?.[envelope.message_type] ?? options.default
     if (handler === undefined) {
       return yield* ack("REJECTED", "UNSUPPORTED_MESSAGE_TYPE", `no handler for ${envelope.message_type}`)
@@ -74,7 +74,7 @@ export const handle = <E, R>(agentId: string, options: Handlers<E, R>, delivery:
 export const run = <E, R>(
   agentId: string,
   options: Handlers<E, R>
-): Effect.Effect<void, NoRoute | AckError | ValidationError | PersistenceError, Router | Registry | R> =>
+): Effect.Effect<void, NoRoute | AckError | ValidationError | PersistenceError | InternalError, Router | Registry | R> =>
   Effect.flatMap(Effect.all([Router, Registry]), ([router, registry]) => {
     const every = options.heartbeatEvery === undefined ? undefined : Duration.decode(options.heartbeatEvery)
     // A zero interval would heartbeat without end and starve everything else.
@@ -113,3 +113,17 @@ export const run = <E, R>(
     )
     return Effect.raceFirst(deliveries, Effect.asVoid(heartbeats))
   })
+
+/**
+ * A processor that runs as long as its layer: started when the layer is
+ * built, interrupted when its scope closes. A failure of the processor (an
+ * unknown agent, an ACK the log cannot record) is logged; the layer goes on.
+ */
+export const layer = <E, R>(agentId: string, options: Handlers<E, R>): Layer.Layer<never, never, Router | Registry | R> =>
+  Layer.scopedDiscard(
+    Effect.forkScoped(
+      run(agentId, options).pipe(
+        Effect.catchAllCause((cause) => Effect.logError(`processor ${agentId} stopped`, cause))
+      )
+    )
+  )

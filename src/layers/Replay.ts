@@ -5,8 +5,9 @@
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
  */
-import { Effect, Stream } from "effect"
-import { defaultRouterConfig, evolve, initialState, type RouterConfig, type RouterState, snapshot } from "../model/Router.js"
+import { Effect, Schema, Stream } from "effect"
+import { evolve, initialState, type RuntimeState, snapshot } from "../model/Runtime.js"
+import { type RuntimeConfig, RuntimeOptions } from "../schema/Config.js"
 import { concerning, describe, messageOf } from "../model/Timeline.js"
 import type { EventRecord } from "../schema/Event.js"
 import { EventLog, type ReadRange } from "../services/EventLog.js"
@@ -17,19 +18,19 @@ export { snapshot }
 export interface Step {
   readonly record: EventRecord
   /** The state after this record. It is the same object at every step, changed in place: take `snapshot(state)` to keep one. */
-  readonly state: RouterState
+  readonly state: RuntimeState
 }
 
-const folder = (config: Partial<RouterConfig>) => {
-  const apply = evolve({ ...defaultRouterConfig, ...config })
-  return (state: RouterState, record: EventRecord) => apply(state, record.event)
+const folder = (options: RuntimeOptions) => {
+  const apply = evolve(Schema.decodeSync(RuntimeOptions)(options) satisfies RuntimeConfig)
+  return (state: RuntimeState, record: EventRecord) => apply(state, record.event)
 }
 
 /**
  * Every record of the range with the state it leads to, one at a time: each
  * step is seen downstream before the next record is applied.
  */
-export const steps = (range: ReadRange = {}, config: Partial<RouterConfig> = {}) =>
+export const steps = (range: ReadRange = {}, config: RuntimeOptions = {}) =>
   Stream.unwrap(Effect.gen(function*() {
     const log = yield* EventLog
     const fold = folder(config)
@@ -43,7 +44,7 @@ export const steps = (range: ReadRange = {}, config: Partial<RouterConfig> = {})
   }))
 
 /** The state once the records up to offset `at` (default: the head) are applied. */
-export const stateAt = (at?: number, config: Partial<RouterConfig> = {}) =>
+export const stateAt = (at?: number, config: RuntimeOptions = {}) =>
   Effect.flatMap(EventLog, (log) => {
     const fold = folder(config)
     return Stream.runFold(

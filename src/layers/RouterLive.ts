@@ -1,102 +1,23 @@
 /**
- * The live registry and router: one fiber owns the state and runs every
- * command through `decide` → `EventLog.append` → `evolve`, in batches.
- *
- * Each turn of the loop takes every queued command, decides each against the
- * state as the earlier ones left it, adds what the clock calls for (ack waits,
- * TTLs, liveness) and the deliveries that subscribers have room for, and
- * appends all of it in one durable append. Only then are callers answered,
- * deliveries handed out and stage changes announced: nothing is visible before
- * its event is durable. If the append fails, the batch fails as a whole and
- * the state is folded again from the log, the only source of truth.
+ * The live router: a thin layer over the command loop. Sends and acks are
+ * decisions run through the loop; deliveries are what its turn extension
+ * decides for the credit of each agent's subscribers, handed out once
+ * durable; stage changes reach producers as ACKNOWLEDGEMENT notices.
  */
-import {
-  Cause,
-  Chunk,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  Mailbox,
-  Option,
-  Schema,
-  Stream
-} from "effect"
-import {
-  type AckCommand,
-  type AckError,
-  decideAck,
-  decideDeliveries,
-  decideDeregister,
-  decideEdge,
-  decideHeartbeat,
-  decideReconcile,
-  decideRedrive,
-  decideRegister,
-  decideSend,
-  decideTick,
-  decideUntakenDeliveries,
-  defaultRouterConfig,
-  evolve,
-  initialState,
-  isAvailable,
-  isTerminal,
-  lineageOf,
-  nextDeadline,
-  subtreeOf,
-  type AgentEntry,
-  type MessageEntry,
-  type RouterConfig,
-  type RouterState,
-  type SendError,
-  snapshot
-} from "../model/Router.js"
+import { Chunk, Deferred, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } from "effect"
 import { buildEnvelope } from "../model/Envelopes.js"
-import { Refusal } from "../model/Gateway.js"
-import { AgentDescriptor, AgentHealth, EdgeRequest } from "../schema/Agent.js"
-import { RouterOptions } from "../schema/Config.js"
-import {
-  AckPayload,
-  AckRequest,
-  type AckStage,
-  AgentState,
-  decodeAckPayload,
-  Envelope,
-  type EnvelopeState
-} from "../schema/Envelope.js"
-import {
-  MessageNotFound,
-  NoRoute,
-  type PersistenceError,
-  ValidationError
-} from "../schema/Errors.js"
-import type { Event, EventRecord } from "../schema/Event.js"
+import { decideDeliveries } from "../model/Mailboxes.js"
+import { type AckCommand, type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
+import { decideUntakenDeliveries } from "../model/Placement.js"
+import { snapshot } from "../model/Runtime.js"
+import { AckPayload, AckRequest, type AckStage, decodeAckPayload, Envelope, type EnvelopeState, Id } from "../schema/Envelope.js"
+import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
+import type { Event } from "../schema/Event.js"
 import { fastValidator, inputDecoder } from "../schema/FastSchema.js"
-import type { MessageAccepted } from "../schema/RouterEvents.js"
-import { EventLog } from "../services/EventLog.js"
-import { type AgentInfo, Registry } from "../services/Registry.js"
-import {
-  type AckReceipt,
-  type Delivery,
-  type Inbound,
-  type MessageStatus,
-  type Recipient,
-  Router,
-  type SendReceipt,
-  type StageNotice
-} from "../services/Router.js"
-
-// ---------------------------------------------------------------------------
-// Views of the state
-
-export const agentInfo = (agent: AgentEntry): AgentInfo => ({
-  descriptor: agent.descriptor,
-  state: agent.state,
-  health: agent.health,
-  available: isAvailable(agent),
-  registered_at: agent.registeredAt
-})
+import type { Route } from "../schema/RouterEvents.js"
+import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
+import { Runtime } from "../services/Runtime.js"
+import { waiters } from "./Metrics.js"
 
 export const messageStatus = (message: MessageEntry): MessageStatus => ({
   message_id: message.id,
@@ -111,53 +32,9 @@ export const messageStatus = (message: MessageEntry): MessageStatus => ({
   finished_at: message.finishedAt
 })
 
-const stageRank = (stage: EnvelopeState) =>
-  stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
-
-/** Folds a log into the router's state. */
-export const foldLog = (log: EventLog["Type"], config: RouterConfig) =>
-  Stream.runFold(log.read(), { state: initialState(), offset: 0 }, (folded, record) => {
-    evolve(config)(folded.state, record.event)
-    return { state: folded.state, offset: record.offset }
-  })
-
-// ---------------------------------------------------------------------------
-// The loop
-
-type Decision = Either.Either<ReadonlyArray<Event>, unknown>
-
-/** The error a caller sees: a Refusal's own error. */
-export type Unrefused<E> = E extends Refusal<infer R> ? R : E
-
-/** Answers a caller (`resume` of `Effect.async`), always with an Exit. */
-type Resume = (result: Exit.Exit<any, any>) => void
-
-interface DecideCommand {
-  readonly _tag: "Decide"
-  readonly decide: (state: RouterState, now: number) => Decision
-  /** The caller's answer, read once the batch is durable and applied. */
-  readonly answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => unknown
-  readonly resume: Resume
-}
-
-interface QueryCommand {
-  readonly _tag: "Query"
-  readonly read: (state: RouterState) => unknown
-  readonly resume: Resume
-}
-
-type Command = DecideCommand | QueryCommand | { readonly _tag: "Wake" }
-
-/** A decided command awaiting its answer: its events are `count` from `start` of the turn's. */
-interface Decided {
-  readonly command: DecideCommand
-  readonly start: number
-  readonly count: number
-  readonly refused: unknown
-}
+const stageRank = (stage: EnvelopeState) => stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
 
 interface Subscriber {
-  readonly agentId: string
   readonly inbox: Mailbox.Mailbox<Inbound>
   /** Message ids delivered to this subscriber and not yet settled. */
   readonly holding: Set<string>
@@ -170,72 +47,48 @@ interface StageWaiter {
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
-/** An ACK request from outside, checked before it can reach the loop (and the log, with others' events). */
 const validAck = inputDecoder(AckRequest, "ack")
-const validateOptions = Schema.validateEither(RouterOptions, { errors: "all" })
+const validEnvelope = (() => {
+  const check = fastValidator(Envelope)
+  return (value: unknown) => Either.mapLeft(check(value), (error) => ValidationError.fromParseError("envelope", error))
+})()
+const validStageRequest = inputDecoder(
+  Schema.Struct({ message_id: Id, stage: Schema.Literal("SENT", "RECEIVED", "READ", "FULFILLED", "REJECTED", "FAILED", "TIMED_OUT") }),
+  "await"
+)
+const validMessageId = inputDecoder(Id, "message_id")
+const validAgentId = inputDecoder(Id, "agent_id")
+const validRecipient = inputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
 
-/**
- * Lets the runtime's timers and I/O run between two busy turns. The SQLite
- * commit is synchronous, so producers in the same process could otherwise
- * keep the loop turning on microtasks alone, and a handler's timer or socket
- * would wait until they stop.
- */
-const yieldToEventLoop: Effect.Effect<void> = typeof globalThis.setImmediate === "function"
-  ? Effect.async<void>((resume) => {
-    const handle = globalThis.setImmediate(() => resume(Effect.void))
-    return Effect.sync(() => globalThis.clearImmediate(handle))
-  })
-  : Effect.yieldNow()
+const toRoute = (to: Recipient): Route =>
+  typeof to === "string" ? { _tag: "Agent", agent_id: to } : { _tag: "Capability", capability: to.capability }
 
-/**
- * The loop, as the other services built on it (the gateway) use it: a
- * decision goes through `run`, a read through `query`, and `onCommitted`
- * hears of each durable batch.
- */
-export interface Runtime {
-  readonly config: RouterConfig
-  readonly log: EventLog["Type"]
-  readonly run: <E, A = ReadonlyArray<EventRecord>>(
-    decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<Event>, E>,
-    answer?: (state: RouterState, records: ReadonlyArray<EventRecord>) => A
-  ) => Effect.Effect<A, Unrefused<E> | PersistenceError>
-  readonly query: <A>(read: (state: RouterState) => A) => Effect.Effect<A>
-  readonly onCommitted: (listener: (events: ReadonlyArray<Event>, state: RouterState) => void) => void
+/** A stage change as the ACKNOWLEDGEMENT envelope Switchboard sends the producer. */
+const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
+  const ack: AckPayload = { ack_for_message_id: message.id, ack_stage: stage, error_code: message.errorCode }
+  const envelope = buildEnvelope(
+    {
+      producer_id: "switchboard",
+      correlation_id: message.correlationId,
+      message_type: "ACKNOWLEDGEMENT",
+      payload: encodeAck(ack)
+    },
+    `${message.id}/${stage}/${message.attempts}`,
+    at
+  )
+  // Switchboard's own envelope, already in the producer's mailbox.
+  return { _tag: "StageNotice", ack, envelope: { ...envelope, state: "RECEIVED" } }
 }
 
-export const make = (options: Partial<RouterConfig> = {}) =>
+export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
+  Router,
   Effect.gen(function*() {
-    const config: RouterConfig = { ...defaultRouterConfig, ...options }
-    yield* Either.mapLeft(validateOptions(config), (error) => ValidationError.fromParseError("RouterConfig", error))
-    const log = yield* EventLog
-    const apply = evolve(config)
-    const folded = yield* foldLog(log, config)
-    let state = folded.state
-    /** The offset of the last record folded into `state`. */
-    let offset = folded.offset
-
-    const clock = yield* Effect.clock
-    // The commands waiting for the loop, and a latch that is open while there
-    // are any: taking them all is one array swap.
-    let queued: Array<Command> = []
-    const wake = yield* Effect.makeLatch(false)
-    const offer = (command: Command) => {
-      queued.push(command)
-      wake.unsafeOpen()
-    }
-    const takeQueued = () => {
-      const taken = queued
-      queued = []
-      wake.unsafeClose()
-      return taken
-    }
-    /** Told of every batch once it is durable and applied. */
-    const committedListeners: Array<(events: ReadonlyArray<Event>, state: RouterState) => void> = []
+    const { config, extend, query, run, runMany } = yield* Runtime
     const subscribers = new Map<string, Array<Subscriber>>()
     const holder = new Map<string, Subscriber>()
-    const waiters = new Map<string, Array<StageWaiter>>()
+    const stageWaiters = new Map<string, Set<StageWaiter>>()
 
-    /** Whether the last publish freed a subscriber's credit: deliveries may then go out on another turn. */
+    /** Whether the last commit freed a subscriber's credit: deliveries may then go out at once. */
     let creditFreed = false
     const release = (messageId: string) => {
       const subscriber = holder.get(messageId)
@@ -245,380 +98,116 @@ export const make = (options: Partial<RouterConfig> = {}) =>
       creditFreed = true
     }
 
-    const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
-      const ack: AckPayload = {
-        ack_for_message_id: message.id,
-        ack_stage: stage,
-        error_code: message.errorCode
+    // Stage changes are taken as each event is applied: the state after the
+    // whole turn no longer tells which acks changed a stage (a late one does
+    // not; a READ followed by a FULFILLED in the same turn does).
+    let stageBefore: EnvelopeState | undefined
+    let notices = new Map<Event, StageNotice>()
+
+    const hand = (event: Extract<Event, { readonly _tag: "MessageDelivered" }>, message: MessageEntry | undefined) => {
+      const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
+      // The envelope is let go only when the message finishes, and in a turn
+      // deliveries are decided after everything that can finish one.
+      const envelope = message?.envelope
+      if (envelope === undefined || subscriber === undefined) return
+      subscriber.holding.add(event.message_id)
+      holder.set(event.message_id, subscriber)
+      const delivery: Delivery = {
+        _tag: "Delivery",
+        // A first attempt hands out the envelope as it was accepted: no copy per message.
+        envelope: event.attempt === 1 ? envelope : { ...envelope, retry_count: envelope.retry_count + event.attempt - 1 },
+        attempt: event.attempt,
+        delivery_seq: event.delivery_seq,
+        lane: event.lane
       }
-      const envelope = buildEnvelope(
-        {
-          producer_id: "switchboard",
-          correlation_id: message.correlationId,
-          message_type: "ACKNOWLEDGEMENT",
-          payload: encodeAck(ack)
-        },
-        `${message.id}/${stage}/${message.attempts}`,
-        at
-      )
-      // Switchboard's own envelope, already in the producer's mailbox.
-      return { _tag: "StageNotice", ack, envelope: { ...envelope, state: "RECEIVED" } }
+      subscriber.inbox.unsafeOffer(delivery)
     }
 
-    /** After a commit: hand out deliveries, free credit, answer waiters, tell producers. */
-    const publish = (events: ReadonlyArray<Event>, notices: ReadonlyMap<Event, StageNotice>) => {
-      const changed = new Set<string>()
-      for (const event of events) {
-        switch (event._tag) {
-          case "MessageDelivered": {
-            const message = state.messages.get(event.message_id)
-            const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
-            // The envelope is let go only when the message finishes, and in a
-            // turn deliveries are decided after everything that can finish one.
-            const envelope = message?.envelope
-            if (envelope === undefined || subscriber === undefined) break
-            subscriber.holding.add(event.message_id)
-            holder.set(event.message_id, subscriber)
-            const delivery: Delivery = {
-              _tag: "Delivery",
-              // A first attempt hands out the envelope as it was accepted: no copy per message.
-              envelope: event.attempt === 1
-                ? envelope
-                : { ...envelope, retry_count: envelope.retry_count + event.attempt - 1 },
-              attempt: event.attempt,
-              delivery_seq: event.delivery_seq,
-              lane: event.lane
+    yield* extend({
+      decide: (state, now) => {
+        const deliveries: Array<Event> = []
+        for (const [agentId, subs] of subscribers) {
+          let credit = 0
+          for (const sub of subs) credit += config.maxInFlight - sub.holding.size
+          for (const delivery of decideDeliveries(state, config, agentId, credit, now)) deliveries.push(delivery)
+        }
+        return deliveries
+      },
+      beforeApply: (state, event) => {
+        if (event._tag === "MessageAcked" || event._tag === "MessageTimedOut") {
+          stageBefore = state.messages.get(event.message_id)?.stage
+        }
+      },
+      afterApply: (state, event) => {
+        if (event._tag !== "MessageAcked" && event._tag !== "MessageTimedOut") return
+        const message = state.messages.get(event.message_id)
+        // Built only for a producer that listens: most never subscribe, and this runs for every ack.
+        if (message !== undefined && message.stage !== stageBefore && subscribers.has(message.producerId)) {
+          notices.set(event, notice(message, event._tag === "MessageAcked" ? event.stage : "TIMED_OUT", event.at))
+        }
+      },
+      committed: (events, state) => {
+        creditFreed = false
+        const changed = new Set<string>()
+        for (const event of events) {
+          switch (event._tag) {
+            case "MessageDelivered":
+              hand(event, state.messages.get(event.message_id))
+              break
+            case "MessageAcked":
+            case "MessageTimedOut":
+            case "MessageRequeued":
+            case "MessageRedriven": {
+              const message = state.messages.get(event.message_id)
+              if (message === undefined) break
+              if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
+              changed.add(event.message_id)
+              const stageNotice = notices.get(event)
+              if (stageNotice !== undefined) {
+                for (const sub of subscribers.get(message.producerId) ?? []) sub.inbox.unsafeOffer(stageNotice)
+              }
+              break
             }
-            subscriber.inbox.unsafeOffer(delivery)
-            break
+            case "MessageAccepted":
+              changed.add(event.envelope.message_id)
+              break
           }
-          case "MessageAcked":
-          case "MessageTimedOut":
-          case "MessageRequeued":
-          case "MessageRedriven": {
-            const message = state.messages.get(event.message_id)
-            if (message === undefined) break
-            if (event._tag !== "MessageAcked" || isTerminal(message.stage)) release(event.message_id)
-            changed.add(event.message_id)
-            const stageNotice = notices.get(event)
-            if (stageNotice !== undefined) {
-              for (const sub of subscribers.get(message.producerId) ?? []) sub.inbox.unsafeOffer(stageNotice)
-            }
-            break
-          }
-          case "MessageAccepted":
-            changed.add(event.envelope.message_id)
-            break
-          default:
-            break
         }
+        notices = new Map()
+        for (const id of changed) {
+          const pending = stageWaiters.get(id)
+          const message = state.messages.get(id)
+          if (pending === undefined || message === undefined) continue
+          for (const waiter of pending) {
+            if (stageRank(message.stage) >= stageRank(waiter.stage)) Deferred.unsafeDone(waiter.done, Exit.succeed(messageStatus(message)))
+          }
+        }
+        return creditFreed
       }
-      for (const id of changed) {
-        const pending = waiters.get(id)
-        const message = state.messages.get(id)
-        if (pending === undefined || message === undefined) continue
-        const remaining = pending.filter((waiter) => {
-          if (stageRank(message.stage) < stageRank(waiter.stage)) return true
-          Deferred.unsafeDone(waiter.done, Effect.succeed(messageStatus(message)))
-          return false
-        })
-        if (remaining.length === 0) waiters.delete(id)
-        else waiters.set(id, remaining)
-      }
-    }
-
-    /** When idle: waits for a command or the next deadline, whichever comes first. */
-    const idle = Effect.suspend((): Effect.Effect<void> => {
-      if (queued.length > 0) return Effect.void
-      const deadline = nextDeadline(state)
-      if (deadline === undefined) return wake.await
-      const wait = Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis()))
-      return Effect.asVoid(Effect.timeoutOption(wake.await, wait))
     })
-
-    /** Answers the callers of a batch, each with its own slice of the records it logged. */
-    const answerDecided = (decided: ReadonlyArray<Decided>, records: ReadonlyArray<EventRecord>) => {
-      for (const { command, count, refused, start } of decided) {
-        command.resume(
-          refused !== undefined
-            ? Exit.fail(refused)
-            : Exit.succeed(command.answer(state, records.slice(start, start + count)))
-        )
-      }
-    }
-
-    /**
-     * One turn: decides the batch, appends what it decided, then tells everyone.
-     * Whether the loop should turn again at once: it logged something, and
-     * commands arrived meanwhile or acks freed credit for more deliveries.
-     */
-    const turn = (batch: ReadonlyArray<Command>, now: number): Effect.Effect<boolean> => {
-      const events: Array<Event> = []
-      const decided: Array<Decided> = []
-      const queries: Array<QueryCommand> = []
-      // Taken as each event is applied: the state after the whole turn no
-      // longer tells which acks changed a stage (a late one does not; a READ
-      // followed by a FULFILLED in the same turn does).
-      const notices = new Map<Event, StageNotice>()
-      const applyAll = (decision: ReadonlyArray<Event>) => {
-        for (const event of decision) {
-          if (event._tag === "MessageAcked" || event._tag === "MessageTimedOut") {
-            const before = state.messages.get(event.message_id)?.stage
-            apply(state, event)
-            const message = state.messages.get(event.message_id)
-            // Built only for a producer that listens: most never subscribe, and this runs for every ack.
-            if (message !== undefined && message.stage !== before && subscribers.has(message.producerId)) {
-              notices.set(event, notice(message, event._tag === "MessageAcked" ? event.stage : "TIMED_OUT", event.at))
-            }
-          } else {
-            apply(state, event)
-          }
-          events.push(event)
-        }
-      }
-      for (const command of batch) {
-        if (command._tag === "Query") queries.push(command)
-        if (command._tag !== "Decide") continue
-        // A decision that throws is a bug: its caller gets the defect, the loop goes on.
-        let decision: ReturnType<typeof command.decide>
-        try {
-          decision = command.decide(state, now)
-        } catch (defect) {
-          command.resume(Exit.die(defect))
-          continue
-        }
-        if (Either.isLeft(decision)) {
-          if (decision.left instanceof Refusal) {
-            // Refused, yet recorded: the caller learns of it once the record is durable.
-            decided.push({ command, start: events.length, count: decision.left.events.length, refused: decision.left.error })
-            applyAll(decision.left.events)
-          } else {
-            command.resume(Exit.fail(decision.left))
-          }
-          continue
-        }
-        decided.push({ command, start: events.length, count: decision.right.length, refused: undefined })
-        applyAll(decision.right)
-      }
-      applyAll(decideTick(state, config, now))
-      for (const [agentId, subs] of subscribers) {
-        let credit = 0
-        for (const sub of subs) credit += config.maxInFlight - sub.holding.size
-        applyAll(decideDeliveries(state, config, agentId, credit, now))
-      }
-      const answerQueries = () => {
-        for (const query of queries) query.resume(Exit.succeed(query.read(state)))
-      }
-      if (events.length === 0) {
-        answerDecided(decided, [])
-        answerQueries()
-        return Effect.succeed(false)
-      }
-      return Effect.matchEffect(log.append(events), {
-        onFailure: (error) => {
-          for (const { command } of decided) command.resume(Exit.fail(error))
-          return Effect.gen(function*() {
-            const refolded = yield* foldLog(log, config).pipe(Effect.orDie)
-            state = refolded.state
-            offset = refolded.offset
-            answerQueries()
-            yield* Effect.logError("router: append failed; state folded again from the log", error)
-            return false
-          })
-        },
-        onSuccess: (records) =>
-          Effect.sync(() => {
-            offset = records[records.length - 1].offset
-            creditFreed = false
-            publish(events, notices)
-            for (const listener of committedListeners) listener(events, state)
-            answerDecided(decided, records)
-            answerQueries()
-            return creditFreed || queued.length > 0
-          })
-      })
-    }
-
-    // The loop. After a busy turn (see `turn`) it turns again at once; after
-    // `busyTurnsPerYield` such turns in a row it lets the event loop run.
-    const busyTurnsPerYield = 8
-    yield* Effect.gen(function*() {
-      let busy = true
-      let busyTurns = 0
-      while (true) {
-        if (!busy) {
-          busyTurns = 0
-          yield* idle
-        } else if (++busyTurns >= busyTurnsPerYield) {
-          busyTurns = 0
-          yield* yieldToEventLoop
-        }
-        busy = yield* turn(takeQueued(), clock.unsafeCurrentTimeMillis())
-      }
-    }).pipe(Effect.forkScoped)
-    offer({
-      _tag: "Decide",
-      decide: (current, now) => Either.right(decideReconcile(current, config, now)),
-      answer: () => undefined,
-      resume: () => {}
-    })
-
-    // -----------------------------------------------------------------------
-    // Commands and queries
-
-    /**
-     * Runs a decision through the loop; once its events are durable and
-     * applied, answers with `answer(state, records)`: one trip for both.
-     */
-    const run = <E, A = ReadonlyArray<EventRecord>>(
-      decide: (state: RouterState, now: number) => Either.Either<ReadonlyArray<Event>, E>,
-      answer: (state: RouterState, records: ReadonlyArray<EventRecord>) => A = (_, records) => records as A
-    ) =>
-      Effect.async<A, Unrefused<E> | PersistenceError>((resume) => {
-        offer({ _tag: "Decide", decide, answer, resume })
-      })
-
-    const query = <A>(read: (state: RouterState) => A) =>
-      Effect.async<A>((resume) => {
-        offer({ _tag: "Query", read, resume: resume as unknown as Resume })
-      })
-
-    const validate = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-      const check = fastValidator(schema)
-      return (value: unknown) =>
-        Either.mapLeft(check(value), (error) => ValidationError.fromParseError(subject, error))
-    }
-    const validateEnvelope = validate(Envelope, "envelope")
-    const validDescriptor = inputDecoder(AgentDescriptor, "agent", { onExcessProperty: "error" })
-    const validateAgentState = validate(AgentState, "heartbeat")
-    const validateHealth = validate(AgentHealth, "heartbeat")
-    const validateReason = validate(Schema.String, "deregister")
-    const validateEdge = validate(EdgeRequest, "edge")
-
-    const infos = (state: RouterState, ids: ReadonlyArray<string>) =>
-      ids.flatMap((id) => {
-        const agent = state.agents.get(id)
-        return agent === undefined ? [] : [agentInfo(agent)]
-      })
-
-    const agentOf = (state: RouterState, agentId: string) => {
-      const agent = state.agents.get(agentId)
-      return agent === undefined ? Either.left(new NoRoute({ to: agentId })) : Either.right(agentInfo(agent))
-    }
-
-    const recordHeartbeat = (command: Parameters<typeof decideHeartbeat>[2]) =>
-      run(
-        (state, now) => decideHeartbeat(state, config, command, now),
-        (state) => agentInfo(state.agents.get(command.agent_id)!)
-      )
-
-    const registry = Registry.of({
-      register: (descriptor) =>
-        Effect.gen(function*() {
-          const agent = yield* validDescriptor(descriptor)
-          return yield* run(
-            (state, now) => decideRegister(state, config, agent, now),
-            (state) => agentInfo(state.agents.get(agent.agent_id)!)
-          )
-        }),
-      heartbeat: (agentId, agentState = "RUNNING", health = {}) =>
-        Effect.gen(function*() {
-          const checked = yield* validateAgentState(agentState)
-          const reported = yield* validateHealth(health)
-          return yield* recordHeartbeat({ agent_id: agentId, state: checked, health: reported })
-        }),
-      keepAlive: (agentId) => recordHeartbeat({ agent_id: agentId }),
-      deregister: (agentId, reason) =>
-        Effect.flatMap(validateReason(reason), (valid) =>
-          Effect.asVoid(run((state, now) => decideDeregister(state, { agent_id: agentId, reason: valid }, now)))),
-      get: (agentId) => query((state) => Option.map(Option.fromNullable(state.agents.get(agentId)), agentInfo)),
-      list: query((state) => [...state.agents.values()].filter((agent) => agent.registered).map(agentInfo)),
-      byCapability: (capability) =>
-        query((state) =>
-          [...state.agents.values()]
-            .filter((agent) => agent.registered && agent.descriptor.capabilities.includes(capability))
-            .map(agentInfo)
-        ),
-      lineage: (agentId) =>
-        query((state) => infos(state, state.agents.has(agentId) ? lineageOf(state, agentId) : [])),
-      subtree: (agentId) =>
-        query((state) => infos(state, state.agents.has(agentId) ? subtreeOf(state, agentId) : [])),
-      team: (teamId) =>
-        query((state) =>
-          [...state.agents.values()].filter((agent) => agent.registered && agent.descriptor.team_id === teamId).map(
-            agentInfo
-          )
-        ),
-      edges: (agentId) =>
-        query((state) => [...state.edges.values()].filter((edge) => edge.from === agentId || edge.to === agentId)),
-      addEdge: (edge) =>
-        Effect.flatMap(validateEdge(edge), (valid) =>
-          Effect.asVoid(run((state, now) => Either.right(decideEdge(state, valid, now)))))
-    })
-
-    /**
-     * An ACK as a loop command: decided against the state the commands before
-     * it left, and answered with the stage it left (the batch may move it on).
-     */
-    const ackCommand = (request: AckCommand, resume: Resume): DecideCommand => {
-      let late = false
-      let stage: EnvelopeState = request.stage
-      return {
-        _tag: "Decide",
-        decide: (state, now) => {
-          const message = state.messages.get(request.message_id)
-          late = message !== undefined && isTerminal(message.stage)
-          if (late) stage = message!.stage
-          return decideAck(state, config, request, now)
-        },
-        answer: (_, [record]): AckReceipt => ({ message_id: request.message_id, stage, late, offset: record.offset }),
-        resume
-      }
-    }
 
     const ack = (request: AckCommand) =>
       Effect.flatMap(validAck(request), (valid) =>
-        Effect.async<AckReceipt, AckError | PersistenceError>((resume) => {
-          offer(ackCommand(valid, resume as Resume))
-        }))
+        Effect.map(run((state, now) => decideAck(state, config, valid, now)), ({ records, value }) => ({
+          ...value,
+          offset: records[0].offset
+        })))
 
-    const ackMany = (requests: ReadonlyArray<AckCommand>) =>
-      requests.length === 0 ? Effect.succeed([]) : Effect.async<
-        ReadonlyArray<Either.Either<AckReceipt, AckError>>,
-        PersistenceError
-      >((resume) => {
-        const results: Array<Exit.Exit<AckReceipt, AckError | PersistenceError>> = new Array(requests.length)
-        let pending = requests.length
-        const settle = () => {
-          const failed = results.find((exit) => Exit.isFailure(exit) && Cause.failureOption(exit.cause).pipe(
-            Option.exists((error) => error._tag === "PersistenceError")
-          ))
-          if (failed !== undefined) return resume(failed as Exit.Exit<never, PersistenceError>)
-          resume(Exit.succeed(results.map((exit) =>
-            Exit.match(exit, {
-              onFailure: (cause) => Either.left(Option.getOrThrow(Cause.failureOption(cause)) as AckError),
-              onSuccess: Either.right
-            })
-          )))
+    const ackMany = (requests: ReadonlyArray<AckCommand>) => {
+      const checked = requests.map(validAck)
+      const valid = checked.flatMap((request) => Either.isRight(request) ? [request.right] : [])
+      return Effect.map(
+        runMany(valid.map((request) => (state, now) => decideAck(state, config, request, now))),
+        (results) => {
+          let next = 0
+          return checked.map((request) =>
+            Either.isLeft(request)
+              ? Either.left(request.left)
+              : Either.map(results[next++], ({ records, value }): AckReceipt => ({ ...value, offset: records[0].offset }))
+          )
         }
-        requests.forEach((request, i) => {
-          const valid = validAck(request)
-          if (Either.isLeft(valid)) {
-            results[i] = Exit.fail(valid.left)
-            if (--pending === 0) settle()
-            return
-          }
-          offer(ackCommand(valid.right, (exit) => {
-            results[i] = exit
-            if (--pending === 0) settle()
-          }))
-        })
-      })
-
-    const toRoute = (to: Recipient) =>
-      typeof to === "string"
-        ? { _tag: "Agent" as const, agent_id: to }
-        : { _tag: "Capability" as const, capability: to.capability }
+      )
+    }
 
     /** An ACKNOWLEDGEMENT envelope is the ack it carries, from its producer. */
     const sendAck = (envelope: Envelope) =>
@@ -636,42 +225,40 @@ export const make = (options: Partial<RouterConfig> = {}) =>
           note: ackPayload.note
         })
         const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.producerId)
-        return {
-          message_id: envelope.message_id,
-          to: producer ?? "",
-          stage: "RECEIVED",
-          offset: receipt.offset
-        } satisfies SendReceipt
+        return { message_id: envelope.message_id, to: producer ?? "", stage: "RECEIVED", offset: receipt.offset } satisfies SendReceipt
       })
 
     // The hot path: one validation, one trip through the loop.
+    type SendFailure = SendError | AckError | PersistenceError | InternalError
     const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
-      Effect.flatMap(validateEnvelope(request.envelope), (envelope): Effect.Effect<SendReceipt, SendError | AckError | PersistenceError> => {
+      Effect.flatMap(validEnvelope(request.envelope), (envelope): Effect.Effect<SendReceipt, SendFailure> => {
         if (envelope.message_type === "ACKNOWLEDGEMENT") return sendAck(envelope)
-        const route = toRoute(request.to)
-        return run(
-          (state, now) => decideSend(state, config, { route, envelope }, now),
-          (_, [record]): SendReceipt => ({
-            message_id: envelope.message_id,
-            to: (record.event as MessageAccepted).to,
-            stage: "RECEIVED",
-            offset: record.offset
-          })
-        )
+        return Effect.flatMap(validRecipient(request.to), (to) => {
+          const route = toRoute(to)
+          return Effect.map(run((state, now) => decideSend(state, config, { route, envelope }, now)), ({ records, value }) => ({
+            message_id: value.message_id,
+            to: value.to,
+            stage: "RECEIVED" as const,
+            // The message's own record: it comes last, after any audit record or edge of the same decision.
+            offset: records[records.length - 1].offset
+          }))
+        })
       })
 
     const subscription = (agentId: string) =>
       Effect.gen(function*() {
-        yield* Effect.flatten(query((state) => agentOf(state, agentId)))
-        const subscriber: Subscriber = { agentId, inbox: yield* Mailbox.make<Inbound>(), holding: new Set() }
-        subscribers.set(agentId, [...(subscribers.get(agentId) ?? []), subscriber])
-        offer({ _tag: "Wake" })
+        const id = yield* validAgentId(agentId)
+        if (!(yield* query((state) => state.agents.has(id)))) return yield* new NoRoute({ to: id })
+        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound>(), holding: new Set() }
+        subscribers.set(id, [...(subscribers.get(id) ?? []), subscriber])
+        // Lets the loop turn, so that what waits for this subscriber goes out.
+        yield* Effect.forkDaemon(query(() => undefined))
         yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
-            const rest = (subscribers.get(agentId) ?? []).filter((sub) => sub !== subscriber)
-            if (rest.length === 0) subscribers.delete(agentId)
-            else subscribers.set(agentId, rest)
-            for (const id of subscriber.holding) holder.delete(id)
+            const rest = (subscribers.get(id) ?? []).filter((sub) => sub !== subscriber)
+            if (rest.length === 0) subscribers.delete(id)
+            else subscribers.set(id, rest)
+            for (const messageId of subscriber.holding) holder.delete(messageId)
             const untaken = Chunk.filter(yield* subscriber.inbox.clear, (inbound) => inbound._tag === "Delivery")
             yield* subscriber.inbox.shutdown
             // The deliveries its consumer took wait for their ack wait, as after
@@ -682,67 +269,75 @@ export const make = (options: Partial<RouterConfig> = {}) =>
                 message_id: delivery.envelope.message_id,
                 delivery_seq: delivery.delivery_seq
               }))
-              offer({
-                _tag: "Decide",
-                decide: (state, now) => Either.right(decideUntakenDeliveries(state, agentId, deliveries, now)),
-                answer: () => undefined,
-                resume: () => {}
-              })
+              yield* Effect.forkDaemon(
+                run((state, now) => ({ _tag: "Accepted", events: decideUntakenDeliveries(state, id, deliveries, now), value: undefined }))
+              )
             }
           })
         )
         return Mailbox.toStream(subscriber.inbox)
       })
 
-    const awaitStage = (messageId: string, stage: EnvelopeState) =>
-      Effect.gen(function*() {
-        const done = yield* Deferred.make<MessageStatus>()
-        const found = yield* query((state) => {
-          const message = state.messages.get(messageId)
-          if (message === undefined) return false
-          if (stageRank(message.stage) >= stageRank(stage)) {
-            Deferred.unsafeDone(done, Effect.succeed(messageStatus(message)))
-          } else {
-            waiters.set(messageId, [...(waiters.get(messageId) ?? []), { stage, done }])
-          }
-          return true
-        })
-        if (!found) return yield* new MessageNotFound({ message_id: messageId })
-        return yield* Deferred.await(done)
-      })
+    const awaitStage = (request: { readonly message_id: string; readonly stage: EnvelopeState }) =>
+      Effect.flatMap(validStageRequest(request), ({ message_id, stage }) =>
+        Effect.scoped(Effect.gen(function*() {
+          const waiter: StageWaiter = { stage, done: yield* Deferred.make<MessageStatus>() }
+          // Registered in the loop, so no commit slips between the look and the wait;
+          // gone with the scope, whether answered, failed or interrupted.
+          const found = yield* Effect.acquireRelease(
+            query((state) => {
+              const message = state.messages.get(message_id)
+              if (message === undefined) return false
+              if (stageRank(message.stage) >= stageRank(stage)) {
+                Deferred.unsafeDone(waiter.done, Exit.succeed(messageStatus(message)))
+              } else {
+                let pending = stageWaiters.get(message_id)
+                if (pending === undefined) stageWaiters.set(message_id, pending = new Set())
+                pending.add(waiter)
+                waiters.unsafeModify(1, [])
+              }
+              return true
+            }),
+            () =>
+              Effect.sync(() => {
+                const pending = stageWaiters.get(message_id)
+                if (pending?.delete(waiter)) waiters.unsafeModify(-1, [])
+                if (pending?.size === 0) stageWaiters.delete(message_id)
+              })
+          )
+          if (!found) return yield* new MessageNotFound({ message_id })
+          return yield* Deferred.await(waiter.done)
+        })))
 
-    const router = Router.of({
+    const byMessageId = <A>(read: (id: string) => Effect.Effect<A, ValidationError | InternalError>) =>
+      (messageId: string) => Effect.flatMap(validMessageId(messageId), read)
+
+    return Router.of({
       send,
       ackMany,
       subscribe: (agentId) => Stream.unwrapScoped(subscription(agentId)),
       subscription,
       ack,
-      status: (messageId) =>
-        query((state) => Option.map(Option.fromNullable(state.messages.get(messageId)), messageStatus)),
+      status: byMessageId((id) =>
+        query((state) => Option.map(Option.fromNullable(state.messages.get(id)), messageStatus))
+      ),
       awaitStage,
       deadLetters: (agentId) =>
-        query((state) =>
-          [...(state.mailboxes.get(agentId)?.deadLetters ?? [])].flatMap((id) => {
-            const message = state.messages.get(id)
-            return message === undefined ? [] : [messageStatus(message)]
-          })
-        ),
+        Effect.flatMap(validAgentId(agentId), (id) =>
+          query((state) =>
+            [...(state.mailboxes.get(id)?.deadLetters ?? [])].flatMap((messageId) => {
+              const message = state.messages.get(messageId)
+              return message === undefined ? [] : [messageStatus(message)]
+            })
+          )),
       redrive: (messageId) =>
-        Effect.map(run((state, now) => decideRedrive(state, messageId, now)), ([record]) => ({
-          message_id: messageId,
-          to: (record.event as { readonly to: string }).to,
-          stage: "RECEIVED" as const,
-          offset: record.offset
-        })),
-      snapshot: query((current) => ({ offset, state: snapshot(current) }))
+        Effect.flatMap(validMessageId(messageId), (id) =>
+          Effect.map(run((state, now) => decideRedrive(state, id, now)), ({ records, value }) => ({
+            ...value,
+            stage: "RECEIVED" as const,
+            offset: records[0].offset
+          }))),
+      snapshot: query((state, offset) => ({ offset, state: snapshot(state) }))
     })
-
-    const runtime: Runtime = {
-      config,
-      log,
-      run,
-      query,
-      onCommitted: (listener) => committedListeners.push(listener)
-    }
-    return { registry, router, runtime }
   })
+)

@@ -1,27 +1,34 @@
 /**
- * The composition root: the whole runtime (registry, router, gateway) on
- * the EventLog in context, from one set of options.
+ * The composition root: the whole runtime (registry, router, gateway, each
+ * a thin layer over one command loop) on the EventLog in context, from one
+ * set of options, with random UUIDs for `Ids` (merge another `Ids` layer
+ * after it to override them).
  *
  * On start it folds the log back into state and reconciles: deliveries that
  * were in flight are delivered again, and what expired meanwhile times out.
  */
-import { Context, Effect, Layer } from "effect"
-import type { RouterConfig } from "../model/Router.js"
+import { Layer } from "effect"
+import type { RuntimeOptions } from "../schema/Config.js"
 import type { PersistenceError, UndecodableRecord, ValidationError } from "../schema/Errors.js"
 import type { EventLog } from "../services/EventLog.js"
-import { Gateway } from "../services/Gateway.js"
-import { Registry } from "../services/Registry.js"
-import { Router } from "../services/Router.js"
+import type { Gateway } from "../services/Gateway.js"
+import { Ids } from "../services/Ids.js"
+import type { Registry } from "../services/Registry.js"
+import type { Router } from "../services/Router.js"
+import type { Runtime } from "../services/Runtime.js"
 import * as GatewayLive from "./GatewayLive.js"
+import * as RegistryLive from "./RegistryLive.js"
 import * as RouterLive from "./RouterLive.js"
+import * as RuntimeLoop from "./RuntimeLoop.js"
 
 export const layer = (
-  options: Partial<RouterConfig> = {}
-): Layer.Layer<Registry | Router | Gateway, PersistenceError | UndecodableRecord | ValidationError, EventLog> =>
-  Layer.scopedContext(
-    Effect.gen(function*() {
-      const { registry, router, runtime } = yield* RouterLive.make(options)
-      const gateway = yield* GatewayLive.make(runtime)
-      return Context.make(Registry, registry).pipe(Context.add(Router, router), Context.add(Gateway, gateway))
-    })
+  options: RuntimeOptions = {}
+): Layer.Layer<
+  Registry | Router | Gateway | Runtime | Ids,
+  PersistenceError | UndecodableRecord | ValidationError,
+  EventLog
+> =>
+  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer).pipe(
+    Layer.provideMerge(RuntimeLoop.layer(options)),
+    Layer.merge(Ids.layerUuid)
   )

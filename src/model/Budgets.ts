@@ -10,7 +10,12 @@
  * more than a 0.3 limit). A limit of `Infinity` means unlimited.
  */
 import { Either } from "effect"
-import { ValidationError } from "../schema/Errors.js"
+import { BudgetExhausted, ValidationError } from "../schema/Errors.js"
+import { BudgetCharged, BudgetExhaustedRecorded } from "../schema/GatewayEvents.js"
+import { teamOf } from "./Checks.js"
+import { auditor } from "./Governance.js"
+import { coversAgent } from "./Policy.js"
+import { accept, type Decision, refuse, type RuntimeState } from "./State.js"
 
 export type BudgetScope = "agent" | "team"
 
@@ -90,4 +95,114 @@ export const chargeAll = (
     next.set(key, result.right)
   }
   return Either.right(next)
+}
+
+// ---------------------------------------------------------------------------
+// Decisions
+
+/** A budget counter of an agent (its own, its team's) in a currency, with its limit. */
+export interface BudgetStatus {
+  readonly scope: BudgetScope
+  readonly scope_id: string
+  readonly currency: string
+  readonly spent: number
+  /** The smallest limit the policies in force set; undefined when none does. */
+  readonly limit: number | undefined
+}
+
+/** The limits on an agent's spending in a currency: the smallest each applicable policy sets, per counter. */
+const budgetCounters = (state: RuntimeState, agentId: string, currency: string) => {
+  const team = teamOf(state, agentId)
+  let agentLimit: number | undefined
+  let teamLimit: number | undefined
+  for (const policy of state.policyList) {
+    if (!coversAgent(policy, { agent_id: agentId, team_id: team })) continue
+    for (const budget of policy.document.budgets ?? []) {
+      if (budget.currency !== currency) continue
+      if (budget.per === "agent") agentLimit = Math.min(agentLimit ?? Infinity, budget.limit)
+      else if (team !== undefined) teamLimit = Math.min(teamLimit ?? Infinity, budget.limit)
+    }
+  }
+  return [
+    { scope: "agent" as const, scope_id: agentId, limit: agentLimit },
+    ...(team === undefined ? [] : [{ scope: "team" as const, scope_id: team, limit: teamLimit }])
+  ].map((counter) => ({ ...counter, key: budgetKey(counter.scope, counter.scope_id, currency) }))
+}
+
+/** Each counter of the agent (its own, its team's) in a currency, with its limit. */
+export const budgetStatus = (state: RuntimeState, agentId: string, currency: string): ReadonlyArray<BudgetStatus> =>
+  budgetCounters(state, agentId, currency).map(({ limit, scope, scope_id, key }) => ({
+    scope,
+    scope_id,
+    currency,
+    limit,
+    spent: state.spent.get(key) ?? 0
+  }))
+
+/** The currencies the agent has a counter or a limit in. */
+export const currenciesOf = (state: RuntimeState, agentId: string): ReadonlyArray<string> => {
+  const team = teamOf(state, agentId)
+  const currencies = new Set<string>()
+  for (const key of state.spent.keys()) {
+    const { currency, id, scope } = parseBudgetKey(key)
+    if ((scope === "agent" && id === agentId) || (scope === "team" && id === team)) currencies.add(currency)
+  }
+  for (const { document } of state.policyList) {
+    for (const budget of document.budgets ?? []) currencies.add(budget.currency)
+  }
+  return [...currencies].sort()
+}
+
+/**
+ * Charges the agent's counter, and its team's, in one go: a charge that would
+ * take either past its limit is refused whole (nothing is charged), recorded,
+ * and fails with BudgetExhausted. Landing exactly on a limit is allowed. Its
+ * value: the counters after the charge.
+ */
+export const decideCharge = (
+  state: RuntimeState,
+  request: { readonly agent_id: string; readonly currency: string; readonly amount: number },
+  now: number
+): Decision<ReadonlyArray<BudgetStatus>, ValidationError | BudgetExhausted> => {
+  const { agent_id, amount, currency } = request
+  const counters = budgetCounters(state, agent_id, currency)
+  const charged = chargeAll(state.spent, counters.map(({ key, limit }) => ({ key, amount, limit: limit ?? Infinity })))
+  const audit = auditor(state, now)
+  if (Either.isLeft(charged)) {
+    const refusal = charged.left
+    if (!isExhaustion(refusal)) return refuse(refusal)
+    const crossing = counters.find((counter) => counter.key === refusal.key)!
+    const limit = crossing.limit!
+    const scope = `${crossing.scope} ${crossing.scope_id}`
+    return refuse(new BudgetExhausted({ scope, currency, limit, spent: refusal.spent }), [
+      BudgetExhaustedRecorded.make({
+        scope: crossing.scope,
+        scope_id: crossing.scope_id,
+        currency,
+        amount,
+        spent: refusal.spent,
+        limit,
+        at: now
+      }, true),
+      audit({
+        agent_id,
+        action: `budget.charge:${currency}`,
+        decision: "budget_exhausted",
+        reason: `charging ${amount} ${currency} would take ${scope} past its limit: ${refusal.spent} of ${limit} spent`
+      })
+    ])
+  }
+  const after = counters.map(({ key, limit, scope, scope_id }) => ({
+    scope,
+    scope_id,
+    currency,
+    limit,
+    spent: charged.right.get(key) ?? 0
+  }))
+  return accept([
+    ...after.map(({ scope, scope_id, spent }) =>
+      BudgetCharged.make({ scope, scope_id, currency, amount, spent, at: now }, true)
+    ),
+    audit({ agent_id, action: `budget.charge:${currency}`, decision: "charged", reason: `charged ${amount} ${currency}` })
+  ], after)
 }

@@ -2,6 +2,12 @@
  * A min-heap of deadlines. Entries are never removed when they stop
  * mattering: the owner checks validity when one comes up (lazy deletion).
  */
+/**
+ * `ms` after `at`, saturating at the largest safe integer: an event's times
+ * must stay safe integers, and a huge TTL or timeout means "never" anyway.
+ */
+export const later = (at: number, ms: number): number => Math.min(at + ms, Number.MAX_SAFE_INTEGER)
+
 export interface Deadline<Kind extends string = string> {
   readonly at: number
   readonly kind: Kind

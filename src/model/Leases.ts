@@ -24,8 +24,11 @@
  * `/data/**`.
  */
 import { Either } from "effect"
-import { LeaseExpired, LeaseSubsetViolation, PermissionDenied } from "../schema/Errors.js"
+import { LeaseExpired, LeaseSubsetViolation, PermissionDenied, ValidationError } from "../schema/Errors.js"
+import { LeaseGranted } from "../schema/GatewayEvents.js"
 import { type Lease, type LeaseNamespace, leaseNamespaces } from "../schema/Lease.js"
+import { auditor } from "./Governance.js"
+import { accept, type Decision, refuse, type RuntimeState } from "./State.js"
 
 export type GlobSyntax = "path" | "flat"
 
@@ -190,4 +193,67 @@ export const checkDelegation = (
     }
   }
   return Either.void
+}
+
+// ---------------------------------------------------------------------------
+// Decisions
+
+export const decideGrantLease = (state: RuntimeState, lease: Lease, now: number): Decision<Lease, ValidationError> =>
+  state.leases.has(lease.lease_id)
+    ? refuse(ValidationError.single("lease", "lease_id", `lease ${lease.lease_id} exists already`))
+    : accept([LeaseGranted.make({ lease, at: now }, true)], lease)
+
+/** Whether the lease covers the operation; a refusal is audited. */
+export const decideCheckLease = (
+  state: RuntimeState,
+  request: { readonly lease_id: string; readonly namespace: LeaseNamespace; readonly resource: string },
+  now: number
+): Decision<void, PermissionDenied | LeaseExpired> => {
+  const lease = state.leases.get(request.lease_id)
+  const audit = auditor(state, now)
+  const action = `lease.${request.namespace}:${request.resource}`
+  if (lease === undefined) {
+    const error = new PermissionDenied({ reason: `no lease ${request.lease_id}` })
+    return refuse(error, [audit({ agent_id: "*", action, decision: "lease_denied", reason: error.reason })])
+  }
+  const checked = checkLease(lease, request.namespace, request.resource, now)
+  if (Either.isRight(checked)) return accept([])
+  const error = checked.left
+  return refuse(error, [
+    audit({
+      agent_id: lease.agent_id,
+      action,
+      decision: error._tag === "LeaseExpired" ? "lease_expired" : "lease_denied",
+      reason: error.message,
+      rule: `lease ${lease.lease_id}`
+    })
+  ])
+}
+
+/** A child lease, which must be a subset of its parent; a refusal is audited. */
+export const decideDelegateLease = (
+  state: RuntimeState,
+  request: { readonly parent_lease_id: string; readonly lease: Lease },
+  now: number
+): Decision<Lease, ValidationError | LeaseSubsetViolation | LeaseExpired> => {
+  const parent = state.leases.get(request.parent_lease_id)
+  if (parent === undefined) {
+    return refuse(ValidationError.single("lease", "parent_lease_id", `no lease ${request.parent_lease_id}`))
+  }
+  if (state.leases.has(request.lease.lease_id)) {
+    return refuse(ValidationError.single("lease", "lease_id", `lease ${request.lease.lease_id} exists already`))
+  }
+  const child: Lease = { ...request.lease, parent_lease_id: parent.lease_id }
+  const checked = checkDelegation(parent, child, now)
+  if (Either.isRight(checked)) return accept([LeaseGranted.make({ lease: child, at: now }, true)], child)
+  const error = checked.left
+  return refuse(error, [
+    auditor(state, now)({
+      agent_id: child.agent_id,
+      action: `lease.delegate:${parent.lease_id}`,
+      decision: error._tag === "LeaseExpired" ? "lease_expired" : "lease_denied",
+      reason: error.message,
+      rule: `lease ${parent.lease_id}`
+    })
+  ])
 }

@@ -51,6 +51,7 @@ export const agentsOf = (event: Event): ReadonlyArray<string> => {
     case "PolicyRemoved":
     case "ApprovalResolved":
     case "ApprovalUsed":
+    case "ApprovalLapsed":
     case "GatewayHalted":
     case "GatewayUnhalted":
       return []
@@ -125,6 +126,8 @@ export const describe = (event: Event): string => {
       return `${event.approval_id} ${event.outcome}${event.by ? ` by ${event.by}` : ""}`
     case "ApprovalUsed":
       return `${event.approval_id} used`
+    case "ApprovalLapsed":
+      return `${event.approval_id} lapsed unused`
     case "AgentSuspended":
       return `agent ${event.agent_id} suspended: ${event.reason}`
     case "AgentResumed":

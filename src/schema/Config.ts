@@ -1,26 +1,68 @@
 /**
- * The runtime's options, checked when it starts: a zero ack wait or a NaN
- * liveness timeout would not fail at once, but make every delivery or
- * registration fail to reach the log, or deliver nothing, ever.
+ * The runtime's options: one Schema with every default, decoded once when the
+ * runtime starts. Each value is bounded: a zero ack wait or a NaN liveness
+ * timeout would not fail at once, but make every delivery or registration
+ * fail to reach the log, or deliver nothing, ever; a duration of centuries
+ * would push deadlines past the times an event can hold.
  */
 import { Schema } from "effect"
 import { MessageType } from "./Envelope.js"
 
-const Positive = Schema.Int.pipe(Schema.positive({ message: () => "must be a positive integer" }))
-const NonNegative = Schema.NonNegativeInt.annotations({ message: () => "must be an integer, 0 or more" })
+/** The longest duration an option may give: ten years, in ms. */
+export const maxDurationMs = 10 * 365 * 24 * 3_600_000
 
-/** `RouterConfig` (src/model/Router.ts), field by field. */
-export const RouterOptions = Schema.Struct({
-  ackWaitMs: Positive,
-  maxAttempts: Positive,
-  mailboxCapacity: Positive,
-  maxInFlight: Positive,
-  payloadLimit: Positive,
-  dedupWindowMs: NonNegative,
-  retentionMs: NonNegative,
-  livenessTimeoutMs: Schema.UndefinedOr(Positive),
-  privilegedPerSecond: Schema.NonNegative.pipe(Schema.finite({ message: () => "must be a finite number, 0 or more" })),
-  bulkEvery: Positive,
-  supportedMessageTypes: Schema.UndefinedOr(Schema.Array(MessageType)),
-  maxDelegationDepth: Positive
+const Positive = (max: number) =>
+  Schema.Int.pipe(
+    Schema.positive({ message: () => "must be a positive integer" }),
+    Schema.lessThanOrEqualTo(max, { message: () => `must be at most ${max}` })
+  )
+const NonNegative = (max: number) =>
+  Schema.NonNegativeInt.pipe(
+    Schema.annotations({ message: () => "must be an integer, 0 or more" }),
+    Schema.lessThanOrEqualTo(max, { message: () => `must be at most ${max}` })
+  )
+const Duration = Positive(maxDurationMs)
+
+const withDefault = <S extends Schema.Schema.Any>(schema: S, value: Schema.Schema.Type<S>) =>
+  Schema.optionalWith(schema, { default: () => value, exact: true })
+
+export const RuntimeOptions = Schema.Struct({
+  /** How long a delivery waits for a terminal ACK before it is tried again (a READ restarts it). */
+  ackWaitMs: withDefault(Duration, 30_000),
+  /** Deliveries of one message before it times out with ACK_TIMEOUT. */
+  maxAttempts: withDefault(Positive(1_000_000), 5),
+  /** Messages a mailbox holds, queued or in flight; past it, BUFFER_FULL. */
+  mailboxCapacity: withDefault(Positive(1_000_000_000), 10_000),
+  /** Unacknowledged deliveries in flight per subscriber. */
+  maxInFlight: withDefault(Positive(1_000_000), 1_000),
+  /** Largest payload in bytes; past it, OVERSIZE_PAYLOAD. */
+  payloadLimit: withDefault(Positive(1024 * 1024 * 1024), 1024 * 1024),
+  /** How long (producer, idempotency token) and (producer, sequence number) are remembered. */
+  dedupWindowMs: withDefault(NonNegative(maxDurationMs), 3_600_000),
+  /** Finished messages are forgotten this long after they finish (never before the dedup window). */
+  retentionMs: withDefault(NonNegative(maxDurationMs), 3_600_000),
+  /** Heartbeats may stop this long before an agent is marked unavailable; undefined: never. */
+  livenessTimeoutMs: withDefault(Schema.UndefinedOr(Duration), 60_000),
+  /** PRIVILEGED deliveries per recipient per second; more are served as STANDARD. */
+  privilegedPerSecond: withDefault(
+    Schema.NonNegative.pipe(
+      Schema.finite({ message: () => "must be a finite number, 0 or more" }),
+      Schema.lessThanOrEqualTo(1_000_000, { message: () => "must be at most 1000000" })
+    ),
+    100
+  ),
+  /** While BULK waits, at least one delivery in this many is BULK. */
+  bulkEvery: withDefault(Positive(1_000_000), 10),
+  /** Message types accepted by `send`; undefined: all. */
+  supportedMessageTypes: withDefault(Schema.UndefinedOr(Schema.Array(MessageType)), undefined),
+  /** A registration whose depth (root 0) would reach this is refused. */
+  maxDelegationDepth: withDefault(Positive(1_000), 10)
 })
+
+/** The runtime's options, every one set. */
+export type RuntimeConfig = typeof RuntimeOptions.Type
+/** The options as a user gives them: each may be left out for its default. */
+export type RuntimeOptions = typeof RuntimeOptions.Encoded
+
+/** Every option at its default. */
+export const defaultRuntimeConfig: RuntimeConfig = Schema.decodeSync(RuntimeOptions)({})

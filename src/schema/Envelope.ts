@@ -244,12 +244,21 @@ export type AckPayloadJson = typeof AckPayload.Encoded
 
 /** An ACK as `Router.ack` takes it: the acknowledging agent, the message and the stage. */
 export const AckRequest = Schema.Struct({
+  /** The acknowledging agent: a recipient of the message. */
   agent_id: Id,
   message_id: Id,
   stage: AckStage,
   error_code: Schema.optional(ErrorCode),
-  note: Schema.optional(Schema.String)
+  note: Schema.optional(Schema.String),
+  /**
+   * The delivery acknowledged, as it came (`Delivery.delivery_seq`). With it,
+   * an ACK of a delivery made before the message was redriven is only
+   * recorded, late; without it, the ACK is taken for the message's current
+   * deliveries.
+   */
+  delivery_seq: Schema.optional(Schema.Int.pipe(Schema.positive()))
 })
+export type AckRequest = typeof AckRequest.Type
 
 // ---------------------------------------------------------------------------
 // Wire codecs: every failure is a ValidationError naming the field

@@ -31,7 +31,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   MessageAccepted: 1,
   MessageRefused: 1,
   MessageDelivered: 1,
-  MessageAcked: 1,
+  MessageAcked: 2,
   MessageRequeued: 2,
   MessageTimedOut: 2,
   MessageRedriven: 1,
@@ -41,6 +41,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   ApprovalOpened: 2,
   ApprovalResolved: 1,
   ApprovalUsed: 1,
+  ApprovalLapsed: 1,
   AgentSuspended: 1,
   AgentResumed: 1,
   AgentKilled: 1,
@@ -67,7 +68,9 @@ export const upcasters: {
   // 2 adds `redact`, the paths still redacted once approved.
   ApprovalOpened: { 1: (encoded) => encoded },
   // 2 adds the error code AGENT_SHUTDOWN.
-  MessageTimedOut: { 1: (encoded) => encoded }
+  MessageTimedOut: { 1: (encoded) => encoded },
+  // 2 adds `delivery_seq`, the delivery an ACK names.
+  MessageAcked: { 1: (encoded) => encoded }
 }
 
 // ---------------------------------------------------------------------------

@@ -87,6 +87,13 @@ export const ApprovalUsed = Schema.TaggedStruct("ApprovalUsed", {
 })
 export type ApprovalUsed = typeof ApprovalUsed.Type
 
+/** An approved action was not carried out within the approval's window: the approval is spent unused. */
+export const ApprovalLapsed = Schema.TaggedStruct("ApprovalLapsed", {
+  approval_id: Id,
+  at: At
+})
+export type ApprovalLapsed = typeof ApprovalLapsed.Type
+
 export const AgentSuspended = Schema.TaggedStruct("AgentSuspended", {
   agent_id: Id,
   reason: Schema.String,
@@ -163,6 +170,7 @@ export const GatewayEvent = Schema.Union(
   ApprovalOpened,
   ApprovalResolved,
   ApprovalUsed,
+  ApprovalLapsed,
   AgentSuspended,
   AgentResumed,
   AgentKilled,

@@ -109,6 +109,8 @@ export const MessageAcked = Schema.TaggedStruct("MessageAcked", {
   stage: AckStage,
   error_code: Schema.optional(ErrorCode),
   note: Schema.optional(Schema.String),
+  /** The delivery it names, if it names one: an ACK of a delivery made before a redrive changes nothing. */
+  delivery_seq: Schema.optional(Count),
   /** The restarted ack wait, for a READ of a delivery in flight. */
   ack_deadline: Schema.optional(At),
   at: At

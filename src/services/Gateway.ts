@@ -3,12 +3,15 @@
  * budgets of §3). Every decision is recorded in the hash-chained audit trail.
  */
 import { Context, type Effect, type Stream } from "effect"
-import type { Approval, ApprovalStatus, AuditContext, GatewayDecision } from "../model/Gateway.js"
 import type { ChainVerification } from "../model/Audit.js"
+import type { BudgetStatus } from "../model/Budgets.js"
+import type { GatewayDecision } from "../model/Checks.js"
+import type { Approval, ApprovalStatus, PolicyInfo } from "../model/Governance.js"
 import type { Action } from "../model/Policy.js"
-import type { AuditRecord } from "../schema/Audit.js"
+import type { AuditContext, AuditRecord } from "../schema/Audit.js"
 import type {
   BudgetExhausted,
+  InternalError,
   LeaseExpired,
   LeaseSubsetViolation,
   PermissionDenied,
@@ -18,23 +21,15 @@ import type {
   ValidationError
 } from "../schema/Errors.js"
 import type { Lease, LeaseJson, LeaseNamespace } from "../schema/Lease.js"
-import type { InvalidPolicy, Scope } from "../schema/Policy.js"
+import type { InvalidPolicy } from "../schema/Policy.js"
 import type { SecretStore } from "./SecretStore.js"
 
-export interface PolicyInfo {
-  readonly policy_id: string
-  readonly version: number
-  readonly scope: Scope
-}
+export type { Approval, ApprovalStatus, PolicyInfo } from "../model/Governance.js"
+export type { BudgetStatus } from "../model/Budgets.js"
+export type { GatewayDecision } from "../model/Checks.js"
 
-export interface BudgetStatus {
-  readonly scope: "agent" | "team"
-  readonly scope_id: string
-  readonly currency: string
-  readonly spent: number
-  /** The smallest limit the policies in force set; undefined when none does. */
-  readonly limit: number | undefined
-}
+/** What every command of the gateway may fail with besides its own errors. */
+type Failure = ValidationError | PersistenceError | InternalError
 
 export type Dispatch =
   | {
@@ -59,61 +54,73 @@ export interface AuditEntry {
 
 export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
   /** Loads a policy document (YAML), or replaces the one with its id: each version is an event. */
-  readonly loadPolicy: (yaml: string) => Effect.Effect<PolicyInfo, InvalidPolicy | PersistenceError>
-  readonly removePolicy: (policy_id: string) => Effect.Effect<void, ValidationError | PersistenceError>
-  readonly policies: Effect.Effect<ReadonlyArray<PolicyInfo>>
+  readonly loadPolicy: (yaml: string) => Effect.Effect<PolicyInfo, InvalidPolicy | Failure>
+  readonly removePolicy: (policy_id: string) => Effect.Effect<void, Failure>
+  readonly policies: Effect.Effect<ReadonlyArray<PolicyInfo>, InternalError>
 
   /**
    * The decision on an action (tool call, message, network call, LLM call),
-   * recorded in the audit. A tool call's args must be JSON (ValidationError).
+   * recorded in the audit with its optional context (trace and span ids, call
+   * stack). A tool call's args must be JSON (ValidationError).
    */
-  readonly check: (
-    action: Action,
-    context?: AuditContext
-  ) => Effect.Effect<GatewayDecision, ValidationError | PersistenceError>
+  readonly check: (action: Action & { readonly context?: AuditContext | undefined }) => Effect.Effect<GatewayDecision, Failure>
 
-  readonly approvals: (status?: ApprovalStatus) => Effect.Effect<ReadonlyArray<Approval>>
-  readonly approve: (
-    approval_id: string,
-    by: string,
-    note?: string
-  ) => Effect.Effect<Approval, ValidationError | PersistenceError>
-  readonly reject: (
-    approval_id: string,
-    by: string,
-    note?: string
-  ) => Effect.Effect<Approval, ValidationError | PersistenceError>
-  /** Waits until a human approves or rejects, or the approval times out into a deny. */
-  readonly awaitApproval: (approval_id: string) => Effect.Effect<Approval, ValidationError>
+  /** The approvals, or those with a status. */
+  readonly approvals: (filter?: { readonly status?: ApprovalStatus | undefined }) => Effect.Effect<ReadonlyArray<Approval>, Failure>
+  /**
+   * A human's yes. Refused (PermissionDenied) when the call could not go
+   * ahead any more: its hourly limit filled up meanwhile, or a policy now
+   * denies it. Approved, the call must be made within the approval's window.
+   */
+  readonly approve: (request: {
+    readonly approval_id: string
+    readonly by: string
+    readonly note?: string | undefined
+  }) => Effect.Effect<Approval, PermissionDenied | Failure>
+  readonly reject: (request: {
+    readonly approval_id: string
+    readonly by: string
+    readonly note?: string | undefined
+  }) => Effect.Effect<Approval, PermissionDenied | Failure>
+  /** Waits until a human approves or rejects, or the approval times out into a deny. Interrupted, it leaves nothing behind. */
+  readonly awaitApproval: (approval_id: string) => Effect.Effect<Approval, ValidationError | InternalError>
 
   /** The kill switch. A suspended agent can neither send nor receive; its deliveries wait. */
-  readonly suspend: (agent_id: string, reason: string, by?: string) => Effect.Effect<void, ValidationError | PersistenceError>
-  readonly resume: (agent_id: string, by?: string) => Effect.Effect<void, ValidationError | PersistenceError>
+  readonly suspend: (request: {
+    readonly agent_id: string
+    readonly reason: string
+    readonly by?: string | undefined
+  }) => Effect.Effect<void, Failure>
+  readonly resume: (request: { readonly agent_id: string; readonly by?: string | undefined }) => Effect.Effect<void, Failure>
   /** For good: the agent is deregistered and may not register again. */
-  readonly kill: (agent_id: string, reason: string, by?: string) => Effect.Effect<void, ValidationError | PersistenceError>
-  readonly halt: (reason: string, by?: string) => Effect.Effect<void, ValidationError | PersistenceError>
-  readonly unhalt: (by?: string) => Effect.Effect<void, ValidationError | PersistenceError>
+  readonly kill: (request: {
+    readonly agent_id: string
+    readonly reason: string
+    readonly by?: string | undefined
+  }) => Effect.Effect<void, Failure>
+  readonly halt: (request: { readonly reason: string; readonly by?: string | undefined }) => Effect.Effect<void, Failure>
+  readonly unhalt: (request?: { readonly by?: string | undefined }) => Effect.Effect<void, Failure>
 
   /** Charges the agent's budget (and its team's) in a currency: all or nothing. */
   readonly charge: (request: {
     readonly agent_id: string
     readonly currency: string
     readonly amount: number
-  }) => Effect.Effect<ReadonlyArray<BudgetStatus>, BudgetExhausted | ValidationError | PersistenceError>
-  readonly budgets: (agent_id: string) => Effect.Effect<ReadonlyArray<BudgetStatus>>
+  }) => Effect.Effect<ReadonlyArray<BudgetStatus>, BudgetExhausted | Failure>
+  readonly budgets: (agent_id: string) => Effect.Effect<ReadonlyArray<BudgetStatus>, ValidationError | InternalError>
 
-  readonly grantLease: (lease: LeaseJson) => Effect.Effect<Lease, ValidationError | PersistenceError>
+  readonly grantLease: (lease: LeaseJson) => Effect.Effect<Lease, Failure>
   /** Whether the lease covers the operation: PermissionDenied or LeaseExpired (both final) when not. */
   readonly checkLease: (request: {
     readonly lease_id: string
     readonly namespace: LeaseNamespace
     readonly resource: string
-  }) => Effect.Effect<void, PermissionDenied | LeaseExpired | ValidationError | PersistenceError>
+  }) => Effect.Effect<void, PermissionDenied | LeaseExpired | Failure>
   /** A child lease, which must be a subset of its parent. */
   readonly delegateLease: (request: {
     readonly parent_lease_id: string
     readonly lease: LeaseJson
-  }) => Effect.Effect<Lease, LeaseSubsetViolation | LeaseExpired | ValidationError | PersistenceError>
+  }) => Effect.Effect<Lease, LeaseSubsetViolation | LeaseExpired | Failure>
 
   /**
    * Checks a tool call against policy, then resolves `${NAME}` placeholders in
@@ -127,7 +134,7 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
     /** An approved approval for this very call, when the policy asked for one. */
     readonly approval_id?: string | undefined
     readonly context?: AuditContext | undefined
-  }) => Effect.Effect<Dispatch, PermissionDenied | UnknownPlaceholder | ValidationError | PersistenceError, SecretStore>
+  }) => Effect.Effect<Dispatch, PermissionDenied | UnknownPlaceholder | Failure, SecretStore>
 
   /** The audit trail, oldest first. */
   readonly audit: Stream.Stream<AuditEntry, PersistenceError | UndecodableRecord>

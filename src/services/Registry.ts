@@ -3,19 +3,15 @@
  * can do, and whether they are alive.
  */
 import { Context, type Effect, type Option } from "effect"
-import type { Edge } from "../model/Router.js"
-import type { AgentDescriptor, AgentDescriptorJson, EdgeType } from "../schema/Agent.js"
+import type { AgentInfo, Edge } from "../model/Agents.js"
+import type { AgentDescriptorJson, EdgeType } from "../schema/Agent.js"
 import type { AgentState } from "../schema/Envelope.js"
-import type { NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
+import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
 
-export interface AgentInfo {
-  readonly descriptor: AgentDescriptor
-  readonly state: AgentState
-  readonly health: Readonly<Record<string, string>>
-  /** Registered, heartbeating in time, and not shutting down: messages can be routed to it. */
-  readonly available: boolean
-  readonly registered_at: number
-}
+export type { AgentInfo, Edge } from "../model/Agents.js"
+
+/** What every command of the registry may fail with besides its own errors. */
+type Failure = ValidationError | PersistenceError | InternalError
 
 export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
   /**
@@ -23,36 +19,42 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
    * now on. Refused (PermissionDenied) when its depth would reach the limit or
    * its parent descends from it.
    */
-  readonly register: (
-    descriptor: AgentDescriptorJson
-  ) => Effect.Effect<AgentInfo, ValidationError | PermissionDenied | PersistenceError>
-  /** Reports the agent alive, with its state and health; makes an unavailable agent available again. */
-  readonly heartbeat: (
-    agent_id: string,
-    state?: AgentState,
-    health?: Readonly<Record<string, string>>
-  ) => Effect.Effect<AgentInfo, NoRoute | ValidationError | PersistenceError>
+  readonly register: (descriptor: AgentDescriptorJson) => Effect.Effect<AgentInfo, PermissionDenied | Failure>
+  /**
+   * Reports the agent alive, with its state (default RUNNING) and health
+   * (default none); makes an unavailable agent available again.
+   */
+  readonly heartbeat: (request: {
+    readonly agent_id: string
+    readonly state?: AgentState | undefined
+    readonly health?: Readonly<Record<string, string>> | undefined
+  }) => Effect.Effect<AgentInfo, NoRoute | Failure>
   /**
    * Reports the agent alive and nothing else: it keeps the state and health it
    * reported last, read when the heartbeat is decided (so a report of its own
    * that lands just before is never overwritten).
    */
-  readonly keepAlive: (agent_id: string) => Effect.Effect<AgentInfo, NoRoute | PersistenceError>
-  readonly deregister: (agent_id: string, reason: string) => Effect.Effect<void, NoRoute | ValidationError | PersistenceError>
-  readonly get: (agent_id: string) => Effect.Effect<Option.Option<AgentInfo>>
+  readonly keepAlive: (agent_id: string) => Effect.Effect<AgentInfo, NoRoute | Failure>
+  readonly deregister: (request: {
+    readonly agent_id: string
+    readonly reason: string
+  }) => Effect.Effect<void, NoRoute | Failure>
+  readonly get: (agent_id: string) => Effect.Effect<Option.Option<AgentInfo>, ValidationError | InternalError>
   /** Every registered agent. */
-  readonly list: Effect.Effect<ReadonlyArray<AgentInfo>>
+  readonly list: Effect.Effect<ReadonlyArray<AgentInfo>, InternalError>
   /** Registered agents advertising the capability, available or not. */
-  readonly byCapability: (capability: string) => Effect.Effect<ReadonlyArray<AgentInfo>>
+  readonly byCapability: (capability: string) => Effect.Effect<ReadonlyArray<AgentInfo>, ValidationError | InternalError>
   /** The agent and its ancestors: self first, root last. Empty for an unknown agent. */
-  readonly lineage: (agent_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>>
+  readonly lineage: (agent_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>, ValidationError | InternalError>
   /** The agent and all it spawned, directly or not, breadth first. */
-  readonly subtree: (agent_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>>
-  readonly team: (team_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>>
+  readonly subtree: (agent_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>, ValidationError | InternalError>
+  readonly team: (team_id: string) => Effect.Effect<ReadonlyArray<AgentInfo>, ValidationError | InternalError>
   /** The topology edges from or to the agent. */
-  readonly edges: (agent_id: string) => Effect.Effect<ReadonlyArray<Edge>>
+  readonly edges: (agent_id: string) => Effect.Effect<ReadonlyArray<Edge>, ValidationError | InternalError>
   /** Records an edge (calls, reads, writes, approves, ...) the first time it is seen. */
-  readonly addEdge: (
-    edge: { readonly from: string; readonly to: string; readonly edge_type: EdgeType }
-  ) => Effect.Effect<void, ValidationError | PersistenceError>
+  readonly addEdge: (edge: {
+    readonly from: string
+    readonly to: string
+    readonly edge_type: EdgeType
+  }) => Effect.Effect<void, Failure>
 }>() {}

@@ -2,16 +2,13 @@
  * Guaranteed delivery with an ACK lifecycle (PROTOCOLS.md §1).
  */
 import { Context, type Effect, type Either, type Option, type Scope, type Stream } from "effect"
-import type {
-  AckPayload,
-  AckStage,
-  CommunicationClass,
-  Envelope,
-  EnvelopeState,
-  ErrorCode
-} from "../schema/Envelope.js"
-import type { MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { AckError, RouterSnapshot, SendError } from "../model/Router.js"
+import type { AckError, SendError } from "../model/Messages.js"
+import type { RuntimeSnapshot } from "../model/Runtime.js"
+import type { AckPayload, AckRequest, CommunicationClass, Envelope, EnvelopeState, ErrorCode } from "../schema/Envelope.js"
+import type { InternalError, MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
+
+export type { AckError, SendError } from "../model/Messages.js"
+export type { AckRequest } from "../schema/Envelope.js"
 
 /** An agent id, or any live agent advertising a capability. */
 export type Recipient = string | { readonly capability: string }
@@ -67,14 +64,8 @@ export interface StageNotice {
 
 export type Inbound = Delivery | StageNotice
 
-export interface AckRequest {
-  /** The acknowledging agent: a recipient of the message. */
-  readonly agent_id: string
-  readonly message_id: string
-  readonly stage: AckStage
-  readonly error_code?: ErrorCode | undefined
-  readonly note?: string | undefined
-}
+/** What every command of the router may fail with besides its own errors. */
+type Failure = PersistenceError | InternalError
 
 export class Router extends Context.Tag("switchboard/Router")<Router, {
   /**
@@ -85,19 +76,21 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
   readonly send: (request: {
     readonly to: Recipient
     readonly envelope: Envelope
-  }) => Effect.Effect<SendReceipt, SendError | AckError | PersistenceError>
+  }) => Effect.Effect<SendReceipt, SendError | AckError | Failure>
   /**
    * The agent's deliveries, and stage notices of the messages it produced.
    * At most `maxInFlight` deliveries are unacknowledged at a time.
    */
-  readonly subscribe: (agent_id: string) => Stream.Stream<Inbound, NoRoute>
+  readonly subscribe: (agent_id: string) => Stream.Stream<Inbound, NoRoute | ValidationError | InternalError>
   /**
    * Like `subscribe`, but the subscription starts now, not when the stream is
    * first pulled: nothing is missed between subscribing and consuming. It
    * ends with the scope.
    */
-  readonly subscription: (agent_id: string) => Effect.Effect<Stream.Stream<Inbound>, NoRoute, Scope.Scope>
-  readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | PersistenceError>
+  readonly subscription: (
+    agent_id: string
+  ) => Effect.Effect<Stream.Stream<Inbound>, NoRoute | ValidationError | InternalError, Scope.Scope>
+  readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | Failure>
   /**
    * Several ACKs in one trip and one durable append, for consumers that
    * settle deliveries in batches. Each is decided on its own: the answer
@@ -105,16 +98,20 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    */
   readonly ackMany: (
     requests: ReadonlyArray<AckRequest>
-  ) => Effect.Effect<ReadonlyArray<Either.Either<AckReceipt, AckError>>, PersistenceError>
-  readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>>
-  /** Waits until the message reaches `stage`, or a terminal stage, and returns its status. */
-  readonly awaitStage: (message_id: string, stage: EnvelopeState) => Effect.Effect<MessageStatus, MessageNotFound>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<AckReceipt, AckError>>, Failure>
+  readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>, ValidationError | InternalError>
+  /**
+   * Waits until the message reaches `stage`, or a terminal stage, and returns
+   * its status. Interrupted, it leaves nothing behind.
+   */
+  readonly awaitStage: (request: {
+    readonly message_id: string
+    readonly stage: EnvelopeState
+  }) => Effect.Effect<MessageStatus, MessageNotFound | ValidationError | InternalError>
   /** The agent's dead letters, oldest first. */
-  readonly deadLetters: (agent_id: string) => Effect.Effect<ReadonlyArray<MessageStatus>>
+  readonly deadLetters: (agent_id: string) => Effect.Effect<ReadonlyArray<MessageStatus>, ValidationError | InternalError>
   /** Sends a dead letter again: RECEIVED, fresh attempts. */
-  readonly redrive: (
-    message_id: string
-  ) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | NoRoute | PersistenceError>
+  readonly redrive: (message_id: string) => Effect.Effect<SendReceipt, MessageNotFound | ValidationError | NoRoute | Failure>
   /** The whole state as plain data, with the offset it reflects: what `Replay.stateAt` must reproduce. */
-  readonly snapshot: Effect.Effect<{ readonly offset: number; readonly state: RouterSnapshot }>
+  readonly snapshot: Effect.Effect<{ readonly offset: number; readonly state: RuntimeSnapshot }, InternalError>
 }>() {}

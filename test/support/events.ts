@@ -1,4 +1,4 @@
-import { AgentRegistered } from "../../src/index.js"
+import { AgentRegistered } from "../../src/schema/RouterEvents.js"
 
 /** A small, valid event; `name` makes each one recognisable. */
 export const registered = (name: string) =>

@@ -1,14 +1,14 @@
 import { Layer } from "effect"
 import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
-import type { RouterConfig } from "../../src/model/Router.js"
+import type { RuntimeOptions } from "../../src/schema/Config.js"
 import { Ids } from "../../src/services/Ids.js"
 import { SecretStore } from "../../src/services/SecretStore.js"
 
 export const SECRET = "sk-live-4242-do-not-leak"
 
 /** The whole runtime on a memory log, with one secret in the store. */
-export const gatewayLayer = (config: Partial<RouterConfig> = {}) =>
+export const gatewayLayer = (config: RuntimeOptions = {}) =>
   Switchboard.layer(config).pipe(
     Layer.provideMerge(EventLogMemory.layerMemory()),
     Layer.provideMerge(Ids.layerSequential("m")),

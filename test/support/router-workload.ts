@@ -8,7 +8,7 @@
 import { Effect, Layer } from "effect"
 import * as Processor from "../../src/layers/Processor.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
-import type { RouterConfig } from "../../src/model/Router.js"
+import type { RuntimeOptions } from "../../src/schema/Config.js"
 import { layerSqlite } from "../../src/node.js"
 import { Ids } from "../../src/services/Ids.js"
 import type { ProcessedTokens } from "./processed-tokens.js"
@@ -24,7 +24,7 @@ export const allTokens = (fibers: number, perFiber: number) =>
   Array.from({ length: fibers }, (_, f) => Array.from({ length: perFiber }, (_, s) => tokenOf(f + 1, s + 1))).flat()
 
 /** Liveness off: a restart must not depend on heartbeats sent before it. */
-export const routerOn = (filename: string, config: Partial<RouterConfig> = {}) =>
+export const routerOn = (filename: string, config: RuntimeOptions = {}) =>
   Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
     Layer.provideMerge(layerSqlite({ filename, durability: "full" })),
     Layer.provideMerge(Ids.layerUuid)

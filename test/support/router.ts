@@ -2,13 +2,13 @@ import { Effect, Layer, Stream, type Scope } from "effect"
 import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
 import { newEnvelope } from "../../src/layers/Envelopes.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
-import type { RouterConfig } from "../../src/model/Router.js"
+import type { RuntimeOptions } from "../../src/schema/Config.js"
 import type { EnvelopeInput } from "../../src/model/Envelopes.js"
 import { Ids } from "../../src/services/Ids.js"
 import { type Inbound, Router } from "../../src/services/Router.js"
 import { Registry } from "../../src/services/Registry.js"
 
-export const routerLayer = (config: Partial<RouterConfig> = {}) =>
+export const routerLayer = (config: RuntimeOptions = {}) =>
   Switchboard.layer(config).pipe(Layer.provideMerge(EventLogMemory.layerMemory()), Layer.provideMerge(Ids.layerSequential("m")))
 
 export const register = (agent_id: string, extra: Partial<{ capabilities: Array<string>; communication_class: "PRIVILEGED" | "STANDARD" | "BULK" }> = {}) =>

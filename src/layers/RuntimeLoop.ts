@@ -1,0 +1,353 @@
+/**
+ * The command loop: one fiber owns the runtime's state and runs every
+ * command through `decide` → `EventLog.append` → `evolve`, in batches.
+ *
+ * Each turn takes every queued command, decides each against the state as
+ * the earlier ones left it (applying its events at once), adds what the clock
+ * calls for (ack waits, TTLs, liveness, approvals) and what the extensions
+ * decide (the router's deliveries), and appends all of it in one durable
+ * append. Only then are callers answered: nothing is visible before its
+ * event is durable. If the append fails, every caller of the turn gets the
+ * error and the state is folded again from the log, the only source of
+ * truth.
+ *
+ * The loop is supervised: if it ever stops (a refold that fails, a defect
+ * that escapes a turn), every caller waiting or to come fails at once with
+ * a retryable InternalError, and the cause is logged.
+ */
+import { Cause, Deferred, Duration, Effect, Either, Exit, Layer, Schema, Stream } from "effect"
+import { evolve, initialState, type RuntimeState } from "../model/Runtime.js"
+import type { Decision } from "../model/State.js"
+import { decideReconcile } from "../model/Placement.js"
+import { decideTick, nextDeadline } from "../model/Timers.js"
+import { type RuntimeConfig, RuntimeOptions } from "../schema/Config.js"
+import { InternalError, type PersistenceError, type UndecodableRecord, ValidationError } from "../schema/Errors.js"
+import { encodeEvent, type Event, type EventRecord } from "../schema/Event.js"
+import { EventLog } from "../services/EventLog.js"
+import { type Committed, Runtime, type TurnExtension } from "../services/Runtime.js"
+
+/** A command as the loop holds it: its caller's types live in its closures. */
+interface Command {
+  /** Decides against the state; `undefined` for a read, answered after the turn. */
+  readonly decide: (state: RuntimeState, now: number) => Outcome | undefined
+  /** Reads the state once the turn is done. */
+  readonly read?: (state: RuntimeState, offset: number) => void
+  /** Fails the caller: its events cannot be logged, the append failed, or the loop stopped. */
+  readonly fail: (error: ValidationError | PersistenceError | InternalError) => void
+  /** A bug in its decision: the caller gets the defect. */
+  readonly die: (defect: unknown) => void
+}
+
+/** A decided command: its events, and how to answer once they are durable. */
+interface Outcome {
+  readonly events: ReadonlyArray<Event>
+  readonly settle: (records: ReadonlyArray<EventRecord>) => void
+}
+
+/** The longest the loop sleeps in one go: a timer of more than 2^31−1 ms would fire at once or never. */
+const maxSleep = Duration.hours(1)
+
+/**
+ * Lets the runtime's timers and I/O run between two busy turns. The SQLite
+ * commit is synchronous, so producers in the same process could otherwise
+ * keep the loop turning on microtasks alone, and a handler's timer or socket
+ * would wait until they stop.
+ */
+const yieldToEventLoop: Effect.Effect<void> = typeof globalThis.setImmediate === "function"
+  ? Effect.async<void>((resume) => {
+    const handle = globalThis.setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => globalThis.clearImmediate(handle))
+  })
+  : Effect.yieldNow()
+
+/** Folds a log into the runtime's state. */
+export const foldLog = (log: EventLog["Type"], config: RuntimeConfig) => {
+  const apply = evolve(config)
+  return Stream.runFold(log.read(), { state: initialState(), offset: 0 }, (folded, record) => {
+    apply(folded.state, record.event)
+    return { state: folded.state, offset: record.offset }
+  })
+}
+
+/** Whether events can be written to the log: those of a decision that cannot fail it for the others. */
+const unencodable = (events: ReadonlyArray<Event>): ValidationError | undefined => {
+  for (const event of events) {
+    const encoded = encodeEvent(event)
+    if (encoded._tag === "Left") return encoded.left
+  }
+  return undefined
+}
+
+const make = (options: RuntimeOptions) =>
+  Effect.gen(function*() {
+    const config = yield* Schema.decodeUnknown(RuntimeOptions, { errors: "all", onExcessProperty: "error" })(options).pipe(
+      Effect.mapError((error) => ValidationError.fromParseError("RuntimeOptions", error))
+    )
+    const log = yield* EventLog
+    const apply = evolve(config)
+    const folded = yield* foldLog(log, config)
+    let state = folded.state
+    /** The offset of the last record folded into `state`. */
+    let offset = folded.offset
+    const clock = yield* Effect.clock
+
+    // The commands waiting for the loop, and a latch that is open while there
+    // are any: taking them all is one array swap.
+    let queued: Array<Command> = []
+    /** The commands of the turn being run: failed too if the loop stops in it. */
+    let inTurn: ReadonlyArray<Command> = []
+    /** Why the loop stopped; undefined while it runs. */
+    let stopped: InternalError | undefined
+    const wake = yield* Effect.makeLatch(false)
+    const offer = (command: Command) => {
+      queued.push(command)
+      wake.unsafeOpen()
+    }
+
+    let extensions: ReadonlyArray<TurnExtension> = []
+
+    /** The turn's events, applied as they are decided. */
+    const applyAll = (events: ReadonlyArray<Event>, into: Array<Event>) => {
+      for (const event of events) {
+        for (const extension of extensions) extension.beforeApply?.(state, event)
+        apply(state, event)
+        for (const extension of extensions) extension.afterApply?.(state, event)
+        into.push(event)
+      }
+    }
+
+    /**
+     * One turn: decides the batch, appends what it decided, then answers.
+     * Whether the loop should turn again at once: it logged something, and
+     * commands arrived meanwhile or an extension made room for more work.
+     */
+    const turn = (
+      batch: ReadonlyArray<Command>,
+      now: number
+    ): Effect.Effect<boolean, PersistenceError | UndecodableRecord> => {
+      inTurn = batch
+      const events: Array<Event> = []
+      const decided: Array<{ readonly command: Command; readonly outcome: Outcome; readonly start: number }> = []
+      const reads: Array<Command> = []
+      for (const command of batch) {
+        let outcome: Outcome | undefined
+        try {
+          outcome = command.decide(state, now)
+        } catch (defect) {
+          // A decision that throws is a bug: its caller gets the defect, the loop goes on.
+          command.die(defect)
+          continue
+        }
+        if (outcome === undefined) {
+          reads.push(command)
+          continue
+        }
+        decided.push({ command, outcome, start: events.length })
+        applyAll(outcome.events, events)
+      }
+      applyAll(decideTick(state, config, now), events)
+      for (const extension of extensions) {
+        if (extension.decide !== undefined) applyAll(extension.decide(state, now), events)
+      }
+      const answer = (records: ReadonlyArray<EventRecord>) => {
+        decided.forEach(({ outcome, start }, i) => {
+          const end = i + 1 < decided.length ? decided[i + 1].start : start + outcome.events.length
+          outcome.settle(records.slice(start, end))
+        })
+        for (const command of reads) command.read!(state, offset)
+        inTurn = []
+      }
+      if (events.length === 0) {
+        answer([])
+        return Effect.succeed(false)
+      }
+      return Effect.matchEffect(log.append(events), {
+        onFailure: (error) =>
+          Effect.gen(function*() {
+            const refolded = yield* foldLog(log, config)
+            state = refolded.state
+            offset = refolded.offset
+            if (error._tag === "ValidationError") {
+              // Events the log cannot take fail their own decision alone: the
+              // others are decided again, against the state as the log has it.
+              const again: Array<Command> = []
+              for (const { command, outcome } of decided) {
+                const bad = unencodable(outcome.events)
+                if (bad !== undefined) command.fail(bad)
+                else again.push(command)
+              }
+              queued = [...again, ...queued]
+            } else {
+              for (const { command } of decided) command.fail(error)
+            }
+            for (const command of reads) command.read!(state, offset)
+            inTurn = []
+            yield* Effect.logError("runtime: append failed; state folded again from the log", error)
+            return queued.length > 0
+          })
+        ,
+        onSuccess: (records) =>
+          Effect.sync(() => {
+            offset = records[records.length - 1].offset
+            let again = false
+            for (const extension of extensions) {
+              if (extension.committed?.(events, state) === true) again = true
+            }
+            answer(records)
+            return again || queued.length > 0
+          })
+      })
+    }
+
+    /** When idle: waits for a command or the next deadline, whichever comes first, in bounded sleeps. */
+    const idle = Effect.suspend((): Effect.Effect<void> => {
+      if (queued.length > 0) return Effect.void
+      const deadline = nextDeadline(state)
+      if (deadline === undefined) return wake.await
+      const wait = Duration.min(Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis())), maxSleep)
+      return Effect.asVoid(Effect.timeoutOption(wake.await, wait))
+    })
+
+    // The loop. After a busy turn it turns again at once; after
+    // `busyTurnsPerYield` such turns in a row it lets the event loop run.
+    const busyTurnsPerYield = 8
+    const loop = Effect.gen(function*() {
+      let busy = true
+      let busyTurns = 0
+      while (true) {
+        if (!busy) {
+          busyTurns = 0
+          yield* idle
+        } else if (++busyTurns >= busyTurnsPerYield) {
+          busyTurns = 0
+          yield* yieldToEventLoop
+        }
+        const batch = queued
+        queued = []
+        wake.unsafeClose()
+        busy = yield* turn(batch, clock.unsafeCurrentTimeMillis())
+      }
+    })
+
+    const stop = (cause: Cause.Cause<unknown>) =>
+      Effect.gen(function*() {
+        stopped = new InternalError({
+          message: Cause.isInterruptedOnly(cause) ? "the runtime has stopped" : "the runtime's loop failed; see the log"
+        })
+        const waiting = [...inTurn, ...queued]
+        inTurn = []
+        queued = []
+        for (const command of waiting) command.fail(stopped)
+        if (!Cause.isInterruptedOnly(cause)) yield* Effect.logError("runtime: the command loop failed", cause)
+      })
+
+    yield* loop.pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? stop(exit.cause) : Effect.void), Effect.forkScoped)
+
+    /** Several decisions offered at once, so that one turn takes them all; answered together. */
+    const submitMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) =>
+      Effect.suspend(() => {
+        type Result = Either.Either<Committed<A>, E | ValidationError>
+        if (decisions.length === 0) return Effect.succeed<ReadonlyArray<Result>>([])
+        if (stopped !== undefined) return Effect.fail(stopped)
+        return Effect.flatMap(Deferred.make<ReadonlyArray<Result>, PersistenceError | InternalError>(), (done) => {
+          const results: Array<Result> = new Array(decisions.length)
+          let pending = decisions.length
+          const settle = (i: number, result: Result) => {
+            results[i] = result
+            if (--pending === 0) Deferred.unsafeDone(done, Exit.succeed(results))
+          }
+          decisions.forEach((decide, i) =>
+            offer({
+              decide: (current, now) => {
+                const decision = decide(current, now)
+                return {
+                  events: decision.events,
+                  settle: (records) =>
+                    settle(i, decision._tag === "Accepted" ? Either.right({ value: decision.value, records }) : Either.left(decision.error))
+                }
+              },
+              fail: (error) =>
+                error._tag === "ValidationError" ? settle(i, Either.left(error)) : Deferred.unsafeDone(done, Exit.fail(error)),
+              die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
+            })
+          )
+          return Deferred.await(done)
+        })
+      })
+
+    /** Puts a command in the loop, or fails at once if the loop has stopped. */
+    const submit = <A, E>(
+      make: (done: Deferred.Deferred<A, E | InternalError>) => Command
+    ): Effect.Effect<A, E | InternalError> =>
+      Effect.suspend(() =>
+        stopped !== undefined ? Effect.fail(stopped) : Effect.flatMap(Deferred.make<A, E | InternalError>(), (done) => {
+          offer(make(done))
+          return Deferred.await(done)
+        })
+      )
+
+    const run = <A, E>(decide: (state: RuntimeState, now: number) => Decision<A, E>) =>
+      submit<Committed<A>, E | ValidationError | PersistenceError | InternalError>((done) => ({
+        decide: (current, now) => {
+          const decision = decide(current, now)
+          return {
+            events: decision.events,
+            settle: (records) =>
+              Deferred.unsafeDone(
+                done,
+                decision._tag === "Accepted" ? Exit.succeed({ value: decision.value, records }) : Exit.fail(decision.error)
+              )
+          }
+        },
+        fail: (error) => Deferred.unsafeDone(done, Exit.fail(error)),
+        die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
+      }))
+
+    const runMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) =>
+      submitMany<A, E>(decisions)
+
+    const query = <A>(read: (state: RuntimeState, offset: number) => A) =>
+      submit<A, InternalError>((done) => ({
+        decide: () => undefined,
+        read: (current, at) => {
+          let exit: Exit.Exit<A, InternalError>
+          try {
+            exit = Exit.succeed(read(current, at))
+          } catch (defect) {
+            exit = Exit.die(defect)
+          }
+          Deferred.unsafeDone(done, exit)
+        },
+        // Only the loop stopping fails a read.
+        fail: (error) => Deferred.unsafeDone(done, Exit.fail(error as InternalError)),
+        die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
+      }))
+
+    // After a restart: what was in flight is delivered again, what expired times out.
+    offer({
+      decide: (current, now) => ({ events: decideReconcile(current, config, now), settle: () => {} }),
+      fail: () => {},
+      die: () => {}
+    })
+
+    return Runtime.of({
+      config,
+      run,
+      runMany,
+      query,
+      extend: (extension) =>
+        Effect.acquireRelease(
+          Effect.sync(() => {
+            extensions = [...extensions, extension]
+          }),
+          () =>
+            Effect.sync(() => {
+              extensions = extensions.filter((other) => other !== extension)
+            })
+        ),
+      pending: Effect.sync(() => queued.length)
+    })
+  })
+
+/** The command loop over the EventLog in context, from the runtime's options (each left out takes its default). */
+export const layer = (options: RuntimeOptions = {}) => Layer.scoped(Runtime, make(options))

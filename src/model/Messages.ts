@@ -1,0 +1,483 @@
+/**
+ * Messages and their ACK lifecycle (PROTOCOLS.md §1): what `send` admits,
+ * what counts as a duplicate, what an ACK may change, and how long a
+ * finished message is remembered. Where a message waits (its mailbox and
+ * lane) is `Mailboxes.ts`; where it goes, `Placement.ts`.
+ */
+import type { RuntimeConfig } from "../schema/Config.js"
+import type {
+  AckStage,
+  CommunicationClass,
+  Envelope,
+  EnvelopeState,
+  ErrorCode,
+  MessageType
+} from "../schema/Envelope.js"
+import {
+  type AgentShutdown,
+  type AgentUnavailable,
+  type BufferFull,
+  DuplicateDetected,
+  MessageNotFound,
+  NoRoute,
+  OversizePayload,
+  PermissionDenied,
+  TtlExpired,
+  UnsupportedMessageType,
+  ValidationError
+} from "../schema/Errors.js"
+import type { Event } from "../schema/Event.js"
+import {
+  type MessageAccepted,
+  type MessageAcked,
+  MessageRedriven,
+  MessageRefused,
+  type Route
+} from "../schema/RouterEvents.js"
+import { newEdge } from "./Agents.js"
+import { later } from "./Deadlines.js"
+import { Deque } from "./Deque.js"
+import { checkMessage } from "./Checks.js"
+import { blockedReason } from "./Governance.js"
+import { resolveRoute, reroute } from "./Placement.js"
+import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
+
+export type Location = "queued" | "in_flight" | "done"
+
+/**
+ * A message the runtime knows. `location`, `enqueued` and `to` follow its
+ * moves between mailboxes and are written by `Mailboxes.ts`; the rest here.
+ */
+export interface MessageEntry {
+  readonly id: string
+  readonly producerId: string
+  readonly correlationId: string
+  /**
+   * The message as sent, held while it can still be delivered: once it
+   * finishes it is let go, unless it is a dead letter (kept for a re-drive).
+   * A finished message is remembered for `retentionMs` (for `status` and
+   * dedup), and at up to `payloadLimit` a payload each, holding them that long
+   * would tie up memory in proportion to the traffic of the last hour.
+   */
+  envelope: Envelope | undefined
+  readonly route: Route
+  readonly lane: CommunicationClass
+  readonly acceptedAt: number
+  /** Acceptance order across the runtime (breaks ties between lanes), taken again when a dead letter is redriven. */
+  order: number
+  to: string
+  stage: EnvelopeState
+  location: Location
+  attempts: number
+  /** Bumped at every enqueue, so stale queue entries are recognised. */
+  enqueued: number
+  ackDeadline: number | undefined
+  expiresAt: number | undefined
+  deliverySeq: number | undefined
+  errorCode: ErrorCode | undefined
+  deadLetter: boolean
+  /** Its deliveries since it was accepted or last redriven: each recipient may acknowledge its own. */
+  readonly deliveries: Array<{ readonly agent_id: string; readonly delivery_seq: number }>
+  lateAcks: number
+  finishedAt: number | undefined
+}
+
+/** What dedup remembers of a message: for a sequence number, its type and payload too (only a retry repeats them). */
+interface Seen {
+  readonly message_id: string
+  readonly at: number
+  readonly content: string | undefined
+}
+
+export interface MessagesState {
+  readonly messages: Map<string, MessageEntry>
+  readonly dedup: Map<string, Seen>
+  readonly dedupOrder: Deque<{ readonly key: string; readonly at: number }>
+  readonly finished: Deque<{ readonly id: string; readonly at: number }>
+  /** Messages accepted so far: the next acceptance order. */
+  accepted: number
+}
+
+export const isTerminal = (stage: EnvelopeState) =>
+  stage === "FULFILLED" || stage === "REJECTED" || stage === "FAILED" || stage === "TIMED_OUT"
+
+// ---------------------------------------------------------------------------
+// Dedup
+
+/**
+ * What makes two sends one logical message (PROTOCOLS.md, "SW4RM over
+ * gRPC"): the idempotency token; else the producer's sequence number, but
+ * only for a retry, with the same type and payload: SW4RM's own clients
+ * number every message 1. A sequence number of 0 means "not set", as in
+ * protobuf, so a producer that numbers nothing is never deduplicated by it.
+ */
+const dedupKey = (envelope: Envelope): string | undefined =>
+  envelope.idempotency_token !== undefined
+    ? `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
+    : envelope.sequence_number > 0
+    ? `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+    : undefined
+
+/** The type and payload of a message numbered without a token, as a short fingerprint (53-bit hash and length). */
+const contentOf = (envelope: Envelope): string | undefined =>
+  envelope.idempotency_token !== undefined ? undefined : fingerprint(envelope.message_type, envelope.payload)
+
+const fingerprint = (type: MessageType, payload: Uint8Array) => {
+  let h1 = 0xdeadbeef
+  let h2 = 0x41c6ce57
+  for (let i = 0; i < payload.length; i++) {
+    h1 = Math.imul(h1 ^ payload[i], 2654435761)
+    h2 = Math.imul(h2 ^ payload[i], 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  return `${type}:${payload.length}:${(4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)}`
+}
+
+/** The message a duplicate repeats, if the envelope is one. */
+export const findDuplicate = (
+  state: RuntimeState,
+  config: RuntimeConfig,
+  envelope: Envelope,
+  now: number
+): MessageEntry | undefined => {
+  const same = state.messages.get(envelope.message_id)
+  if (same !== undefined) return same
+  const key = dedupKey(envelope)
+  const seen = key === undefined ? undefined : state.dedup.get(key)
+  if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
+  if (seen.content !== undefined && seen.content !== contentOf(envelope)) return undefined
+  return state.messages.get(seen.message_id)
+}
+
+const remember = (state: RuntimeState, envelope: Envelope, at: number) => {
+  const key = dedupKey(envelope)
+  if (key === undefined) return
+  state.dedup.set(key, { message_id: envelope.message_id, at, content: contentOf(envelope) })
+  state.dedupOrder.pushBack({ key, at })
+}
+
+// ---------------------------------------------------------------------------
+// Sending
+
+export type SendError =
+  | NoRoute
+  | AgentUnavailable
+  | AgentShutdown
+  | BufferFull
+  | OversizePayload
+  | UnsupportedMessageType
+  | TtlExpired
+  | DuplicateDetected
+  | ValidationError
+  | PermissionDenied
+
+/** The agent a message was admitted for. */
+export interface Admitted {
+  readonly message_id: string
+  readonly to: string
+}
+
+export const decideSend = (
+  state: RuntimeState,
+  config: RuntimeConfig,
+  command: { readonly route: Route; readonly envelope: Envelope },
+  now: number
+): Decision<Admitted, SendError> => {
+  const { envelope, route } = command
+  if (envelope.payload.length > config.payloadLimit) {
+    return refuse(new OversizePayload({ size: envelope.payload.length, limit: config.payloadLimit }))
+  }
+  if (config.supportedMessageTypes !== undefined && !config.supportedMessageTypes.includes(envelope.message_type)) {
+    return refuse(new UnsupportedMessageType({ message_type: envelope.message_type }))
+  }
+  if (envelope.message_type === "ACKNOWLEDGEMENT") {
+    return refuse(
+      ValidationError.single("envelope", "message_type", "an ACKNOWLEDGEMENT is an ack, not a message to deliver")
+    )
+  }
+  const duplicate = findDuplicate(state, config, envelope, now)
+  if (duplicate !== undefined) {
+    return refuse(new DuplicateDetected({ original_message_id: duplicate.id, stage: duplicate.stage }))
+  }
+  const expiresAt = envelope.ttl_ms > 0 ? later(envelope.timestamp.epochMillis, envelope.ttl_ms) : undefined
+  if (expiresAt !== undefined && expiresAt <= now) {
+    return refuse(new TtlExpired({ message_id: envelope.message_id }))
+  }
+  const routed = resolveRoute(state, config, route)
+  if (typeof routed !== "string") return refuse(routed)
+  const to = routed
+  const checked = checkMessage(state, { agent_id: envelope.producer_id, to, message_type: envelope.message_type }, now)
+  if (checked.denial !== undefined) {
+    const { reason, rule } = checked.denial
+    // The kill switch refuses for a while: such a message is not recorded as
+    // refused, so that sent again once its producer is resumed, it is not
+    // taken for a duplicate of a REJECTED one. A policy's refusal stands.
+    const refused = rule === "kill switch"
+      ? []
+      : [MessageRefused.make({ to, envelope, error_code: "PERMISSION_DENIED", reason, at: now }, true)]
+    return refuse(new PermissionDenied({ reason }), [...checked.events, ...refused])
+  }
+  return accept([
+    ...checked.events,
+    ...newEdge(state, envelope.producer_id, to, "messages", now),
+    {
+      _tag: "MessageAccepted",
+      to,
+      route,
+      lane: state.agents.get(envelope.producer_id)?.descriptor.communication_class ?? "STANDARD",
+      envelope,
+      expires_at: expiresAt,
+      at: now
+    } satisfies MessageAccepted
+  ], { message_id: envelope.message_id, to })
+}
+
+// ---------------------------------------------------------------------------
+// Acknowledging
+
+export interface AckCommand {
+  readonly agent_id: string
+  readonly message_id: string
+  readonly stage: AckStage
+  readonly error_code?: ErrorCode | undefined
+  readonly note?: string | undefined
+  readonly delivery_seq?: number | undefined
+}
+
+export type AckError = MessageNotFound | PermissionDenied | ValidationError
+
+/** What an ACK did: the message's stage after it, and whether it came too late to change anything. */
+export interface AckOutcome {
+  readonly message_id: string
+  readonly stage: EnvelopeState
+  readonly late: boolean
+}
+
+/** Whether an ACK can no longer change its message: it is finished, or the ACK names a delivery since superseded. */
+const isLate = (message: MessageEntry, ack: { readonly agent_id: string; readonly delivery_seq?: number | undefined }) =>
+  isTerminal(message.stage) ||
+  (ack.delivery_seq !== undefined &&
+    !message.deliveries.some((d) => d.agent_id === ack.agent_id && d.delivery_seq === ack.delivery_seq))
+
+export const decideAck = (
+  state: RuntimeState,
+  config: RuntimeConfig,
+  command: AckCommand,
+  now: number
+): Decision<AckOutcome, AckError> => {
+  const message = state.messages.get(command.message_id)
+  if (message === undefined) return refuse(new MessageNotFound({ message_id: command.message_id }, true))
+  if (command.agent_id !== message.to && !message.deliveries.some((d) => d.agent_id === command.agent_id)) {
+    return refuse(
+      new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
+    )
+  }
+  // An ACK is something the agent sends: a suspended (or killed, or halted) one sends nothing.
+  const blocked = blockedReason(state, command.agent_id)
+  if (blocked !== undefined) return refuse(new PermissionDenied({ reason: blocked }))
+  if (command.stage === "RECEIVED" || command.stage === "TIMED_OUT") {
+    return refuse(ValidationError.single("ack", "ack_stage", `${command.stage} is recorded by the router, not acknowledged`))
+  }
+  if ((command.stage === "REJECTED" || command.stage === "FAILED") && command.error_code === undefined) {
+    return refuse(ValidationError.single("ack", "error_code", `${command.stage} must carry an error code`))
+  }
+  const late = isLate(message, command)
+  const restartsWait = !late && command.stage === "READ" && message.location === "in_flight"
+  return accept([
+    {
+      _tag: "MessageAcked",
+      message_id: command.message_id,
+      agent_id: command.agent_id,
+      stage: command.stage,
+      error_code: command.error_code,
+      note: command.note,
+      delivery_seq: command.delivery_seq,
+      ack_deadline: restartsWait ? later(now, config.ackWaitMs) : undefined,
+      at: now
+    } satisfies MessageAcked
+  ], { message_id: command.message_id, stage: late ? message.stage : command.stage, late })
+}
+
+// ---------------------------------------------------------------------------
+// Dead letters
+
+export const decideRedrive = (
+  state: RuntimeState,
+  messageId: string,
+  now: number
+): Decision<Admitted, MessageNotFound | ValidationError | NoRoute> => {
+  const message = state.messages.get(messageId)
+  if (message === undefined) return refuse(new MessageNotFound({ message_id: messageId }, true))
+  // A dead letter keeps its envelope: testing both is one test, and tells the compiler so.
+  if (!message.deadLetter || message.envelope === undefined) {
+    return refuse(ValidationError.single("redrive", "message_id", `message ${messageId} is not a dead letter`))
+  }
+  const to = reroute(state, message)
+  // A killed agent never registers again: sent to it by id, the message would wait
+  // forever. By capability, it waits for the next agent able to take it, as any other.
+  if (message.route._tag === "Agent" && state.killed.has(to)) return refuse(new NoRoute({ to }))
+  const ttl = message.envelope.ttl_ms
+  return accept(
+    [MessageRedriven.make({ message_id: messageId, to, expires_at: ttl > 0 ? later(now, ttl) : undefined, at: now }, true)],
+    { message_id: messageId, to }
+  )
+}
+
+// ---------------------------------------------------------------------------
+// Evolve
+
+const newEntry = (
+  state: RuntimeState,
+  event: { readonly envelope: Envelope; readonly to: string; readonly at: number },
+  fields: Pick<MessageEntry, "envelope" | "route" | "lane" | "stage" | "location" | "expiresAt" | "errorCode" | "finishedAt">
+): MessageEntry => ({
+  id: event.envelope.message_id,
+  producerId: event.envelope.producer_id,
+  correlationId: event.envelope.correlation_id,
+  acceptedAt: event.at,
+  order: state.accepted++,
+  to: event.to,
+  attempts: 0,
+  enqueued: 0,
+  ackDeadline: undefined,
+  deliverySeq: undefined,
+  deadLetter: false,
+  deliveries: [],
+  lateAcks: 0,
+  ...fields
+})
+
+/** Finished: let go of its envelope unless it is a dead letter, and remember it for retention. */
+const finish = (state: RuntimeState, message: MessageEntry, stage: EnvelopeState, at: number) => {
+  message.stage = stage
+  message.ackDeadline = undefined
+  message.finishedAt = at
+  if (!message.deadLetter) message.envelope = undefined
+  state.finished.pushBack({ id: message.id, at })
+}
+
+/** When an event happened: an audit record keeps its time inside. */
+const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.at : event.at
+
+/** Forgets what has aged out: dedup keys past their window, finished messages past retention. */
+const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
+  const dedupHorizon = at - config.dedupWindowMs
+  while (state.dedupOrder.length > 0 && state.dedupOrder.at(0).at <= dedupHorizon) {
+    const { key } = state.dedupOrder.popFront()!
+    const seen = state.dedup.get(key)
+    if (seen !== undefined && seen.at <= dedupHorizon) state.dedup.delete(key)
+  }
+  const retentionHorizon = at - Math.max(config.retentionMs, config.dedupWindowMs)
+  while (state.finished.length > 0 && state.finished.at(0).at <= retentionHorizon) {
+    const { id } = state.finished.popFront()!
+    const message = state.messages.get(id)
+    if (
+      message !== undefined && message.location === "done" && !message.deadLetter &&
+      message.finishedAt !== undefined && message.finishedAt <= retentionHorizon
+    ) state.messages.delete(id)
+  }
+}
+
+export const messagesSlice: Slice<MessagesState> = {
+  initial: () => ({ messages: new Map(), dedup: new Map(), dedupOrder: new Deque(), finished: new Deque(), accepted: 0 }),
+  evolve: {
+    MessageAccepted: (state, event) => {
+      state.messages.set(event.envelope.message_id, newEntry(state, event, {
+        envelope: event.envelope,
+        route: event.route,
+        lane: event.lane,
+        stage: "RECEIVED",
+        location: "queued",
+        expiresAt: event.expires_at,
+        errorCode: undefined,
+        finishedAt: undefined
+      }))
+      remember(state, event.envelope, event.at)
+    },
+    MessageRefused: (state, event) => {
+      state.messages.set(event.envelope.message_id, newEntry(state, event, {
+        // Refused: never to be delivered.
+        envelope: undefined,
+        route: { _tag: "Agent", agent_id: event.to },
+        lane: "STANDARD",
+        stage: "REJECTED",
+        location: "done",
+        expiresAt: undefined,
+        errorCode: event.error_code,
+        finishedAt: event.at
+      }))
+      state.finished.pushBack({ id: event.envelope.message_id, at: event.at })
+      remember(state, event.envelope, event.at)
+    },
+    MessageDelivered: (state, event) => {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined) return
+      message.stage = "RECEIVED"
+      message.attempts = event.attempt
+      message.deliverySeq = event.delivery_seq
+      message.ackDeadline = event.ack_deadline
+      message.deliveries.push({ agent_id: event.to, delivery_seq: event.delivery_seq })
+    },
+    MessageAcked: (state, event) => {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined) return
+      if (isLate(message, event)) {
+        message.lateAcks++
+      } else if (event.stage === "READ") {
+        message.stage = "READ"
+        if (event.ack_deadline !== undefined) message.ackDeadline = event.ack_deadline
+      } else {
+        message.errorCode = event.error_code
+        finish(state, message, event.stage, event.at)
+      }
+    },
+    MessageRequeued: (state, event) => {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || message.location === "done") return
+      message.stage = "RECEIVED"
+      message.ackDeadline = undefined
+      if (event.reason === "subscriber_left") message.attempts--
+    },
+    MessageTimedOut: (state, event) => {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || message.location === "done") return
+      message.errorCode = event.error_code
+      message.deadLetter = true
+      finish(state, message, "TIMED_OUT", event.at)
+    },
+    MessageRedriven: (state, event) => {
+      const message = state.messages.get(event.message_id)
+      if (message === undefined || !message.deadLetter) return
+      message.deadLetter = false
+      // Accepted again: it joins the back of its lane, where the order of acceptance must hold.
+      message.order = state.accepted++
+      message.stage = "RECEIVED"
+      message.attempts = 0
+      message.errorCode = undefined
+      message.finishedAt = undefined
+      message.expiresAt = event.expires_at
+      // Acks of the deliveries before it change nothing any more.
+      message.deliveries.length = 0
+    }
+  },
+  after: (state, event, config) => housekeep(state, config, timeOf(event)),
+  snapshot: (state) => ({
+    messages: sortedRecord(state.messages, (message) => ({
+      to: message.to,
+      producer_id: message.producerId,
+      stage: message.stage,
+      location: message.location,
+      lane: message.lane,
+      attempts: message.attempts,
+      delivery_seq: message.deliverySeq,
+      ack_deadline: message.ackDeadline,
+      expires_at: message.expiresAt,
+      error_code: message.errorCode,
+      dead_letter: message.deadLetter,
+      recipients: [...new Set(message.deliveries.map((d) => d.agent_id))],
+      late_acks: message.lateAcks
+    })),
+    dedup: sortedRecord(state.dedup, (seen) => seen.message_id)
+  })
+}

@@ -1,0 +1,76 @@
+/**
+ * The shape every concern of the model shares: the runtime's whole state,
+ * made of one slice per concern; the typed answer of a decision; and what a
+ * slice gives the root (`Runtime.ts`) so that it can fold events into it.
+ *
+ * A slice owns its part of the state: only its own `evolve` handlers write
+ * it. Its decisions and handlers may read every other part.
+ */
+import type { RuntimeConfig } from "../schema/Config.js"
+import type { Event } from "../schema/Event.js"
+import type { AgentsState } from "./Agents.js"
+import type { GovernanceState } from "./Governance.js"
+import type { MailboxesState } from "./Mailboxes.js"
+import type { MessagesState } from "./Messages.js"
+import type { TimersState } from "./Timers.js"
+
+/** The state of the whole runtime: `fold(evolve, log)`. */
+export interface RuntimeState extends AgentsState, MessagesState, MailboxesState, TimersState, GovernanceState {}
+
+/**
+ * What a decision answers: the events to append and the caller's value, or
+ * a refusal, which may still have events to record (an audit record of a
+ * denial, a refused message).
+ */
+export type Decision<A, E = never> = Accepted<A> | Refused<E>
+
+export interface Accepted<A> {
+  readonly _tag: "Accepted"
+  readonly events: ReadonlyArray<Event>
+  readonly value: A
+}
+
+export interface Refused<E> {
+  readonly _tag: "Refused"
+  readonly error: E
+  readonly events: ReadonlyArray<Event>
+}
+
+export const accept = <A = void>(events: ReadonlyArray<Event>, value?: A): Decision<A> => ({
+  _tag: "Accepted",
+  events,
+  value: value as A
+})
+
+export const refuse = <E>(error: E, events: ReadonlyArray<Event> = []): Decision<never, E> => ({
+  _tag: "Refused",
+  error,
+  events
+})
+
+/** Another value for an accepted decision; a refusal stays as it is. */
+export const mapValue = <A, B, E>(decision: Decision<A, E>, f: (value: A) => B): Decision<B, E> =>
+  decision._tag === "Accepted" ? accept(decision.events, f(decision.value)) : decision
+
+/** One handler of an event type, writing its slice's part of the state in place. */
+export type Handler<T extends Event["_tag"]> = (
+  state: RuntimeState,
+  event: Extract<Event, { readonly _tag: T }>,
+  config: RuntimeConfig
+) => void
+
+/** What a concern gives the root. */
+export interface Slice<S> {
+  /** Its part of the state, empty. */
+  readonly initial: () => S
+  /** Its handlers, by event tag. */
+  readonly evolve: { readonly [T in Event["_tag"]]?: Handler<T> }
+  /** Run after every event, whatever its tag: housekeeping that follows time. */
+  readonly after?: (state: RuntimeState, event: Event, config: RuntimeConfig) => void
+  /** Its part of the state as plain, comparable data. */
+  readonly snapshot: (state: RuntimeState) => object
+}
+
+/** A map as a record with sorted keys: snapshots compare equal whatever the insertion order. */
+export const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (a: A) => B): Record<string, B> =>
+  Object.fromEntries([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, f(v)]))
