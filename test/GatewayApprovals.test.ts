@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Stream, TestClock } from "effect"
 import { Gateway } from "../src/services/Gateway.js"
 import { Registry } from "../src/services/Registry.js"
 import { gatewayLayer } from "./support/gateway.js"
@@ -85,6 +85,38 @@ describe("Gateway approvals", () => {
       const id = yield* approved({ amount: 5_000 })
       expect(yield* send({ amount: 5_000 }, id)).toMatchObject({ _tag: "Dispatched" })
       expect(yield* Effect.flip(send({ amount: 5 }))).toMatchObject({ _tag: "PermissionDenied" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("a human cannot approve a call whose hourly limit filled up while it waited", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* (yield* Registry).register({ agent_id: "alice", name: "alice" })
+      yield* gateway.loadPolicy(payments.replace("limit_per_hour: 2", "limit_per_hour: 1"))
+      const waiting = yield* send({ amount: 5_000 })
+      const id = waiting._tag === "AwaitingApproval" ? waiting.approval_id : ""
+      // A small payment needs no human and takes the hour's one call.
+      expect(yield* send({ amount: 5 })).toMatchObject({ _tag: "Dispatched" })
+      const refused = yield* Effect.flip(gateway.approve({ approval_id: id, by: "carol" }))
+      expect(refused).toMatchObject({ _tag: "PermissionDenied", reason: expect.stringContaining("limit") })
+      expect((yield* gateway.approvals()).map((approval) => approval.status)).toEqual(["open"])
+      expect(yield* Effect.flip(send({ amount: 5_000 }, id))).toMatchObject({ _tag: "PermissionDenied" })
+    }).pipe(Effect.provide(gatewayLayer())))
+
+  it.scoped("an approved call must be made within the approval's window, or the approval lapses", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      yield* setUp
+      const id = yield* approved({ amount: 5_000 })
+      yield* TestClock.adjust("59 seconds")
+      const kept = yield* approved({ amount: 6_000 })
+      yield* TestClock.adjust("1 second")
+      expect(yield* Effect.flip(send({ amount: 5_000 }, id))).toMatchObject({ _tag: "PermissionDenied" })
+      expect((yield* gateway.approvals({ status: "lapsed" })).map((approval) => approval.approval_id)).toEqual([id])
+      // The other is still within its own window.
+      expect(yield* send({ amount: 6_000 }, kept)).toMatchObject({ _tag: "Dispatched" })
+      const decisions = Chunk.toReadonlyArray(yield* Stream.runCollect(gateway.audit)).map((entry) => entry.record.decision)
+      expect(decisions).toContain("lapsed")
+      expect(yield* gateway.verifyAudit).toMatchObject({ ok: true })
     }).pipe(Effect.provide(gatewayLayer())))
 
   it.scoped("a redaction loaded since the approval applies to the approved call too", () =>
