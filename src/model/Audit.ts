@@ -10,7 +10,8 @@
  * verifier that must rule that out compares the last `hash` with a head hash
  * kept elsewhere.
  */
-import * as crypto from "node:crypto"
+import { sha256 } from "@noble/hashes/sha2.js"
+import { bytesToHex } from "@noble/hashes/utils.js"
 import type { AuditRecord, UnsealedAuditRecord } from "../schema/Audit.js"
 
 /** The `prev_hash` of the first record of a trail. */
@@ -104,10 +105,24 @@ const quotedKey = (key: string) => {
 /** The fields a record's hash does not cover. */
 const sealFields: ReadonlySet<string> = new Set(["hash", "prev_hash"])
 
-/** SHA-256 in lowercase hex; Node's one-shot `crypto.hash` where it exists (20.12 on). */
-const sha256Hex: (text: string) => string = typeof crypto.hash === "function"
-  ? (text) => crypto.hash("sha256", text, "hex")
-  : (text) => crypto.createHash("sha256").update(text, "utf8").digest("hex")
+// The hash is noble's portable SHA-256 rather than `node:crypto`, so that the
+// main entry runs wherever Effect does. It hashes in JavaScript, several times
+// slower than Node's native one, and every gateway decision seals a record: the
+// UTF-8 bytes are written into one reused buffer rather than handed over as a
+// string, which noble would encode with a new `TextEncoder` and copy each time.
+const encoder = new TextEncoder()
+/** Large enough for a record with a call stack of a few dozen nodes. */
+const scratch = new Uint8Array(16_384)
+
+/** `text` in UTF-8: in `scratch` (valid until the next call) when it surely fits. */
+const utf8 = (text: string): Uint8Array => {
+  // A UTF-16 code unit takes at most 3 bytes in UTF-8 (a surrogate pair, 4 for 2).
+  if (text.length * 3 > scratch.length) return encoder.encode(text)
+  return scratch.subarray(0, encoder.encodeInto(text, scratch).written)
+}
+
+/** SHA-256 of `text`'s UTF-8 bytes, in lowercase hex. */
+const sha256Hex = (text: string): string => bytesToHex(sha256(utf8(text)))
 
 /**
  * The hash of a record whose predecessor's hash is `prevHash`: SHA-256, in
