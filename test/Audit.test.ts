@@ -2,7 +2,7 @@
  * The audit hash chain: canonical JSON is stable under key order, the hash is
  * pinned to its definition, a sealed trail verifies (also after a JSON round
  * trip), and any edit, insertion, removal or reordering is reported at the
- * first record it breaks.
+ * record it changed, or where the chain breaks.
  */
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
@@ -186,19 +186,25 @@ describe("verifyChain", () => {
     expect(!result.ok && result.reason).toContain("does not match")
   })
 
-  it("reports a record whose hash was recomputed after an edit at the next record", () => {
+  it("reports a record whose hash was recomputed after an edit at that record, not the next", () => {
     const forged = sealRecord(trail[1].record.prev_hash, { ...trail[1].record, reason: "fine" })
     const edited = trail.map((entry, i) => i === 1 ? { ...entry, record: forged } : entry)
     const result = verifyChain(edited)
-    expect(result).toMatchObject({ ok: false, offset: trail[2].offset })
-    expect(!result.ok && result.reason).toContain("does not link")
+    expect(result).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(!result.ok && result.reason).toContain(`hash ${forged.hash} is not the one the next record (offset ${trail[2].offset})`)
+    expect(!result.ok && result.reason).toContain(trail[1].record.hash)
   })
 
-  it("reports removal, insertion and reordering", () => {
-    expect(verifyChain([trail[0], trail[2], trail[3]])).toMatchObject({ ok: false, offset: trail[2].offset })
+  it("reports removal, insertion and reordering where the chain breaks", () => {
+    // The records after trail[0] are missing: the chain breaks right after it.
+    const removed = verifyChain([trail[0], trail[2], trail[3]])
+    expect(removed).toMatchObject({ ok: false, offset: trail[0].offset })
+    expect(!removed.ok && removed.reason).toContain("removed")
     expect(verifyChain([trail[1], trail[0]])).toMatchObject({ ok: false, offset: trail[1].offset })
     const stray = { offset: 999, record: sealRecord(trail[0].record.hash, base) }
-    expect(verifyChain([trail[0], stray, ...trail.slice(1)])).toMatchObject({ ok: false, offset: trail[1].offset })
+    const inserted = verifyChain([trail[0], stray, ...trail.slice(1)])
+    expect(inserted).toMatchObject({ ok: false, offset: stray.offset })
+    expect(!inserted.ok && inserted.reason).toContain("inserted")
     expect(verifyChain([trail[0], trail[0]])).toMatchObject({ ok: false, offset: trail[0].offset })
   })
 
@@ -264,6 +270,27 @@ describe("verifyChain", () => {
           if (remove && field in original && original[field] !== undefined) delete edit[field]
           else edit[field] = changed(original[field])
           const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: edit as unknown as AuditRecord } : entry)
+          expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("reports any edit whose hash was recomputed at the edited record, when a record follows it (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(unsealed, { minLength: 2, maxLength: 6 }),
+        fc.nat(),
+        // Not prev_hash: a record re-sealed on another prev_hash looks like a changed predecessor.
+        fc.constantFrom(...fields.filter((field) => field !== "hash" && field !== "prev_hash")),
+        (records, pick, field) => {
+          const sealed = chain(records)
+          const index = pick % (sealed.length - 1)
+          const { hash: _, ...original } = sealed[index].record as Record<string, unknown>
+          const edit = { ...original, [field]: changed(original[field]) } as unknown as AuditRecord
+          const forged = sealRecord(edit.prev_hash, edit)
+          const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: forged } : entry)
           expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
         }
       ),

@@ -4,11 +4,11 @@
  * `record.hash = sha256_hex(prev_hash + canonicalJson(record without hash and prev_hash))`,
  * where `prev_hash` is the previous record's `hash` and `GENESIS_HASH` for the
  * first. Editing, inserting, removing or reordering any record breaks the
- * chain at that record or the next one, which `verifyChain` reports.
+ * chain at that record or right after it, which `verifyChain` reports.
  *
- * What a chain alone cannot show: that records were cut off at the end. A
- * verifier that must rule that out compares the last `hash` with a head hash
- * kept elsewhere.
+ * What a chain alone cannot show: that records were cut off at the end, or
+ * that a tail was rewritten with every hash recomputed. A verifier that must
+ * rule that out compares the last `hash` with a head hash kept elsewhere.
  */
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
@@ -143,39 +143,66 @@ export type ChainVerification =
   | { readonly ok: true; readonly count: number }
   | { readonly ok: false; readonly offset: number; readonly reason: string }
 
+const failure = (offset: number, reason: string): ChainVerification => ({ ok: false, offset, reason })
+
 /**
- * Recomputes every hash and checks every link, in order, stopping at the
- * first record that is wrong: its `prev_hash` is not the previous record's
- * `hash` (`GENESIS_HASH`, or `options.prevHash` when verifying a segment that
- * starts mid-trail, for the first one), or its `hash` does not match its
- * content. `offset` is the one given with that record. Never throws.
+ * Recomputes every hash and checks every link, in order, and reports the
+ * first record that is wrong, with the `offset` given with it:
+ *
+ * - a record whose `hash` does not match its content (or that cannot be
+ *   hashed): it was changed;
+ * - a record whose own hash is right, but that the next record does not chain
+ *   to: it was changed and its hash recomputed, or records after it were
+ *   removed, or, when the next record chains to the same predecessor, one of
+ *   the two was inserted. The chain alone cannot tell more; it does tell that
+ *   the break is right after this record. A record that was re-sealed on another
+ *   `prev_hash` looks the same, and is reported at its predecessor;
+ * - a first record whose `prev_hash` is not `GENESIS_HASH` (or
+ *   `options.prevHash`, when verifying a segment that starts mid-trail).
+ *
+ * An edit of the last record with its hash recomputed, or a cut or rewritten
+ * tail, leaves a chain that is whole: only a head kept elsewhere shows it.
+ * Reads one record past the one it reports, no further. Never throws.
  */
 export const verifyChain = (
   records: Iterable<{ readonly offset: number; readonly record: AuditRecord }>,
   options?: { readonly prevHash?: string }
 ): ChainVerification => {
-  let expected = options?.prevHash ?? GENESIS_HASH
+  const start = options?.prevHash ?? GENESIS_HASH
+  let head = start
+  /** The record before, whose hash is `head`, and the hash before that (to spot an insertion). */
+  let previous: { readonly offset: number; readonly prevHash: string } | undefined
   let count = 0
   for (const { offset, record } of records) {
-    if (record.prev_hash !== expected) {
-      return {
-        ok: false,
-        offset,
-        reason: count === 0 && options?.prevHash === undefined
-          ? `prev_hash ${String(record.prev_hash)} of the first record is not the genesis hash`
-          : `prev_hash ${String(record.prev_hash)} does not link to the previous record's hash ${expected}`
-      }
-    }
     let actual: string
     try {
       actual = chainHash(record.prev_hash, record)
     } catch (error) {
-      return { ok: false, offset, reason: `the record cannot be hashed: ${error instanceof Error ? error.message : String(error)}` }
+      return failure(offset, `the record cannot be hashed: ${error instanceof Error ? error.message : String(error)}`)
     }
     if (record.hash !== actual) {
-      return { ok: false, offset, reason: `hash ${String(record.hash)} does not match the record's content (expected ${actual})` }
+      return failure(offset, `hash ${String(record.hash)} does not match the record's content (expected ${actual})`)
     }
-    expected = record.hash
+    if (record.prev_hash !== head) {
+      if (previous === undefined) {
+        return failure(
+          offset,
+          options?.prevHash === undefined
+            ? `prev_hash ${String(record.prev_hash)} of the first record is not the genesis hash`
+            : `prev_hash ${String(record.prev_hash)} does not link to the given previous hash ${start}`
+        )
+      }
+      // This record is sealed as it was written, on a predecessor that is no longer there as it was.
+      return failure(
+        previous.offset,
+        record.prev_hash === previous.prevHash
+          ? `the next record (offset ${offset}) chains to the same predecessor as this one: one of them was inserted`
+          : `hash ${head} is not the one the next record (offset ${offset}) chains to, ${record.prev_hash}: ` +
+            "this record was changed and its hash recomputed, or records after it were removed"
+      )
+    }
+    previous = { offset, prevHash: head }
+    head = record.hash
     count++
   }
   return { ok: true, count }
