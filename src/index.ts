@@ -28,7 +28,7 @@ export type { Action, Decision, Verdict } from "./model/Policy.js"
 export { compilePolicy, evaluate as evaluatePolicies, globMatch } from "./model/Policy.js"
 export * as Expression from "./model/Expression.js"
 export type { Approval, ApprovalStatus, AuditContext, GatewayDecision } from "./model/Gateway.js"
-export { type ChainVerification, verifyChain } from "./model/Audit.js"
+export { type ChainOptions, type ChainVerification, GENESIS_HASH, verifyChain } from "./model/Audit.js"
 export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
 
 // Services

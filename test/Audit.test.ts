@@ -8,7 +8,7 @@ import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, FastCheck as fc, Schema } from "effect"
 import { canonicalJson, chainHash, GENESIS_HASH, sealRecord, verifyChain } from "../src/model/Audit.js"
-import { AuditRecord, type CallStackNode, type UnsealedAuditRecord } from "../src/schema/Audit.js"
+import { type AuditCheckpoint, AuditRecord, type CallStackNode, type UnsealedAuditRecord } from "../src/schema/Audit.js"
 
 const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex")
 
@@ -292,6 +292,105 @@ describe("verifyChain", () => {
           const forged = sealRecord(edit.prev_hash, edit)
           const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: forged } : entry)
           expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  // ---- checkpoints: a head kept elsewhere
+
+  /** The checkpoint of the first `records` records of `entries`. */
+  const checkpointOf = (entries: ReadonlyArray<{ readonly record: AuditRecord }>, records: number) => ({
+    records,
+    head: records === 0 ? GENESIS_HASH : entries[records - 1].record.hash
+  })
+
+  /** `entries` with every record from `from` on replaced by `edit` of it, and re-sealed in order. */
+  const rewriteFrom = (
+    entries: ReadonlyArray<{ readonly offset: number; readonly record: AuditRecord }>,
+    from: number,
+    edit: (record: AuditRecord) => AuditRecord = (record) => record
+  ) => {
+    let prev = from === 0 ? GENESIS_HASH : entries[from - 1].record.hash
+    return entries.map((entry, i) => {
+      if (i < from) return entry
+      const record = sealRecord(prev, edit(entry.record))
+      prev = record.hash
+      return { ...entry, record }
+    })
+  }
+
+  it("accepts a trail against a checkpoint of any of its prefixes, and one that grew since", () => {
+    for (let records = 0; records <= trail.length; records++) {
+      expect(verifyChain(trail, { checkpoint: checkpointOf(trail, records) })).toEqual({ ok: true, count: trail.length })
+      expect(verifyChain(trail.slice(0, records), { checkpoint: checkpointOf(trail, records) })).toEqual({ ok: true, count: records })
+    }
+  })
+
+  it("reports, with a checkpoint, a trail cut short at its last record", () => {
+    const checkpoint = checkpointOf(trail, 4)
+    expect(verifyChain(trail.slice(0, 2))).toEqual({ ok: true, count: 2 })
+    const cut = verifyChain(trail.slice(0, 2), { checkpoint })
+    expect(cut).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(!cut.ok && cut.reason).toContain("after 2 records, but the checkpoint counts 4")
+    const emptied = verifyChain([], { checkpoint })
+    expect(emptied).toMatchObject({ ok: false, offset: undefined })
+    expect(!emptied.ok && emptied.reason).toContain("before any record")
+  })
+
+  it("reports, with a checkpoint, a tail rewritten with every hash recomputed at the checkpoint's record", () => {
+    const rewritten = rewriteFrom(trail, 1, (record) => record.decision === "deny" ? { ...record, decision: "allow" } : record)
+    expect(verifyChain(rewritten)).toEqual({ ok: true, count: 4 })
+    for (const records of [2, 3, 4]) {
+      const result = verifyChain(rewritten, { checkpoint: checkpointOf(trail, records) })
+      expect(result).toMatchObject({ ok: false, offset: trail[records - 1].offset })
+      expect(!result.ok && result.reason).toContain(`is not the checkpoint's head ${trail[records - 1].record.hash}`)
+    }
+    // Before the rewrite, the checkpoint still holds; past it, nothing can tell.
+    expect(verifyChain(rewritten, { checkpoint: checkpointOf(trail, 1) })).toEqual({ ok: true, count: 4 })
+  })
+
+  it("reports, with a checkpoint, a trail cut and grown back to the same length", () => {
+    const regrown = [...trail.slice(0, 2), ...chain([base, base], trail[1].record.hash).map((entry, i) => ({ ...entry, offset: 200 + i }))]
+    expect(verifyChain(regrown)).toEqual({ ok: true, count: 4 })
+    expect(verifyChain(regrown, { checkpoint: checkpointOf(trail, 4) })).toMatchObject({ ok: false, offset: 201 })
+  })
+
+  it("fails closed on a checkpoint that is not one", () => {
+    const bad: ReadonlyArray<unknown> = [
+      { records: -1, head: GENESIS_HASH },
+      { records: 1.5, head: trail[0].record.hash },
+      { records: "4", head: trail[3].record.hash },
+      { records: Number.NaN, head: trail[3].record.hash },
+      { records: 4 },
+      { records: 0, head: "a".repeat(64) }
+    ]
+    for (const checkpoint of bad) {
+      expect(verifyChain(trail, { checkpoint: checkpoint as AuditCheckpoint })).toMatchObject({ ok: false, offset: undefined })
+    }
+  })
+
+  it("reports any cut before a checkpoint, and any rewrite up to it (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(unsealed, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom(...fields.filter((field) => field !== "hash" && field !== "prev_hash")),
+        (records, pickCheckpoint, pickChange, field) => {
+          const sealed = chain(records)
+          const checkpoint = checkpointOf(sealed, 1 + pickCheckpoint % sealed.length)
+          const cutTo = pickChange % checkpoint.records
+          expect(verifyChain(sealed.slice(0, cutTo), { checkpoint })).toMatchObject({
+            ok: false,
+            offset: cutTo === 0 ? undefined : sealed[cutTo - 1].offset
+          })
+          const rewritten = rewriteFrom(sealed, cutTo, (record) => record === sealed[cutTo].record
+            ? { ...record, [field]: changed((record as Record<string, unknown>)[field]) } as AuditRecord
+            : record)
+          expect(verifyChain(rewritten)).toEqual({ ok: true, count: sealed.length })
+          expect(verifyChain(rewritten, { checkpoint })).toMatchObject({ ok: false, offset: sealed[checkpoint.records - 1].offset })
         }
       ),
       { numRuns: 300 }

@@ -28,7 +28,7 @@ import {
 } from "../model/Gateway.js"
 import type { Action } from "../model/Policy.js"
 import { decideKilledAgentWork, gatewayView, type RouterState } from "../model/Router.js"
-import { AuditContext } from "../schema/Audit.js"
+import { AuditCheckpoint, AuditContext } from "../schema/Audit.js"
 import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
@@ -47,6 +47,7 @@ const validAction = inputDecoder(GatedAction, "action", { onExcessProperty: "err
 const decodeContext = inputDecoder(AuditContext, "context", { onExcessProperty: "error" })
 const validCharge = inputDecoder(ChargeRequest, "charge")
 const validLeaseCheck = inputDecoder(LeaseCheck, "lease")
+const validCheckpoint = inputDecoder(AuditCheckpoint, "checkpoint")
 const validAgentId = inputDecoder(Id, "kill_switch")
 const validReason = inputDecoder(Schema.String, "kill_switch")
 
@@ -264,6 +265,10 @@ export const make = (runtime: Runtime) =>
         ),
       dispatchTool,
       audit,
+      auditCheckpoint: query((state) => ({ records: state.gateway.audits, head: state.gateway.auditHead })),
+      verifyAuditAgainst: (input) =>
+        Effect.flatMap(validCheckpoint(input), (checkpoint) =>
+          Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries), { checkpoint }))),
       verifyAudit: Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries)))
     })
   })

@@ -8,11 +8,12 @@
  *
  * What a chain alone cannot show: that records were cut off at the end, or
  * that a tail was rewritten with every hash recomputed. A verifier that must
- * rule that out compares the last `hash` with a head hash kept elsewhere.
+ * rule that out holds the trail to an `AuditCheckpoint` (a count of records
+ * and the hash of the last) kept elsewhere, which `verifyChain` also checks.
  */
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
-import type { AuditRecord, UnsealedAuditRecord } from "../schema/Audit.js"
+import type { AuditCheckpoint, AuditRecord, UnsealedAuditRecord } from "../schema/Audit.js"
 
 /** The `prev_hash` of the first record of a trail. */
 export const GENESIS_HASH = "0".repeat(64)
@@ -141,9 +142,38 @@ export const sealRecord = (prevHash: string, record: UnsealedAuditRecord): Audit
 
 export type ChainVerification =
   | { readonly ok: true; readonly count: number }
-  | { readonly ok: false; readonly offset: number; readonly reason: string }
+  | {
+    readonly ok: false
+    /** The offset given with the record reported; undefined when there is none (no record at all). */
+    readonly offset: number | undefined
+    readonly reason: string
+  }
 
-const failure = (offset: number, reason: string): ChainVerification => ({ ok: false, offset, reason })
+/** What `verifyChain` holds the records to, besides their own links: one or the other. */
+export type ChainOptions =
+  | {
+    /** The hash the first record chains to, when verifying a segment that starts mid-trail. */
+    readonly prevHash?: string | undefined
+    readonly checkpoint?: undefined
+  }
+  | {
+    readonly prevHash?: undefined
+    /** A head of this trail taken earlier: the records up to it must be the ones it committed to. */
+    readonly checkpoint?: AuditCheckpoint | undefined
+  }
+
+const failure = (offset: number | undefined, reason: string): ChainVerification => ({ ok: false, offset, reason })
+
+/** Why `checkpoint` cannot be verified against, if it cannot: it would not fail closed. */
+const unusable = (checkpoint: AuditCheckpoint): string | undefined => {
+  if (!Number.isSafeInteger(checkpoint.records) || checkpoint.records < 0 || typeof checkpoint.head !== "string") {
+    return `the checkpoint is not a count of records and a hash: ${JSON.stringify(checkpoint)}`
+  }
+  if (checkpoint.records === 0 && checkpoint.head !== GENESIS_HASH) {
+    return `the checkpoint counts no records, so its head must be the genesis hash, not ${checkpoint.head}`
+  }
+  return undefined
+}
 
 /**
  * Recomputes every hash and checks every link, in order, and reports the
@@ -162,12 +192,20 @@ const failure = (offset: number, reason: string): ChainVerification => ({ ok: fa
  *
  * An edit of the last record with its hash recomputed, or a cut or rewritten
  * tail, leaves a chain that is whole: only a head kept elsewhere shows it.
- * Reads one record past the one it reports, no further. Never throws.
+ * With `options.checkpoint`, the record that ends the checkpointed part must
+ * have the checkpoint's `head` as its hash (else it is reported: the trail up
+ * to it was rewritten), and a trail shorter than the checkpoint is reported at
+ * its last record (records after it were removed). Records after the
+ * checkpoint are verified as any others. Reads one record past the one it
+ * reports, no further. Never throws.
  */
 export const verifyChain = (
   records: Iterable<{ readonly offset: number; readonly record: AuditRecord }>,
-  options?: { readonly prevHash?: string }
+  options?: ChainOptions
 ): ChainVerification => {
+  const checkpoint = options?.checkpoint
+  const refused = checkpoint === undefined ? undefined : unusable(checkpoint)
+  if (refused !== undefined) return failure(undefined, refused)
   const start = options?.prevHash ?? GENESIS_HASH
   let head = start
   /** The record before, whose hash is `head`, and the hash before that (to spot an insertion). */
@@ -204,6 +242,20 @@ export const verifyChain = (
     previous = { offset, prevHash: head }
     head = record.hash
     count++
+    if (count === checkpoint?.records && head !== checkpoint.head) {
+      return failure(
+        offset,
+        `hash ${head} of record ${count} is not the checkpoint's head ${checkpoint.head}: ` +
+          "the trail up to this record was rewritten since the checkpoint, its hashes recomputed"
+      )
+    }
+  }
+  if (checkpoint !== undefined && count < checkpoint.records) {
+    return failure(
+      previous?.offset,
+      `the trail ends ${previous === undefined ? "before any record" : `here, after ${count} records`}, ` +
+        `but the checkpoint counts ${checkpoint.records}: records were removed from its end`
+    )
   }
   return { ok: true, count }
 }

@@ -6,7 +6,7 @@ import { Context, type Effect, type Stream } from "effect"
 import type { Approval, ApprovalStatus, AuditContext, GatewayDecision } from "../model/Gateway.js"
 import type { ChainVerification } from "../model/Audit.js"
 import type { Action } from "../model/Policy.js"
-import type { AuditRecord } from "../schema/Audit.js"
+import type { AuditCheckpoint, AuditRecord } from "../schema/Audit.js"
 import type {
   BudgetExhausted,
   LeaseExpired,
@@ -131,6 +131,23 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
 
   /** The audit trail, oldest first. */
   readonly audit: Stream.Stream<AuditEntry, PersistenceError | UndecodableRecord>
-  /** Recomputes the hash chain; fails at the first record that was changed. */
+  /**
+   * Recomputes the hash chain and names the first record that was changed
+   * (`verifyChain`). A chain that was cut short, or rewritten from some record
+   * on with every hash recomputed, still verifies: see `verifyAuditAgainst`.
+   */
   readonly verifyAudit: Effect.Effect<ChainVerification, PersistenceError | UndecodableRecord>
+  /**
+   * The head of the audit trail now: its number of records and the hash of
+   * the last. Kept outside the store, it is what `verifyAuditAgainst` checks.
+   */
+  readonly auditCheckpoint: Effect.Effect<AuditCheckpoint>
+  /**
+   * As `verifyAudit`, and fails too when the records up to `checkpoint` (taken
+   * from this trail earlier) were removed or rewritten since. ValidationError
+   * when `checkpoint` is not an AuditCheckpoint.
+   */
+  readonly verifyAuditAgainst: (
+    checkpoint: AuditCheckpoint
+  ) => Effect.Effect<ChainVerification, ValidationError | PersistenceError | UndecodableRecord>
 }>() {}
