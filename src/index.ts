@@ -26,7 +26,7 @@ export {
 export { AgentDescriptor, type AgentDescriptorJson, EdgeType, EnforcementMode } from "./schema/Agent.js"
 export { Lease, type LeaseJson, LeaseNamespace } from "./schema/Lease.js"
 export { InvalidPolicy, parsePolicy, PolicyDocument } from "./schema/Policy.js"
-export { AuditContext, AuditRecord, CallStackNode } from "./schema/Audit.js"
+export { AuditCheckpoint, AuditContext, AuditRecord, CallStackNode } from "./schema/Audit.js"
 export { type RuntimeConfig, RuntimeOptions } from "./schema/Config.js"
 export { Event, type EventRecord } from "./schema/Event.js"
 
@@ -59,7 +59,7 @@ export { type RuntimeSnapshot, type RuntimeState } from "./model/Runtime.js"
 export { describe as describeEvent, differences } from "./model/Timeline.js"
 export { type Action, compilePolicy, evaluate as evaluatePolicies, globMatch, type Verdict } from "./model/Policy.js"
 export * as Expression from "./model/Expression.js"
-export { type ChainVerification, verifyChain } from "./model/Audit.js"
+export { type ChainOptions, type ChainVerification, GENESIS_HASH, verifyChain } from "./model/Audit.js"
 export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
 
 // Services: what each promises

@@ -2,13 +2,13 @@
  * The audit hash chain: canonical JSON is stable under key order, the hash is
  * pinned to its definition, a sealed trail verifies (also after a JSON round
  * trip), and any edit, insertion, removal or reordering is reported at the
- * first record it breaks.
+ * record it changed, or where the chain breaks.
  */
 import { createHash } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, FastCheck as fc, Schema } from "effect"
 import { canonicalJson, chainHash, GENESIS_HASH, sealRecord, verifyChain } from "../src/model/Audit.js"
-import { AuditRecord, type CallStackNode, type UnsealedAuditRecord } from "../src/schema/Audit.js"
+import { type AuditCheckpoint, AuditRecord, type CallStackNode, type UnsealedAuditRecord } from "../src/schema/Audit.js"
 
 const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex")
 
@@ -115,7 +115,27 @@ describe("chainHash", () => {
       `"lineage":["agent-1","root"],"reason":"matched tools.search","rule":"global/tools/search"}`
     expect(canonicalJson(base)).toBe(canonical)
     expect(chainHash(GENESIS_HASH, base)).toBe(sha256(GENESIS_HASH + canonical))
-    expect(chainHash(GENESIS_HASH, base)).toMatch(/^[0-9a-f]{64}$/)
+    // Pinned, so that a trail sealed by any earlier version still verifies.
+    expect(chainHash(GENESIS_HASH, base)).toBe("d35b0ab5b166a854bcd3d0aac98d3821daf4638d7282c8677511546ab8b7ea9f")
+  })
+
+  it("hashes the UTF-8 bytes as node:crypto does, for any text and any size", () => {
+    const unicode = { ...base, reason: "é ü 漢字 😀 \u2028 lone \ud800 surrogate" }
+    expect(chainHash(GENESIS_HASH, unicode)).toBe(sha256(GENESIS_HASH + canonicalJson(unicode)))
+    // Past the reused encoding buffer (16 KiB), in both character widths.
+    for (const char of ["a", "é", "😀"]) {
+      const large = { ...base, reason: char.repeat(20_000) }
+      expect(chainHash(GENESIS_HASH, large)).toBe(sha256(GENESIS_HASH + canonicalJson(large)))
+      // And a small record right after, so that the large one left nothing behind.
+      expect(chainHash(GENESIS_HASH, base)).toBe(sha256(GENESIS_HASH + canonicalJson(base)))
+    }
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 6_000 }), (reason) => {
+        const record = { ...base, reason }
+        expect(chainHash(GENESIS_HASH, record)).toBe(sha256(GENESIS_HASH + canonicalJson(record)))
+      }),
+      { numRuns: 200 }
+    )
   })
 
   it("depends on the previous hash and ignores hash fields on the record", () => {
@@ -166,19 +186,25 @@ describe("verifyChain", () => {
     expect(!result.ok && result.reason).toContain("does not match")
   })
 
-  it("reports a record whose hash was recomputed after an edit at the next record", () => {
+  it("reports a record whose hash was recomputed after an edit at that record, not the next", () => {
     const forged = sealRecord(trail[1].record.prev_hash, { ...trail[1].record, reason: "fine" })
     const edited = trail.map((entry, i) => i === 1 ? { ...entry, record: forged } : entry)
     const result = verifyChain(edited)
-    expect(result).toMatchObject({ ok: false, offset: trail[2].offset })
-    expect(!result.ok && result.reason).toContain("does not link")
+    expect(result).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(!result.ok && result.reason).toContain(`hash ${forged.hash} is not the one the next record (offset ${trail[2].offset})`)
+    expect(!result.ok && result.reason).toContain(trail[1].record.hash)
   })
 
-  it("reports removal, insertion and reordering", () => {
-    expect(verifyChain([trail[0], trail[2], trail[3]])).toMatchObject({ ok: false, offset: trail[2].offset })
+  it("reports removal, insertion and reordering where the chain breaks", () => {
+    // The records after trail[0] are missing: the chain breaks right after it.
+    const removed = verifyChain([trail[0], trail[2], trail[3]])
+    expect(removed).toMatchObject({ ok: false, offset: trail[0].offset })
+    expect(!removed.ok && removed.reason).toContain("removed")
     expect(verifyChain([trail[1], trail[0]])).toMatchObject({ ok: false, offset: trail[1].offset })
     const stray = { offset: 999, record: sealRecord(trail[0].record.hash, base) }
-    expect(verifyChain([trail[0], stray, ...trail.slice(1)])).toMatchObject({ ok: false, offset: trail[1].offset })
+    const inserted = verifyChain([trail[0], stray, ...trail.slice(1)])
+    expect(inserted).toMatchObject({ ok: false, offset: stray.offset })
+    expect(!inserted.ok && inserted.reason).toContain("inserted")
     expect(verifyChain([trail[0], trail[0]])).toMatchObject({ ok: false, offset: trail[0].offset })
   })
 
@@ -245,6 +271,126 @@ describe("verifyChain", () => {
           else edit[field] = changed(original[field])
           const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: edit as unknown as AuditRecord } : entry)
           expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  it("reports any edit whose hash was recomputed at the edited record, when a record follows it (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(unsealed, { minLength: 2, maxLength: 6 }),
+        fc.nat(),
+        // Not prev_hash: a record re-sealed on another prev_hash looks like a changed predecessor.
+        fc.constantFrom(...fields.filter((field) => field !== "hash" && field !== "prev_hash")),
+        (records, pick, field) => {
+          const sealed = chain(records)
+          const index = pick % (sealed.length - 1)
+          const { hash: _, ...original } = sealed[index].record as Record<string, unknown>
+          const edit = { ...original, [field]: changed(original[field]) } as unknown as AuditRecord
+          const forged = sealRecord(edit.prev_hash, edit)
+          const tampered = sealed.map((entry, i) => i === index ? { ...entry, record: forged } : entry)
+          expect(verifyChain(tampered)).toMatchObject({ ok: false, offset: sealed[index].offset })
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
+  // ---- checkpoints: a head kept elsewhere
+
+  /** The checkpoint of the first `records` records of `entries`. */
+  const checkpointOf = (entries: ReadonlyArray<{ readonly record: AuditRecord }>, records: number) => ({
+    records,
+    head: records === 0 ? GENESIS_HASH : entries[records - 1].record.hash
+  })
+
+  /** `entries` with every record from `from` on replaced by `edit` of it, and re-sealed in order. */
+  const rewriteFrom = (
+    entries: ReadonlyArray<{ readonly offset: number; readonly record: AuditRecord }>,
+    from: number,
+    edit: (record: AuditRecord) => AuditRecord = (record) => record
+  ) => {
+    let prev = from === 0 ? GENESIS_HASH : entries[from - 1].record.hash
+    return entries.map((entry, i) => {
+      if (i < from) return entry
+      const record = sealRecord(prev, edit(entry.record))
+      prev = record.hash
+      return { ...entry, record }
+    })
+  }
+
+  it("accepts a trail against a checkpoint of any of its prefixes, and one that grew since", () => {
+    for (let records = 0; records <= trail.length; records++) {
+      expect(verifyChain(trail, { checkpoint: checkpointOf(trail, records) })).toEqual({ ok: true, count: trail.length })
+      expect(verifyChain(trail.slice(0, records), { checkpoint: checkpointOf(trail, records) })).toEqual({ ok: true, count: records })
+    }
+  })
+
+  it("reports, with a checkpoint, a trail cut short at its last record", () => {
+    const checkpoint = checkpointOf(trail, 4)
+    expect(verifyChain(trail.slice(0, 2))).toEqual({ ok: true, count: 2 })
+    const cut = verifyChain(trail.slice(0, 2), { checkpoint })
+    expect(cut).toMatchObject({ ok: false, offset: trail[1].offset })
+    expect(!cut.ok && cut.reason).toContain("after 2 records, but the checkpoint counts 4")
+    const emptied = verifyChain([], { checkpoint })
+    expect(emptied).toMatchObject({ ok: false, offset: undefined })
+    expect(!emptied.ok && emptied.reason).toContain("before any record")
+  })
+
+  it("reports, with a checkpoint, a tail rewritten with every hash recomputed at the checkpoint's record", () => {
+    const rewritten = rewriteFrom(trail, 1, (record) => record.decision === "deny" ? { ...record, decision: "allow" } : record)
+    expect(verifyChain(rewritten)).toEqual({ ok: true, count: 4 })
+    for (const records of [2, 3, 4]) {
+      const result = verifyChain(rewritten, { checkpoint: checkpointOf(trail, records) })
+      expect(result).toMatchObject({ ok: false, offset: trail[records - 1].offset })
+      expect(!result.ok && result.reason).toContain(`is not the checkpoint's head ${trail[records - 1].record.hash}`)
+    }
+    // Before the rewrite, the checkpoint still holds; past it, nothing can tell.
+    expect(verifyChain(rewritten, { checkpoint: checkpointOf(trail, 1) })).toEqual({ ok: true, count: 4 })
+  })
+
+  it("reports, with a checkpoint, a trail cut and grown back to the same length", () => {
+    const regrown = [...trail.slice(0, 2), ...chain([base, base], trail[1].record.hash).map((entry, i) => ({ ...entry, offset: 200 + i }))]
+    expect(verifyChain(regrown)).toEqual({ ok: true, count: 4 })
+    expect(verifyChain(regrown, { checkpoint: checkpointOf(trail, 4) })).toMatchObject({ ok: false, offset: 201 })
+  })
+
+  it("fails closed on a checkpoint that is not one", () => {
+    const bad: ReadonlyArray<unknown> = [
+      { records: -1, head: GENESIS_HASH },
+      { records: 1.5, head: trail[0].record.hash },
+      { records: "4", head: trail[3].record.hash },
+      { records: Number.NaN, head: trail[3].record.hash },
+      { records: 4 },
+      { records: 0, head: "a".repeat(64) }
+    ]
+    for (const checkpoint of bad) {
+      expect(verifyChain(trail, { checkpoint: checkpoint as AuditCheckpoint })).toMatchObject({ ok: false, offset: undefined })
+    }
+  })
+
+  it("reports any cut before a checkpoint, and any rewrite up to it (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(unsealed, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        fc.nat(),
+        fc.constantFrom(...fields.filter((field) => field !== "hash" && field !== "prev_hash")),
+        (records, pickCheckpoint, pickChange, field) => {
+          const sealed = chain(records)
+          const checkpoint = checkpointOf(sealed, 1 + pickCheckpoint % sealed.length)
+          const cutTo = pickChange % checkpoint.records
+          expect(verifyChain(sealed.slice(0, cutTo), { checkpoint })).toMatchObject({
+            ok: false,
+            offset: cutTo === 0 ? undefined : sealed[cutTo - 1].offset
+          })
+          const rewritten = rewriteFrom(sealed, cutTo, (record) => record === sealed[cutTo].record
+            ? { ...record, [field]: changed((record as Record<string, unknown>)[field]) } as AuditRecord
+            : record)
+          expect(verifyChain(rewritten)).toEqual({ ok: true, count: sealed.length })
+          expect(verifyChain(rewritten, { checkpoint })).toMatchObject({ ok: false, offset: sealed[checkpoint.records - 1].offset })
         }
       ),
       { numRuns: 300 }

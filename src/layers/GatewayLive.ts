@@ -14,7 +14,7 @@ import { decideKillSwitch, type KillSwitchCommand } from "../model/KillSwitch.js
 import type { Action } from "../model/Policy.js"
 import { decideCheckLease, decideDelegateLease, decideGrantLease } from "../model/Leases.js"
 import { accept } from "../model/State.js"
-import { AuditContext } from "../schema/Audit.js"
+import { AuditCheckpoint, AuditContext } from "../schema/Audit.js"
 import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { inputDecoder } from "../schema/FastSchema.js"
@@ -33,6 +33,7 @@ const validAction = inputDecoder(GatedAction, "action", { onExcessProperty: "err
 const validContext = inputDecoder(Schema.UndefinedOr(AuditContext), "context", { onExcessProperty: "error" })
 const validCharge = inputDecoder(ChargeRequest, "charge")
 const validLeaseCheck = inputDecoder(LeaseCheck, "lease")
+const validCheckpoint = inputDecoder(AuditCheckpoint, "checkpoint")
 const validResolution = inputDecoder(
   Schema.Struct({ approval_id: Id, by: Schema.String, note: Schema.optional(Schema.String) }),
   "approval"
@@ -211,6 +212,10 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
             valueOf(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))),
       dispatchTool,
       audit,
+      auditCheckpoint: query((state) => ({ records: state.audits, head: state.auditHead })),
+      verifyAuditAgainst: (input) =>
+        Effect.flatMap(validCheckpoint(input), (checkpoint) =>
+          Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries), { checkpoint }))),
       verifyAudit: Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries)))
     })
   })

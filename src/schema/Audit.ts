@@ -112,5 +112,21 @@ export const AuditContext = Schema.Struct({
 }).annotations({ identifier: "AuditContext" })
 export type AuditContext = typeof AuditContext.Type
 
+/**
+ * The head of an audit trail at one moment: how many records it had, and the
+ * `hash` of the last one (`GENESIS_HASH`, 64 zeros, when it had none). The
+ * chain alone cannot show that records were cut off its end, or that a tail
+ * was rewritten with every hash recomputed; a checkpoint kept outside the
+ * store (a file, a ticket, another system) can, for the records up to it.
+ * Plain JSON, to be decoded from wherever it was kept.
+ */
+export const AuditCheckpoint = Schema.Struct({
+  /** The number of audit records, from the first. */
+  records: Schema.NonNegativeInt,
+  /** The `hash` of the last of them. */
+  head: Sha256Hex
+}).annotations({ identifier: "AuditCheckpoint" })
+export type AuditCheckpoint = typeof AuditCheckpoint.Type
+
 /** A record before it is sealed into the chain. */
 export type UnsealedAuditRecord = Omit<AuditRecord, "hash" | "prev_hash">

@@ -8,7 +8,7 @@ import type { BudgetStatus } from "../model/Budgets.js"
 import type { GatewayDecision } from "../model/Checks.js"
 import type { Approval, ApprovalStatus, PolicyInfo } from "../model/Governance.js"
 import type { Action } from "../model/Policy.js"
-import type { AuditContext, AuditRecord } from "../schema/Audit.js"
+import type { AuditCheckpoint, AuditContext, AuditRecord } from "../schema/Audit.js"
 import type {
   BudgetExhausted,
   InternalError,
@@ -138,6 +138,23 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
 
   /** The audit trail, oldest first. */
   readonly audit: Stream.Stream<AuditEntry, PersistenceError | UndecodableRecord>
-  /** Recomputes the hash chain; fails at the first record that was changed. */
+  /**
+   * Recomputes the hash chain and names the first record that was changed
+   * (`verifyChain`). A chain that was cut short, or rewritten from some record
+   * on with every hash recomputed, still verifies: see `verifyAuditAgainst`.
+   */
   readonly verifyAudit: Effect.Effect<ChainVerification, PersistenceError | UndecodableRecord>
+  /**
+   * The head of the audit trail now: its number of records and the hash of
+   * the last. Kept outside the store, it is what `verifyAuditAgainst` checks.
+   */
+  readonly auditCheckpoint: Effect.Effect<AuditCheckpoint, InternalError>
+  /**
+   * As `verifyAudit`, and fails too when the records up to `checkpoint` (taken
+   * from this trail earlier) were removed or rewritten since. ValidationError
+   * when `checkpoint` is not an AuditCheckpoint.
+   */
+  readonly verifyAuditAgainst: (
+    checkpoint: AuditCheckpoint
+  ) => Effect.Effect<ChainVerification, ValidationError | PersistenceError | UndecodableRecord>
 }>() {}
