@@ -22,7 +22,7 @@ const program = Effect.gen(function*() {
 })
 
 // In memory here; `layerSqlite({ filename })` from "switchboard/node" for a durable store.
-// Switchboard.layer brings random UUIDs for `Ids`; merge another `Ids` layer after it to override them.
+// Ids are random UUIDs unless an `Ids` layer is provided (`Ids.layerSequential()` for tests).
 const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(Layer.provideMerge(EventLogMemory.layerMemory()))
 
 export const main = program.pipe(Effect.provide(Runtime))

@@ -13,7 +13,7 @@ import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
 import { openStore } from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RuntimeSnapshot } from "./model/Runtime.js"
-import type { NotAStore, PersistenceError, UndecodableRecord } from "./schema/Errors.js"
+import type { NotAStore, PersistenceError, UndecodableRecord, ValidationError as InvalidInput } from "./schema/Errors.js"
 
 const time = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms))
 
@@ -99,7 +99,7 @@ const shortReason = (reason: string): string => {
     (leaf.length > 120 ? `${leaf.slice(0, 70)} … ${leaf.slice(-40)}` : leaf)
 }
 
-const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord): string =>
+const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord | InvalidInput): string =>
   error._tag === "UndecodableRecord"
     ? `the record at offset ${error.offset} cannot be decoded: ${shortReason(error.reason)}`
     : error.message

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Fiber, Option, TestClock } from "effect"
+import { DateTime, Effect, Exit, Fiber, Layer, Option, Scope, TestClock } from "effect"
+import * as EventLogMemory from "../src/layers/EventLogMemory.js"
+import * as Processor from "../src/layers/Processor.js"
+import * as Switchboard from "../src/layers/Switchboard.js"
+import { Ids } from "../src/services/Ids.js"
 import { buildEnvelope, payloadJson } from "../src/model/Envelopes.js"
 import { Router, type Delivery } from "../src/services/Router.js"
 import { Registry } from "../src/services/Registry.js"
@@ -112,5 +116,36 @@ describe("Router", () => {
       const waiting = yield* Effect.fork(router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" }))
       yield* TestClock.adjust("500 millis")
       expect(yield* Fiber.join(waiting)).toMatchObject({ stage: "TIMED_OUT", error_code: "TTL_EXPIRED", dead_letter: true })
+    }).pipe(Effect.provide(routerLayer())))
+})
+
+describe("The runtime's layers", () => {
+  it.effect("mints random UUIDs for ids unless an Ids layer is provided", () =>
+    Effect.gen(function*() {
+      const mint = Effect.flatMap(Ids, (ids) => ids.next)
+      const runtime = Switchboard.layer().pipe(Layer.provideMerge(EventLogMemory.layerMemory()))
+      expect(yield* mint.pipe(Effect.provide(runtime))).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4/)
+      expect(yield* mint.pipe(Effect.provide(runtime.pipe(Layer.provideMerge(Ids.layerSequential("x")))))).toBe("x-1")
+    }))
+
+  it.scoped("runs a processor for as long as its layer lives", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("w")
+      const handled: Array<unknown> = []
+      const scope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        Processor.layer("w", { default: (delivery) => Effect.sync(() => handled.push(payloadJson(delivery.envelope))) }),
+        scope
+      )
+      const first = yield* sendTo("w", { producer_id: "a", payload: { n: 1 } })
+      expect(yield* router.awaitStage({ message_id: first.message_id, stage: "FULFILLED" })).toMatchObject({ stage: "FULFILLED" })
+      expect(handled).toEqual([{ n: 1 }])
+      // Its layer gone, the processor is too: the next message waits.
+      yield* Scope.close(scope, Exit.void)
+      const second = yield* sendTo("w", { producer_id: "a", payload: { n: 2 } })
+      yield* TestClock.adjust("10 millis")
+      expect(yield* router.status(second.message_id)).toMatchObject({ value: { stage: "RECEIVED", attempts: 0 } })
     }).pipe(Effect.provide(routerLayer())))
 })

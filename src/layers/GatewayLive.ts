@@ -21,6 +21,7 @@ import { inputDecoder } from "../schema/FastSchema.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
+import { ApprovalAnswer, ApprovalsFilter } from "../schema/Requests.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AuditEntry, type Dispatch, Gateway } from "../services/Gateway.js"
 import { Runtime, valueOf } from "../services/Runtime.js"
@@ -34,19 +35,11 @@ const validContext = inputDecoder(Schema.UndefinedOr(AuditContext), "context", {
 const validCharge = inputDecoder(ChargeRequest, "charge")
 const validLeaseCheck = inputDecoder(LeaseCheck, "lease")
 const validCheckpoint = inputDecoder(AuditCheckpoint, "checkpoint")
-const validResolution = inputDecoder(
-  Schema.Struct({ approval_id: Id, by: Schema.String, note: Schema.optional(Schema.String) }),
-  "approval"
-)
+const validResolution = inputDecoder(ApprovalAnswer, "approval")
 const validId = (subject: string) => inputDecoder(Id, subject)
 const validAgentId = validId("agent_id")
 const validApprovalId = validId("approval_id")
-const validStatus = inputDecoder(
-  Schema.UndefinedOr(Schema.Struct({
-    status: Schema.optional(Schema.Literal("open", "approved", "rejected", "timed_out", "used", "lapsed"))
-  })),
-  "approvals"
-)
+const validStatus = inputDecoder(Schema.UndefinedOr(ApprovalsFilter), "approvals")
 const validKillSwitch = inputDecoder(
   Schema.Union(
     Schema.TaggedStruct("Suspend", { agent_id: Id, reason: Schema.String }),
@@ -91,8 +84,7 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
       )
     }
 
-    const resolveApproval = (outcome: "approved" | "rejected") =>
-    (request: { readonly approval_id: string; readonly by: string; readonly note?: string | undefined }) =>
+    const resolveApproval = (outcome: "approved" | "rejected") => (request: ApprovalAnswer) =>
       Effect.flatMap(validResolution(request), (valid) =>
         valueOf(run((state, now) => decideResolveApproval(state, { ...valid, outcome }, now))))
 

@@ -2,7 +2,7 @@
  * The live registry: a thin layer over the command loop. Every request is
  * decoded at the edge, reads included, so nothing malformed reaches the loop.
  */
-import { Effect, Layer, Option, Schema } from "effect"
+import { Effect, Layer, Option } from "effect"
 import {
   type AgentEntry,
   agentInfo,
@@ -14,18 +14,16 @@ import {
   subtreeOf
 } from "../model/Agents.js"
 import type { RuntimeState } from "../model/Runtime.js"
-import { AgentDescriptor, AgentHealth, EdgeRequest } from "../schema/Agent.js"
-import { AgentState, Id } from "../schema/Envelope.js"
+import { AgentDescriptor, EdgeRequest } from "../schema/Agent.js"
+import { Id } from "../schema/Envelope.js"
+import { DeregisterRequest, HeartbeatRequest } from "../schema/Requests.js"
 import { inputDecoder } from "../schema/FastSchema.js"
 import { Registry } from "../services/Registry.js"
 import { Runtime, valueOf } from "../services/Runtime.js"
 
 const validDescriptor = inputDecoder(AgentDescriptor, "agent", { onExcessProperty: "error" })
-const validHeartbeat = inputDecoder(
-  Schema.Struct({ agent_id: Id, state: Schema.optional(AgentState), health: Schema.optional(AgentHealth) }),
-  "heartbeat"
-)
-const validDeregister = inputDecoder(Schema.Struct({ agent_id: Id, reason: Schema.String }), "deregister")
+const validHeartbeat = inputDecoder(HeartbeatRequest, "heartbeat")
+const validDeregister = inputDecoder(DeregisterRequest, "deregister")
 const validEdge = inputDecoder(EdgeRequest, "edge")
 const validId = (subject: string) => inputDecoder(Id, subject)
 const validAgentId = validId("agent_id")

@@ -5,9 +5,9 @@
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
  */
-import { Effect, Schema, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { evolve, initialState, type RuntimeState, snapshot } from "../model/Runtime.js"
-import { type RuntimeConfig, RuntimeOptions } from "../schema/Config.js"
+import { decodeRuntimeOptions, type RuntimeOptions } from "../schema/Config.js"
 import { concerning, describe, messageOf } from "../model/Timeline.js"
 import type { EventRecord } from "../schema/Event.js"
 import { EventLog, type ReadRange } from "../services/EventLog.js"
@@ -21,10 +21,12 @@ export interface Step {
   readonly state: RuntimeState
 }
 
-const folder = (options: RuntimeOptions) => {
-  const apply = evolve(Schema.decodeSync(RuntimeOptions)(options) satisfies RuntimeConfig)
-  return (state: RuntimeState, record: EventRecord) => apply(state, record.event)
-}
+/** Applies a record to the state, with the options of the run being replayed (checked: ValidationError). */
+const folder = (options: RuntimeOptions) =>
+  Effect.map(decodeRuntimeOptions(options), (config) => {
+    const apply = evolve(config)
+    return (state: RuntimeState, record: EventRecord) => apply(state, record.event)
+  })
 
 /**
  * Every record of the range with the state it leads to, one at a time: each
@@ -33,7 +35,7 @@ const folder = (options: RuntimeOptions) => {
 export const steps = (range: ReadRange = {}, config: RuntimeOptions = {}) =>
   Stream.unwrap(Effect.gen(function*() {
     const log = yield* EventLog
-    const fold = folder(config)
+    const fold = yield* folder(config)
     // History before the range still shapes the state: fold it quietly first.
     const from = range.from ?? 1
     const state = from > 1 ? yield* Stream.runFold(log.read({ to: from - 1 }), initialState(), fold) : initialState()
@@ -45,8 +47,7 @@ export const steps = (range: ReadRange = {}, config: RuntimeOptions = {}) =>
 
 /** The state once the records up to offset `at` (default: the head) are applied. */
 export const stateAt = (at?: number, config: RuntimeOptions = {}) =>
-  Effect.flatMap(EventLog, (log) => {
-    const fold = folder(config)
+  Effect.flatMap(Effect.all([EventLog, folder(config)]), ([log, fold]) => {
     return Stream.runFold(
       log.read({ to: at }),
       { offset: 0, state: initialState() },

@@ -7,13 +7,14 @@
 import { Chunk, Deferred, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } from "effect"
 import { buildEnvelope } from "../model/Envelopes.js"
 import { decideDeliveries } from "../model/Mailboxes.js"
-import { type AckCommand, type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
+import { type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
 import { decideUntakenDeliveries } from "../model/Placement.js"
 import { snapshot } from "../model/Runtime.js"
 import { AckPayload, AckRequest, type AckStage, decodeAckPayload, Envelope, type EnvelopeState, Id } from "../schema/Envelope.js"
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
 import { fastValidator, inputDecoder } from "../schema/FastSchema.js"
+import { AwaitStageRequest } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
@@ -52,10 +53,7 @@ const validEnvelope = (() => {
   const check = fastValidator(Envelope)
   return (value: unknown) => Either.mapLeft(check(value), (error) => ValidationError.fromParseError("envelope", error))
 })()
-const validStageRequest = inputDecoder(
-  Schema.Struct({ message_id: Id, stage: Schema.Literal("SENT", "RECEIVED", "READ", "FULFILLED", "REJECTED", "FAILED", "TIMED_OUT") }),
-  "await"
-)
+const validStageRequest = inputDecoder(AwaitStageRequest, "await")
 const validMessageId = inputDecoder(Id, "message_id")
 const validAgentId = inputDecoder(Id, "agent_id")
 const validRecipient = inputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
@@ -186,14 +184,14 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       }
     })
 
-    const ack = (request: AckCommand) =>
+    const ack = (request: AckRequest) =>
       Effect.flatMap(validAck(request), (valid) =>
         Effect.map(run((state, now) => decideAck(state, config, valid, now)), ({ records, value }) => ({
           ...value,
           offset: records[0].offset
         })))
 
-    const ackMany = (requests: ReadonlyArray<AckCommand>) => {
+    const ackMany = (requests: ReadonlyArray<AckRequest>) => {
       const checked = requests.map(validAck)
       const valid = checked.flatMap((request) => Either.isRight(request) ? [request.right] : [])
       return Effect.map(
@@ -278,7 +276,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         return Mailbox.toStream(subscriber.inbox)
       })
 
-    const awaitStage = (request: { readonly message_id: string; readonly stage: EnvelopeState }) =>
+    const awaitStage = (request: AwaitStageRequest) =>
       Effect.flatMap(validStageRequest(request), ({ message_id, stage }) =>
         Effect.scoped(Effect.gen(function*() {
           const waiter: StageWaiter = { stage, done: yield* Deferred.make<MessageStatus>() }

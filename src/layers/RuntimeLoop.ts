@@ -15,12 +15,12 @@
  * that escapes a turn), every caller waiting or to come fails at once with
  * a retryable InternalError, and the cause is logged.
  */
-import { Cause, Deferred, Duration, Effect, Either, Exit, Layer, Schema, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Exit, Layer, Stream } from "effect"
 import { evolve, initialState, type RuntimeState } from "../model/Runtime.js"
 import type { Decision } from "../model/State.js"
 import { decideReconcile } from "../model/Placement.js"
 import { decideTick, nextDeadline } from "../model/Timers.js"
-import { type RuntimeConfig, RuntimeOptions } from "../schema/Config.js"
+import { decodeRuntimeOptions, type RuntimeConfig, type RuntimeOptions } from "../schema/Config.js"
 import { InternalError, type PersistenceError, type UndecodableRecord, ValidationError } from "../schema/Errors.js"
 import { encodeEvent, type Event, type EventRecord } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
@@ -80,9 +80,7 @@ const unencodable = (events: ReadonlyArray<Event>): ValidationError | undefined 
 
 const make = (options: RuntimeOptions) =>
   Effect.gen(function*() {
-    const config = yield* Schema.decodeUnknown(RuntimeOptions, { errors: "all", onExcessProperty: "error" })(options).pipe(
-      Effect.mapError((error) => ValidationError.fromParseError("RuntimeOptions", error))
-    )
+    const config = yield* decodeRuntimeOptions(options)
     const log = yield* EventLog
     const apply = evolve(config)
     const folded = yield* foldLog(log, config)

@@ -1,8 +1,7 @@
 /**
  * The composition root: the whole runtime (registry, router, gateway, each
  * a thin layer over one command loop) on the EventLog in context, from one
- * set of options, with random UUIDs for `Ids` (merge another `Ids` layer
- * after it to override them).
+ * set of options. `Ids` needs no layer: random UUIDs unless one is provided.
  *
  * On start it folds the log back into state and reconciles: deliveries that
  * were in flight are delivered again, and what expired meanwhile times out.
@@ -12,7 +11,6 @@ import type { RuntimeOptions } from "../schema/Config.js"
 import type { PersistenceError, UndecodableRecord, ValidationError } from "../schema/Errors.js"
 import type { EventLog } from "../services/EventLog.js"
 import type { Gateway } from "../services/Gateway.js"
-import { Ids } from "../services/Ids.js"
 import type { Registry } from "../services/Registry.js"
 import type { Router } from "../services/Router.js"
 import type { Runtime } from "../services/Runtime.js"
@@ -24,11 +22,8 @@ import * as RuntimeLoop from "./RuntimeLoop.js"
 export const layer = (
   options: RuntimeOptions = {}
 ): Layer.Layer<
-  Registry | Router | Gateway | Runtime | Ids,
+  Registry | Router | Gateway | Runtime,
   PersistenceError | UndecodableRecord | ValidationError,
   EventLog
 > =>
-  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer).pipe(
-    Layer.provideMerge(RuntimeLoop.layer(options)),
-    Layer.merge(Ids.layerUuid)
-  )
+  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer).pipe(Layer.provideMerge(RuntimeLoop.layer(options)))

@@ -10,6 +10,7 @@ import { ValidationError } from "../schema/Errors.js"
 import { type AuditRecorded, type GatedAction, PolicyLoaded, PolicyRemoved } from "../schema/GatewayEvents.js"
 import type { Lease } from "../schema/Lease.js"
 import type { PolicyDocument } from "../schema/Policy.js"
+import type { ApprovalStatus } from "../schema/Requests.js"
 import { lineageOf } from "./Agents.js"
 import { chainHash, GENESIS_HASH } from "./Audit.js"
 import { budgetKey } from "./Budgets.js"
@@ -18,7 +19,7 @@ import { Deque } from "./Deque.js"
 import { type CompiledPolicy, compilePolicy } from "./Policy.js"
 import { accept, type Decision, refuse, type RuntimeState, type Slice } from "./State.js"
 
-export type ApprovalStatus = "open" | "approved" | "rejected" | "timed_out" | "used" | "lapsed"
+export type { ApprovalStatus } from "../schema/Requests.js"
 
 export interface Approval {
   readonly approval_id: string

@@ -6,7 +6,7 @@
  */
 import type { RuntimeConfig } from "../schema/Config.js"
 import type {
-  AckStage,
+  AckRequest,
   CommunicationClass,
   Envelope,
   EnvelopeState,
@@ -236,15 +236,6 @@ export const decideSend = (
 // ---------------------------------------------------------------------------
 // Acknowledging
 
-export interface AckCommand {
-  readonly agent_id: string
-  readonly message_id: string
-  readonly stage: AckStage
-  readonly error_code?: ErrorCode | undefined
-  readonly note?: string | undefined
-  readonly delivery_seq?: number | undefined
-}
-
 export type AckError = MessageNotFound | PermissionDenied | ValidationError
 
 /** What an ACK did: the message's stage after it, and whether it came too late to change anything. */
@@ -263,7 +254,7 @@ const isLate = (message: MessageEntry, ack: { readonly agent_id: string; readonl
 export const decideAck = (
   state: RuntimeState,
   config: RuntimeConfig,
-  command: AckCommand,
+  command: AckRequest,
   now: number
 ): Decision<AckOutcome, AckError> => {
   const message = state.messages.get(command.message_id)

@@ -5,8 +5,9 @@
  * fail to reach the log, or deliver nothing, ever; a duration of centuries
  * would push deadlines past the times an event can hold.
  */
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import { MessageType } from "./Envelope.js"
+import { ValidationError } from "./Errors.js"
 
 /** The longest duration an option may give: ten years, in ms. */
 export const maxDurationMs = 10 * 365 * 24 * 3_600_000
@@ -66,3 +67,9 @@ export type RuntimeOptions = typeof RuntimeOptions.Encoded
 
 /** Every option at its default. */
 export const defaultRuntimeConfig: RuntimeConfig = Schema.decodeSync(RuntimeOptions)({})
+
+const decodeOptions = Schema.decodeUnknownEither(RuntimeOptions, { errors: "all", onExcessProperty: "error" })
+
+/** Options from a user, checked: a ValidationError names every bad one. */
+export const decodeRuntimeOptions = (options: unknown): Either.Either<RuntimeConfig, ValidationError> =>
+  Either.mapLeft(decodeOptions(options), (error) => ValidationError.fromParseError("RuntimeOptions", error))

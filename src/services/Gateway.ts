@@ -6,7 +6,7 @@ import { Context, type Effect, type Stream } from "effect"
 import type { ChainVerification } from "../model/Audit.js"
 import type { BudgetStatus } from "../model/Budgets.js"
 import type { GatewayDecision } from "../model/Checks.js"
-import type { Approval, ApprovalStatus, PolicyInfo } from "../model/Governance.js"
+import type { Approval, PolicyInfo } from "../model/Governance.js"
 import type { Action } from "../model/Policy.js"
 import type { AuditCheckpoint, AuditContext, AuditRecord } from "../schema/Audit.js"
 import type {
@@ -20,8 +20,18 @@ import type {
   UnknownPlaceholder,
   ValidationError
 } from "../schema/Errors.js"
-import type { Lease, LeaseJson, LeaseNamespace } from "../schema/Lease.js"
+import type { ChargeRequest } from "../schema/GatewayEvents.js"
+import type { Lease, LeaseCheck, LeaseJson } from "../schema/Lease.js"
 import type { InvalidPolicy } from "../schema/Policy.js"
+import type {
+  ApprovalAnswer,
+  ApprovalsFilter,
+  HaltRequest,
+  KillRequest,
+  ResumeRequest,
+  SuspendRequest,
+  UnhaltRequest
+} from "../schema/Requests.js"
 import type { SecretStore } from "./SecretStore.js"
 
 export type { Approval, ApprovalStatus, PolicyInfo } from "../model/Governance.js"
@@ -66,56 +76,32 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
   readonly check: (action: Action & { readonly context?: AuditContext | undefined }) => Effect.Effect<GatewayDecision, Failure>
 
   /** The approvals, or those with a status. */
-  readonly approvals: (filter?: { readonly status?: ApprovalStatus | undefined }) => Effect.Effect<ReadonlyArray<Approval>, Failure>
+  readonly approvals: (filter?: ApprovalsFilter) => Effect.Effect<ReadonlyArray<Approval>, Failure>
   /**
    * A human's yes. Refused (PermissionDenied) when the call could not go
    * ahead any more: its hourly limit filled up meanwhile, or a policy now
    * denies it. Approved, the call must be made within the approval's window.
    */
-  readonly approve: (request: {
-    readonly approval_id: string
-    readonly by: string
-    readonly note?: string | undefined
-  }) => Effect.Effect<Approval, PermissionDenied | Failure>
-  readonly reject: (request: {
-    readonly approval_id: string
-    readonly by: string
-    readonly note?: string | undefined
-  }) => Effect.Effect<Approval, PermissionDenied | Failure>
+  readonly approve: (request: ApprovalAnswer) => Effect.Effect<Approval, PermissionDenied | Failure>
+  readonly reject: (request: ApprovalAnswer) => Effect.Effect<Approval, PermissionDenied | Failure>
   /** Waits until a human approves or rejects, or the approval times out into a deny. Interrupted, it leaves nothing behind. */
   readonly awaitApproval: (approval_id: string) => Effect.Effect<Approval, ValidationError | InternalError>
 
   /** The kill switch. A suspended agent can neither send nor receive; its deliveries wait. */
-  readonly suspend: (request: {
-    readonly agent_id: string
-    readonly reason: string
-    readonly by?: string | undefined
-  }) => Effect.Effect<void, Failure>
-  readonly resume: (request: { readonly agent_id: string; readonly by?: string | undefined }) => Effect.Effect<void, Failure>
+  readonly suspend: (request: SuspendRequest) => Effect.Effect<void, Failure>
+  readonly resume: (request: ResumeRequest) => Effect.Effect<void, Failure>
   /** For good: the agent is deregistered and may not register again. */
-  readonly kill: (request: {
-    readonly agent_id: string
-    readonly reason: string
-    readonly by?: string | undefined
-  }) => Effect.Effect<void, Failure>
-  readonly halt: (request: { readonly reason: string; readonly by?: string | undefined }) => Effect.Effect<void, Failure>
-  readonly unhalt: (request?: { readonly by?: string | undefined }) => Effect.Effect<void, Failure>
+  readonly kill: (request: KillRequest) => Effect.Effect<void, Failure>
+  readonly halt: (request: HaltRequest) => Effect.Effect<void, Failure>
+  readonly unhalt: (request?: UnhaltRequest) => Effect.Effect<void, Failure>
 
   /** Charges the agent's budget (and its team's) in a currency: all or nothing. */
-  readonly charge: (request: {
-    readonly agent_id: string
-    readonly currency: string
-    readonly amount: number
-  }) => Effect.Effect<ReadonlyArray<BudgetStatus>, BudgetExhausted | Failure>
+  readonly charge: (request: typeof ChargeRequest.Type) => Effect.Effect<ReadonlyArray<BudgetStatus>, BudgetExhausted | Failure>
   readonly budgets: (agent_id: string) => Effect.Effect<ReadonlyArray<BudgetStatus>, ValidationError | InternalError>
 
   readonly grantLease: (lease: LeaseJson) => Effect.Effect<Lease, Failure>
   /** Whether the lease covers the operation: PermissionDenied or LeaseExpired (both final) when not. */
-  readonly checkLease: (request: {
-    readonly lease_id: string
-    readonly namespace: LeaseNamespace
-    readonly resource: string
-  }) => Effect.Effect<void, PermissionDenied | LeaseExpired | Failure>
+  readonly checkLease: (request: typeof LeaseCheck.Type) => Effect.Effect<void, PermissionDenied | LeaseExpired | Failure>
   /** A child lease, which must be a subset of its parent. */
   readonly delegateLease: (request: {
     readonly parent_lease_id: string

@@ -4,8 +4,8 @@
  */
 import { Context, type Effect, type Option } from "effect"
 import type { AgentInfo, Edge } from "../model/Agents.js"
-import type { AgentDescriptorJson, EdgeType } from "../schema/Agent.js"
-import type { AgentState } from "../schema/Envelope.js"
+import type { AgentDescriptorJson, EdgeRequest } from "../schema/Agent.js"
+import type { DeregisterRequest, HeartbeatRequest } from "../schema/Requests.js"
 import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
 
 export type { AgentInfo, Edge } from "../model/Agents.js"
@@ -24,21 +24,14 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
    * Reports the agent alive, with its state (default RUNNING) and health
    * (default none); makes an unavailable agent available again.
    */
-  readonly heartbeat: (request: {
-    readonly agent_id: string
-    readonly state?: AgentState | undefined
-    readonly health?: Readonly<Record<string, string>> | undefined
-  }) => Effect.Effect<AgentInfo, NoRoute | Failure>
+  readonly heartbeat: (request: HeartbeatRequest) => Effect.Effect<AgentInfo, NoRoute | Failure>
   /**
    * Reports the agent alive and nothing else: it keeps the state and health it
    * reported last, read when the heartbeat is decided (so a report of its own
    * that lands just before is never overwritten).
    */
   readonly keepAlive: (agent_id: string) => Effect.Effect<AgentInfo, NoRoute | Failure>
-  readonly deregister: (request: {
-    readonly agent_id: string
-    readonly reason: string
-  }) => Effect.Effect<void, NoRoute | Failure>
+  readonly deregister: (request: DeregisterRequest) => Effect.Effect<void, NoRoute | Failure>
   readonly get: (agent_id: string) => Effect.Effect<Option.Option<AgentInfo>, ValidationError | InternalError>
   /** Every registered agent. */
   readonly list: Effect.Effect<ReadonlyArray<AgentInfo>, InternalError>
@@ -52,9 +45,5 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
   /** The topology edges from or to the agent. */
   readonly edges: (agent_id: string) => Effect.Effect<ReadonlyArray<Edge>, ValidationError | InternalError>
   /** Records an edge (calls, reads, writes, approves, ...) the first time it is seen. */
-  readonly addEdge: (edge: {
-    readonly from: string
-    readonly to: string
-    readonly edge_type: EdgeType
-  }) => Effect.Effect<void, Failure>
+  readonly addEdge: (edge: typeof EdgeRequest.Type) => Effect.Effect<void, Failure>
 }>() {}

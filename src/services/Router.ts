@@ -6,6 +6,7 @@ import type { AckError, SendError } from "../model/Messages.js"
 import type { RuntimeSnapshot } from "../model/Runtime.js"
 import type { AckPayload, AckRequest, CommunicationClass, Envelope, EnvelopeState, ErrorCode } from "../schema/Envelope.js"
 import type { InternalError, MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
+import type { AwaitStageRequest } from "../schema/Requests.js"
 
 export type { AckError, SendError } from "../model/Messages.js"
 export type { AckRequest } from "../schema/Envelope.js"
@@ -104,10 +105,7 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    * Waits until the message reaches `stage`, or a terminal stage, and returns
    * its status. Interrupted, it leaves nothing behind.
    */
-  readonly awaitStage: (request: {
-    readonly message_id: string
-    readonly stage: EnvelopeState
-  }) => Effect.Effect<MessageStatus, MessageNotFound | ValidationError | InternalError>
+  readonly awaitStage: (request: AwaitStageRequest) => Effect.Effect<MessageStatus, MessageNotFound | ValidationError | InternalError>
   /** The agent's dead letters, oldest first. */
   readonly deadLetters: (agent_id: string) => Effect.Effect<ReadonlyArray<MessageStatus>, ValidationError | InternalError>
   /** Sends a dead letter again: RECEIVED, fresh attempts. */

@@ -1,0 +1,48 @@
+/**
+ * The requests the services take from outside, each a Schema: the services
+ * decode them at the edge and their types are derived from here, so a
+ * request's shape is written once (the ack, charge, lease-check and edge
+ * requests live beside the data they are about).
+ */
+import { Schema } from "effect"
+import { AgentHealth } from "./Agent.js"
+import { AgentState, EnvelopeState, Id } from "./Envelope.js"
+
+export const HeartbeatRequest = Schema.Struct({
+  agent_id: Id,
+  /** Default RUNNING. */
+  state: Schema.optional(AgentState),
+  /** Default none. */
+  health: Schema.optional(AgentHealth)
+})
+export type HeartbeatRequest = typeof HeartbeatRequest.Type
+
+export const DeregisterRequest = Schema.Struct({ agent_id: Id, reason: Schema.String })
+export type DeregisterRequest = typeof DeregisterRequest.Type
+
+export const AwaitStageRequest = Schema.Struct({ message_id: Id, stage: EnvelopeState })
+export type AwaitStageRequest = typeof AwaitStageRequest.Type
+
+/** A human's answer to an approval. */
+export const ApprovalAnswer = Schema.Struct({ approval_id: Id, by: Schema.String, note: Schema.optional(Schema.String) })
+export type ApprovalAnswer = typeof ApprovalAnswer.Type
+
+export const ApprovalStatus = Schema.Literal("open", "approved", "rejected", "timed_out", "used", "lapsed")
+export type ApprovalStatus = typeof ApprovalStatus.Type
+
+export const ApprovalsFilter = Schema.Struct({ status: Schema.optional(ApprovalStatus) })
+export type ApprovalsFilter = typeof ApprovalsFilter.Type
+
+/** Who pulls the kill switch: recorded in the audit; default "operator". */
+const By = { by: Schema.optional(Schema.String) }
+
+export const SuspendRequest = Schema.Struct({ agent_id: Id, reason: Schema.String, ...By })
+export type SuspendRequest = typeof SuspendRequest.Type
+export const ResumeRequest = Schema.Struct({ agent_id: Id, ...By })
+export type ResumeRequest = typeof ResumeRequest.Type
+export const KillRequest = SuspendRequest
+export type KillRequest = SuspendRequest
+export const HaltRequest = Schema.Struct({ reason: Schema.String, ...By })
+export type HaltRequest = typeof HaltRequest.Type
+export const UnhaltRequest = Schema.Struct(By)
+export type UnhaltRequest = typeof UnhaltRequest.Type
