@@ -21,6 +21,12 @@ import { accept, type Decision, refuse, type RuntimeState, type Slice } from "./
 
 export type { ApprovalStatus } from "../schema/Requests.js"
 
+export interface PolicyEntry {
+  readonly document: PolicyDocument
+  readonly version: number
+  readonly compiled: CompiledPolicy
+}
+
 export interface Approval {
   readonly approval_id: string
   readonly action: GatedAction
@@ -38,8 +44,8 @@ export interface Approval {
 }
 
 export interface GovernanceState {
-  readonly policies: Map<string, { readonly document: PolicyDocument; readonly version: number }>
-  /** The policies in load order, compiled once for evaluation. */
+  readonly policies: Map<string, PolicyEntry>
+  /** The policies in load order, each compiled once, when it was loaded. */
   policyList: ReadonlyArray<CompiledPolicy>
   readonly approvals: Map<string, Approval>
   /** Agent id → why it is suspended. */
@@ -123,7 +129,10 @@ export interface PolicyInfo {
   readonly scope: PolicyDocument["scope"]
 }
 
-export const policyInfo = (policyId: string, entry: { readonly document: PolicyDocument; readonly version: number }): PolicyInfo => ({
+export const policyInfo = (
+  policyId: string,
+  entry: { readonly document: PolicyDocument; readonly version: number }
+): PolicyInfo => ({
   policy_id: policyId,
   version: entry.version,
   scope: entry.document.scope
@@ -151,8 +160,9 @@ export const decideRemovePolicy = (
     ? accept([PolicyRemoved.make({ policy_id: policyId, at: now }, true)])
     : refuse(ValidationError.single("policy", "id", `no policy ${policyId}`))
 
-const recompile = (state: RuntimeState) => {
-  state.policyList = [...state.policies.values()].map((entry) => compilePolicy(entry.document))
+/** The list evaluation walks: only a policy loaded now is compiled, never the others again. */
+const relist = (state: RuntimeState) => {
+  state.policyList = [...state.policies.values()].map((entry) => entry.compiled)
 }
 
 // ---------------------------------------------------------------------------
@@ -189,12 +199,16 @@ export const governanceSlice: Slice<GovernanceState> = {
       }
     },
     PolicyLoaded: (state, event) => {
-      state.policies.set(event.document.id, { document: event.document, version: event.version })
-      recompile(state)
+      state.policies.set(event.document.id, {
+        document: event.document,
+        version: event.version,
+        compiled: compilePolicy(event.document)
+      })
+      relist(state)
     },
     PolicyRemoved: (state, event) => {
       state.policies.delete(event.policy_id)
-      recompile(state)
+      relist(state)
     },
     ApprovalOpened: (state, event) => {
       state.approvals.set(event.approval_id, {
