@@ -4,7 +4,7 @@
  * audit record) before anyone acts on it. Every request from outside is
  * decoded first: a bad one fails alone, before it can reach the log.
  */
-import { Chunk, Deferred, Effect, Either, Exit, Layer, Option, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import { decideApprovedCall, decideResolveApproval } from "../model/Approvals.js"
 import { verifyChain } from "../model/Audit.js"
 import { budgetStatus, currenciesOf, decideCharge } from "../model/Budgets.js"
@@ -25,7 +25,8 @@ import { ApprovalAnswer, ApprovalsFilter } from "../schema/Requests.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AuditEntry, type Dispatch, Gateway } from "../services/Gateway.js"
 import { Runtime, valueOf } from "../services/Runtime.js"
-import { waiters } from "./Metrics.js"
+import * as Waiters from "./Waiters.js"
+import type { Look } from "./Waiters.js"
 import { injectSecrets } from "./Secrets.js"
 
 const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
@@ -57,17 +58,14 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
   Effect.gen(function*() {
     const { extend, query, run } = yield* Runtime
     const log = yield* EventLog
-    const approvalWaiters = new Map<string, Set<Deferred.Deferred<Approval>>>()
+    const approvalWaiters = Waiters.make<void, Approval>(query)
 
     yield* extend({
       committed: (events, state) => {
         for (const event of events) {
           if (event._tag !== "ApprovalResolved") continue
           const approval = state.approvals.get(event.approval_id)
-          if (approval === undefined) continue
-          for (const waiter of approvalWaiters.get(event.approval_id) ?? []) {
-            Deferred.unsafeDone(waiter, Exit.succeed({ ...approval }))
-          }
+          if (approval !== undefined) approvalWaiters.wake(event.approval_id, () => ({ ...approval }))
         }
       }
     })
@@ -104,34 +102,11 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
 
     const awaitApproval = (approvalId: string) =>
       Effect.flatMap(validApprovalId(approvalId), (id) =>
-        Effect.scoped(Effect.gen(function*() {
-          const done = yield* Deferred.make<Approval>()
-          // Registered in the loop, so no answer slips between the look and the
-          // wait; gone with the scope, whether answered or interrupted.
-          const found = yield* Effect.acquireRelease(
-            query((state) => {
-              const approval = state.approvals.get(id)
-              if (approval === undefined) return false
-              if (approval.status !== "open") {
-                Deferred.unsafeDone(done, Exit.succeed({ ...approval }))
-              } else {
-                let pending = approvalWaiters.get(id)
-                if (pending === undefined) approvalWaiters.set(id, pending = new Set())
-                pending.add(done)
-                waiters.unsafeModify(1, [])
-              }
-              return true
-            }),
-            () =>
-              Effect.sync(() => {
-                const pending = approvalWaiters.get(id)
-                if (pending?.delete(done)) waiters.unsafeModify(-1, [])
-                if (pending?.size === 0) approvalWaiters.delete(id)
-              })
-          )
-          if (!found) return yield* ValidationError.single("approval", "approval_id", `no approval ${id}`)
-          return yield* Deferred.await(done)
-        })))
+        approvalWaiters.await(id, (state): Look<void, Approval> => {
+          const approval = state.approvals.get(id)
+          if (approval === undefined) return { _tag: "Absent" }
+          return approval.status === "open" ? { _tag: "Wait", wants: undefined } : { _tag: "Now", value: { ...approval } }
+        }, () => ValidationError.single("approval", "approval_id", `no approval ${id}`)))
 
     const dispatchTool = (request: {
       readonly agent_id: string

@@ -4,7 +4,7 @@
  * decides for the credit of each agent's subscribers, handed out once
  * durable; stage changes reach producers as ACKNOWLEDGEMENT notices.
  */
-import { Chunk, Deferred, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Layer, Mailbox, Option, Schema, Stream } from "effect"
 import { buildEnvelope } from "../model/Envelopes.js"
 import { decideDeliveries } from "../model/Mailboxes.js"
 import { type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
@@ -18,7 +18,8 @@ import { AwaitStageRequest } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
-import { waiters } from "./Metrics.js"
+import * as Waiters from "./Waiters.js"
+import type { Look } from "./Waiters.js"
 
 export const messageStatus = (message: MessageEntry): MessageStatus => ({
   message_id: message.id,
@@ -39,11 +40,6 @@ interface Subscriber {
   readonly inbox: Mailbox.Mailbox<Inbound>
   /** Message ids delivered to this subscriber and not yet settled. */
   readonly holding: Set<string>
-}
-
-interface StageWaiter {
-  readonly stage: EnvelopeState
-  readonly done: Deferred.Deferred<MessageStatus>
 }
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
@@ -84,7 +80,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     const { config, extend, query, run, runMany } = yield* Runtime
     const subscribers = new Map<string, Array<Subscriber>>()
     const holder = new Map<string, Subscriber>()
-    const stageWaiters = new Map<string, Set<StageWaiter>>()
+    const stageWaiters = Waiters.make<EnvelopeState, MessageStatus>(query)
 
     /** Whether the last commit freed a subscriber's credit: deliveries may then go out at once. */
     let creditFreed = false
@@ -173,12 +169,10 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         }
         notices = new Map()
         for (const id of changed) {
-          const pending = stageWaiters.get(id)
           const message = state.messages.get(id)
-          if (pending === undefined || message === undefined) continue
-          for (const waiter of pending) {
-            if (stageRank(message.stage) >= stageRank(waiter.stage)) Deferred.unsafeDone(waiter.done, Exit.succeed(messageStatus(message)))
-          }
+          if (message === undefined || !stageWaiters.has(id)) continue
+          const status = messageStatus(message)
+          stageWaiters.wake(id, (stage) => stageRank(message.stage) >= stageRank(stage) ? status : undefined)
         }
         return creditFreed
       }
@@ -278,34 +272,13 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
 
     const awaitStage = (request: AwaitStageRequest) =>
       Effect.flatMap(validStageRequest(request), ({ message_id, stage }) =>
-        Effect.scoped(Effect.gen(function*() {
-          const waiter: StageWaiter = { stage, done: yield* Deferred.make<MessageStatus>() }
-          // Registered in the loop, so no commit slips between the look and the wait;
-          // gone with the scope, whether answered, failed or interrupted.
-          const found = yield* Effect.acquireRelease(
-            query((state) => {
-              const message = state.messages.get(message_id)
-              if (message === undefined) return false
-              if (stageRank(message.stage) >= stageRank(stage)) {
-                Deferred.unsafeDone(waiter.done, Exit.succeed(messageStatus(message)))
-              } else {
-                let pending = stageWaiters.get(message_id)
-                if (pending === undefined) stageWaiters.set(message_id, pending = new Set())
-                pending.add(waiter)
-                waiters.unsafeModify(1, [])
-              }
-              return true
-            }),
-            () =>
-              Effect.sync(() => {
-                const pending = stageWaiters.get(message_id)
-                if (pending?.delete(waiter)) waiters.unsafeModify(-1, [])
-                if (pending?.size === 0) stageWaiters.delete(message_id)
-              })
-          )
-          if (!found) return yield* new MessageNotFound({ message_id })
-          return yield* Deferred.await(waiter.done)
-        })))
+        stageWaiters.await(message_id, (state): Look<EnvelopeState, MessageStatus> => {
+          const message = state.messages.get(message_id)
+          if (message === undefined) return { _tag: "Absent" }
+          return stageRank(message.stage) >= stageRank(stage)
+            ? { _tag: "Now", value: messageStatus(message) }
+            : { _tag: "Wait", wants: stage }
+        }, () => new MessageNotFound({ message_id })))
 
     const byMessageId = <A>(read: (id: string) => Effect.Effect<A, ValidationError | InternalError>) =>
       (messageId: string) => Effect.flatMap(validMessageId(messageId), read)
