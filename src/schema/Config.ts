@@ -11,6 +11,8 @@ import { ValidationError } from "./Errors.js"
 
 /** The longest duration an option may give: ten years, in ms. */
 export const maxDurationMs = 10 * 365 * 24 * 3_600_000
+/** The largest count an option may give: far past what memory holds, well inside a safe integer. */
+const maxCount = 2 ** 40
 
 const Positive = (max: number) =>
   Schema.Int.pipe(
@@ -31,13 +33,13 @@ export const RuntimeOptions = Schema.Struct({
   /** How long a delivery waits for a terminal ACK before it is tried again (a READ restarts it). */
   ackWaitMs: withDefault(Duration, 30_000),
   /** Deliveries of one message before it times out with ACK_TIMEOUT. */
-  maxAttempts: withDefault(Positive(1_000_000), 5),
+  maxAttempts: withDefault(Positive(maxCount), 5),
   /** Messages a mailbox holds, queued or in flight; past it, BUFFER_FULL. */
-  mailboxCapacity: withDefault(Positive(1_000_000_000), 10_000),
+  mailboxCapacity: withDefault(Positive(maxCount), 10_000),
   /** Unacknowledged deliveries in flight per subscriber. */
-  maxInFlight: withDefault(Positive(1_000_000), 1_000),
+  maxInFlight: withDefault(Positive(maxCount), 1_000),
   /** Largest payload in bytes; past it, OVERSIZE_PAYLOAD. */
-  payloadLimit: withDefault(Positive(1024 * 1024 * 1024), 1024 * 1024),
+  payloadLimit: withDefault(Positive(maxCount), 1024 * 1024),
   /** How long (producer, idempotency token) and (producer, sequence number) are remembered. */
   dedupWindowMs: withDefault(NonNegative(maxDurationMs), 3_600_000),
   /** Finished messages are forgotten this long after they finish (never before the dedup window). */
@@ -53,11 +55,11 @@ export const RuntimeOptions = Schema.Struct({
     100
   ),
   /** While BULK waits, at least one delivery in this many is BULK. */
-  bulkEvery: withDefault(Positive(1_000_000), 10),
+  bulkEvery: withDefault(Positive(maxCount), 10),
   /** Message types accepted by `send`; undefined: all. */
   supportedMessageTypes: withDefault(Schema.UndefinedOr(Schema.Array(MessageType)), undefined),
   /** A registration whose depth (root 0) would reach this is refused. */
-  maxDelegationDepth: withDefault(Positive(1_000), 10)
+  maxDelegationDepth: withDefault(Positive(maxCount), 10)
 })
 
 /** The runtime's options, every one set. */
