@@ -98,6 +98,9 @@ describe("Dedup by sequence number", () => {
         sendTo("b", { producer_id: "a", payload: "second", sequence_number: 1, message_type: "CONTROL" })
       )
       expect(retry).toMatchObject({ _tag: "DuplicateDetected", original_message_id: otherType.message_id })
+      // A retry of the first, although others reused its number since, is still its duplicate.
+      expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: "first", sequence_number: 1 })))
+        .toMatchObject({ _tag: "DuplicateDetected", original_message_id: one.message_id })
       // A token still wins over the content: the same token is a duplicate whatever it carries.
       const token = yield* sendTo("b", { producer_id: "a", payload: "x", idempotency_token: "t", sequence_number: 7 })
       expect(yield* Effect.flip(sendTo("b", { producer_id: "a", payload: "y", idempotency_token: "t", sequence_number: 8 })))

@@ -37,7 +37,19 @@ describe("The command loop", () => {
       ).pipe(Layer.provide(EventLogMemory.layerMemory()))
       yield* Effect.gen(function*() {
         const registry = yield* Registry
+        const router = yield* Router
+        const gateway = yield* Gateway
         yield* registry.register({ agent_id: "a", name: "a" })
+        yield* registry.register({ agent_id: "alice", name: "alice" })
+        yield* gateway.loadPolicy(toolsPolicy)
+        const pending = yield* gateway.check({ kind: "tool_call", agent_id: "alice", tool: "payments.send", args: { amount: 5_000 } })
+        const receipt = yield* sendTo("a", { producer_id: "alice", payload: "never done" })
+        // Those who wait on the loop rather than call it: they must hear of its end too.
+        const before = yield* waiting
+        const stage = yield* Effect.fork(router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" }))
+        const approval = yield* Effect.fork(gateway.awaitApproval(pending.approval_id!))
+        const inbox = yield* Effect.fork(Stream.runDrain(router.subscribe("a")))
+        yield* Effect.repeat(waiting, { until: (value) => value >= before + 2 }).pipe(Effect.timeout("5 seconds"))
         broken = true
         const callers = yield* Effect.forEach(
           Array.from({ length: 50 }, (_, i) => i),
@@ -49,6 +61,10 @@ describe("The command loop", () => {
           const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
           expect(["PersistenceError", "InternalError"]).toContain(error?._tag)
         }
+        for (const waiter of [stage, approval, inbox] as ReadonlyArray<Fiber.Fiber<unknown, unknown>>) {
+          const exit = yield* Fiber.await(waiter).pipe(Effect.timeout("5 seconds"))
+          expect(exit).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "InternalError" } } })
+        }
         // Every later call, read or write, fails at once, retryable.
         expect(yield* Effect.flip(registry.list)).toMatchObject({ _tag: "InternalError", retryable: true })
         expect(yield* Effect.flip(registry.register({ agent_id: "c", name: "c" }))).toMatchObject({
@@ -56,7 +72,7 @@ describe("The command loop", () => {
           code: "INTERNAL_ERROR",
           retryable: true
         })
-      }).pipe(Effect.provide(Switchboard.layer().pipe(Layer.provide(failing))))
+      }).pipe(Effect.provide(Switchboard.layer().pipe(Layer.provide(failing))), Effect.scoped)
     }))
 
   it.scoped("refuses alone a decision whose events the log cannot take; the others of its turn land", () =>
@@ -69,6 +85,18 @@ describe("The command loop", () => {
       expect(bad).toMatchObject({ _tag: "ValidationError" })
       expect(good).toMatchObject({ descriptor: { agent_id: "innocent" } })
       expect(yield* (yield* Registry).get("innocent")).toMatchObject({ _tag: "Some" })
+    }).pipe(Effect.provide(routerLayer())))
+
+  it.scoped("refuses alone a decision whose events break evolve, and decides the rest of its turn again", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      const [bad, good] = yield* Effect.all([
+        Effect.exit(runtime.run(() => accept([{ _tag: "MessageAcked" } as never, { _tag: "AgentRegistered", at: 1 } as never]))),
+        register("innocent")
+      ], { concurrency: "unbounded" })
+      expect(Exit.isFailure(bad) && bad.cause._tag).toBe("Die")
+      expect(good).toMatchObject({ descriptor: { agent_id: "innocent" } })
+      expect((yield* (yield* Registry).list).map((agent) => agent.descriptor.agent_id)).toEqual(["innocent"])
     }).pipe(Effect.provide(routerLayer())))
 
   it.scoped("answers each of two policy commands on one id in one turn, and goes on", () =>

@@ -21,7 +21,14 @@ import { inputDecoder } from "../schema/FastSchema.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { parsePolicy } from "../schema/Policy.js"
-import { ApprovalAnswer, ApprovalsFilter } from "../schema/Requests.js"
+import {
+  ApprovalAnswer,
+  ApprovalsFilter,
+  HaltRequest,
+  ResumeRequest,
+  SuspendRequest,
+  UnhaltRequest
+} from "../schema/Requests.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AuditEntry, type Dispatch, Gateway } from "../services/Gateway.js"
 import { Runtime, valueOf } from "../services/Runtime.js"
@@ -41,17 +48,15 @@ const validId = (subject: string) => inputDecoder(Id, subject)
 const validAgentId = validId("agent_id")
 const validApprovalId = validId("approval_id")
 const validStatus = inputDecoder(Schema.UndefinedOr(ApprovalsFilter), "approvals")
-const validKillSwitch = inputDecoder(
-  Schema.Union(
-    Schema.TaggedStruct("Suspend", { agent_id: Id, reason: Schema.String }),
-    Schema.TaggedStruct("Resume", { agent_id: Id }),
-    Schema.TaggedStruct("Kill", { agent_id: Id, reason: Schema.String }),
-    Schema.TaggedStruct("Halt", { reason: Schema.String }),
-    Schema.TaggedStruct("Unhalt", {})
-  ),
-  "kill_switch"
-)
-const validBy = inputDecoder(Schema.String, "kill_switch")
+const validSuspend = inputDecoder(SuspendRequest, "kill_switch")
+const validResume = inputDecoder(ResumeRequest, "kill_switch")
+const validHalt = inputDecoder(HaltRequest, "kill_switch")
+const validUnhalt = inputDecoder(Schema.UndefinedOr(UnhaltRequest), "kill_switch")
+/** A request's outer shape, checked before any field of it is read. */
+const validObject = (subject: string) => inputDecoder(Schema.Record({ key: Schema.String, value: Schema.Unknown }), subject)
+const validCheck = validObject("action")
+const validDispatch = validObject("dispatch")
+const validDelegation = inputDecoder(Schema.Struct({ parent_lease_id: Id, lease: Schema.Unknown }), "lease")
 
 export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scoped(
   Gateway,
@@ -67,30 +72,33 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
           const approval = state.approvals.get(event.approval_id)
           if (approval !== undefined) approvalWaiters.wake(event.approval_id, () => ({ ...approval }))
         }
-      }
+      },
+      stopped: approvalWaiters.failAll
     })
 
-    const check = (request: Action & { readonly context?: AuditContext | undefined }) => {
-      const { context, ...action } = request
-      return Effect.flatMap(
-        Either.all([validAction(action), validContext(context)]),
-        ([valid, checkedContext]) =>
-          valueOf(run((state, now) => {
-            const { decision, events } = decideCheck(state, valid, now, checkedContext)
-            return accept(events, decision)
-          }))
-      )
-    }
+    const check = (request: Action & { readonly context?: AuditContext | undefined }) =>
+      Effect.flatMap(validCheck(request), ({ context, ...action }) =>
+        Effect.flatMap(
+          Either.all([validAction(action), validContext(context)]),
+          ([valid, checkedContext]) =>
+            valueOf(run((state, now) => {
+              const { decision, events } = decideCheck(state, valid, now, checkedContext)
+              return accept(events, decision)
+            }))
+        ))
 
     const resolveApproval = (outcome: "approved" | "rejected") => (request: ApprovalAnswer) =>
       Effect.flatMap(validResolution(request), (valid) =>
         valueOf(run((state, now) => decideResolveApproval(state, { ...valid, outcome }, now))))
 
-    const killSwitch = (command: KillSwitchCommand, by: string | undefined) =>
-      Effect.flatMap(
-        Either.all([validKillSwitch(command), validBy(by ?? "operator")]),
-        ([valid, checkedBy]) => Effect.asVoid(run((state, now) => decideKillSwitch(state, valid, checkedBy, now)))
-      )
+    /** A kill-switch command from a request decoded whole: `by` is "operator" unless given. */
+    const killSwitch = <R extends { readonly by?: string | undefined } | undefined>(
+      valid: (request: unknown) => Either.Either<R, ValidationError>,
+      command: (request: R) => KillSwitchCommand
+    ) =>
+    (request: unknown) =>
+      Effect.flatMap(valid(request), (checked) =>
+        Effect.asVoid(run((state, now) => decideKillSwitch(state, command(checked), checked?.by ?? "operator", now))))
 
     const audit = log.read().pipe(
       Stream.filterMap((entry) =>
@@ -116,6 +124,7 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
       readonly context?: AuditContext | undefined
     }) =>
       Effect.gen(function*() {
+        yield* validDispatch(request)
         const action = yield* validAction({ kind: "tool_call", agent_id: request.agent_id, tool: request.tool, args: request.args })
         const context = yield* validContext(request.context)
         const approvalId = request.approval_id === undefined ? undefined : yield* validApprovalId(request.approval_id)
@@ -161,11 +170,11 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
       approve: resolveApproval("approved"),
       reject: resolveApproval("rejected"),
       awaitApproval,
-      suspend: ({ agent_id, by, reason }) => killSwitch({ _tag: "Suspend", agent_id, reason }, by),
-      resume: ({ agent_id, by }) => killSwitch({ _tag: "Resume", agent_id }, by),
-      kill: ({ agent_id, by, reason }) => killSwitch({ _tag: "Kill", agent_id, reason }, by),
-      halt: ({ by, reason }) => killSwitch({ _tag: "Halt", reason }, by),
-      unhalt: (request) => killSwitch({ _tag: "Unhalt" }, request?.by),
+      suspend: killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Suspend", agent_id, reason })),
+      resume: killSwitch(validResume, ({ agent_id }) => ({ _tag: "Resume", agent_id })),
+      kill: killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Kill", agent_id, reason })),
+      halt: killSwitch(validHalt, ({ reason }) => ({ _tag: "Halt", reason })),
+      unhalt: killSwitch(validUnhalt, () => ({ _tag: "Unhalt" })),
       charge: (input) => Effect.flatMap(validCharge(input), (request) => valueOf(run((state, now) => decideCharge(state, request, now)))),
       budgets: (agentId) =>
         Effect.flatMap(validAgentId(agentId), (id) =>
@@ -174,8 +183,8 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
       checkLease: (input) =>
         Effect.flatMap(validLeaseCheck(input), (request) => Effect.asVoid(run((state, now) => decideCheckLease(state, request, now)))),
       delegateLease: (request) =>
-        Effect.flatMap(validLease(request.lease), (lease) =>
-          Effect.flatMap(validId("parent_lease_id")(request.parent_lease_id), (parent_lease_id) =>
+        Effect.flatMap(validDelegation(request), ({ lease: input, parent_lease_id }) =>
+          Effect.flatMap(validLease(input), (lease) =>
             valueOf(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))),
       dispatchTool,
       audit,

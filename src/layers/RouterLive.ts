@@ -4,7 +4,7 @@
  * decides for the credit of each agent's subscribers, handed out once
  * durable; stage changes reach producers as ACKNOWLEDGEMENT notices.
  */
-import { Chunk, Effect, Either, Layer, Mailbox, Option, Schema, Stream } from "effect"
+import { Chunk, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } from "effect"
 import { buildEnvelope } from "../model/Envelopes.js"
 import { decideDeliveries } from "../model/Mailboxes.js"
 import { type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
@@ -37,7 +37,8 @@ export const messageStatus = (message: MessageEntry): MessageStatus => ({
 const stageRank = (stage: EnvelopeState) => stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
 
 interface Subscriber {
-  readonly inbox: Mailbox.Mailbox<Inbound>
+  /** Fails with the loop's InternalError if the loop stops. */
+  readonly inbox: Mailbox.Mailbox<Inbound, InternalError>
   /** Message ids delivered to this subscriber and not yet settled. */
   readonly holding: Set<string>
 }
@@ -53,6 +54,8 @@ const validStageRequest = inputDecoder(AwaitStageRequest, "await")
 const validMessageId = inputDecoder(Id, "message_id")
 const validAgentId = inputDecoder(Id, "agent_id")
 const validRecipient = inputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
+const validSend = inputDecoder(Schema.Struct({ to: Schema.Unknown, envelope: Schema.Unknown }), "send")
+const validAcks = inputDecoder(Schema.Array(Schema.Unknown), "acks")
 
 const toRoute = (to: Recipient): Route =>
   typeof to === "string" ? { _tag: "Agent", agent_id: to } : { _tag: "Capability", capability: to.capability }
@@ -175,6 +178,12 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
           stageWaiters.wake(id, (stage) => stageRank(message.stage) >= stageRank(stage) ? status : undefined)
         }
         return creditFreed
+      },
+      stopped: (error) => {
+        stageWaiters.failAll(error)
+        for (const subs of subscribers.values()) {
+          for (const sub of subs) sub.inbox.unsafeDone(Exit.fail(error))
+        }
       }
     })
 
@@ -186,7 +195,9 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         })))
 
     const ackMany = (requests: ReadonlyArray<AckRequest>) => {
-      const checked = requests.map(validAck)
+      const list = validAcks(requests)
+      if (Either.isLeft(list)) return Effect.fail(list.left)
+      const checked = list.right.map(validAck)
       const valid = checked.flatMap((request) => Either.isRight(request) ? [request.right] : [])
       return Effect.map(
         runMany(valid.map((request) => (state, now) => decideAck(state, config, request, now))),
@@ -223,8 +234,10 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     // The hot path: one validation, one trip through the loop.
     type SendFailure = SendError | AckError | PersistenceError | InternalError
     const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
-      Effect.flatMap(validEnvelope(request.envelope), (envelope): Effect.Effect<SendReceipt, SendFailure> => {
-        if (envelope.message_type === "ACKNOWLEDGEMENT") return sendAck(envelope)
+      Effect.flatMap(Either.flatMap(validSend(request), (checked) => validEnvelope(checked.envelope)), (valid): Effect.Effect<SendReceipt, SendFailure> => {
+        if (valid.message_type === "ACKNOWLEDGEMENT") return sendAck(valid)
+        // The runtime's own copy of the bytes: a producer that reuses its buffer changes nothing sent.
+        const envelope: Envelope = { ...valid, payload: valid.payload.slice() }
         return Effect.flatMap(validRecipient(request.to), (to) => {
           const route = toRoute(to)
           return Effect.map(run((state, now) => decideSend(state, config, { route, envelope }, now)), ({ records, value }) => ({
@@ -241,7 +254,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       Effect.gen(function*() {
         const id = yield* validAgentId(agentId)
         if (!(yield* query((state) => state.agents.has(id)))) return yield* new NoRoute({ to: id })
-        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound>(), holding: new Set() }
+        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound, InternalError>(), holding: new Set() }
         subscribers.set(id, [...(subscribers.get(id) ?? []), subscriber])
         // Lets the loop turn, so that what waits for this subscriber goes out.
         yield* Effect.forkDaemon(query(() => undefined))
@@ -251,7 +264,9 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
             if (rest.length === 0) subscribers.delete(id)
             else subscribers.set(id, rest)
             for (const messageId of subscriber.holding) holder.delete(messageId)
-            const untaken = Chunk.filter(yield* subscriber.inbox.clear, (inbound) => inbound._tag === "Delivery")
+            // A mailbox the stopped loop failed holds nothing to give back.
+            const left = yield* Effect.orElseSucceed(subscriber.inbox.clear, () => Chunk.empty<Inbound>())
+            const untaken = Chunk.filter(left, (inbound) => inbound._tag === "Delivery")
             yield* subscriber.inbox.shutdown
             // The deliveries its consumer took wait for their ack wait, as after
             // a crash: it may still acknowledge them. Those it never took go back

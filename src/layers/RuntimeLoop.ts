@@ -127,7 +127,8 @@ const make = (options: RuntimeOptions) =>
       const events: Array<Event> = []
       const decided: Array<{ readonly command: Command; readonly outcome: Outcome; readonly start: number }> = []
       const reads: Array<Command> = []
-      for (const command of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const command = batch[i]
         let outcome: Outcome | undefined
         try {
           outcome = command.decide(state, now)
@@ -140,8 +141,24 @@ const make = (options: RuntimeOptions) =>
           reads.push(command)
           continue
         }
-        decided.push({ command, outcome, start: events.length })
-        applyAll(outcome.events, events)
+        try {
+          applyAll(outcome.events, events)
+        } catch (defect) {
+          // Events that break `evolve` (a bug, or junk handed to `run`) fail their
+          // caller alone; the state they half changed is folded again from the
+          // log, and the rest of the turn is decided again on it.
+          command.die(defect)
+          queued = [...decided.map(({ command }) => command), ...reads, ...batch.slice(i + 1), ...queued]
+          inTurn = []
+          return Effect.gen(function*() {
+            const refolded = yield* foldLog(log, config)
+            state = refolded.state
+            offset = refolded.offset
+            yield* Effect.logError("runtime: a decision's events could not be applied; state folded again from the log", defect)
+            return true
+          })
+        }
+        decided.push({ command, outcome, start: events.length - outcome.events.length })
       }
       applyAll(decideTick(state, config, now), events)
       for (const extension of extensions) {
@@ -236,6 +253,7 @@ const make = (options: RuntimeOptions) =>
         inTurn = []
         queued = []
         for (const command of waiting) command.fail(stopped)
+        for (const extension of extensions) extension.stopped?.(stopped)
         if (!Cause.isInterruptedOnly(cause)) yield* Effect.logError("runtime: the command loop failed", cause)
       })
 

@@ -19,7 +19,7 @@ export type Look<W, A> =
 
 interface Waiter<W, A> {
   readonly wants: W
-  readonly done: Deferred.Deferred<A>
+  readonly done: Deferred.Deferred<A, InternalError>
 }
 
 export const make = <W, A>(query: Runtime["Type"]["query"]) => {
@@ -39,7 +39,7 @@ export const make = <W, A>(query: Runtime["Type"]["query"]) => {
       absent: () => E
     ): Effect.Effect<A, E | InternalError> =>
       Effect.scoped(Effect.gen(function*() {
-        const done = yield* Deferred.make<A>()
+        const done = yield* Deferred.make<A, InternalError>()
         let waiter: Waiter<W, A> | undefined
         const found = yield* Effect.acquireRelease(
           query((state) => {
@@ -64,6 +64,12 @@ export const make = <W, A>(query: Runtime["Type"]["query"]) => {
       for (const waiter of byKey.get(key) ?? []) {
         const value = answer(waiter.wants)
         if (value !== undefined) Deferred.unsafeDone(waiter.done, Exit.succeed(value))
+      }
+    },
+    /** Fails every waiter: the loop has stopped, nothing they wait for will be recorded. */
+    failAll: (error: InternalError) => {
+      for (const pending of byKey.values()) {
+        for (const waiter of pending) Deferred.unsafeDone(waiter.done, Exit.fail(error))
       }
     },
     /** Whether anyone waits for `key`. */

@@ -82,11 +82,10 @@ export interface MessageEntry {
   finishedAt: number | undefined
 }
 
-/** What dedup remembers of a message: for a sequence number, its type and payload too (only a retry repeats them). */
+/** What dedup remembers of a message: which it was, and since when. */
 interface Seen {
   readonly message_id: string
   readonly at: number
-  readonly content: string | undefined
 }
 
 export interface MessagesState {
@@ -107,21 +106,22 @@ export const isTerminal = (stage: EnvelopeState) =>
 /**
  * What makes two sends one logical message (PROTOCOLS.md, "SW4RM over
  * gRPC"): the idempotency token; else the producer's sequence number, but
- * only for a retry, with the same type and payload: SW4RM's own clients
- * number every message 1. A sequence number of 0 means "not set", as in
- * protobuf, so a producer that numbers nothing is never deduplicated by it.
+ * only for a retry, with the same type and payload (SW4RM's own clients
+ * number every message 1), so the key holds a fingerprint of both: any
+ * earlier message with that number and that content is found, however many
+ * others reused the number since. A sequence number of 0 means "not set", as
+ * in protobuf, so a producer that numbers nothing is never deduplicated by it.
  */
 const dedupKey = (envelope: Envelope): string | undefined =>
   envelope.idempotency_token !== undefined
     ? `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
     : envelope.sequence_number > 0
-    ? `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+    ? `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}\u0000${
+      fingerprint(envelope.message_type, envelope.payload)
+    }`
     : undefined
 
-/** The type and payload of a message numbered without a token, as a short fingerprint (53-bit hash and length). */
-const contentOf = (envelope: Envelope): string | undefined =>
-  envelope.idempotency_token !== undefined ? undefined : fingerprint(envelope.message_type, envelope.payload)
-
+/** A message's type and payload in a few characters: a 53-bit hash of the bytes, and their number. */
 const fingerprint = (type: MessageType, payload: Uint8Array) => {
   let h1 = 0xdeadbeef
   let h2 = 0x41c6ce57
@@ -146,14 +146,13 @@ export const findDuplicate = (
   const key = dedupKey(envelope)
   const seen = key === undefined ? undefined : state.dedup.get(key)
   if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
-  if (seen.content !== undefined && seen.content !== contentOf(envelope)) return undefined
   return state.messages.get(seen.message_id)
 }
 
 const remember = (state: RuntimeState, envelope: Envelope, at: number) => {
   const key = dedupKey(envelope)
   if (key === undefined) return
-  state.dedup.set(key, { message_id: envelope.message_id, at, content: contentOf(envelope) })
+  state.dedup.set(key, { message_id: envelope.message_id, at })
   state.dedupOrder.pushBack({ key, at })
 }
 

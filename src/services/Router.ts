@@ -90,7 +90,7 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    */
   readonly subscription: (
     agent_id: string
-  ) => Effect.Effect<Stream.Stream<Inbound>, NoRoute | ValidationError | InternalError, Scope.Scope>
+  ) => Effect.Effect<Stream.Stream<Inbound, InternalError>, NoRoute | ValidationError | InternalError, Scope.Scope>
   readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | Failure>
   /**
    * Several ACKs in one trip and one durable append, for consumers that
@@ -99,7 +99,7 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
    */
   readonly ackMany: (
     requests: ReadonlyArray<AckRequest>
-  ) => Effect.Effect<ReadonlyArray<Either.Either<AckReceipt, AckError>>, Failure>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<AckReceipt, AckError>>, ValidationError | Failure>
   readonly status: (message_id: string) => Effect.Effect<Option.Option<MessageStatus>, ValidationError | InternalError>
   /**
    * Waits until the message reaches `stage`, or a terminal stage, and returns

@@ -32,6 +32,8 @@ export interface TurnExtension {
    * the loop turns again without waiting.
    */
   readonly committed?: (events: ReadonlyArray<Event>, state: RuntimeState) => boolean | void
+  /** The loop has stopped: fail whoever still waits on this service (waiters, subscriptions). */
+  readonly stopped?: (error: InternalError) => void
 }
 
 export class Runtime extends Context.Tag("switchboard/Runtime")<Runtime, {
