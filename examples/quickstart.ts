@@ -21,9 +21,9 @@ const program = Effect.gen(function*() {
   return yield* router.awaitStage(receipt.message_id, "FULFILLED")
 })
 
-// In memory here; `layerSqlite({ filename })` from "switchboard/node" for a durable store.
+// In memory here; `EventLogSqlite.layer({ filename })` from "switchboard/node" for a durable store.
 const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(
-  Layer.provideMerge(EventLogMemory.layerMemory()),
+  Layer.provideMerge(EventLogMemory.layer()),
   Layer.provideMerge(Ids.layerUuid)
 )
 

@@ -10,7 +10,7 @@
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
-import { openStore } from "./layers/EventLogSqlite.js"
+import * as EventLogSqlite from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RouterSnapshot } from "./model/Router.js"
 import type { NotAStore, PersistenceError, UndecodableRecord } from "./schema/Errors.js"
@@ -74,7 +74,7 @@ const replay = Command.make(
         yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${to}`)
       }
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
-    }).pipe(Effect.provide(openStore(store)))
+    }).pipe(Effect.provide(EventLogSqlite.openStore(store)))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
 const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay]))

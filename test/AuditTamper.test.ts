@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import * as Switchboard from "../src/layers/Switchboard.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Registry } from "../src/services/Registry.js"
 import { SecretStore } from "../src/services/SecretStore.js"
@@ -10,7 +10,7 @@ import { tempFile } from "./support/backends.js"
 import { toolsPolicy } from "./support/gateway.js"
 
 const onFile = (filename: string) =>
-  Switchboard.layer().pipe(Layer.provideMerge(layerSqlite({ filename })), Layer.provideMerge(SecretStore.layerMemory({})))
+  Switchboard.layer().pipe(Layer.provideMerge(EventLogSqlite.layer({ filename })), Layer.provideMerge(SecretStore.layerMemory({})))
 
 describe("Audit trail on SQLite", () => {
   it.scoped("verifies a clean trail, and fails at exactly the record edited in the file", () =>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
 import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
-import { makeMemoryStore } from "../src/layers/EventLogMemory.js"
+import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { makeEventLog } from "../src/layers/EventLogStore.js"
 import { Backend, backends, pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
@@ -195,7 +195,7 @@ for (const backend of backends) {
 describe("EventLog on a store that hears other writers' heads", () => {
   it.scoped("a follow told of a head the store has not reached waits, instead of reading again and again", () =>
     Effect.gen(function*() {
-      const memory = yield* makeMemoryStore
+      const memory = yield* EventLogMemory.makeStore
       let pagesRead = 0
       const heads = yield* Queue.unbounded<number>()
       const log = yield* makeEventLog({
@@ -217,7 +217,7 @@ describe("EventLog options", () => {
   it.scoped("refuses a page size or group size that would make reads never end or appends never commit", () =>
     Effect.gen(function*() {
       for (const options of [{ pageSize: 0 }, { pageSize: Number.NaN }, { maxGroup: 0 }, { maxGroup: 1.5 }]) {
-        const store = yield* makeMemoryStore
+        const store = yield* EventLogMemory.makeStore
         const exit = yield* Effect.exit(makeEventLog(store, options))
         expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
         expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/must be a positive integer/)

@@ -3,7 +3,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Chunk, Context, Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { EventLog } from "../src/index.js"
-import { layerPg } from "../src/node.js"
+import { EventLogPg } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -16,7 +16,7 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       const table = `writers_${Date.now().toString(36)}`
       const raw = yield* PgClient.make({ url: Redacted.make(url) }).pipe(Effect.provide(Reactivity.layer))
       yield* Effect.addFinalizer(() => Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`))
-      const open = Effect.map(Layer.build(layerPg({ url, table, maxConnections: 4 })), (context) => Context.get(context, EventLog))
+      const open = Effect.map(Layer.build(EventLogPg.layer({ url, table, maxConnections: 4 })), (context) => Context.get(context, EventLog))
       const first = yield* open
       const second = yield* open
       // The second log learns of the first's appends only through NOTIFY.
@@ -62,7 +62,7 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       for (const schema of schemas) yield* raw`CREATE SCHEMA ${raw(schema)}`
       yield* Effect.addFinalizer(() => Effect.ignore(raw`DROP SCHEMA ${raw(schemas[0])}, ${raw(schemas[1])} CASCADE`))
       const logs = yield* Effect.forEach(schemas, (schema) =>
-        open(layerPg({ url: connection(pgUrl!, schema, schema), table: "events" })))
+        open(EventLogPg.layer({ url: connection(pgUrl!, schema, schema), table: "events" })))
       // Each log's listener has started once a log hears its own append.
       for (const log of logs) {
         yield* log.append([registered("first")])
@@ -83,8 +83,8 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       for (let attempt = 0; attempt < 10; attempt++) {
         yield* Effect.scoped(Effect.gen(function*() {
           const { table } = yield* freshTable
-          const other = yield* open(layerPg({ url: pgUrl!, table }))
-          const log = yield* open(layerPg({ url: pgUrl!, table }))
+          const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
+          const log = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
           yield* other.append([registered("x")])
           // Well within the second after which a waiting follow reads the head anyway.
           const followed = yield* log.follow(1).pipe(Stream.take(1), Stream.runCollect, Effect.timeout("900 millis"))
@@ -97,8 +97,8 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
     Effect.gen(function*() {
       const { raw, table } = yield* freshTable
       const name = `listener_${table}`
-      const log = yield* open(layerPg({ url: connection(pgUrl!, name), table }))
-      const other = yield* open(layerPg({ url: pgUrl!, table }))
+      const log = yield* open(EventLogPg.layer({ url: connection(pgUrl!, name), table }))
+      const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
       yield* other.append([registered("1")])
       yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
       const killed = yield* raw`SELECT pg_terminate_backend(pid) FROM pg_stat_activity

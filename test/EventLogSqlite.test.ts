@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Either, Layer, Random, Redacted, type Scope, Stream } from "effect"
 import { EventLog, NotAStore, PersistenceError } from "../src/index.js"
-import { layerPg, layerSqlite, openStore, type SqliteEventLogOptions } from "../src/node.js"
+import { EventLogPg, EventLogSqlite } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -19,7 +19,7 @@ const build = <E>(layer: Layer.Layer<EventLog, E>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, EventLog))
 
 /** Opens the SQLite store and closes it again: the error of opening, if any. */
-const openFailure = (options: SqliteEventLogOptions) => Effect.flip(Effect.scoped(build(layerSqlite(options))))
+const openFailure = (options: EventLogSqlite.SqliteEventLogOptions) => Effect.flip(Effect.scoped(build(EventLogSqlite.layer(options))))
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 const offsets = (records: ReadonlyArray<{ readonly offset: number }>) => records.map((record) => record.offset)
@@ -121,12 +121,12 @@ describe("SQLite: what it opens", () => {
     Effect.gen(function*() {
       const filename = yield* tempFile("empty.db")
       writeFileSync(filename, "")
-      const error = yield* Effect.flip(Effect.scoped(build(openStore(filename))))
+      const error = yield* Effect.flip(Effect.scoped(build(EventLogSqlite.openStore(filename))))
       expect(error._tag).toBe("NotAStore")
       expect(readFileSync(filename).length).toBe(0)
-      const log = yield* build(layerSqlite({ filename }))
+      const log = yield* build(EventLogSqlite.layer({ filename }))
       yield* log.append([registered("first")])
-      const again = yield* build(openStore(filename))
+      const again = yield* build(EventLogSqlite.openStore(filename))
       expect(yield* again.head).toBe(1)
     }))
 
@@ -137,11 +137,11 @@ describe("SQLite: what it opens", () => {
       const missing = yield* tempFile("missing.db")
       for (const filename of [empty, missing]) {
         yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* build(layerSqlite({ filename }))
+          const log = yield* build(EventLogSqlite.layer({ filename }))
           expect(yield* log.head).toBe(0)
           expect(offsets(yield* log.append([registered("first")]))).toEqual([1])
         }))
-        const again = yield* build(layerSqlite({ filename }))
+        const again = yield* build(EventLogSqlite.layer({ filename }))
         expect(yield* again.head).toBe(1)
         expect((yield* readAll(again)).map((record) => nameOf(record.event))).toEqual(["first"])
       }
@@ -151,7 +151,7 @@ describe("SQLite: what it opens", () => {
     Effect.gen(function*() {
       const filename = yield* tempFile("corrupt.db")
       writeFileSync(filename, Buffer.concat([Buffer.from("SQLite format 3\0"), randomBytes(8192)]))
-      const exit = yield* Effect.exit(Effect.scoped(build(layerSqlite({ filename }))))
+      const exit = yield* Effect.exit(Effect.scoped(build(EventLogSqlite.layer({ filename }))))
       expect(exit._tag).toBe("Failure")
       const error = yield* openFailure({ filename })
       expect(["NotAStore", "PersistenceError"]).toContain(error._tag)
@@ -164,13 +164,13 @@ describe("SQLite: durability", () => {
       Effect.gen(function*() {
         const filename = yield* tempFile(`${durability}.db`)
         yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* build(layerSqlite({ filename, durability }))
+          const log = yield* build(EventLogSqlite.layer({ filename, durability }))
           expect(offsets(yield* log.append([registered("a"), registered("b")]))).toEqual([1, 2])
           expect(offsets(yield* log.append([registered("c")]))).toEqual([3])
           expect((yield* readAll(log)).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
         }))
         expect(sqliteJournalMode(filename)).toBe("wal")
-        const again = yield* build(layerSqlite({ filename, durability }))
+        const again = yield* build(EventLogSqlite.layer({ filename, durability }))
         expect(yield* again.head).toBe(3)
         expect((yield* readAll(again)).map((record) => record.event)).toEqual([
           registered("a"),
@@ -251,12 +251,12 @@ const atomicitySuite = (openPoisoned: Effect.Effect<EventLog["Type"], unknown, S
 describe("SQLite: atomicity enforced by the database", () => {
   const openPoisoned = Effect.gen(function*() {
     const filename = yield* tempFile("poisoned.db")
-    yield* Effect.scoped(build(layerSqlite({ filename })))
+    yield* Effect.scoped(build(EventLogSqlite.layer({ filename })))
     const db = new Database(filename)
     db.exec(`CREATE TRIGGER poison BEFORE INSERT ON switchboard_events WHEN NEW.payload LIKE '%poison%'
              BEGIN SELECT RAISE(ABORT, 'poisoned'); END`)
     db.close()
-    return yield* build(layerSqlite({ filename }))
+    return yield* build(EventLogSqlite.layer({ filename }))
   })
   atomicitySuite(openPoisoned)
 })
@@ -272,7 +272,7 @@ const pgSuite = (url: string) =>
           raw`DROP FUNCTION IF EXISTS ${raw(`${table}_poison`)}()`
         ))
       )
-      yield* Effect.scoped(build(layerPg({ url, table })))
+      yield* Effect.scoped(build(EventLogPg.layer({ url, table })))
       yield* raw.unsafe(`CREATE FUNCTION ${table}_poison() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF NEW.payload LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned'; END IF;
@@ -280,7 +280,7 @@ const pgSuite = (url: string) =>
         END $$`)
       yield* raw.unsafe(`CREATE TRIGGER poison BEFORE INSERT ON ${table}
         FOR EACH ROW EXECUTE FUNCTION ${table}_poison()`)
-      return yield* build(layerPg({ url, table }))
+      return yield* build(EventLogPg.layer({ url, table }))
     })
     atomicitySuite(openPoisoned)
   })

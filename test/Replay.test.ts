@@ -16,7 +16,7 @@ import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
-import { layerSqlite, openStore } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
 import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
@@ -74,7 +74,7 @@ const checkReplay = Effect.gen(function*() {
 
 const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<infer A> ? A : never>) =>
   Effect.gen(function*() {
-    const logContext = yield* Layer.build(EventLogMemory.layerMemory())
+    const logContext = yield* Layer.build(EventLogMemory.layer())
     let routerScope = yield* Scope.make()
     const start = Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(Switchboard.layer(config), routerScope).pipe(Effect.provide(logContext))
@@ -215,7 +215,7 @@ describe("Replay", () => {
 
   it.effect("refuses to replay a store file that does not exist, rather than create one", () =>
     Effect.gen(function*() {
-      const failure = yield* Effect.flip(Layer.build(openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
+      const failure = yield* Effect.flip(Layer.build(EventLogSqlite.openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
       expect(failure).toMatchObject({ _tag: "NotAStore", reason: "no such file" })
     }))
 
@@ -269,7 +269,7 @@ describe("switchboard replay (the command line)", () => {
       yield* Effect.flatMap(Router, (router) => router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" }))
     }).pipe(
       Effect.provide(Switchboard.layer({ livenessTimeoutMs: undefined }).pipe(
-        Layer.provideMerge(layerSqlite({ filename: store })),
+        Layer.provideMerge(EventLogSqlite.layer({ filename: store })),
         Layer.provideMerge(Ids.layerSequential("m"))
       )),
       Effect.scoped,

@@ -19,7 +19,7 @@ import { isTerminal, type RouterConfig, snapshot } from "../src/model/Router.js"
 import { messageOf } from "../src/model/Timeline.js"
 import type { EnvelopeState } from "../src/schema/Envelope.js"
 import type { RouterEvent } from "../src/schema/RouterEvents.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
 import { type Delivery, Router } from "../src/services/Router.js"
 import { runUntilKilled } from "./support/child.js"
@@ -33,7 +33,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 /** The router on an SQLite file, with the log itself beside it for replays. */
 const sqliteRouter = (filename: string, config: Partial<RouterConfig>) =>
   Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
-    Layer.provideMerge(layerSqlite({ filename })),
+    Layer.provideMerge(EventLogSqlite.layer({ filename })),
     Layer.provideMerge(Ids.layerUuid)
   )
 

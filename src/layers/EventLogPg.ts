@@ -19,7 +19,7 @@ export interface PgEventLogOptions extends EventLogOptions, SqlStoreOptions {
   readonly maxConnections?: number
 }
 
-export const layerPg = (options: PgEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+export const layer = (options: PgEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   Layer.scoped(
     EventLog,
     Effect.gen(function*() {

@@ -103,7 +103,7 @@ const layerWith = (
     })
   )
 
-export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+export const layer = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   layerWith(options, false)
 
 /**

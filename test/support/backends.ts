@@ -12,8 +12,8 @@ import { Context, Effect, Layer, Random, Redacted, type Scope } from "effect"
 import type { StoredEvent } from "../../src/index.js"
 import { EventLog } from "../../src/index.js"
 import { makeEventLog } from "../../src/layers/EventLogStore.js"
-import { makeMemoryStore } from "../../src/layers/EventLogMemory.js"
-import { layerPg, layerSqlite } from "../../src/node.js"
+import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
+import { EventLogPg, EventLogSqlite } from "../../src/node.js"
 
 export interface FreshLog {
   readonly log: EventLog["Type"]
@@ -36,7 +36,7 @@ const build = <E>(layer: Layer.Layer<EventLog, E>) =>
 export const memoryBackend = Layer.succeed(Backend, {
   name: "memory",
   fresh: Effect.gen(function*() {
-    const store = yield* makeMemoryStore
+    const store = yield* EventLogMemory.makeStore
     const log = yield* makeEventLog(store)
     return {
       log,
@@ -57,14 +57,14 @@ export const sqliteBackend = Layer.succeed(Backend, {
   name: "sqlite",
   fresh: Effect.gen(function*() {
     const filename = yield* tempFile("log.db")
-    const log = yield* build(layerSqlite({ filename }))
+    const log = yield* build(EventLogSqlite.layer({ filename }))
     const raw = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
     return {
       log,
       writeRaw: (offset: number, stored: StoredEvent) =>
         raw`INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload)
             VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
-      reopen: build(layerSqlite({ filename }))
+      reopen: build(EventLogSqlite.layer({ filename }))
     }
   })
 })
@@ -78,13 +78,13 @@ export const pgBackend = (url: string) =>
       yield* Effect.addFinalizer(() =>
         Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`)
       )
-      const log = yield* build(layerPg({ url, table }))
+      const log = yield* build(EventLogPg.layer({ url, table }))
       return {
         log,
         writeRaw: (offset: number, stored: StoredEvent) =>
           raw`INSERT INTO ${raw(table)} (log_offset, committed_at, event_type, event_version, payload)
               VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
-        reopen: build(layerPg({ url, table }))
+        reopen: build(EventLogPg.layer({ url, table }))
       }
     })
   })

@@ -11,7 +11,7 @@
  */
 import { Effect } from "effect"
 import { EventLog } from "../../src/index.js"
-import { layerSqlite } from "../../src/node.js"
+import { EventLogSqlite } from "../../src/node.js"
 import { registered } from "./events.js"
 
 const [filename, run = "r"] = process.argv.slice(2)
@@ -35,7 +35,7 @@ const writer = (fiber: number) =>
 
 Effect.forEach(Array.from({ length: fibers }, (_, i) => i + 1), writer, { concurrency: "unbounded", discard: true })
   .pipe(
-    Effect.provide(layerSqlite({ filename, durability: "full" })),
+    Effect.provide(EventLogSqlite.layer({ filename, durability: "full" })),
     Effect.runPromise
   )
   .catch((error) => {
