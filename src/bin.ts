@@ -74,7 +74,7 @@ const replay = Command.make(
         yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${to}`)
       }
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
-    }).pipe(Effect.provide(EventLogSqlite.openStore(store)))
+    }).pipe(Effect.provide(EventLogSqlite.layerReadonly({ filename: store })))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
 const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay]))

@@ -9,7 +9,7 @@ import Database from "better-sqlite3"
 import { randomBytes } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Layer, Random, Redacted, type Scope, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Either, Exit, Fiber, Layer, Random, Redacted, Scope, Stream } from "effect"
 import { EventLog, NotAStore, PersistenceError } from "../src/index.js"
 import { EventLogPg, EventLogSqlite } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
@@ -117,17 +117,38 @@ describe("SQLite: what it opens", () => {
       }
     }))
 
-  it.scoped("openStore refuses an empty file, never making it a store", () =>
+  it.scoped("layerReadonly refuses an empty file, never making it a store", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile("empty.db")
       writeFileSync(filename, "")
-      const error = yield* Effect.flip(Effect.scoped(build(EventLogSqlite.openStore(filename))))
+      const error = yield* Effect.flip(Effect.scoped(build(EventLogSqlite.layerReadonly({ filename }))))
       expect(error._tag).toBe("NotAStore")
       expect(readFileSync(filename).length).toBe(0)
       const log = yield* build(EventLogSqlite.layer({ filename }))
       yield* log.append([registered("first")])
-      const again = yield* build(EventLogSqlite.openStore(filename))
+      const again = yield* build(EventLogSqlite.layerReadonly({ filename }))
       expect(yield* again.head).toBe(1)
+    }))
+
+  it.scoped("layerReadonly reads a store while it is written, follows its appends, and refuses to append as a defect", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("live.db")
+      const writerScope = yield* Scope.make()
+      const writer = yield* build(EventLogSqlite.layer({ filename })).pipe(Scope.extend(writerScope))
+      yield* writer.append([registered("a")])
+      const reader = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      const following = yield* reader.follow(1).pipe(Stream.take(3), Stream.runCollect, Effect.fork)
+      yield* writer.append([registered("b"), registered("c")])
+      expect(yield* reader.head).toBe(3)
+      const followed = yield* Fiber.join(following).pipe(Effect.timeout("5 seconds"))
+      expect(Chunk.toReadonlyArray(followed).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
+      const append = yield* Effect.exit(reader.append([registered("d")]))
+      expect(Exit.isFailure(append) && Cause.isDie(append.cause)).toBe(true)
+      yield* Scope.close(writerScope, Exit.void)
+      // Closed cleanly, the store has no WAL files left for a reader to find.
+      const later = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      expect((yield* readAll(later)).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
+      expect(sqliteJournalMode(filename)).toBe("wal")
     }))
 
   it.scoped("opens an empty (0-byte) file and a missing file as new stores", () =>

@@ -215,7 +215,7 @@ describe("Replay", () => {
 
   it.effect("refuses to replay a store file that does not exist, rather than create one", () =>
     Effect.gen(function*() {
-      const failure = yield* Effect.flip(Layer.build(EventLogSqlite.openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
+      const failure = yield* Effect.flip(Layer.build(EventLogSqlite.layerReadonly({ filename: "/nonexistent/switchboard.db" })).pipe(Effect.scoped))
       expect(failure).toMatchObject({ _tag: "NotAStore", reason: "no such file" })
     }))
 

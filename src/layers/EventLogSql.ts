@@ -9,7 +9,7 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import type { PersistenceError } from "../schema/Errors.js"
 import { type LogStore, persistence, type StoredRecord } from "./EventLogStore.js"
 
@@ -17,6 +17,8 @@ export interface SqlStoreOptions {
   /** Table of the log; its migrations live in `<table>_migrations`. Default `switchboard_events`. */
   readonly table?: string
 }
+
+const readonlyCommit: LogStore["commit"] = () => Effect.dieMessage("this event log is open read-only: nothing may append to it")
 
 export const defaultTable = "switchboard_events"
 
@@ -57,13 +59,18 @@ const migrate = (table: string) =>
 /**
  * Builds the store on the SqlClient in context, creating its tables if needed.
  * On PostgreSQL, each append is announced on the store's `channel`.
+ *
+ * `readonly`: the tables must exist already, and nothing is created. Another
+ * process may be writing the store, so `head` is always read from it; an
+ * append is a bug of the caller, a defect (in the appending fiber: a read-only
+ * store commits each append alone).
  */
-export const makeSqlStore = (options: SqlStoreOptions = {}) =>
+export const makeSqlStore = (options: SqlStoreOptions & { readonly readonly?: boolean } = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const table = options.table ?? defaultTable
     if (!identifier.test(table)) return yield* Effect.dieMessage(`invalid table name ${JSON.stringify(table)}`)
-    yield* migrate(table).pipe(persistence("cannot create the event log tables"))
+    if (!options.readonly) yield* migrate(table).pipe(persistence("cannot create the event log tables"))
 
     // NOTIFY channels are shared by the whole database: a store's own is named
     // after its schema and table, so that stores of one name in two schemas
@@ -157,5 +164,15 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
       sql(table)
     }`.pipe(Effect.map((rows) => Number(rows[0].head)), persistence("event log head failed"))
 
+    if (options.readonly) {
+      return {
+        commit: readonlyCommit,
+        readPage,
+        head,
+        channel,
+        groupCommit: false,
+        externalHeads: Stream.never
+      } satisfies LogStore & { readonly channel: string }
+    }
     return { commit, readPage, head, channel } satisfies LogStore & { readonly channel: string }
   })

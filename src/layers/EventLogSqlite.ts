@@ -1,7 +1,8 @@
 /**
  * The embedded EventLog: one SQLite file in WAL mode, through
  * `@effect/sql-sqlite-node`. One process writes a store at a time; for several
- * writers share a PostgreSQL store.
+ * writers share a PostgreSQL store. Any number of processes may read it
+ * meanwhile through `layerReadonly`, e.g. to replay it.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { FileSystem } from "@effect/platform"
@@ -78,49 +79,56 @@ const checkDatabase = (filename: string, table: string, existingOnly: boolean) =
     })
   )
 
+/** What `layerReadonly` takes: a read-only store has no durability to set, and commits no groups. */
+export type SqliteReadonlyOptions = Pick<SqliteEventLogOptions, "filename" | "table" | "pageSize">
+
 const layerWith = (
   options: SqliteEventLogOptions,
-  existingOnly: boolean
+  access: "readWrite" | "readonly"
 ): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   Layer.scoped(
     EventLog,
     Effect.gen(function*() {
+      const readonly = access === "readonly"
       yield* checkHeader(options.filename)
       // WAL only once the database is checked: switching journal modes is persistent,
       // and a database that is refused must be left as it was found.
-      const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true }).pipe(
+      const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true, readonly }).pipe(
         Effect.provide(Reactivity.layer),
         persistence(`cannot open ${options.filename}`)
       )
       const durability = options.durability === "normal" ? "NORMAL" : "FULL"
       return yield* Effect.gen(function*() {
-        yield* checkDatabase(options.filename, options.table ?? defaultTable, existingOnly)
-        yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
-        yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
-        const store = yield* makeSqlStore(options)
+        yield* checkDatabase(options.filename, options.table ?? defaultTable, readonly)
+        if (!readonly) {
+          yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
+          yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
+        }
+        const store = yield* makeSqlStore({ table: options.table, readonly })
         return yield* makeEventLog(store, options)
       }).pipe(Effect.provideService(SqlClient.SqlClient, client))
     })
   )
 
+/** The store in `filename`, made if the file is missing or empty, for reading and appending. */
 export const layer = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
-  layerWith(options, false)
+  layerWith(options, "readWrite")
 
 /**
- * An existing store file as an EventLog, e.g. to replay it: a missing file, or
- * one that holds no store yet (an empty file), is refused, never made a store.
+ * An existing store file, read-only: e.g. to replay it, also while another
+ * process writes it. A missing file, or one that holds no store yet (an empty
+ * file), is refused, never made a store. `head` is read from the file, so it
+ * sees the writer's appends, and so does `follow`, within a second. Appending
+ * to it is a defect.
  */
-export const openStore = (
-  filename: string,
-  options: Omit<SqliteEventLogOptions, "filename"> = {}
-): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+export const layerReadonly = (options: SqliteReadonlyOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const exists = yield* fs.exists(filename).pipe(
-        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
+      const exists = yield* fs.exists(options.filename).pipe(
+        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${options.filename}`, cause }))
       )
-      if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
-      return layerWith({ ...options, filename }, true)
+      if (!exists) return yield* new NotAStore({ location: options.filename, reason: "no such file" })
+      return layerWith(options, "readonly")
     }).pipe(Effect.provide(NodeFileSystem.layer))
   )

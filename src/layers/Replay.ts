@@ -1,6 +1,6 @@
 /**
- * Replay: any log (any EventLog layer; a store file through `openStore` of
- * `switchboard/node`) folded into the
+ * Replay: any log (any EventLog layer; a store file through
+ * `EventLogSqlite.layerReadonly` of `switchboard/node`) folded into the
  * router's state at any offset, stepped event by event, and compared. It
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
