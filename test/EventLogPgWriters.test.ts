@@ -3,7 +3,7 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Chunk, Context, Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { EventLog } from "../src/index.js"
-import { EventLogPg } from "../src/node.js"
+import { EventLogPg, EventLogSql } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -91,6 +91,24 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
           expect(Chunk.size(followed)).toBe(1)
         }))
       }
+    }), 60_000)
+
+  it.scopedLive("a log on the application's own PgClient hears another writer's appends through LISTEN", () =>
+    Effect.gen(function*() {
+      const { raw, table } = yield* freshTable
+      const name = `app_${table}`
+      const log = yield* open(
+        EventLogSql.layer({ table }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(connection(pgUrl!, name)) })))
+      )
+      const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
+      yield* log.append([registered("1")])
+      yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
+      const listens = yield* raw`SELECT pid FROM pg_stat_activity WHERE application_name = ${name} AND query LIKE 'LISTEN %'`
+      expect(listens.length).toBe(1)
+      yield* other.append([registered("2")])
+      // Well within the second after which a waiting follow reads the head anyway.
+      const followed = yield* log.follow(2).pipe(Stream.take(1), Stream.runCollect, Effect.timeout("900 millis"))
+      expect(Chunk.toReadonlyArray(followed).map((record) => nameOf(record.event))).toEqual(["2"])
     }), 60_000)
 
   it.scopedLive("a follow still sees another writer's appends after its LISTEN connection is lost", () =>

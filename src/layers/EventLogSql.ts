@@ -1,6 +1,9 @@
 /**
  * The EventLog on `@effect/sql`: one implementation, two dialects (SQLite and
- * PostgreSQL). Tables are created by `@effect/sql`'s migrator.
+ * PostgreSQL), on the SqlClient in context. `layer` takes that client from
+ * the application, which so shares its own connection or pool with the log;
+ * `EventLogSqlite` and `EventLogPg` build on the same store with a client of
+ * their own. Tables are created by `@effect/sql`'s migrator.
  *
  * Offsets are given inside the append transaction as `max(offset) + 1`, under
  * the writer lock (SQLite's single writer; a transaction-scoped advisory lock on
@@ -9,11 +12,13 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect, Stream } from "effect"
-import type { PersistenceError } from "../schema/Errors.js"
-import { type LogStore, persistence, type StoredRecord } from "./EventLogStore.js"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { PersistenceError } from "../schema/Errors.js"
+import { EventLog } from "../services/EventLog.js"
+import { type EventLogOptions, type LogStore, makeEventLog, persistence, type StoredRecord } from "./EventLogStore.js"
 
-export interface SqlStoreOptions {
+export interface SqlEventLogOptions extends EventLogOptions {
   /** Table of the log; its migrations live in `<table>_migrations`. Default `switchboard_events`. */
   readonly table?: string
 }
@@ -65,7 +70,7 @@ const migrate = (table: string) =>
  * append is a bug of the caller, a defect (in the appending fiber: a read-only
  * store commits each append alone).
  */
-export const makeSqlStore = (options: SqlStoreOptions & { readonly readonly?: boolean } = {}) =>
+export const makeStore = (options: { readonly table?: string; readonly readonly?: boolean } = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const table = options.table ?? defaultTable
@@ -176,3 +181,62 @@ export const makeSqlStore = (options: SqlStoreOptions & { readonly readonly?: bo
     }
     return { commit, readPage, head, channel } satisfies LogStore & { readonly channel: string }
   })
+
+const isPgClient = (sql: SqlClient.SqlClient): sql is PgClient.PgClient => PgClient.TypeId in sql
+
+/**
+ * The heads other processes commit to a PostgreSQL store, heard on its channel.
+ *
+ * LISTEN gives no sign of when it starts, and an append committed before it
+ * is never announced to this process. A notification coming back is the
+ * sign: a head of 0, which moves no log's head, is announced until one
+ * does; then the head is read again, so no append after opening is missed.
+ */
+const listenForHeads = (client: PgClient.PgClient, channel: string, head: LogStore["head"]) => {
+  const ping = Effect.ignore(client`SELECT pg_notify(${channel}, '0')`)
+  return Stream.unwrap(Effect.map(Deferred.make<void>(), (listening) =>
+    Stream.merge(
+      client.listen(channel).pipe(
+        Stream.tap(() => Deferred.succeed(listening, undefined)),
+        Stream.map(Number),
+        Stream.mapError((cause) => new PersistenceError({ message: "lost the PostgreSQL notifications", cause }))
+      ),
+      Stream.fromEffect(
+        Effect.raceFirst(Effect.repeat(ping, Schedule.spaced("100 millis")), Deferred.await(listening)).pipe(
+          Effect.zipRight(head),
+          // Follows that wait read the head now and then anyway.
+          Effect.orElseSucceed(() => 0)
+        )
+      )
+    )))
+}
+
+/**
+ * The EventLog on the SqlClient in context, its tables created if needed. On
+ * PostgreSQL other processes may append too: a `PgClient` hears their appends
+ * through LISTEN/NOTIFY; any other client has `follow` read the head every
+ * second instead.
+ */
+export const make = (
+  options: SqlEventLogOptions = {}
+): Effect.Effect<EventLog["Type"], PersistenceError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { channel, ...store } = yield* makeStore({ table: options.table })
+    const externalHeads = sql.onDialectOrElse({
+      pg: () => isPgClient(sql) ? listenForHeads(sql, channel, store.head) : Stream.never,
+      orElse: () => undefined
+    })
+    return yield* makeEventLog(externalHeads ? { ...store, externalHeads } : store, options)
+  })
+
+/**
+ * The EventLog on the application's own SqlClient (SQLite or PostgreSQL), so
+ * that the log shares its connection or pool. The client's settings stay the
+ * application's: on SQLite, WAL mode and `synchronous` are for it to choose
+ * (`EventLogSqlite.layer` sets both), and no other process may append to the
+ * store meanwhile.
+ */
+export const layer = (
+  options?: SqlEventLogOptions
+): Layer.Layer<EventLog, PersistenceError, SqlClient.SqlClient> => Layer.scoped(EventLog, make(options))

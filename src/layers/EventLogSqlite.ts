@@ -12,10 +12,10 @@ import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Effect, Layer } from "effect"
 import { NotAStore, PersistenceError } from "../schema/Errors.js"
 import { EventLog } from "../services/EventLog.js"
-import { type EventLogOptions, makeEventLog, persistence } from "./EventLogStore.js"
-import { defaultTable, makeSqlStore, migrationsTable, type SqlStoreOptions } from "./EventLogSql.js"
+import { makeEventLog, persistence } from "./EventLogStore.js"
+import { defaultTable, makeStore, migrationsTable, type SqlEventLogOptions } from "./EventLogSql.js"
 
-export interface SqliteEventLogOptions extends EventLogOptions, SqlStoreOptions {
+export interface SqliteEventLogOptions extends SqlEventLogOptions {
   readonly filename: string
   /**
    * `full` (default): every append that returned survives a power loss
@@ -104,7 +104,7 @@ const layerWith = (
           yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
           yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
         }
-        const store = yield* makeSqlStore({ table: options.table, readonly })
+        const store = yield* makeStore({ table: options.table, readonly })
         return yield* makeEventLog(store, options)
       }).pipe(Effect.provideService(SqlClient.SqlClient, client))
     })

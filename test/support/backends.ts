@@ -13,7 +13,7 @@ import type { StoredEvent } from "../../src/index.js"
 import { EventLog } from "../../src/index.js"
 import { makeEventLog } from "../../src/layers/EventLogStore.js"
 import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
-import { EventLogPg, EventLogSqlite } from "../../src/node.js"
+import { EventLogPg, EventLogSql, EventLogSqlite } from "../../src/node.js"
 
 export interface FreshLog {
   readonly log: EventLog["Type"]
@@ -53,44 +53,60 @@ export const tempFile = (name: string) =>
     return `${dir}/${name}`
   }).pipe(Effect.provide(NodeFileSystem.layer))
 
-export const sqliteBackend = Layer.succeed(Backend, {
-  name: "sqlite",
-  fresh: Effect.gen(function*() {
-    const filename = yield* tempFile("log.db")
-    const log = yield* build(EventLogSqlite.layer({ filename }))
-    const raw = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
-    return {
-      log,
-      writeRaw: (offset: number, stored: StoredEvent) =>
-        raw`INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload)
-            VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
-      reopen: build(EventLogSqlite.layer({ filename }))
-    }
-  })
-})
-
-export const pgBackend = (url: string) =>
+/** Fresh SQLite stores, each opened by `open`. */
+const sqliteBackend = (name: string, open: (filename: string) => Layer.Layer<EventLog, unknown>) =>
   Layer.succeed(Backend, {
-    name: "postgres",
+    name,
+    fresh: Effect.gen(function*() {
+      const filename = yield* tempFile("log.db")
+      const log = yield* build(open(filename))
+      const raw = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
+      return {
+        log,
+        writeRaw: (offset: number, stored: StoredEvent) =>
+          raw`INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload)
+              VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
+        reopen: build(open(filename))
+      }
+    })
+  })
+
+/** Fresh PostgreSQL stores, each a new table opened by `open`. */
+const pgBackend = (name: string, url: string, open: (table: string) => Layer.Layer<EventLog, unknown>) =>
+  Layer.succeed(Backend, {
+    name,
     fresh: Effect.gen(function*() {
       const table = `test_${(yield* Random.nextInt).toString(36).replace("-", "n")}_${Date.now().toString(36)}`
       const raw = yield* PgClient.make({ url: Redacted.make(url) }).pipe(Effect.provide(Reactivity.layer))
       yield* Effect.addFinalizer(() =>
         Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`)
       )
-      const log = yield* build(EventLogPg.layer({ url, table }))
+      const log = yield* build(open(table))
       return {
         log,
         writeRaw: (offset: number, stored: StoredEvent) =>
           raw`INSERT INTO ${raw(table)} (log_offset, committed_at, event_type, event_version, payload)
               VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
-        reopen: build(EventLogPg.layer({ url, table }))
+        reopen: build(open(table))
       }
     })
   })
 
 export const backends: ReadonlyArray<Layer.Layer<Backend>> = [
   memoryBackend,
-  sqliteBackend,
-  ...(pgUrl ? [pgBackend(pgUrl)] : [])
+  sqliteBackend("sqlite", (filename) => EventLogSqlite.layer({ filename })),
+  sqliteBackend(
+    "sql on the application's SqliteClient",
+    (filename) => EventLogSql.layer().pipe(Layer.provide(SqliteClient.layer({ filename })))
+  ),
+  ...(pgUrl
+    ? [
+      pgBackend("postgres", pgUrl, (table) => EventLogPg.layer({ url: pgUrl, table })),
+      pgBackend(
+        "sql on the application's PgClient",
+        pgUrl,
+        (table) => EventLogSql.layer({ table }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })))
+      )
+    ]
+    : [])
 ]
