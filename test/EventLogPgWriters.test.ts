@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Chunk, Context, Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { EventLog } from "../src/index.js"
 import { EventLogPg, EventLogSql } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
+import { start } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 if (!pgUrl) console.warn("EventLog on PostgreSQL with several writers: SKIPPING, SWITCHBOARD_PG_URL is not set")
@@ -53,6 +54,44 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
     )
     return { table, raw }
   })
+
+  it.scopedLive("many first opens of one new store at once, in this process and in three others, all succeed", () =>
+    Effect.gen(function*() {
+      const { table } = yield* freshTable
+      // The children load first, then all open at the same moment as this process's logs.
+      const children = yield* Effect.promise(() =>
+        Promise.all([1, 2, 3].map((i) =>
+          new Promise<ReturnType<typeof start>>((resolve) => {
+            const started = start({
+              script: "test/support/pg-opener.ts",
+              args: [pgUrl!, table, `child${i}`],
+              timeoutMs: 30_000,
+              onLine: (line) => line === "ready" && resolve(started)
+            })
+          })
+        ))
+      )
+      for (const { child } of children) child.stdin.end("go\n")
+      const opened = yield* Effect.forEach(
+        [1, 2, 3, 4, 5, 6],
+        (i) =>
+          Effect.flatMap(open(EventLogPg.layer({ url: pgUrl!, table, maxConnections: 2 })), (log) =>
+            log.append([registered(`local${i}`)])),
+        { concurrency: "unbounded" }
+      )
+      const finished = yield* Effect.promise(() => Promise.all(children.map(({ finished }) => finished)))
+      for (const { code, stderr } of finished) expect({ code, stderr }).toEqual({ code: 0, stderr: "" })
+      const offsets = [...opened.map((records) => records[0].offset), ...finished.map(({ stdout }) => Number(stdout.trim().split("\n").pop()))]
+      expect(offsets.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    }), 60_000)
+
+  it.scopedLive("refuses a pool of one connection, on which the first open would wait forever, as a defect", () =>
+    Effect.gen(function*() {
+      const { table } = yield* freshTable
+      const exit = yield* Effect.exit(Effect.scoped(open(EventLogPg.layer({ url: pgUrl!, table, maxConnections: 1 }))))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/2 connections or more/)
+    }), 60_000)
 
   it.scopedLive("stores of one table name in two schemas listen on channels of their own", () =>
     Effect.gen(function*() {

@@ -23,6 +23,8 @@ export interface SqlEventLogOptions extends EventLogOptions {
   readonly table?: string
 }
 
+const isPgClient = (sql: SqlClient.SqlClient): sql is PgClient.PgClient => PgClient.TypeId in sql
+
 const readonlyCommit: LogStore["commit"] = () => Effect.dieMessage("this event log is open read-only: nothing may append to it")
 
 export const defaultTable = "switchboard_events"
@@ -61,6 +63,34 @@ const migrate = (table: string) =>
     })
   })
 
+// The session-level lock that first opens of one store take in turn: its
+// migrator looks for its table, then creates it, so two at once both try to
+// create it and one fails. The key is the schema and table the migrations
+// would create (the first schema of the search path), in a key space of its
+// own, apart from the writers' transaction lock.
+const migrationLockKey = `hashtext('switchboard migrations'), hashtext(coalesce(current_schema(), '') || '.' || $1)`
+
+/**
+ * Runs `migrations` holding the migration lock of `table`, on PostgreSQL. The
+ * lock lives on a connection reserved from the pool until it is released, so
+ * the migrations themselves need a second one; a session that dies (a killed
+ * process) releases it too.
+ */
+const withMigrationLock = (sql: SqlClient.SqlClient, table: string) =>
+<A, E, R>(migrations: Effect.Effect<A, E, R>) =>
+  sql.onDialectOrElse({
+    pg: () =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        yield* Effect.acquireRelease(
+          connection.executeUnprepared(`SELECT pg_advisory_lock(${migrationLockKey})`, [table], undefined),
+          () => Effect.ignore(connection.executeUnprepared(`SELECT pg_advisory_unlock(${migrationLockKey})`, [table], undefined))
+        )
+        return yield* migrations
+      })),
+    orElse: () => migrations
+  })
+
 /**
  * Builds the store on the SqlClient in context, creating its tables if needed.
  * On PostgreSQL, each append is announced on the store's `channel`.
@@ -75,7 +105,12 @@ export const makeStore = (options: { readonly table?: string; readonly readonly?
     const sql = yield* SqlClient.SqlClient
     const table = options.table ?? defaultTable
     if (!identifier.test(table)) return yield* Effect.dieMessage(`invalid table name ${JSON.stringify(table)}`)
-    if (!options.readonly) yield* migrate(table).pipe(persistence("cannot create the event log tables"))
+    if (!options.readonly) {
+      if (isPgClient(sql) && sql.config.maxConnections !== undefined && sql.config.maxConnections < 2) {
+        return yield* Effect.dieMessage("the event log on PostgreSQL needs a pool of 2 connections or more to open")
+      }
+      yield* migrate(table).pipe(withMigrationLock(sql, table), persistence("cannot create the event log tables"))
+    }
 
     // NOTIFY channels are shared by the whole database: a store's own is named
     // after its schema and table, so that stores of one name in two schemas
@@ -181,8 +216,6 @@ export const makeStore = (options: { readonly table?: string; readonly readonly?
     }
     return { commit, readPage, head, channel } satisfies LogStore & { readonly channel: string }
   })
-
-const isPgClient = (sql: SqlClient.SqlClient): sql is PgClient.PgClient => PgClient.TypeId in sql
 
 /**
  * The heads other processes commit to a PostgreSQL store, heard on its channel.
