@@ -16,7 +16,14 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
 import { PersistenceError } from "../schema/Errors.js"
 import { EventLog } from "../services/EventLog.js"
-import { type EventLogOptions, type LogStore, makeEventLog, persistence, type StoredRecord } from "./EventLogStore.js"
+import {
+  type Batch,
+  type EventLogOptions,
+  type LogStore,
+  makeEventLog,
+  persistence,
+  type StoredRecord
+} from "./EventLogStore.js"
 
 export interface SqlEventLogOptions extends EventLogOptions {
   /** Table of the log; its migrations live in `<table>_migrations`. Default `switchboard_events`. */
@@ -59,6 +66,18 @@ const migrate = (table: string) =>
               event_version INTEGER NOT NULL,
               payload TEXT NOT NULL
             )`
+        })),
+      // The id of each commit, on its first row: a commit whose acknowledgement
+      // was lost is found by its retry. Only PostgreSQL's can be lost: SQLite
+      // answers in the process that commits.
+      "2_batch_ids": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.onDialectOrElse({
+          pg: () =>
+            Effect.zipRight(
+              sql`ALTER TABLE ${sql(table)} ADD COLUMN batch_id TEXT`,
+              sql`CREATE UNIQUE INDEX ${sql(`${table}_batch_id`)} ON ${sql(table)} (batch_id) WHERE batch_id IS NOT NULL`
+            ),
+          orElse: () => Effect.void
         }))
     })
   })
@@ -140,44 +159,60 @@ export const makeStore = (options: { readonly table?: string; readonly readonly?
         orElse: () => Effect.void
       })
 
+    const recordsBatches = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const columns = recordsBatches ? 6 : 5
+
     // The text of a multi-row INSERT, made once per row count. Building it with
     // `sql.insert(rows)` on every commit ran the statement compiler over every
     // bound value, which cost several times the SQLite work itself.
     const placeholders = sql.onDialectOrElse({
-      pg: () => (row: number) => {
-        const at = row * 5
-        return `($${at + 1}, $${at + 2}, $${at + 3}, $${at + 4}, $${at + 5})`
-      },
+      pg: () => (row: number) =>
+        `(${Array.from({ length: columns }, (_, column) => `$${row * columns + column + 1}`).join(", ")})`,
       orElse: () => () => "(?, ?, ?, ?, ?)"
     })
     const insertTexts = new Map<number, string>()
     const insertText = (rows: number) => {
       let text = insertTexts.get(rows)
       if (text === undefined) {
-        text = `INSERT INTO ${table} (log_offset, committed_at, event_type, event_version, payload) VALUES ` +
-          Array.from({ length: rows }, (_, row) => placeholders(row)).join(", ")
+        text = `INSERT INTO ${table} (log_offset, committed_at, event_type, event_version, payload${
+          recordsBatches ? ", batch_id" : ""
+        }) VALUES ` + Array.from({ length: rows }, (_, row) => placeholders(row)).join(", ")
         insertTexts.set(rows, text)
       }
       return text
     }
 
-    const commit: LogStore["commit"] = (events, committedAt) =>
+    // Where the retried commit put its events, if it landed: looked up under
+    // the writer lock, so that commit has ended, one way or the other.
+    const landedAt = (retryOf: Batch["retryOf"]) =>
+      recordsBatches && retryOf !== undefined
+        ? Effect.map(
+          sql<{ log_offset: number | string }>`SELECT log_offset FROM ${sql(table)} WHERE batch_id = ${retryOf.id}`,
+          (rows) => rows.length === 0 ? undefined : Number(rows[0].log_offset) + retryOf.skip
+        )
+        : Effect.succeed(undefined)
+
+    const commit: LogStore["commit"] = (events, committedAt, batch) =>
       Effect.gen(function*() {
         yield* lockWriters
+        const landed = yield* landedAt(batch.retryOf)
+        if (landed !== undefined) return landed
         const [{ head }] = yield* sql<{ head: number | string }>`SELECT COALESCE(MAX(log_offset), 0) AS head FROM ${
           sql(table)
         }`
         const first = Number(head) + 1
         for (let start = 0; start < events.length; start += rowsPerInsert) {
           const rows = Math.min(rowsPerInsert, events.length - start)
-          const params: Array<unknown> = new Array(rows * 5)
+          const params: Array<unknown> = new Array(rows * columns)
           for (let i = 0; i < rows; i++) {
             const event = events[start + i]
-            params[i * 5] = first + start + i
-            params[i * 5 + 1] = committedAt
-            params[i * 5 + 2] = event.type
-            params[i * 5 + 3] = event.version
-            params[i * 5 + 4] = event.payload
+            const at = i * columns
+            params[at] = first + start + i
+            params[at + 1] = committedAt
+            params[at + 2] = event.type
+            params[at + 3] = event.version
+            params[at + 4] = event.payload
+            if (recordsBatches) params[at + 5] = start + i === 0 ? batch.id : null
           }
           yield* sql.unsafe(insertText(rows), params)
         }

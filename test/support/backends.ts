@@ -40,7 +40,7 @@ export const memoryBackend = Layer.succeed(Backend, {
     const log = yield* makeEventLog(store)
     return {
       log,
-      writeRaw: (_offset: number, stored: StoredEvent) => Effect.asVoid(Effect.orDie(store.commit([stored], 0))),
+      writeRaw: (offset: number, stored: StoredEvent) => Effect.asVoid(Effect.orDie(store.commit([stored], 0, { id: `raw-${offset}` }))),
       reopen: makeEventLog(store)
     }
   })
