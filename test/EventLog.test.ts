@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Stream } from "effect"
 import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { makeEventLog } from "../src/layers/EventLogStore.js"
@@ -128,21 +128,19 @@ for (const backend of backends) {
 
     it.scoped("a follow waiting at the head fails when the log closes, and so does one started after", () =>
       Effect.gen(function*() {
-        const { log, reopen } = yield* fresh
+        const { close, log } = yield* fresh
         yield* log.append([registered("a")])
-        const scope = yield* Scope.make()
-        const closing = yield* reopen.pipe(Scope.extend(scope))
         const first = yield* Deferred.make<void>()
-        const follower = yield* closing.follow(1).pipe(
+        const follower = yield* log.follow(1).pipe(
           Stream.tap(() => Deferred.succeed(first, undefined)),
           Stream.runDrain,
           Effect.fork
         )
         yield* Deferred.await(first)
-        yield* Scope.close(scope, Exit.void)
+        yield* close
         const failure = yield* Effect.flip(Fiber.join(follower))
         expect(failure).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
-        const late = yield* Effect.flip(Stream.runDrain(closing.follow(1)))
+        const late = yield* Effect.flip(Stream.runDrain(log.follow(1)))
         expect(late).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
       }))
 
@@ -183,8 +181,9 @@ for (const backend of backends) {
 
     it.scoped("a reopened store continues where it stopped", () =>
       Effect.gen(function*() {
-        const { log, reopen } = yield* fresh
+        const { close, log, reopen } = yield* fresh
         yield* log.append([registered("a"), registered("b")])
+        yield* close
         const again = yield* reopen
         expect(yield* again.head).toBe(2)
         expect(offsets(yield* again.append([registered("c")]))).toEqual([3])

@@ -7,12 +7,13 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import Database from "better-sqlite3"
 import { randomBytes } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Context, Effect, Either, Exit, Fiber, Layer, Random, Redacted, Scope, Stream } from "effect"
-import { EventLog, NotAStore, PersistenceError } from "../src/index.js"
+import { EventLog, NotAStore, PersistenceError, StoreInUse } from "../src/index.js"
 import { EventLogPg, EventLogSqlite } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
+import { runUntilKilled, start } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 const build = <E>(layer: Layer.Layer<EventLog, E>) =>
@@ -64,6 +65,7 @@ describe("SQLite: what it opens", () => {
         expect(notAStore.message).toBe(`${filename} is not a Switchboard store: the file is not an SQLite database`)
         expect(notAStore.retryable).toBe(false)
         expect(readFileSync(filename).equals(bytes)).toBe(true)
+        expect(existsSync(`${filename}-lock`)).toBe(false)
       }
     }))
 
@@ -200,6 +202,75 @@ describe("SQLite: durability", () => {
         ])
       }))
   }
+})
+
+describe("SQLite: one writer at a time", () => {
+  const writerScript = "test/support/crash-writer.ts"
+
+  it.scoped("refuses a second writer in this process with StoreInUse, not a reader, and takes one again once the first closes", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("one-writer.db")
+      const firstScope = yield* Scope.make()
+      const first = yield* build(EventLogSqlite.layer({ filename })).pipe(Scope.extend(firstScope))
+      yield* first.append([registered("a")])
+      const refused = yield* openFailure({ filename })
+      expect(refused).toBeInstanceOf(StoreInUse)
+      expect(refused).toMatchObject({ location: filename, retryable: true })
+      expect(refused.message).toBe(`${filename} is in use: another process (or another log of this one) writes it`)
+      const reader = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      expect(yield* reader.head).toBe(1)
+      yield* Scope.close(firstScope, Exit.void)
+      const second = yield* build(EventLogSqlite.layer({ filename }))
+      expect(offsets(yield* second.append([registered("b")]))).toEqual([2])
+    }))
+
+  it.scopedLive("while another process writes a store, a writer here is refused and a reader reads; once that process is SIGKILLed, the store opens here", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("other-writer.db")
+      let acks = 0
+      let kill = false
+      let acknowledged!: () => void
+      const firstAck = new Promise<void>((resolve) => (acknowledged = resolve))
+      const writer = runUntilKilled({
+        script: writerScript,
+        args: [filename, "other"],
+        timeoutMs: 30_000,
+        onLine: () => {
+          if (++acks === 1) acknowledged()
+          return kill
+        },
+        name: "the writer",
+        progress: () => `acknowledged only ${acks} appends`
+      })
+      yield* Effect.promise(() => Promise.race([firstAck, writer]))
+
+      const refused = yield* openFailure({ filename })
+      expect(refused).toBeInstanceOf(StoreInUse)
+      const read = yield* Effect.scoped(Effect.flatMap(build(EventLogSqlite.layerReadonly({ filename })), readAll))
+      expect(read.length).toBeGreaterThan(0)
+
+      kill = true
+      yield* Effect.promise(() => writer)
+      // The killed writer's lock went with it.
+      const log = yield* build(EventLogSqlite.layer({ filename }))
+      const head = yield* log.head
+      expect(head).toBeGreaterThanOrEqual(read.length)
+      expect(offsets(yield* log.append([registered("after")]))).toEqual([head + 1])
+    }), 60_000)
+
+  it.scopedLive("while this process writes a store, a writer in another process is refused with StoreInUse", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("this-writer.db")
+      const log = yield* build(EventLogSqlite.layer({ filename }))
+      yield* log.append([registered("mine")])
+      const other = yield* Effect.promise(() =>
+        start({ script: writerScript, args: [filename, "other"], timeoutMs: 30_000 }).finished
+      )
+      expect(other.code).toBe(1)
+      expect(other.stdout).toBe("")
+      expect(other.stderr).toContain(`${filename} is in use`)
+      expect((yield* readAll(log)).map((record) => nameOf(record.event))).toEqual(["mine"])
+    }), 60_000)
 })
 
 // ---------------------------------------------------------------------------

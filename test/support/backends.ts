@@ -8,7 +8,7 @@ import { NodeFileSystem } from "@effect/platform-node"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import { Context, Effect, Layer, Random, Redacted, type Scope } from "effect"
+import { Context, Effect, ExecutionStrategy, Exit, Layer, Random, Redacted, Scope } from "effect"
 import type { StoredEvent } from "../../src/index.js"
 import { EventLog } from "../../src/index.js"
 import { makeEventLog } from "../../src/layers/EventLogStore.js"
@@ -19,7 +19,9 @@ export interface FreshLog {
   readonly log: EventLog["Type"]
   /** Writes a record at `offset` as given, bypassing encoding. */
   readonly writeRaw: (offset: number, stored: StoredEvent) => Effect.Effect<void>
-  /** The same store opened again, as after a restart. */
+  /** Closes `log`, as a stop would; the store stays. */
+  readonly close: Effect.Effect<void>
+  /** The same store opened again, as after a restart (an SQLite store takes one writer: `close` first). */
   readonly reopen: Effect.Effect<EventLog["Type"], unknown, Scope.Scope>
 }
 
@@ -33,13 +35,22 @@ export const pgUrl = process.env.SWITCHBOARD_PG_URL
 const build = <E>(layer: Layer.Layer<EventLog, E>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, EventLog))
 
+/** Opens a log in a scope of its own, so that `close` can end it before the test's scope (and the store) ends. */
+const closable = <E>(open: Effect.Effect<EventLog["Type"], E, Scope.Scope>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    const log = yield* Scope.extend(open, scope)
+    return { log, close: Scope.close(scope, Exit.void) }
+  })
+
 export const memoryBackend = Layer.succeed(Backend, {
   name: "memory",
   fresh: Effect.gen(function*() {
     const store = yield* EventLogMemory.makeStore
-    const log = yield* makeEventLog(store)
+    const { close, log } = yield* closable(makeEventLog(store))
     return {
       log,
+      close,
       writeRaw: (offset: number, stored: StoredEvent) => Effect.asVoid(Effect.orDie(store.commit([stored], 0, { id: `raw-${offset}` }))),
       reopen: makeEventLog(store)
     }
@@ -59,10 +70,11 @@ const sqliteBackend = (name: string, open: (filename: string) => Layer.Layer<Eve
     name,
     fresh: Effect.gen(function*() {
       const filename = yield* tempFile("log.db")
-      const log = yield* build(open(filename))
+      const { close, log } = yield* closable(build(open(filename)))
       const raw = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
       return {
         log,
+        close,
         writeRaw: (offset: number, stored: StoredEvent) =>
           raw`INSERT INTO switchboard_events (log_offset, committed_at, event_type, event_version, payload)
               VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
@@ -81,9 +93,10 @@ const pgBackend = (name: string, url: string, open: (table: string) => Layer.Lay
       yield* Effect.addFinalizer(() =>
         Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`)
       )
-      const log = yield* build(open(table))
+      const { close, log } = yield* closable(build(open(table)))
       return {
         log,
+        close,
         writeRaw: (offset: number, stored: StoredEvent) =>
           raw`INSERT INTO ${raw(table)} (log_offset, committed_at, event_type, event_version, payload)
               VALUES (${offset}, 0, ${stored.type}, ${stored.version}, ${stored.payload})`.pipe(Effect.asVoid, Effect.orDie),
