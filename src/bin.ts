@@ -65,13 +65,15 @@ const replay = Command.make(
   ({ agent, at, message, store }) =>
     Effect.gen(function*() {
       const filter = { agent: Option.getOrUndefined(agent), message: Option.getOrUndefined(message) }
-      const to = Option.getOrUndefined(at)
+      const asked = Option.getOrUndefined(at)
+      // One head for the timeline and the state: another process may be writing the store.
+      const to = yield* Replay.lastOffset(asked)
       yield* Replay.timeline({ ...filter, to }).pipe(
         Stream.runForEach((entry) => Console.log(`#${entry.offset}  ${time(entry.at)}  ${entry.text}`))
       )
       const reached = yield* Replay.stateAt(to)
-      if (to !== undefined && reached.offset < to) {
-        yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${to}`)
+      if (asked !== undefined && reached.offset < asked) {
+        yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${asked}`)
       }
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
     }).pipe(Effect.provide(EventLogSqlite.layerReadonly({ filename: store })))

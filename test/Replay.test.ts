@@ -18,6 +18,7 @@ import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
 import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
+import { runUntilKilled } from "./support/child.js"
 import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
 const config: Partial<RouterConfig> = {
@@ -341,6 +342,39 @@ describe("switchboard replay (the command line)", () => {
     expectFailure(negative, "--at must be an offset, 0 or more")
     const zero = await replay(store, "--at", "0")
     expect(zero).toEqual({ code: 0, stdout: "state at offset 0:\n  messages: none\n", stderr: "" })
+  })
+
+  it("prints the state at the last offset of its timeline while another process writes the store", async () => {
+    const live = join(dir, "live.db")
+    let acks = 0
+    let kill = false
+    let acknowledged!: () => void
+    const enough = new Promise<void>((resolve) => (acknowledged = resolve))
+    const writer = runUntilKilled({
+      script: "test/support/crash-writer.ts",
+      // Two fibers: enough to move the head while replay runs, few enough to keep its timeline short.
+      args: [live, "live", "2"],
+      timeoutMs: 50_000,
+      onLine: () => {
+        if (++acks === 200) acknowledged()
+        return kill
+      },
+      name: "the writer",
+      progress: () => `acknowledged only ${acks} appends`
+    })
+    try {
+      await Promise.race([enough, writer])
+      const result = await replay(live)
+      expect(result).toMatchObject({ code: 0, stderr: "" })
+      const lines = result.stdout.split("\n")
+      const last = lines.filter((line) => line.startsWith("#")).pop()
+      const timelineEnd = Number(/^#(\d+) /.exec(last ?? "")?.[1])
+      expect(timelineEnd).toBeGreaterThan(0)
+      expect(lines).toContain(`state at offset ${timelineEnd}:`)
+    } finally {
+      kill = true
+      await writer
+    }
   })
 
   it("says where the store ends when --at is past its head", async () => {

@@ -42,6 +42,15 @@ export const steps = (range: ReadRange = {}, config: Partial<RouterConfig> = {})
     )
   }))
 
+/**
+ * The last offset a replay up to `at` reaches: `at`, or the head when the log
+ * ends before it or no `at` is given. A log being written grows between two
+ * reads of its head: read once and handed to both `timeline` and `stateAt`, it
+ * has them describe the same records.
+ */
+export const lastOffset = (at?: number) =>
+  Effect.flatMap(EventLog, (log) => Effect.map(log.head, (head) => at === undefined ? head : Math.min(at, head)))
+
 /** The state once the records up to offset `at` (default: the head) are applied. */
 export const stateAt = (at?: number, config: Partial<RouterConfig> = {}) =>
   Effect.flatMap(EventLog, (log) => {
