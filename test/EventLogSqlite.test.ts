@@ -13,7 +13,7 @@ import { Cause, Chunk, Context, Effect, Either, Exit, Fiber, Layer, Random, Reda
 import { EventLog, NotAStore, PersistenceError, StoreInUse } from "../src/index.js"
 import { EventLogPg, EventLogSqlite } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
-import { runUntilKilled, start } from "./support/child.js"
+import { start, writeInBackground } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 const build = <E>(layer: Layer.Layer<EventLog, E>) =>
@@ -205,8 +205,6 @@ describe("SQLite: durability", () => {
 })
 
 describe("SQLite: one writer at a time", () => {
-  const writerScript = "test/support/crash-writer.ts"
-
   it.scoped("refuses a second writer in this process with StoreInUse, not a reader, and takes one again once the first closes", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile("one-writer.db")
@@ -227,30 +225,17 @@ describe("SQLite: one writer at a time", () => {
   it.scopedLive("while another process writes a store, a writer here is refused and a reader reads; once that process is SIGKILLed, the store opens here", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile("other-writer.db")
-      let acks = 0
-      let kill = false
-      let acknowledged!: () => void
-      const firstAck = new Promise<void>((resolve) => (acknowledged = resolve))
-      const writer = runUntilKilled({
-        script: writerScript,
-        args: [filename, "other"],
-        timeoutMs: 30_000,
-        onLine: () => {
-          if (++acks === 1) acknowledged()
-          return kill
-        },
-        name: "the writer",
-        progress: () => `acknowledged only ${acks} appends`
-      })
-      yield* Effect.promise(() => Promise.race([firstAck, writer]))
+      const writer = writeInBackground({ filename, run: "other", timeoutMs: 30_000 })
+      // Also when an expectation fails first.
+      yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => writer.kill())))
+      yield* Effect.promise(() => writer.acknowledged(1))
 
       const refused = yield* openFailure({ filename })
       expect(refused).toBeInstanceOf(StoreInUse)
       const read = yield* Effect.scoped(Effect.flatMap(build(EventLogSqlite.layerReadonly({ filename })), readAll))
       expect(read.length).toBeGreaterThan(0)
 
-      kill = true
-      yield* Effect.promise(() => writer)
+      yield* Effect.promise(() => writer.kill())
       // The killed writer's lock went with it.
       const log = yield* build(EventLogSqlite.layer({ filename }))
       const head = yield* log.head
@@ -264,7 +249,7 @@ describe("SQLite: one writer at a time", () => {
       const log = yield* build(EventLogSqlite.layer({ filename }))
       yield* log.append([registered("mine")])
       const other = yield* Effect.promise(() =>
-        start({ script: writerScript, args: [filename, "other"], timeoutMs: 30_000 }).finished
+        start({ script: "test/support/crash-writer.ts", args: [filename, "other"], timeoutMs: 30_000 }).finished
       )
       expect(other.code).toBe(1)
       expect(other.stdout).toBe("")

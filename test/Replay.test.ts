@@ -18,7 +18,7 @@ import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
 import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
-import { runUntilKilled } from "./support/child.js"
+import { writeInBackground } from "./support/child.js"
 import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
 const config: Partial<RouterConfig> = {
@@ -346,24 +346,10 @@ describe("switchboard replay (the command line)", () => {
 
   it("prints the state at the last offset of its timeline while another process writes the store", async () => {
     const live = join(dir, "live.db")
-    let acks = 0
-    let kill = false
-    let acknowledged!: () => void
-    const enough = new Promise<void>((resolve) => (acknowledged = resolve))
-    const writer = runUntilKilled({
-      script: "test/support/crash-writer.ts",
-      // Two fibers: enough to move the head while replay runs, few enough to keep its timeline short.
-      args: [live, "live", "2"],
-      timeoutMs: 50_000,
-      onLine: () => {
-        if (++acks === 200) acknowledged()
-        return kill
-      },
-      name: "the writer",
-      progress: () => `acknowledged only ${acks} appends`
-    })
+    // Two fibers: enough to move the head while replay runs, few enough to keep its timeline short.
+    const writer = writeInBackground({ filename: live, run: "live", fibers: 2, timeoutMs: 50_000 })
     try {
-      await Promise.race([enough, writer])
+      await writer.acknowledged(200)
       const result = await replay(live)
       expect(result).toMatchObject({ code: 0, stderr: "" })
       const lines = result.stdout.split("\n")
@@ -372,8 +358,7 @@ describe("switchboard replay (the command line)", () => {
       expect(timelineEnd).toBeGreaterThan(0)
       expect(lines).toContain(`state at offset ${timelineEnd}:`)
     } finally {
-      kill = true
-      await writer
+      await writer.kill()
     }
   })
 

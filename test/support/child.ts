@@ -96,3 +96,42 @@ export const start = (options: {
   })
   return { child, finished }
 }
+
+/**
+ * The crash writer (test/support/crash-writer.ts) appending to the SQLite
+ * store `filename` from `fibers` fibers (default 20) in the background, while
+ * a test does its part. `acknowledged(n)` resolves once it has acknowledged
+ * `n` appends; `kill()` kills it with SIGKILL and resolves once it died of it.
+ * Both reject when it exits on its own.
+ */
+export const writeInBackground = (options: {
+  readonly filename: string
+  readonly run: string
+  readonly fibers?: number
+  readonly timeoutMs: number
+}) => {
+  let acks = 0
+  let kill = false
+  let waiting: Array<{ readonly n: number; readonly resolve: () => void }> = []
+  const died = runUntilKilled({
+    script: "test/support/crash-writer.ts",
+    args: [options.filename, options.run, String(options.fibers ?? 20)],
+    timeoutMs: options.timeoutMs,
+    onLine: () => {
+      acks++
+      for (const waiter of waiting) if (waiter.n <= acks) waiter.resolve()
+      waiting = waiting.filter((waiter) => waiter.n > acks)
+      return kill
+    },
+    name: "the writer",
+    progress: () => `acknowledged only ${acks} appends`
+  })
+  return {
+    acknowledged: (n: number) =>
+      Promise.race([new Promise<void>((resolve) => (n <= acks ? resolve() : waiting.push({ n, resolve }))), died]),
+    kill: () => {
+      kill = true
+      return died
+    }
+  }
+}
