@@ -35,12 +35,10 @@ import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import Database from "better-sqlite3"
 import { Array as Arr, Console, DateTime, Effect, Either, type Scope, Stream } from "effect"
-import {
-  EventLog
-} from "../src/index.js"
+import { EventLog } from "../src/index.js"
+import { EventLogSqlite } from "../src/node.js"
 import { encodeEvent, type StoredEvent } from "../src/schema/Event.js"
 import { MessageAccepted } from "../src/schema/RouterEvents.js"
-import { layerSqlite } from "../src/node.js"
 import { type LogStore, makeEventLog } from "../src/layers/EventLogStore.js"
 import { formatNumber, hasFlag, intOption, printComparison, printResult, rate, ratioOf } from "./report.js"
 
@@ -148,7 +146,7 @@ const baselineRead = (db: Database.Database) =>
 // The event log
 
 export const withLog = <A, E>(filename: string, use: (log: EventLog["Type"]) => Effect.Effect<A, E>) =>
-  Effect.flatMap(EventLog, use).pipe(Effect.provide(layerSqlite({ filename, durability: "full" })))
+  Effect.flatMap(EventLog, use).pipe(Effect.provide(EventLogSqlite.layer({ filename, durability: "full" })))
 
 export const concurrentAppend = (log: EventLog["Type"], events: ReadonlyArray<MessageAccepted>) => {
   const perFiber = events.length / fibers

@@ -36,7 +36,7 @@ import { Array as Arr, Console, Effect, Either, Layer } from "effect"
 import { availableParallelism, loadavg } from "node:os"
 import { type EventLog, EventLogMemory, Registry, Switchboard } from "../src/index.js"
 import { type Action, compilePolicy, type EvaluationContext, evaluate } from "../src/model/Policy.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { parsePolicy } from "../src/schema/Policy.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { formatNumber, intOption, printComparison, printResult } from "./report.js"
@@ -425,7 +425,7 @@ export const main = (args: ReadonlyArray<string>) =>
     const noopFigures = yield* timed(checks, 1, noop)
     const evaluateFigures = yield* timed(checks, 1, evaluateCall)
 
-    const memory = yield* gatewayRun("memory", EventLogMemory.layerMemory(), {
+    const memory = yield* gatewayRun("memory", EventLogMemory.layer(), {
       warmup,
       sequential: checks,
       concurrent: checks
@@ -433,7 +433,7 @@ export const main = (args: ReadonlyArray<string>) =>
     const spinCall = makeSpin(memory.sequential.p50Us)
     yield* timed(warmup, 1, spinCall)
     const spinFigures = yield* timed(checks, 1, spinCall)
-    const sqlite = yield* gatewayRun("sqlite", layerSqlite({ filename: `${dir}/gateway.db`, durability: "full" }), {
+    const sqlite = yield* gatewayRun("sqlite", EventLogSqlite.layer({ filename: `${dir}/gateway.db`, durability: "full" }), {
       warmup: Math.min(500, sqliteChecks),
       sequential: sqliteChecks,
       concurrent: sqliteChecks * 10

@@ -42,7 +42,7 @@ import { AckPolicy, connect, type JetStreamClient, type JetStreamManager, type N
 import Database from "better-sqlite3"
 import { buildEnvelope, EventLog, EventLogMemory, Registry, Router, Switchboard } from "../src/index.js"
 import { makeEventLog } from "../src/layers/EventLogStore.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import {
   baselineWrite,
   concurrentAppend,
@@ -199,7 +199,7 @@ const routerConfig = {
   mailboxCapacity: 1_000_000_000
 }
 
-const sqliteLog = (filename: string) => layerSqlite({ filename, durability: "full" })
+const sqliteLog = (filename: string) => EventLogSqlite.layer({ filename, durability: "full" })
 
 const producerId = "bench-producer"
 const consumerId = "bench-consumer"
@@ -369,7 +369,7 @@ export const main = (args: ReadonlyArray<string>) =>
         (filename) =>
           Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(filename + suffix)))
       )
-    const memory = EventLogMemory.layerMemory()
+    const memory = EventLogMemory.layer()
 
     const natsUrl = process.env.SWITCHBOARD_NATS_URL ?? "127.0.0.1:4222"
     const nats = Option.getRight(yield* connectNats(natsUrl))

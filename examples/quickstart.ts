@@ -21,8 +21,8 @@ const program = Effect.gen(function*() {
   return yield* router.awaitStage({ message_id: receipt.message_id, stage: "FULFILLED" })
 })
 
-// In memory here; `layerSqlite({ filename })` from "switchboard/node" for a durable store.
+// In memory here; `EventLogSqlite.layer({ filename })` from "switchboard/node" for a durable store.
 // Ids are random UUIDs unless an `Ids` layer is provided (`Ids.layerSequential()` for tests).
-const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(Layer.provideMerge(EventLogMemory.layerMemory()))
+const Runtime = Switchboard.layer({ ackWaitMs: 5_000 }).pipe(Layer.provideMerge(EventLogMemory.layer()))
 
 export const main = program.pipe(Effect.provide(Runtime))

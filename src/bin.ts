@@ -10,7 +10,7 @@
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
-import { openStore } from "./layers/EventLogSqlite.js"
+import * as EventLogSqlite from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RuntimeSnapshot } from "./model/Runtime.js"
 import type { NotAStore, PersistenceError, UndecodableRecord, ValidationError as InvalidInput } from "./schema/Errors.js"
@@ -65,16 +65,18 @@ const replay = Command.make(
   ({ agent, at, message, store }) =>
     Effect.gen(function*() {
       const filter = { agent: Option.getOrUndefined(agent), message: Option.getOrUndefined(message) }
-      const to = Option.getOrUndefined(at)
+      const asked = Option.getOrUndefined(at)
+      // One head for the timeline and the state: another process may be writing the store.
+      const to = yield* Replay.lastOffset(asked)
       yield* Replay.timeline({ ...filter, to }).pipe(
         Stream.runForEach((entry) => Console.log(`#${entry.offset}  ${time(entry.at)}  ${entry.text}`))
       )
       const reached = yield* Replay.stateAt(to)
-      if (to !== undefined && reached.offset < to) {
-        yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${to}`)
+      if (asked !== undefined && reached.offset < asked) {
+        yield* Console.error(`switchboard: the store ends at offset ${reached.offset}, before --at ${asked}`)
       }
       for (const line of renderState(reached.offset, Replay.snapshot(reached.state), filter)) yield* Console.log(line)
-    }).pipe(Effect.provide(openStore(store)))
+    }).pipe(Effect.provide(EventLogSqlite.layerReadonly({ filename: store })))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
 const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay]))

@@ -12,7 +12,7 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { FileSystem } from "@effect/platform"
 import { Console, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { newEnvelope } from "./layers/Envelopes.js"
-import { layerSqlite } from "./layers/EventLogSqlite.js"
+import * as EventLogSqlite from "./layers/EventLogSqlite.js"
 import * as Processor from "./layers/Processor.js"
 import * as Replay from "./layers/Replay.js"
 import * as Switchboard from "./layers/Switchboard.js"
@@ -131,7 +131,7 @@ const program = Effect.gen(function*() {
 })
 
 const runtime = Switchboard.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000 }).pipe(
-  Layer.provideMerge(layerSqlite({ filename: store })),
+  Layer.provideMerge(EventLogSqlite.layer({ filename: store })),
   Layer.provideMerge(Ids.layerUuid)
 )
 

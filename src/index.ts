@@ -46,6 +46,7 @@ export {
   OversizePayload,
   PermissionDenied,
   PersistenceError,
+  StoreInUse,
   TtlExpired,
   UndecodableRecord,
   UnknownPlaceholder,

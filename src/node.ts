@@ -1,5 +1,9 @@
 /**
- * The Node-only parts of Switchboard's public API.
+ * The Node-only parts of Switchboard's public API: the durable event logs, each
+ * a module whose `layer` builds it (`EventLogSqlite.layer({ filename })`,
+ * `EventLogPg.layer({ url })`, `EventLogSql.layer()` on the application's own
+ * SqlClient).
  */
-export { layerSqlite, openStore, type SqliteEventLogOptions } from "./layers/EventLogSqlite.js"
-export { layerPg, type PgEventLogOptions } from "./layers/EventLogPg.js"
+export * as EventLogSqlite from "./layers/EventLogSqlite.js"
+export * as EventLogPg from "./layers/EventLogPg.js"
+export * as EventLogSql from "./layers/EventLogSql.js"

@@ -9,7 +9,7 @@ import Database from "better-sqlite3"
 import { Chunk, type Context, Effect, Layer, Schema, Stream } from "effect"
 import * as Switchboard from "../src/layers/Switchboard.js"
 import { sealRecord } from "../src/model/Audit.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { AuditCheckpoint, type AuditRecord } from "../src/schema/Audit.js"
 import { ValidationError } from "../src/schema/Errors.js"
 import { Gateway } from "../src/services/Gateway.js"
@@ -19,7 +19,7 @@ import { tempFile } from "./support/backends.js"
 import { toolsPolicy } from "./support/gateway.js"
 
 const onFile = (filename: string) =>
-  Switchboard.layer().pipe(Layer.provideMerge(layerSqlite({ filename })), Layer.provideMerge(SecretStore.layerMemory({})))
+  Switchboard.layer().pipe(Layer.provideMerge(EventLogSqlite.layer({ filename })), Layer.provideMerge(SecretStore.layerMemory({})))
 
 /**
  * Five audit records in a new SQLite file, verified clean: the file, the

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Scope, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Stream } from "effect"
 import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
-import { makeMemoryStore } from "../src/layers/EventLogMemory.js"
+import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { makeEventLog } from "../src/layers/EventLogStore.js"
 import { Backend, backends, pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
@@ -128,21 +128,19 @@ for (const backend of backends) {
 
     it.scoped("a follow waiting at the head fails when the log closes, and so does one started after", () =>
       Effect.gen(function*() {
-        const { log, reopen } = yield* fresh
+        const { close, log } = yield* fresh
         yield* log.append([registered("a")])
-        const scope = yield* Scope.make()
-        const closing = yield* reopen.pipe(Scope.extend(scope))
         const first = yield* Deferred.make<void>()
-        const follower = yield* closing.follow(1).pipe(
+        const follower = yield* log.follow(1).pipe(
           Stream.tap(() => Deferred.succeed(first, undefined)),
           Stream.runDrain,
           Effect.fork
         )
         yield* Deferred.await(first)
-        yield* Scope.close(scope, Exit.void)
+        yield* close
         const failure = yield* Effect.flip(Fiber.join(follower))
         expect(failure).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
-        const late = yield* Effect.flip(Stream.runDrain(closing.follow(1)))
+        const late = yield* Effect.flip(Stream.runDrain(log.follow(1)))
         expect(late).toMatchObject({ _tag: "PersistenceError", message: "event log closed" })
       }))
 
@@ -183,8 +181,9 @@ for (const backend of backends) {
 
     it.scoped("a reopened store continues where it stopped", () =>
       Effect.gen(function*() {
-        const { log, reopen } = yield* fresh
+        const { close, log, reopen } = yield* fresh
         yield* log.append([registered("a"), registered("b")])
+        yield* close
         const again = yield* reopen
         expect(yield* again.head).toBe(2)
         expect(offsets(yield* again.append([registered("c")]))).toEqual([3])
@@ -195,7 +194,7 @@ for (const backend of backends) {
 describe("EventLog on a store that hears other writers' heads", () => {
   it.scoped("a follow told of a head the store has not reached waits, instead of reading again and again", () =>
     Effect.gen(function*() {
-      const memory = yield* makeMemoryStore
+      const memory = yield* EventLogMemory.makeStore
       let pagesRead = 0
       const heads = yield* Queue.unbounded<number>()
       const log = yield* makeEventLog({
@@ -217,7 +216,7 @@ describe("EventLog options", () => {
   it.scoped("refuses a page size or group size that would make reads never end or appends never commit", () =>
     Effect.gen(function*() {
       for (const options of [{ pageSize: 0 }, { pageSize: Number.NaN }, { maxGroup: 0 }, { maxGroup: 1.5 }]) {
-        const store = yield* makeMemoryStore
+        const store = yield* EventLogMemory.makeStore
         const exit = yield* Effect.exit(makeEventLog(store, options))
         expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
         expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/must be a positive integer/)

@@ -9,7 +9,7 @@ import { join } from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Chunk, Context, Effect, Layer, Stream } from "effect"
 import { EventLog } from "../src/index.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { runUntilKilled } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -44,7 +44,7 @@ const batchName = /^(.+)\.(\d+)of(\d+)$/
 /** Reopens the store and checks it against the acknowledgements; returns the head. */
 const verify = (filename: string, acks: ReadonlyArray<Ack>) =>
   Effect.gen(function*() {
-    const log = Context.get(yield* Layer.build(layerSqlite({ filename })), EventLog)
+    const log = Context.get(yield* Layer.build(EventLogSqlite.layer({ filename })), EventLog)
     const head = yield* log.head
     const records = Chunk.toReadonlyArray(yield* Stream.runCollect(log.read()))
     const names = records.map((record) => nameOf(record.event))

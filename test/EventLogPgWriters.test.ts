@@ -1,10 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Chunk, Context, Effect, Fiber, Layer, Random, Redacted, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Fiber, Layer, Random, Redacted, Stream } from "effect"
 import { EventLog } from "../src/index.js"
-import { layerPg } from "../src/node.js"
+import { EventLogPg, EventLogSql } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
+import { start } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 if (!pgUrl) console.warn("EventLog on PostgreSQL with several writers: SKIPPING, SWITCHBOARD_PG_URL is not set")
@@ -16,7 +17,7 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       const table = `writers_${Date.now().toString(36)}`
       const raw = yield* PgClient.make({ url: Redacted.make(url) }).pipe(Effect.provide(Reactivity.layer))
       yield* Effect.addFinalizer(() => Effect.ignore(raw`DROP TABLE IF EXISTS ${raw(table)}, ${raw(`${table}_migrations`)}`))
-      const open = Effect.map(Layer.build(layerPg({ url, table, maxConnections: 4 })), (context) => Context.get(context, EventLog))
+      const open = Effect.map(Layer.build(EventLogPg.layer({ url, table, maxConnections: 4 })), (context) => Context.get(context, EventLog))
       const first = yield* open
       const second = yield* open
       // The second log learns of the first's appends only through NOTIFY.
@@ -54,6 +55,44 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
     return { table, raw }
   })
 
+  it.scopedLive("many first opens of one new store at once, in this process and in three others, all succeed", () =>
+    Effect.gen(function*() {
+      const { table } = yield* freshTable
+      // The children load first, then all open at the same moment as this process's logs.
+      const children = yield* Effect.promise(() =>
+        Promise.all([1, 2, 3].map((i) =>
+          new Promise<ReturnType<typeof start>>((resolve) => {
+            const started = start({
+              script: "test/support/pg-opener.ts",
+              args: [pgUrl!, table, `child${i}`],
+              timeoutMs: 30_000,
+              onLine: (line) => line === "ready" && resolve(started)
+            })
+          })
+        ))
+      )
+      for (const { child } of children) child.stdin.end("go\n")
+      const opened = yield* Effect.forEach(
+        [1, 2, 3, 4, 5, 6],
+        (i) =>
+          Effect.flatMap(open(EventLogPg.layer({ url: pgUrl!, table, maxConnections: 2 })), (log) =>
+            log.append([registered(`local${i}`)])),
+        { concurrency: "unbounded" }
+      )
+      const finished = yield* Effect.promise(() => Promise.all(children.map(({ finished }) => finished)))
+      for (const { code, stderr } of finished) expect({ code, stderr }).toEqual({ code: 0, stderr: "" })
+      const offsets = [...opened.map((records) => records[0].offset), ...finished.map(({ stdout }) => Number(stdout.trim().split("\n").pop()))]
+      expect(offsets.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+    }), 60_000)
+
+  it.scopedLive("refuses a pool of one connection, on which the first open would wait forever, as a defect", () =>
+    Effect.gen(function*() {
+      const { table } = yield* freshTable
+      const exit = yield* Effect.exit(Effect.scoped(open(EventLogPg.layer({ url: pgUrl!, table, maxConnections: 1 }))))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/2 connections or more/)
+    }), 60_000)
+
   it.scopedLive("stores of one table name in two schemas listen on channels of their own", () =>
     Effect.gen(function*() {
       const tag = `${Date.now().toString(36)}_${(yield* Random.nextInt).toString(36).replace("-", "n")}`
@@ -62,7 +101,7 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       for (const schema of schemas) yield* raw`CREATE SCHEMA ${raw(schema)}`
       yield* Effect.addFinalizer(() => Effect.ignore(raw`DROP SCHEMA ${raw(schemas[0])}, ${raw(schemas[1])} CASCADE`))
       const logs = yield* Effect.forEach(schemas, (schema) =>
-        open(layerPg({ url: connection(pgUrl!, schema, schema), table: "events" })))
+        open(EventLogPg.layer({ url: connection(pgUrl!, schema, schema), table: "events" })))
       // Each log's listener has started once a log hears its own append.
       for (const log of logs) {
         yield* log.append([registered("first")])
@@ -83,8 +122,8 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       for (let attempt = 0; attempt < 10; attempt++) {
         yield* Effect.scoped(Effect.gen(function*() {
           const { table } = yield* freshTable
-          const other = yield* open(layerPg({ url: pgUrl!, table }))
-          const log = yield* open(layerPg({ url: pgUrl!, table }))
+          const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
+          const log = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
           yield* other.append([registered("x")])
           // Well within the second after which a waiting follow reads the head anyway.
           const followed = yield* log.follow(1).pipe(Stream.take(1), Stream.runCollect, Effect.timeout("900 millis"))
@@ -93,12 +132,30 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
       }
     }), 60_000)
 
+  it.scopedLive("a log on the application's own PgClient hears another writer's appends through LISTEN", () =>
+    Effect.gen(function*() {
+      const { raw, table } = yield* freshTable
+      const name = `app_${table}`
+      const log = yield* open(
+        EventLogSql.layer({ table }).pipe(Layer.provide(PgClient.layer({ url: Redacted.make(connection(pgUrl!, name)) })))
+      )
+      const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
+      yield* log.append([registered("1")])
+      yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
+      const listens = yield* raw`SELECT pid FROM pg_stat_activity WHERE application_name = ${name} AND query LIKE 'LISTEN %'`
+      expect(listens.length).toBe(1)
+      yield* other.append([registered("2")])
+      // Well within the second after which a waiting follow reads the head anyway.
+      const followed = yield* log.follow(2).pipe(Stream.take(1), Stream.runCollect, Effect.timeout("900 millis"))
+      expect(Chunk.toReadonlyArray(followed).map((record) => nameOf(record.event))).toEqual(["2"])
+    }), 60_000)
+
   it.scopedLive("a follow still sees another writer's appends after its LISTEN connection is lost", () =>
     Effect.gen(function*() {
       const { raw, table } = yield* freshTable
       const name = `listener_${table}`
-      const log = yield* open(layerPg({ url: connection(pgUrl!, name), table }))
-      const other = yield* open(layerPg({ url: pgUrl!, table }))
+      const log = yield* open(EventLogPg.layer({ url: connection(pgUrl!, name), table }))
+      const other = yield* open(EventLogPg.layer({ url: pgUrl!, table }))
       yield* other.append([registered("1")])
       yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
       const killed = yield* raw`SELECT pg_terminate_backend(pid) FROM pg_stat_activity

@@ -7,19 +7,20 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import Database from "better-sqlite3"
 import { randomBytes } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Context, Effect, Either, Layer, Random, Redacted, type Scope, Stream } from "effect"
-import { EventLog, NotAStore, PersistenceError } from "../src/index.js"
-import { layerPg, layerSqlite, openStore, type SqliteEventLogOptions } from "../src/node.js"
+import { Cause, Chunk, Context, Effect, Either, Exit, Fiber, Layer, Random, Redacted, Scope, Stream } from "effect"
+import { EventLog, NotAStore, PersistenceError, StoreInUse } from "../src/index.js"
+import { EventLogPg, EventLogSqlite } from "../src/node.js"
 import { pgUrl, tempFile } from "./support/backends.js"
+import { start, writeInBackground } from "./support/child.js"
 import { nameOf, registered } from "./support/events.js"
 
 const build = <E>(layer: Layer.Layer<EventLog, E>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, EventLog))
 
 /** Opens the SQLite store and closes it again: the error of opening, if any. */
-const openFailure = (options: SqliteEventLogOptions) => Effect.flip(Effect.scoped(build(layerSqlite(options))))
+const openFailure = (options: EventLogSqlite.SqliteEventLogOptions) => Effect.flip(Effect.scoped(build(EventLogSqlite.layer(options))))
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 const offsets = (records: ReadonlyArray<{ readonly offset: number }>) => records.map((record) => record.offset)
@@ -64,6 +65,7 @@ describe("SQLite: what it opens", () => {
         expect(notAStore.message).toBe(`${filename} is not a Switchboard store: the file is not an SQLite database`)
         expect(notAStore.retryable).toBe(false)
         expect(readFileSync(filename).equals(bytes)).toBe(true)
+        expect(existsSync(`${filename}-lock`)).toBe(false)
       }
     }))
 
@@ -117,17 +119,38 @@ describe("SQLite: what it opens", () => {
       }
     }))
 
-  it.scoped("openStore refuses an empty file, never making it a store", () =>
+  it.scoped("layerReadonly refuses an empty file, never making it a store", () =>
     Effect.gen(function*() {
       const filename = yield* tempFile("empty.db")
       writeFileSync(filename, "")
-      const error = yield* Effect.flip(Effect.scoped(build(openStore(filename))))
+      const error = yield* Effect.flip(Effect.scoped(build(EventLogSqlite.layerReadonly({ filename }))))
       expect(error._tag).toBe("NotAStore")
       expect(readFileSync(filename).length).toBe(0)
-      const log = yield* build(layerSqlite({ filename }))
+      const log = yield* build(EventLogSqlite.layer({ filename }))
       yield* log.append([registered("first")])
-      const again = yield* build(openStore(filename))
+      const again = yield* build(EventLogSqlite.layerReadonly({ filename }))
       expect(yield* again.head).toBe(1)
+    }))
+
+  it.scoped("layerReadonly reads a store while it is written, follows its appends, and refuses to append as a defect", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("live.db")
+      const writerScope = yield* Scope.make()
+      const writer = yield* build(EventLogSqlite.layer({ filename })).pipe(Scope.extend(writerScope))
+      yield* writer.append([registered("a")])
+      const reader = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      const following = yield* reader.follow(1).pipe(Stream.take(3), Stream.runCollect, Effect.fork)
+      yield* writer.append([registered("b"), registered("c")])
+      expect(yield* reader.head).toBe(3)
+      const followed = yield* Fiber.join(following).pipe(Effect.timeout("5 seconds"))
+      expect(Chunk.toReadonlyArray(followed).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
+      const append = yield* Effect.exit(reader.append([registered("d")]))
+      expect(Exit.isFailure(append) && Cause.isDie(append.cause)).toBe(true)
+      yield* Scope.close(writerScope, Exit.void)
+      // Closed cleanly, the store has no WAL files left for a reader to find.
+      const later = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      expect((yield* readAll(later)).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
+      expect(sqliteJournalMode(filename)).toBe("wal")
     }))
 
   it.scoped("opens an empty (0-byte) file and a missing file as new stores", () =>
@@ -137,11 +160,11 @@ describe("SQLite: what it opens", () => {
       const missing = yield* tempFile("missing.db")
       for (const filename of [empty, missing]) {
         yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* build(layerSqlite({ filename }))
+          const log = yield* build(EventLogSqlite.layer({ filename }))
           expect(yield* log.head).toBe(0)
           expect(offsets(yield* log.append([registered("first")]))).toEqual([1])
         }))
-        const again = yield* build(layerSqlite({ filename }))
+        const again = yield* build(EventLogSqlite.layer({ filename }))
         expect(yield* again.head).toBe(1)
         expect((yield* readAll(again)).map((record) => nameOf(record.event))).toEqual(["first"])
       }
@@ -151,7 +174,7 @@ describe("SQLite: what it opens", () => {
     Effect.gen(function*() {
       const filename = yield* tempFile("corrupt.db")
       writeFileSync(filename, Buffer.concat([Buffer.from("SQLite format 3\0"), randomBytes(8192)]))
-      const exit = yield* Effect.exit(Effect.scoped(build(layerSqlite({ filename }))))
+      const exit = yield* Effect.exit(Effect.scoped(build(EventLogSqlite.layer({ filename }))))
       expect(exit._tag).toBe("Failure")
       const error = yield* openFailure({ filename })
       expect(["NotAStore", "PersistenceError"]).toContain(error._tag)
@@ -164,13 +187,13 @@ describe("SQLite: durability", () => {
       Effect.gen(function*() {
         const filename = yield* tempFile(`${durability}.db`)
         yield* Effect.scoped(Effect.gen(function*() {
-          const log = yield* build(layerSqlite({ filename, durability }))
+          const log = yield* build(EventLogSqlite.layer({ filename, durability }))
           expect(offsets(yield* log.append([registered("a"), registered("b")]))).toEqual([1, 2])
           expect(offsets(yield* log.append([registered("c")]))).toEqual([3])
           expect((yield* readAll(log)).map((record) => nameOf(record.event))).toEqual(["a", "b", "c"])
         }))
         expect(sqliteJournalMode(filename)).toBe("wal")
-        const again = yield* build(layerSqlite({ filename, durability }))
+        const again = yield* build(EventLogSqlite.layer({ filename, durability }))
         expect(yield* again.head).toBe(3)
         expect((yield* readAll(again)).map((record) => record.event)).toEqual([
           registered("a"),
@@ -179,6 +202,60 @@ describe("SQLite: durability", () => {
         ])
       }))
   }
+})
+
+describe("SQLite: one writer at a time", () => {
+  it.scoped("refuses a second writer in this process with StoreInUse, not a reader, and takes one again once the first closes", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("one-writer.db")
+      const firstScope = yield* Scope.make()
+      const first = yield* build(EventLogSqlite.layer({ filename })).pipe(Scope.extend(firstScope))
+      yield* first.append([registered("a")])
+      const refused = yield* openFailure({ filename })
+      expect(refused).toBeInstanceOf(StoreInUse)
+      expect(refused).toMatchObject({ location: filename, retryable: true })
+      expect(refused.message).toBe(`${filename} is in use: another process (or another log of this one) writes it`)
+      const reader = yield* build(EventLogSqlite.layerReadonly({ filename }))
+      expect(yield* reader.head).toBe(1)
+      yield* Scope.close(firstScope, Exit.void)
+      const second = yield* build(EventLogSqlite.layer({ filename }))
+      expect(offsets(yield* second.append([registered("b")]))).toEqual([2])
+    }))
+
+  it.scopedLive("while another process writes a store, a writer here is refused and a reader reads; once that process is SIGKILLed, the store opens here", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("other-writer.db")
+      const writer = writeInBackground({ filename, run: "other", timeoutMs: 30_000 })
+      // Also when an expectation fails first.
+      yield* Effect.addFinalizer(() => Effect.ignore(Effect.tryPromise(() => writer.kill())))
+      yield* Effect.promise(() => writer.acknowledged(1))
+
+      const refused = yield* openFailure({ filename })
+      expect(refused).toBeInstanceOf(StoreInUse)
+      const read = yield* Effect.scoped(Effect.flatMap(build(EventLogSqlite.layerReadonly({ filename })), readAll))
+      expect(read.length).toBeGreaterThan(0)
+
+      yield* Effect.promise(() => writer.kill())
+      // The killed writer's lock went with it.
+      const log = yield* build(EventLogSqlite.layer({ filename }))
+      const head = yield* log.head
+      expect(head).toBeGreaterThanOrEqual(read.length)
+      expect(offsets(yield* log.append([registered("after")]))).toEqual([head + 1])
+    }), 60_000)
+
+  it.scopedLive("while this process writes a store, a writer in another process is refused with StoreInUse", () =>
+    Effect.gen(function*() {
+      const filename = yield* tempFile("this-writer.db")
+      const log = yield* build(EventLogSqlite.layer({ filename }))
+      yield* log.append([registered("mine")])
+      const other = yield* Effect.promise(() =>
+        start({ script: "test/support/crash-writer.ts", args: [filename, "other"], timeoutMs: 30_000 }).finished
+      )
+      expect(other.code).toBe(1)
+      expect(other.stdout).toBe("")
+      expect(other.stderr).toContain(`${filename} is in use`)
+      expect((yield* readAll(log)).map((record) => nameOf(record.event))).toEqual(["mine"])
+    }), 60_000)
 })
 
 // ---------------------------------------------------------------------------
@@ -251,12 +328,12 @@ const atomicitySuite = (openPoisoned: Effect.Effect<EventLog["Type"], unknown, S
 describe("SQLite: atomicity enforced by the database", () => {
   const openPoisoned = Effect.gen(function*() {
     const filename = yield* tempFile("poisoned.db")
-    yield* Effect.scoped(build(layerSqlite({ filename })))
+    yield* Effect.scoped(build(EventLogSqlite.layer({ filename })))
     const db = new Database(filename)
     db.exec(`CREATE TRIGGER poison BEFORE INSERT ON switchboard_events WHEN NEW.payload LIKE '%poison%'
              BEGIN SELECT RAISE(ABORT, 'poisoned'); END`)
     db.close()
-    return yield* build(layerSqlite({ filename }))
+    return yield* build(EventLogSqlite.layer({ filename }))
   })
   atomicitySuite(openPoisoned)
 })
@@ -272,7 +349,7 @@ const pgSuite = (url: string) =>
           raw`DROP FUNCTION IF EXISTS ${raw(`${table}_poison`)}()`
         ))
       )
-      yield* Effect.scoped(build(layerPg({ url, table })))
+      yield* Effect.scoped(build(EventLogPg.layer({ url, table })))
       yield* raw.unsafe(`CREATE FUNCTION ${table}_poison() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF NEW.payload LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned'; END IF;
@@ -280,7 +357,7 @@ const pgSuite = (url: string) =>
         END $$`)
       yield* raw.unsafe(`CREATE TRIGGER poison BEFORE INSERT ON ${table}
         FOR EACH ROW EXECUTE FUNCTION ${table}_poison()`)
-      return yield* build(layerPg({ url, table }))
+      return yield* build(EventLogPg.layer({ url, table }))
     })
     atomicitySuite(openPoisoned)
   })

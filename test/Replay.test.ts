@@ -16,8 +16,9 @@ import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Router } from "../src/services/Router.js"
-import { layerSqlite, openStore } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
+import { writeInBackground } from "./support/child.js"
 import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
 const config: RuntimeOptions = {
@@ -74,7 +75,7 @@ const checkReplay = Effect.gen(function*() {
 
 const scenario = (commands: ReadonlyArray<typeof command extends fc.Arbitrary<infer A> ? A : never>) =>
   Effect.gen(function*() {
-    const logContext = yield* Layer.build(EventLogMemory.layerMemory())
+    const logContext = yield* Layer.build(EventLogMemory.layer())
     let routerScope = yield* Scope.make()
     const start = Effect.gen(function*() {
       const context = yield* Layer.buildWithScope(Switchboard.layer(config), routerScope).pipe(Effect.provide(logContext))
@@ -215,7 +216,7 @@ describe("Replay", () => {
 
   it.effect("refuses to replay a store file that does not exist, rather than create one", () =>
     Effect.gen(function*() {
-      const failure = yield* Effect.flip(Layer.build(openStore("/nonexistent/switchboard.db")).pipe(Effect.scoped))
+      const failure = yield* Effect.flip(Layer.build(EventLogSqlite.layerReadonly({ filename: "/nonexistent/switchboard.db" })).pipe(Effect.scoped))
       expect(failure).toMatchObject({ _tag: "NotAStore", reason: "no such file" })
     }))
 
@@ -269,7 +270,7 @@ describe("switchboard replay (the command line)", () => {
       yield* Effect.flatMap(Router, (router) => router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED" }))
     }).pipe(
       Effect.provide(Switchboard.layer({ livenessTimeoutMs: undefined }).pipe(
-        Layer.provideMerge(layerSqlite({ filename: store })),
+        Layer.provideMerge(EventLogSqlite.layer({ filename: store })),
         Layer.provideMerge(Ids.layerSequential("m"))
       )),
       Effect.scoped,
@@ -341,6 +342,24 @@ describe("switchboard replay (the command line)", () => {
     expectFailure(negative, "--at must be an offset, 0 or more")
     const zero = await replay(store, "--at", "0")
     expect(zero).toEqual({ code: 0, stdout: "state at offset 0:\n  messages: none\n", stderr: "" })
+  })
+
+  it("prints the state at the last offset of its timeline while another process writes the store", async () => {
+    const live = join(dir, "live.db")
+    // Two fibers: enough to move the head while replay runs, few enough to keep its timeline short.
+    const writer = writeInBackground({ filename: live, run: "live", fibers: 2, timeoutMs: 50_000 })
+    try {
+      await writer.acknowledged(200)
+      const result = await replay(live)
+      expect(result).toMatchObject({ code: 0, stderr: "" })
+      const lines = result.stdout.split("\n")
+      const last = lines.filter((line) => line.startsWith("#")).pop()
+      const timelineEnd = Number(/^#(\d+) /.exec(last ?? "")?.[1])
+      expect(timelineEnd).toBeGreaterThan(0)
+      expect(lines).toContain(`state at offset ${timelineEnd}:`)
+    } finally {
+      await writer.kill()
+    }
   })
 
   it("says where the store ends when --at is past its head", async () => {

@@ -123,7 +123,7 @@ describe("The runtime's layers", () => {
   it.effect("mints random UUIDs for ids unless an Ids layer is provided", () =>
     Effect.gen(function*() {
       const mint = Effect.flatMap(Ids, (ids) => ids.next)
-      const runtime = Switchboard.layer().pipe(Layer.provideMerge(EventLogMemory.layerMemory()))
+      const runtime = Switchboard.layer().pipe(Layer.provideMerge(EventLogMemory.layer()))
       expect(yield* mint.pipe(Effect.provide(runtime))).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4/)
       expect(yield* mint.pipe(Effect.provide(runtime.pipe(Layer.provideMerge(Ids.layerSequential("x")))))).toBe("x-1")
     }))

@@ -21,7 +21,7 @@ import type { RuntimeOptions } from "../src/schema/Config.js"
 import { messageOf } from "../src/model/Timeline.js"
 import type { EnvelopeState } from "../src/schema/Envelope.js"
 import type { RouterEvent } from "../src/schema/RouterEvents.js"
-import { layerSqlite } from "../src/node.js"
+import { EventLogSqlite } from "../src/node.js"
 import { Ids } from "../src/services/Ids.js"
 import { type Delivery, Router } from "../src/services/Router.js"
 import { runUntilKilled } from "./support/child.js"
@@ -35,7 +35,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 /** The router on an SQLite file, with the log itself beside it for replays. */
 const sqliteRouter = (filename: string, config: RuntimeOptions) =>
   Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
-    Layer.provideMerge(layerSqlite({ filename })),
+    Layer.provideMerge(EventLogSqlite.layer({ filename })),
     Layer.provideMerge(Ids.layerUuid)
   )
 

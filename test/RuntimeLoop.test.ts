@@ -34,7 +34,7 @@ describe("The command loop", () => {
             append: (events) => broken ? Effect.fail(disk) : log.append(events),
             read: (range) => broken ? Stream.fail(disk) : log.read(range)
           }))
-      ).pipe(Layer.provide(EventLogMemory.layerMemory()))
+      ).pipe(Layer.provide(EventLogMemory.layer()))
       yield* Effect.gen(function*() {
         const registry = yield* Registry
         const router = yield* Router

@@ -6,7 +6,7 @@ import { Effect, Layer } from "effect"
 import { EventLog } from "../services/EventLog.js"
 import { type EventLogOptions, type LogStore, makeEventLog, type StoredRecord } from "./EventLogStore.js"
 
-export const makeMemoryStore = Effect.sync((): LogStore => {
+export const makeStore = Effect.sync((): LogStore => {
   const records: Array<StoredRecord> = []
   return {
     commit: (events, committedAt) =>
@@ -24,6 +24,6 @@ export const makeMemoryStore = Effect.sync((): LogStore => {
   }
 })
 
-export const layerMemory = (options?: EventLogOptions): Layer.Layer<EventLog> =>
+export const layer = (options?: EventLogOptions): Layer.Layer<EventLog> =>
   // The memory store cannot fail.
-  Layer.scoped(EventLog, Effect.orDie(Effect.flatMap(makeMemoryStore, (store) => makeEventLog(store, options))))
+  Layer.scoped(EventLog, Effect.orDie(Effect.flatMap(makeStore, (store) => makeEventLog(store, options))))

@@ -1,6 +1,9 @@
 /**
  * The EventLog on `@effect/sql`: one implementation, two dialects (SQLite and
- * PostgreSQL). Tables are created by `@effect/sql`'s migrator.
+ * PostgreSQL), on the SqlClient in context. `layer` takes that client from
+ * the application, which so shares its own connection or pool with the log;
+ * `EventLogSqlite` and `EventLogPg` build on the same store with a client of
+ * their own. Tables are created by `@effect/sql`'s migrator.
  *
  * Offsets are given inside the append transaction as `max(offset) + 1`, under
  * the writer lock (SQLite's single writer; a transaction-scoped advisory lock on
@@ -9,14 +12,27 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import { Effect } from "effect"
-import type { PersistenceError } from "../schema/Errors.js"
-import { type LogStore, persistence, type StoredRecord } from "./EventLogStore.js"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
+import { PersistenceError } from "../schema/Errors.js"
+import { EventLog } from "../services/EventLog.js"
+import {
+  type Batch,
+  type EventLogOptions,
+  type LogStore,
+  makeEventLog,
+  persistence,
+  type StoredRecord
+} from "./EventLogStore.js"
 
-export interface SqlStoreOptions {
+export interface SqlEventLogOptions extends EventLogOptions {
   /** Table of the log; its migrations live in `<table>_migrations`. Default `switchboard_events`. */
   readonly table?: string
 }
+
+const isPgClient = (sql: SqlClient.SqlClient): sql is PgClient.PgClient => PgClient.TypeId in sql
+
+const readonlyCommit: LogStore["commit"] = () => Effect.dieMessage("this event log is open read-only: nothing may append to it")
 
 export const defaultTable = "switchboard_events"
 
@@ -50,20 +66,70 @@ const migrate = (table: string) =>
               event_version INTEGER NOT NULL,
               payload TEXT NOT NULL
             )`
+        })),
+      // The id of each commit, on its first row: a commit whose acknowledgement
+      // was lost is found by its retry. Only PostgreSQL's can be lost: SQLite
+      // answers in the process that commits.
+      "2_batch_ids": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.onDialectOrElse({
+          pg: () =>
+            Effect.zipRight(
+              sql`ALTER TABLE ${sql(table)} ADD COLUMN batch_id TEXT`,
+              sql`CREATE UNIQUE INDEX ${sql(`${table}_batch_id`)} ON ${sql(table)} (batch_id) WHERE batch_id IS NOT NULL`
+            ),
+          orElse: () => Effect.void
         }))
     })
+  })
+
+// The session-level lock that first opens of one store take in turn: its
+// migrator looks for its table, then creates it, so two at once both try to
+// create it and one fails. The key is the schema and table the migrations
+// would create (the first schema of the search path), in a key space of its
+// own, apart from the writers' transaction lock.
+const migrationLockKey = `hashtext('switchboard migrations'), hashtext(coalesce(current_schema(), '') || '.' || $1)`
+
+/**
+ * Runs `migrations` holding the migration lock of `table`, on PostgreSQL. The
+ * lock lives on a connection reserved from the pool until it is released, so
+ * the migrations themselves need a second one; a session that dies (a killed
+ * process) releases it too.
+ */
+const withMigrationLock = (sql: SqlClient.SqlClient, table: string) =>
+<A, E, R>(migrations: Effect.Effect<A, E, R>) =>
+  sql.onDialectOrElse({
+    pg: () =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        yield* Effect.acquireRelease(
+          connection.executeUnprepared(`SELECT pg_advisory_lock(${migrationLockKey})`, [table], undefined),
+          () => Effect.ignore(connection.executeUnprepared(`SELECT pg_advisory_unlock(${migrationLockKey})`, [table], undefined))
+        )
+        return yield* migrations
+      })),
+    orElse: () => migrations
   })
 
 /**
  * Builds the store on the SqlClient in context, creating its tables if needed.
  * On PostgreSQL, each append is announced on the store's `channel`.
+ *
+ * `readonly`: the tables must exist already, and nothing is created. Another
+ * process may be writing the store, so `head` is always read from it; an
+ * append is a bug of the caller, a defect (in the appending fiber: a read-only
+ * store commits each append alone).
  */
-export const makeSqlStore = (options: SqlStoreOptions = {}) =>
+export const makeStore = (options: { readonly table?: string; readonly readonly?: boolean } = {}) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const table = options.table ?? defaultTable
     if (!identifier.test(table)) return yield* Effect.dieMessage(`invalid table name ${JSON.stringify(table)}`)
-    yield* migrate(table).pipe(persistence("cannot create the event log tables"))
+    if (!options.readonly) {
+      if (isPgClient(sql) && sql.config.maxConnections !== undefined && sql.config.maxConnections < 2) {
+        return yield* Effect.dieMessage("the event log on PostgreSQL needs a pool of 2 connections or more to open")
+      }
+      yield* migrate(table).pipe(withMigrationLock(sql, table), persistence("cannot create the event log tables"))
+    }
 
     // NOTIFY channels are shared by the whole database: a store's own is named
     // after its schema and table, so that stores of one name in two schemas
@@ -93,44 +159,60 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
         orElse: () => Effect.void
       })
 
+    const recordsBatches = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const columns = recordsBatches ? 6 : 5
+
     // The text of a multi-row INSERT, made once per row count. Building it with
     // `sql.insert(rows)` on every commit ran the statement compiler over every
     // bound value, which cost several times the SQLite work itself.
     const placeholders = sql.onDialectOrElse({
-      pg: () => (row: number) => {
-        const at = row * 5
-        return `($${at + 1}, $${at + 2}, $${at + 3}, $${at + 4}, $${at + 5})`
-      },
+      pg: () => (row: number) =>
+        `(${Array.from({ length: columns }, (_, column) => `$${row * columns + column + 1}`).join(", ")})`,
       orElse: () => () => "(?, ?, ?, ?, ?)"
     })
     const insertTexts = new Map<number, string>()
     const insertText = (rows: number) => {
       let text = insertTexts.get(rows)
       if (text === undefined) {
-        text = `INSERT INTO ${table} (log_offset, committed_at, event_type, event_version, payload) VALUES ` +
-          Array.from({ length: rows }, (_, row) => placeholders(row)).join(", ")
+        text = `INSERT INTO ${table} (log_offset, committed_at, event_type, event_version, payload${
+          recordsBatches ? ", batch_id" : ""
+        }) VALUES ` + Array.from({ length: rows }, (_, row) => placeholders(row)).join(", ")
         insertTexts.set(rows, text)
       }
       return text
     }
 
-    const commit: LogStore["commit"] = (events, committedAt) =>
+    // Where the retried commit put its events, if it landed: looked up under
+    // the writer lock, so that commit has ended, one way or the other.
+    const landedAt = (retryOf: Batch["retryOf"]) =>
+      recordsBatches && retryOf !== undefined
+        ? Effect.map(
+          sql<{ log_offset: number | string }>`SELECT log_offset FROM ${sql(table)} WHERE batch_id = ${retryOf.id}`,
+          (rows) => rows.length === 0 ? undefined : Number(rows[0].log_offset) + retryOf.skip
+        )
+        : Effect.succeed(undefined)
+
+    const commit: LogStore["commit"] = (events, committedAt, batch) =>
       Effect.gen(function*() {
         yield* lockWriters
+        const landed = yield* landedAt(batch.retryOf)
+        if (landed !== undefined) return landed
         const [{ head }] = yield* sql<{ head: number | string }>`SELECT COALESCE(MAX(log_offset), 0) AS head FROM ${
           sql(table)
         }`
         const first = Number(head) + 1
         for (let start = 0; start < events.length; start += rowsPerInsert) {
           const rows = Math.min(rowsPerInsert, events.length - start)
-          const params: Array<unknown> = new Array(rows * 5)
+          const params: Array<unknown> = new Array(rows * columns)
           for (let i = 0; i < rows; i++) {
             const event = events[start + i]
-            params[i * 5] = first + start + i
-            params[i * 5 + 1] = committedAt
-            params[i * 5 + 2] = event.type
-            params[i * 5 + 3] = event.version
-            params[i * 5 + 4] = event.payload
+            const at = i * columns
+            params[at] = first + start + i
+            params[at + 1] = committedAt
+            params[at + 2] = event.type
+            params[at + 3] = event.version
+            params[at + 4] = event.payload
+            if (recordsBatches) params[at + 5] = start + i === 0 ? batch.id : null
           }
           yield* sql.unsafe(insertText(rows), params)
         }
@@ -157,5 +239,72 @@ export const makeSqlStore = (options: SqlStoreOptions = {}) =>
       sql(table)
     }`.pipe(Effect.map((rows) => Number(rows[0].head)), persistence("event log head failed"))
 
+    if (options.readonly) {
+      return {
+        commit: readonlyCommit,
+        readPage,
+        head,
+        channel,
+        groupCommit: false,
+        externalHeads: Stream.never
+      } satisfies LogStore & { readonly channel: string }
+    }
     return { commit, readPage, head, channel } satisfies LogStore & { readonly channel: string }
   })
+
+/**
+ * The heads other processes commit to a PostgreSQL store, heard on its channel.
+ *
+ * LISTEN gives no sign of when it starts, and an append committed before it
+ * is never announced to this process. A notification coming back is the
+ * sign: a head of 0, which moves no log's head, is announced until one
+ * does; then the head is read again, so no append after opening is missed.
+ */
+const listenForHeads = (client: PgClient.PgClient, channel: string, head: LogStore["head"]) => {
+  const ping = Effect.ignore(client`SELECT pg_notify(${channel}, '0')`)
+  return Stream.unwrap(Effect.map(Deferred.make<void>(), (listening) =>
+    Stream.merge(
+      client.listen(channel).pipe(
+        Stream.tap(() => Deferred.succeed(listening, undefined)),
+        Stream.map(Number),
+        Stream.mapError((cause) => new PersistenceError({ message: "lost the PostgreSQL notifications", cause }))
+      ),
+      Stream.fromEffect(
+        Effect.raceFirst(Effect.repeat(ping, Schedule.spaced("100 millis")), Deferred.await(listening)).pipe(
+          Effect.zipRight(head),
+          // Follows that wait read the head now and then anyway.
+          Effect.orElseSucceed(() => 0)
+        )
+      )
+    )))
+}
+
+/**
+ * The EventLog on the SqlClient in context, its tables created if needed. On
+ * PostgreSQL other processes may append too: a `PgClient` hears their appends
+ * through LISTEN/NOTIFY; any other client has `follow` read the head every
+ * second instead.
+ */
+export const make = (
+  options: SqlEventLogOptions = {}
+): Effect.Effect<EventLog["Type"], PersistenceError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { channel, ...store } = yield* makeStore({ table: options.table })
+    const externalHeads = sql.onDialectOrElse({
+      pg: () => isPgClient(sql) ? listenForHeads(sql, channel, store.head) : Stream.never,
+      orElse: () => undefined
+    })
+    return yield* makeEventLog(externalHeads ? { ...store, externalHeads } : store, options)
+  })
+
+/**
+ * The EventLog on the application's own SqlClient (SQLite or PostgreSQL), so
+ * that the log shares its connection or pool. The client's settings stay the
+ * application's: on SQLite, WAL mode and `synchronous` are for it to choose
+ * (`EventLogSqlite.layer` sets both), and no other process may append to the
+ * store meanwhile.
+ */
+export const layer = (
+  options?: SqlEventLogOptions
+): Layer.Layer<EventLog, PersistenceError, SqlClient.SqlClient> => Layer.scoped(EventLog, make(options))

@@ -1,20 +1,22 @@
 /**
  * The embedded EventLog: one SQLite file in WAL mode, through
- * `@effect/sql-sqlite-node`. One process writes a store at a time; for several
- * writers share a PostgreSQL store.
+ * `@effect/sql-sqlite-node`. One log writes a store at a time, and a second
+ * one is refused with StoreInUse, in this process or another; for several
+ * writers share a PostgreSQL store. Any number of processes may read it
+ * meanwhile through `layerReadonly`, e.g. to replay it.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
-import { Effect, Layer } from "effect"
-import { NotAStore, PersistenceError } from "../schema/Errors.js"
+import { Effect, ExecutionStrategy, Layer, Scope } from "effect"
+import { NotAStore, PersistenceError, StoreInUse } from "../schema/Errors.js"
 import { EventLog } from "../services/EventLog.js"
-import { type EventLogOptions, makeEventLog, persistence } from "./EventLogStore.js"
-import { defaultTable, makeSqlStore, migrationsTable, type SqlStoreOptions } from "./EventLogSql.js"
+import { makeEventLog, persistence } from "./EventLogStore.js"
+import { defaultTable, makeStore, migrationsTable, type SqlEventLogOptions } from "./EventLogSql.js"
 
-export interface SqliteEventLogOptions extends EventLogOptions, SqlStoreOptions {
+export interface SqliteEventLogOptions extends SqlEventLogOptions {
   readonly filename: string
   /**
    * `full` (default): every append that returned survives a power loss
@@ -78,49 +80,104 @@ const checkDatabase = (filename: string, table: string, existingOnly: boolean) =
     })
   )
 
-const layerWith = (
+const isBusy = (error: { readonly cause?: unknown }) =>
+  typeof error.cause === "object" && error.cause !== null && "code" in error.cause && error.cause.code === "SQLITE_BUSY"
+
+/**
+ * Takes the writer's lock of the store in `filename` for the scope: an
+ * exclusive transaction on `<filename>-lock`, an SQLite database of its own
+ * that stays empty, held on a connection of its own. The operating system
+ * releases the lock when the process ends, however it ends, so a killed
+ * writer never leaves its store locked, and a lock file left behind locks
+ * nothing. The file is never removed: a writer could still be about to lock it
+ * while a third made a new one of the same name. SQLite's own locks of the
+ * store could not serve: they are held only while a transaction is.
+ */
+const lockWriter = (filename: string) =>
+  Effect.gen(function*() {
+    if (filename === ":memory:" || filename === "") return
+    // The store's real path: a link to it must lock the same file.
+    const path = yield* Effect.flatMap(FileSystem.FileSystem, (fs) => fs.realPath(filename)).pipe(
+      Effect.provide(NodeFileSystem.layer),
+      persistence(`cannot lock ${filename}`)
+    )
+    const lock = yield* SqliteClient.make({ filename: `${path}-lock`, disableWAL: true }).pipe(
+      Effect.provide(Reactivity.layer),
+      persistence(`cannot lock ${filename}`)
+    )
+    // Refused at once, not after the driver's default wait of 5 seconds.
+    yield* lock.unsafe("PRAGMA busy_timeout = 0").pipe(persistence(`cannot lock ${filename}`))
+    yield* lock.unsafe("BEGIN EXCLUSIVE").pipe(
+      Effect.mapError((error) =>
+        isBusy(error)
+          ? new StoreInUse({ location: filename })
+          : new PersistenceError({ message: `cannot lock ${filename}`, cause: error })
+      )
+    )
+  })
+
+/** What `layerReadonly` takes: a read-only store has no durability to set, and commits no groups. */
+export type SqliteReadonlyOptions = Pick<SqliteEventLogOptions, "filename" | "table" | "pageSize">
+
+/** The store, opened read-only or for writing under `lock`. */
+const layerWith = <E>(
   options: SqliteEventLogOptions,
-  existingOnly: boolean
-): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+  access: { readonly readonly: true } | { readonly readonly: false; readonly lock: Effect.Effect<void, E, Scope.Scope> }
+): Layer.Layer<EventLog, NotAStore | PersistenceError | E> =>
   Layer.scoped(
     EventLog,
     Effect.gen(function*() {
+      const { readonly } = access
+      // Made before the store's connection, so that it closes after it: the
+      // writer's lock outlives every write.
+      const lockScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
       yield* checkHeader(options.filename)
       // WAL only once the database is checked: switching journal modes is persistent,
       // and a database that is refused must be left as it was found.
-      const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true }).pipe(
+      const client = yield* SqliteClient.make({ filename: options.filename, disableWAL: true, readonly }).pipe(
         Effect.provide(Reactivity.layer),
         persistence(`cannot open ${options.filename}`)
       )
       const durability = options.durability === "normal" ? "NORMAL" : "FULL"
       return yield* Effect.gen(function*() {
-        yield* checkDatabase(options.filename, options.table ?? defaultTable, existingOnly)
-        yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
-        yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
-        const store = yield* makeSqlStore(options)
+        yield* checkDatabase(options.filename, options.table ?? defaultTable, readonly)
+        if (!access.readonly) {
+          // Only once the file is known to be a store (or empty): no lock file beside another application's.
+          yield* Scope.extend(access.lock, lockScope)
+          yield* client.unsafe("PRAGMA journal_mode = WAL").pipe(persistence("cannot switch to WAL mode"))
+          yield* client.unsafe(`PRAGMA synchronous = ${durability}`).pipe(persistence("cannot set durability"))
+        }
+        const store = yield* makeStore({ table: options.table, readonly })
         return yield* makeEventLog(store, options)
       }).pipe(Effect.provideService(SqlClient.SqlClient, client))
     })
   )
 
-export const layerSqlite = (options: SqliteEventLogOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
-  layerWith(options, false)
+/**
+ * The store in `filename`, made if the file is missing or empty, for reading
+ * and appending. While it is open, `<filename>-lock` beside it is locked, and
+ * another writer of the store is refused with StoreInUse.
+ */
+export const layer = (
+  options: SqliteEventLogOptions
+): Layer.Layer<EventLog, NotAStore | StoreInUse | PersistenceError> =>
+  layerWith(options, { readonly: false, lock: lockWriter(options.filename) })
 
 /**
- * An existing store file as an EventLog, e.g. to replay it: a missing file, or
- * one that holds no store yet (an empty file), is refused, never made a store.
+ * An existing store file, read-only: e.g. to replay it, also while another
+ * process writes it. A missing file, or one that holds no store yet (an empty
+ * file), is refused, never made a store. `head` is read from the file, so it
+ * sees the writer's appends, and so does `follow`, within a second. Appending
+ * to it is a defect.
  */
-export const openStore = (
-  filename: string,
-  options: Omit<SqliteEventLogOptions, "filename"> = {}
-): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
+export const layerReadonly = (options: SqliteReadonlyOptions): Layer.Layer<EventLog, NotAStore | PersistenceError> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
-      const exists = yield* fs.exists(filename).pipe(
-        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${filename}`, cause }))
+      const exists = yield* fs.exists(options.filename).pipe(
+        Effect.mapError((cause) => new PersistenceError({ message: `cannot read ${options.filename}`, cause }))
       )
-      if (!exists) return yield* new NotAStore({ location: filename, reason: "no such file" })
-      return layerWith({ ...options, filename }, true)
+      if (!exists) return yield* new NotAStore({ location: options.filename, reason: "no such file" })
+      return layerWith<never>(options, { readonly: true })
     }).pipe(Effect.provide(NodeFileSystem.layer))
   )

@@ -14,12 +14,33 @@ export interface StoredRecord extends StoredEvent {
   readonly committedAt: number
 }
 
+/**
+ * What names a commit, so that its retry can tell whether it landed. Only a
+ * store whose commit can land while its caller hears of a failure (a database
+ * across a network, whose acknowledgement of a COMMIT can be lost) need record
+ * it; one whose commit answers in the process that runs it can ignore it.
+ */
+export interface Batch {
+  /** Unique among all the commits of the store, by any process. */
+  readonly id: string
+  /**
+   * Set when the events are a part of an earlier commit whose outcome is not
+   * known, `skip` events into it: if that commit landed, the store writes
+   * nothing and returns the offset it gave these events.
+   */
+  readonly retryOf?: { readonly id: string; readonly skip: number }
+}
+
 export interface LogStore {
   /**
    * Commits the events in one transaction at the next offsets and returns the
    * first offset given; nothing is written when it fails.
    */
-  readonly commit: (events: ReadonlyArray<StoredEvent>, committedAt: number) => Effect.Effect<number, PersistenceError>
+  readonly commit: (
+    events: ReadonlyArray<StoredEvent>,
+    committedAt: number,
+    batch: Batch
+  ) => Effect.Effect<number, PersistenceError>
   /** Up to `limit` records with `from <= offset <= to`, in offset order. */
   readonly readPage: (
     from: number,
@@ -105,41 +126,63 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     let waiting: Array<PendingAppend> = []
     const wake = yield* Effect.makeLatch(false)
 
+    // Batch ids: a nonce of this log and a counter. The nonce comes from the
+    // platform's cryptographic generator (as Ids.layerUuid's ids do), not from
+    // Effect's Random, whose default seed has 32 bits: the ids of every process
+    // that ever writes a store must not collide.
+    const nonce = yield* Effect.sync(() => globalThis.crypto.randomUUID())
+    let batches = 0
+    const nextBatchId = () => `${nonce}.${++batches}`
+
     const recordsOf = (events: ReadonlyArray<Event>, first: number, committedAt: number) =>
       events.map((event, i): EventRecord => ({ offset: first + i, committedAt, event }))
 
     const commitAlone = (events: ReadonlyArray<Event>, stored: ReadonlyArray<StoredEvent>) =>
       Effect.flatMap(Clock.currentTimeMillis, (committedAt) =>
-        Effect.map(store.commit(stored, committedAt), (first) => {
+        Effect.map(store.commit(stored, committedAt, { id: nextBatchId() }), (first) => {
           moveHead(first + events.length - 1)
           return recordsOf(events, first, committedAt)
         }))
 
     // A group is one transaction. If it fails, each append is retried alone, so
-    // one caller's failure never becomes another's.
-    const commitGroup = (group: ReadonlyArray<PendingAppend>): Effect.Effect<void> =>
-      Effect.flatMap(Clock.currentTimeMillis, (committedAt) =>
-        Effect.matchEffect(
-          store.commit(group.length === 1 ? group[0].stored : group.flatMap((pending) => pending.stored), committedAt),
-          {
-            onFailure: (error) =>
-              group.length === 1
-                ? Effect.sync(() => group[0].resume(Effect.fail(error)))
-                : Effect.forEach(group, (pending) => commitGroup([pending]), { discard: true }),
-            onSuccess: (first) => {
-              const last = group.reduce((offset, pending) => offset + pending.events.length, first - 1)
-              // The head moves first: an append that has returned is visible to `head` and `follow`.
-              return Effect.sync(() => {
-                moveHead(last)
-                let offset = first
-                for (const { events, resume } of group) {
-                  resume(Effect.succeed(recordsOf(events, offset, committedAt)))
-                  offset += events.length
-                }
-              })
-            }
+    // one caller's failure never becomes another's. Each retry names the group
+    // and where its events sit in it: if the group did land and only the answer
+    // was lost, the retry returns the offsets it gave instead of appending
+    // again. Retries keep the group's commit time, which such records carry.
+    const commitGroup = (
+      group: ReadonlyArray<PendingAppend>,
+      committedAt: number,
+      retryOf?: Batch["retryOf"]
+    ): Effect.Effect<void> => {
+      const batch: Batch = { id: nextBatchId(), retryOf }
+      return Effect.matchEffect(
+        store.commit(group.length === 1 ? group[0].stored : group.flatMap((pending) => pending.stored), committedAt, batch),
+        {
+          onFailure: (error) => {
+            if (group.length === 1) return Effect.sync(() => group[0].resume(Effect.fail(error)))
+            let skip = 0
+            const retries = group.map((pending) => {
+              const retry = commitGroup([pending], committedAt, { id: batch.id, skip })
+              skip += pending.events.length
+              return retry
+            })
+            return Effect.all(retries, { discard: true })
+          },
+          onSuccess: (first) => {
+            const last = group.reduce((offset, pending) => offset + pending.events.length, first - 1)
+            // The head moves first: an append that has returned is visible to `head` and `follow`.
+            return Effect.sync(() => {
+              moveHead(last)
+              let offset = first
+              for (const { events, resume } of group) {
+                resume(Effect.succeed(recordsOf(events, offset, committedAt)))
+                offset += events.length
+              }
+            })
           }
-        ))
+        }
+      )
+    }
 
     // The writer, for stores that commit groups. A group under way finishes even
     // when the log closes: its appends may already be durable, and their callers
@@ -150,7 +193,7 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
         const group = waiting.length <= maxGroup ? waiting : waiting.slice(0, maxGroup)
         waiting = waiting.length <= maxGroup ? [] : waiting.slice(maxGroup)
         if (waiting.length === 0) wake.unsafeClose()
-        yield* Effect.uninterruptible(commitGroup(group))
+        yield* Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (committedAt) => commitGroup(group, committedAt)))
       }).pipe(Effect.forever, Effect.forkScoped)
     }
 

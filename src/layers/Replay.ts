@@ -1,6 +1,6 @@
 /**
- * Replay: any log (any EventLog layer; a store file through `openStore` of
- * `switchboard/node`) folded into the
+ * Replay: any log (any EventLog layer; a store file through
+ * `EventLogSqlite.layerReadonly` of `switchboard/node`) folded into the
  * router's state at any offset, stepped event by event, and compared. It
  * runs the very `evolve` of the live router, so a replay that reaches another
  * state than the live run is a bug.
@@ -44,6 +44,15 @@ export const steps = (range: ReadRange = {}, config: RuntimeOptions = {}) =>
       Stream.map((record): Step => ({ record, state: fold(state, record) }))
     )
   }))
+
+/**
+ * The last offset a replay up to `at` reaches: `at`, or the head when the log
+ * ends before it or no `at` is given. A log being written grows between two
+ * reads of its head: read once and handed to both `timeline` and `stateAt`, it
+ * has them describe the same records.
+ */
+export const lastOffset = (at?: number) =>
+  Effect.flatMap(EventLog, (log) => Effect.map(log.head, (head) => at === undefined ? head : Math.min(at, head)))
 
 /** The state once the records up to offset `at` (default: the head) are applied. */
 export const stateAt = (at?: number, config: RuntimeOptions = {}) =>

@@ -77,6 +77,21 @@ export class NotAStore extends Schema.TaggedError<NotAStore>()("NotAStore", {
   }
 }
 
+/**
+ * The store takes one writer at a time, and another has it open: another
+ * process, or another log of this one. Opening again once it has closed (or
+ * died) succeeds.
+ */
+export class StoreInUse extends Schema.TaggedError<StoreInUse>()("StoreInUse", {
+  code: Schema.tag("INTERNAL_ERROR"),
+  retryable: Schema.tag(true),
+  location: Schema.String
+}) {
+  override get message(): string {
+    return `${this.location} is in use: another process (or another log of this one) writes it`
+  }
+}
+
 // ---------------------------------------------------------------------------
 // SW4RM error codes (PROTOCOLS.md §1) and the governance codes of §2/§3
 

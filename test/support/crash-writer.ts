@@ -7,20 +7,20 @@
  * Names are `<run>.w<fiber>.<seq>.<i>of<count>`, so the parent can tell every
  * batch in the log apart and check that it is whole.
  *
- * Run: node --import tsx test/support/crash-writer.ts <file> <run>
+ * Run: node --import tsx test/support/crash-writer.ts <file> <run> [fibers, default 20]
  */
 import { Effect } from "effect"
 import { EventLog } from "../../src/index.js"
-import { layerSqlite } from "../../src/node.js"
+import { EventLogSqlite } from "../../src/node.js"
 import { registered } from "./events.js"
 
-const [filename, run = "r"] = process.argv.slice(2)
+const [filename, run = "r", fiberCount = "20"] = process.argv.slice(2)
 if (!filename) {
-  process.stderr.write("usage: crash-writer.ts <file> [run]\n")
+  process.stderr.write("usage: crash-writer.ts <file> [run] [fibers]\n")
   process.exit(2)
 }
 
-const fibers = 20
+const fibers = Number(fiberCount)
 
 const writer = (fiber: number) =>
   Effect.gen(function*() {
@@ -35,7 +35,7 @@ const writer = (fiber: number) =>
 
 Effect.forEach(Array.from({ length: fibers }, (_, i) => i + 1), writer, { concurrency: "unbounded", discard: true })
   .pipe(
-    Effect.provide(layerSqlite({ filename, durability: "full" })),
+    Effect.provide(EventLogSqlite.layer({ filename, durability: "full" })),
     Effect.runPromise
   )
   .catch((error) => {

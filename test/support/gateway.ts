@@ -10,7 +10,7 @@ export const SECRET = "sk-live-4242-do-not-leak"
 /** The whole runtime on a memory log, with one secret in the store. */
 export const gatewayLayer = (config: RuntimeOptions = {}) =>
   Switchboard.layer(config).pipe(
-    Layer.provideMerge(EventLogMemory.layerMemory()),
+    Layer.provideMerge(EventLogMemory.layer()),
     Layer.provideMerge(Ids.layerSequential("m")),
     Layer.provideMerge(SecretStore.layerMemory({ API_KEY: SECRET }))
   )

@@ -9,7 +9,7 @@ import { Effect, Layer } from "effect"
 import * as Processor from "../../src/layers/Processor.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { RuntimeOptions } from "../../src/schema/Config.js"
-import { layerSqlite } from "../../src/node.js"
+import { EventLogSqlite } from "../../src/node.js"
 import { Ids } from "../../src/services/Ids.js"
 import type { ProcessedTokens } from "./processed-tokens.js"
 import { register, sendTo } from "./router.js"
@@ -26,7 +26,7 @@ export const allTokens = (fibers: number, perFiber: number) =>
 /** Liveness off: a restart must not depend on heartbeats sent before it. */
 export const routerOn = (filename: string, config: RuntimeOptions = {}) =>
   Switchboard.layer({ livenessTimeoutMs: undefined, ...config }).pipe(
-    Layer.provideMerge(layerSqlite({ filename, durability: "full" })),
+    Layer.provideMerge(EventLogSqlite.layer({ filename, durability: "full" })),
     Layer.provideMerge(Ids.layerUuid)
   )
 

@@ -9,7 +9,7 @@ import { type Inbound, Router } from "../../src/services/Router.js"
 import { Registry } from "../../src/services/Registry.js"
 
 export const routerLayer = (config: RuntimeOptions = {}) =>
-  Switchboard.layer(config).pipe(Layer.provideMerge(EventLogMemory.layerMemory()), Layer.provideMerge(Ids.layerSequential("m")))
+  Switchboard.layer(config).pipe(Layer.provideMerge(EventLogMemory.layer()), Layer.provideMerge(Ids.layerSequential("m")))
 
 export const register = (agent_id: string, extra: Partial<{ capabilities: Array<string>; communication_class: "PRIVILEGED" | "STANDARD" | "BULK" }> = {}) =>
   Effect.flatMap(Registry, (registry) => registry.register({ agent_id, name: agent_id, ...extra }))
