@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Queue, Stream } from "effect"
 import { type Event, UndecodableRecord, ValidationError } from "../src/index.js"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
-import { makeEventLog } from "../src/layers/EventLogStore.js"
+import { makeEventLog, persistence } from "../src/layers/EventLogStore.js"
 import { Backend, backends, pgUrl } from "./support/backends.js"
 import { nameOf, registered } from "./support/events.js"
 
@@ -221,5 +221,15 @@ describe("EventLog options", () => {
         expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
         expect(String(Cause.squash((exit as Exit.Failure<unknown, unknown>).cause))).toMatch(/must be a positive integer/)
       }
+    }))
+})
+
+describe("persistence", () => {
+  it.effect("makes the store's typed failures a PersistenceError, and leaves a defect a defect", () =>
+    Effect.gen(function*() {
+      const failed = yield* Effect.flip(persistence("cannot write")(Effect.fail(new Error("disk full"))))
+      expect(failed).toMatchObject({ _tag: "PersistenceError", message: "cannot write", retryable: true })
+      const died = yield* Effect.exit(persistence("cannot write")(Effect.die(new TypeError("a bug"))))
+      expect(Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
     }))
 })

@@ -4,7 +4,7 @@
  * module builds the service on it: encoding, group commit, paging with
  * decoding, and `follow`.
  */
-import { Cause, Chunk, Clock, Effect, Either, Option, Stream } from "effect"
+import { Chunk, Clock, Effect, Either, Option, Stream } from "effect"
 import { PersistenceError, type UndecodableRecord, type ValidationError } from "../schema/Errors.js"
 import { decodeEvent, encodeEvent, type Event, type EventRecord, type StoredEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
@@ -309,6 +309,10 @@ export const makeEventLog = (store: LogStore, options: EventLogOptions = {}) =>
     return EventLog.of({ append, read, follow, head })
   })
 
-/** Turns any failure or defect of `effect` into a PersistenceError saying `message`. */
+/**
+ * Turns the store's typed failures (the driver's SqlError, a migration's
+ * error) into a PersistenceError saying `message`. A defect stays a defect
+ * (DESIGN rule 3): a bug is not a retryable failure of the store.
+ */
 export const persistence = (message: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.catchAllCause(effect, (cause) => Effect.fail(new PersistenceError({ message, cause: Cause.squash(cause) })))
+  Effect.mapError(effect, (cause) => new PersistenceError({ message, cause }))
