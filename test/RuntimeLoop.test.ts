@@ -99,6 +99,23 @@ describe("The command loop", () => {
       expect((yield* (yield* Registry).list).map((agent) => agent.descriptor.agent_id)).toEqual(["innocent"])
     }).pipe(Effect.provide(routerLayer())))
 
+  it.live("stops, rather than spins, when its own events (an extension's) cannot be logged", () =>
+    Effect.gen(function*() {
+      const runtime = yield* Runtime
+      yield* register("a")
+      let once = true
+      yield* runtime.extend({
+        decide: () => {
+          if (!once) return []
+          once = false
+          return [{ _tag: "AgentLivenessLost", agent_id: "", at: 1.5 }]
+        }
+      })
+      const exit = yield* Effect.exit(register("b")).pipe(Effect.timeout("5 seconds"))
+      expect(exit).toMatchObject({ _tag: "Failure", cause: { _tag: "Fail", error: { _tag: "ValidationError" } } })
+      expect(yield* Effect.flip((yield* Registry).list)).toMatchObject({ _tag: "InternalError" })
+    }).pipe(Effect.provide(routerLayer()), Effect.scoped))
+
   it.scoped("answers each of two policy commands on one id in one turn, and goes on", () =>
     Effect.gen(function*() {
       const gateway = yield* Gateway

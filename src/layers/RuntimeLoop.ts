@@ -191,6 +191,12 @@ const make = (options: RuntimeOptions) =>
                 if (bad !== undefined) command.fail(bad)
                 else again.push(command)
               }
+              if (again.length === decided.length) {
+                // No decision is at fault: the runtime's own events (a tick, a delivery)
+                // cannot be logged. That is a bug, and deciding again would only repeat it.
+                for (const { command } of decided) command.fail(error)
+                return yield* Effect.die(error)
+              }
               queued = [...again, ...queued]
             } else {
               for (const { command } of decided) command.fail(error)
