@@ -248,7 +248,7 @@ approval_timeout_s: soon
       const problems = lines(problemsOf(() =>
         parsePolicy("id: p\nscope: { kind: global }\ntools:\n  pay: { allow: false }\n  pay: { allow: true }\n")
       ))
-      expect(problems).toEqual(["YAML line 5, column 3: Map keys must be unique"])
+      expect(problems).toEqual(["YAML line 5, column 3: duplicate key pay in tools, first at line 4, column 3"])
     })
 
     it("several documents in one text", () => {
@@ -277,6 +277,124 @@ approval_timeout_s: soon
         "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c]"
       ].join("\n")
       expect(lines(problemsOf(() => parsePolicy(bomb)))[0]).toContain("resource exhaustion")
+    })
+  })
+
+  describe("refuses two keys that become one property once read, whatever their YAML type or node", () => {
+    /** A `tools:` mapping with a denying rule under `first` and an allowing one under `second`. */
+    const twoRules = (first: string, second: string, header = "") =>
+      `${header}id: p\nscope: { kind: global }\ntools:\n  ${first}: { allow: false }\n  ${second}: { allow: true }\n`
+
+    // Each pair is two distinct YAML keys that `toJS` turns into the same object key.
+    const spellings: ReadonlyArray<readonly [string, string, string]> = [
+      ["true", "'true'", "true"],
+      ["True", "\"true\"", "true"],
+      ["false", "'false'", "false"],
+      ["1", "'1'", "1"],
+      ["1.0", "'1'", "1"],
+      ["0x1", "'1'", "1"],
+      ["0o10", "'8'", "8"],
+      ["1e3", "'1000'", "1000"],
+      ["1e21", "'1e+21'", "1e+21"],
+      ["-0", "'0'", "0"],
+      [".inf", "Infinity", "Infinity"],
+      [".nan", "NaN", "NaN"],
+      ["!!str 1", "1", "1"],
+      ["\"\\x41\"", "A", "A"]
+    ]
+    for (const [first, second, key] of spellings) {
+      it(`${first} and ${second}`, () => {
+        expect(lines(problemsOf(() => parsePolicy(twoRules(first, second))))).toEqual([
+          `YAML line 5, column 3: duplicate key ${second} in tools: it reads as ${JSON.stringify(key)}, as ${first} at line 4, column 3 does`
+        ])
+      })
+    }
+
+    it("null, ~, an empty key and '', which all read as the empty key", () => {
+      for (const [first, second] of [["null", "''"], ["~", "\"\""], ["null", "~"], ["? ", "''"]] as const) {
+        const text = first === "? "
+          ? "id: p\nscope: { kind: global }\ntools:\n  ?\n  : { allow: false }\n  '': { allow: true }\n"
+          : twoRules(first, second)
+        const problems = lines(problemsOf(() => parsePolicy(text)))
+        expect(problems.length).toBe(1)
+        expect(problems[0]).toMatch(/^YAML line \d+, column 3: duplicate key .* in tools: it reads as "", as .* does$/)
+      }
+    })
+
+    it("null and 'null', which do not collapse: the first reads as the empty key", () => {
+      // Not a duplicate, but the empty key is no tool name: refused all the same.
+      expect(lines(problemsOf(() => parsePolicy(twoRules("null", "'null'"))))).toEqual([
+        "tools.: is unexpected, expected: a non-empty tool name other than __proto__"
+      ])
+    })
+
+    it("an alias of an anchored key, in the same mapping or another", () => {
+      // An alias key needs a blank before its colon: `*k:` would be the alias of an anchor named "k:".
+      expect(lines(problemsOf(() => parsePolicy(twoRules("&k pay", "*k "))))).toEqual([
+        "YAML line 5, column 3: duplicate key *k in tools: it reads as \"pay\", as &k pay at line 4, column 3 does"
+      ])
+      const text = "id: &name pay\nscope: { kind: global }\ntools:\n  pay: { allow: false }\n  *name : { allow: true }\n"
+      expect(lines(problemsOf(() => parsePolicy(text)))).toEqual([
+        "YAML line 5, column 3: duplicate key *name in tools: it reads as \"pay\", as pay at line 4, column 3 does"
+      ])
+    })
+
+    it("an alias key that names no anchor", () => {
+      expect(lines(problemsOf(() => parsePolicy("id: p\nscope: { kind: global }\ntools:\n  *nowhere : { allow: true }\n")))).toEqual([
+        "YAML line 4, column 3: the alias *nowhere names no anchor before it"
+      ])
+    })
+
+    it("keys deeper down, naming the mapping by its path", () => {
+      const text = "id: p\nscope: { kind: global }\nmessages:\n  - { from: { team: a, 'team': b }, to: '*', allow: true }\n"
+      expect(lines(problemsOf(() => parsePolicy(text)))).toEqual([
+        "YAML line 4, column 24: duplicate key 'team' in messages.0.from: it reads as \"team\", as team at line 4, column 15 does"
+      ])
+      expect(lines(problemsOf(() => parsePolicy("id: p\nscope: { kind: global }\n'id': q\n")))).toEqual([
+        "YAML line 3, column 1: duplicate key 'id' at the top level: it reads as \"id\", as id at line 1, column 1 does"
+      ])
+    })
+
+    it("YAML 1.1 spellings, where on and yes are true", () => {
+      expect(lines(problemsOf(() => parsePolicy(twoRules("on", "'true'", "%YAML 1.1\n---\n"))))).toEqual([
+        "YAML line 7, column 3: duplicate key 'true' in tools: it reads as \"true\", as on at line 6, column 3 does"
+      ])
+    })
+
+    it("merge keys, whose keys would silently give way to the ones written beside them", () => {
+      const merged = "id: p\nscope: { kind: global }\nbase: &base { pay: { allow: false } }\ntools:\n  <<: *base\n  pay: { allow: true }\n"
+      for (const text of [`%YAML 1.1\n---\n${merged}`, merged.replace("<<", "!!merge <<")]) {
+        expect(lines(problemsOf(() => parsePolicy(text)))[0]).toMatch(/^YAML line \d+, column 3: a merge key \(<<\) is not supported/)
+      }
+    })
+
+    it("keys that are not strings, numbers, booleans or null: timestamps, binary, aliased collections", () => {
+      const header = "%YAML 1.1\n---\nid: p\nscope: { kind: global }\ntools:\n"
+      for (const [key, column] of [["2001-01-01", 3], ["? !!binary aGVsbG8=\n  ", 5]] as const) {
+        expect(lines(problemsOf(() => parsePolicy(`${header}  ${key}: { allow: true }\n`)))).toEqual([
+          `YAML line 6, column ${column}: a key must be a string, a number, true, false or null`
+        ])
+      }
+      const aliased = "id: p\nscope: { kind: global }\nlist: &list [a, b]\ntools:\n  ? *list\n  : { allow: true }\n"
+      expect(lines(problemsOf(() => parsePolicy(aliased)))).toContain("YAML line 5, column 5: a key must be a scalar, not a collection")
+    })
+
+    it("still reads a key of another type alone, as the string it becomes", () => {
+      expect(valid(twoRules("true", "1")).tools).toEqual({ true: { allow: false }, 1: { allow: true } })
+      expect(valid("id: p\nscope: { kind: global }\ntools:\n  <<: { allow: true }\n").tools).toEqual({ "<<": { allow: true } })
+    })
+
+    it.prop("accepts a tools mapping exactly when its keys read as distinct names, and then keeps every rule", [
+      fc.uniqueArray(fc.constantFrom(...spellings.flatMap(([first, second]) => [first, second]), "web", "'web'", "\"web\""), {
+        minLength: 1,
+        maxLength: 6
+      })
+    ], ([keys]) => {
+      const names = keys.map((written) => spellings.find(([a, b]) => a === written || b === written)?.[2] ?? "web")
+      const text = `id: p\nscope: { kind: global }\ntools:\n${keys.map((key) => `  ${key}: { allow: true }`).join("\n")}\n`
+      const result = parsePolicy(text)
+      expect(Either.isRight(result)).toBe(new Set(names).size === names.length)
+      if (Either.isRight(result)) expect(Object.keys(result.right.tools ?? {}).length).toBe(keys.length)
     })
   })
 
@@ -979,7 +1097,7 @@ describe("evaluation properties", () => {
 })
 
 describe("policy size", () => {
-  it("refuses a text longer than maxPolicyBytes before parsing it (the YAML key check is quadratic)", () => {
+  it("refuses a text longer than maxPolicyBytes before parsing it", () => {
     const rules = Array.from({ length: 20_000 }, (_, i) => `  tool.${i}: { allow: true }`).join("\n")
     const text = `id: big\nscope: { kind: global }\ntools:\n${rules}\n`
     expect(text.length).toBeGreaterThan(maxPolicyBytes)
