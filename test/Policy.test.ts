@@ -647,8 +647,27 @@ describe("evaluate: tool calls", () => {
   })
 
   it("allows when the condition does not hold", () => {
-    for (const args of [{ amount: 500, currency: "USD" }, { amount: 5000, currency: "EUR" }, {}, null, "text"]) {
+    for (const args of [{ amount: 500, currency: "USD" }, { amount: 5000, currency: "EUR" }, { amount: "5000", currency: "EUR" }]) {
       expectDecision(evaluate([research], toolCall("payments.send", args), context()), { decision: "allow" })
+    }
+  })
+
+  it("fails safe to pending when the condition cannot be evaluated on the call: a field of the wrong type, or missing", () => {
+    const document = policy({ id: "p", tools: { pay: { allow: true, requires_approval_if: "args.amount > 1000" } } })
+    expect(evaluate([document], toolCall("pay", { amount: "5000" }), context())).toEqual({
+      decision: "pending",
+      reason:
+        "approval required for tool pay: the condition \"args.amount > 1000\" cannot be evaluated on this call (args.amount > 1000: args.amount is a string, not a number), so it fails safe",
+      rule: "policy p: tools.pay.requires_approval_if",
+      policy_id: "p",
+      approval_timeout_s: 300
+    })
+    for (const args of [{}, { amount: null }, { amount: [5000] }, { amount: { value: 5000 } }, { amount: true }, null, "text", 5000]) {
+      expectDecision(evaluate([document], toolCall("pay", args), context()), { decision: "pending" })
+    }
+    // Undecided only where it matters: a part that is false makes an AND false whatever the rest.
+    for (const args of [{ amount: "5000", currency: "USD" }, { amount: 5000 }, {}]) {
+      expectDecision(evaluate([research], toolCall("payments.send", args), context()), { decision: "pending" })
     }
   })
 

@@ -14,21 +14,30 @@
  * Keywords (AND, OR, the word operators, true/false/null) are case-insensitive;
  * AND and OR cannot be field names, the others can (`in == 1` reads field `in`).
  * A field is looked up in the evaluation context through own properties only
- * (so `args.constructor` is just a missing field); a missing field reads as null.
+ * (so `args.constructor` is just a missing field); missing and null are one value.
  *
- * Evaluation never throws, and comparing values of incompatible types is false:
+ * Evaluation never throws, and never guesses. A condition is true, false, or
+ * *unknown* when it cannot be evaluated on the values at hand: a comparison
+ * whose field is missing or null while its literal is not, or whose field's
+ * type does not fit the operator and the literal (there is no coercion:
+ * `"5000" > 1000` is unknown, not false). A policy treats an unknown condition
+ * as one that does not parse: the call waits for a human's approval. Unknown
+ * parts combine by three-valued logic, so a condition is unknown only when
+ * they could decide it either way: AND is false as soon as one part is false,
+ * OR is true as soon as one part is true.
  *
- * | operator           | true when                                                                 |
- * |--------------------|---------------------------------------------------------------------------|
- * | `==`               | same type and equal; `== null` also when the field is missing             |
- * | `!=`               | same type and different, or exactly one side is null/missing              |
- * | `> >= < <=`        | both numbers, or both strings (compared by UTF-16 code units)             |
- * | `contains`         | string field contains the string; or array field has an equal element     |
- * | `starts_with`      | string field starts with the string                                       |
- * | `in` / `not_in`    | scalar (or missing) field equals / equals none of the list's elements    |
+ * | operator              | decided (true or false) when                                               |
+ * |-----------------------|----------------------------------------------------------------------------|
+ * | `== null`, `!= null`  | always: `== null` is true exactly when the field is missing or null        |
+ * | `==`, `!=`            | the field has the literal's type (number, string or boolean)               |
+ * | `> >= < <=`           | both numbers, or both strings (compared by UTF-16 code units)              |
+ * | `contains`            | a string field and a string literal; a list field: as `element == literal` for any element |
+ * | `starts_with`         | a string field and a string literal                                        |
+ * | `in`, `not_in`        | as `field == element` for any element of the list, and its negation (`in []` is false) |
  *
- * There is no coercion: `"5000" > 1000` is false. Null and missing are equal for
- * `==`, which makes `field != null` a presence test.
+ * Everything else is unknown. A presence test guards an optional field:
+ * `args.currency != null AND args.currency == 'USD'` is false, not unknown,
+ * when the call has no currency.
  */
 import { Either } from "effect"
 import { ExpressionError } from "../schema/Policy.js"
@@ -370,56 +379,144 @@ export const resolvePath = (context: unknown, path: ReadonlyArray<string>): unkn
   return current
 }
 
-/** Same type and equal; null and missing are one value. */
-const sameScalar = (field: unknown, literal: Scalar) =>
-  literal === null ? field === null || field === undefined : typeof field === typeof literal && field === literal
+/**
+ * A condition's value on one call: `"unknown"` when it cannot be evaluated
+ * there. The string is truthy on purpose: a caller that only asks
+ * `if (evaluate(...))` then asks for approval, which is the safe answer.
+ */
+export type Truth = boolean | "unknown"
 
-const isScalarOrMissing = (field: unknown) =>
-  field === undefined || field === null || typeof field === "string" || typeof field === "number" ||
-  typeof field === "boolean"
+const not = (truth: Truth): Truth => truth === "unknown" ? truth : !truth
 
+/** Three-valued OR of `test` over `items`: true if any is true, else unknown if any is unknown, else false. */
+const anyOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth): Truth => {
+  let result: Truth = false
+  for (const item of items) {
+    const truth = test(item)
+    if (truth === true) return true
+    if (truth === "unknown") result = truth
+  }
+  return result
+}
+
+/** Three-valued AND of `test` over `items`: false if any is false, else unknown if any is unknown, else true. */
+const allOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth): Truth => {
+  let result: Truth = true
+  for (const item of items) {
+    const truth = test(item)
+    if (truth === false) return false
+    if (truth === "unknown") result = truth
+  }
+  return result
+}
+
+const isMissing = (value: unknown) => value === null || value === undefined
+
+/** `field == literal`: a null literal tests presence; any other is decided only on a field of its own type. */
+const equals = (field: unknown, literal: Scalar): Truth =>
+  literal === null ? isMissing(field) : typeof field === typeof literal ? field === literal : "unknown"
+
+const bothStrings = (field: unknown, literal: Scalar): field is string => typeof field === "string" && typeof literal === "string"
+
+/** NaN has no place in an order, so it cannot be compared either. */
 const ordered = (field: unknown, literal: Scalar): field is number | string =>
-  (typeof field === "number" && typeof literal === "number") || (typeof field === "string" && typeof literal === "string")
+  (typeof field === "number" && typeof literal === "number" && !Number.isNaN(field)) || bothStrings(field, literal)
 
-const compare = (field: unknown, operator: ScalarOperator, literal: Scalar): boolean => {
+const compare = (field: unknown, operator: ScalarOperator, literal: Scalar): Truth => {
   switch (operator) {
     case "==":
-      return sameScalar(field, literal)
-    case "!=": {
-      const fieldIsNull = field === null || field === undefined
-      if (literal === null || fieldIsNull) return fieldIsNull !== (literal === null)
-      return typeof field === typeof literal && field !== literal
-    }
+      return equals(field, literal)
+    case "!=":
+      return not(equals(field, literal))
     case ">":
-      return ordered(field, literal) && field > (literal as typeof field)
+      return ordered(field, literal) ? field > (literal as typeof field) : "unknown"
     case ">=":
-      return ordered(field, literal) && field >= (literal as typeof field)
+      return ordered(field, literal) ? field >= (literal as typeof field) : "unknown"
     case "<":
-      return ordered(field, literal) && field < (literal as typeof field)
+      return ordered(field, literal) ? field < (literal as typeof field) : "unknown"
     case "<=":
-      return ordered(field, literal) && field <= (literal as typeof field)
+      return ordered(field, literal) ? field <= (literal as typeof field) : "unknown"
     case "contains":
-      if (typeof field === "string") return typeof literal === "string" && field.includes(literal)
-      return Array.isArray(field) && field.some((element) => element !== undefined && sameScalar(element, literal))
+      if (Array.isArray(field)) return anyOf(field, (element) => equals(element, literal))
+      return bothStrings(field, literal) ? field.includes(literal as string) : "unknown"
     case "starts_with":
-      return typeof field === "string" && typeof literal === "string" && field.startsWith(literal)
+      return bothStrings(field, literal) ? field.startsWith(literal as string) : "unknown"
   }
 }
 
-/** Whether the condition holds for `context`. Never throws; see the module comment for the type rules. */
-export const evaluate = (expression: Expression, context: unknown): boolean => {
+/** Whether the condition holds for `context`, or `"unknown"`. Never throws; see the module comment for the type rules. */
+export const evaluate = (expression: Expression, context: unknown): Truth => {
   switch (expression._tag) {
     case "Comparison":
       return compare(resolvePath(context, expression.path), expression.operator, expression.value)
     case "Membership": {
       const field = resolvePath(context, expression.path)
-      if (!isScalarOrMissing(field)) return false
-      const found = expression.values.some((value) => sameScalar(field, value))
-      return expression.operator === "in" ? found : !found
+      const found = anyOf(expression.values, (value) => equals(field, value))
+      return expression.operator === "in" ? found : not(found)
     }
     case "And":
-      return expression.operands.every((operand) => evaluate(operand, context))
+      return allOf(expression.operands, (operand) => evaluate(operand, context))
     case "Or":
-      return expression.operands.some((operand) => evaluate(operand, context))
+      return anyOf(expression.operands, (operand) => evaluate(operand, context))
+  }
+}
+
+const kindOf = (value: unknown): string => {
+  if (value === undefined) return "missing"
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "a list"
+  return typeof value === "object" ? "a mapping" : `a ${typeof value}`
+}
+
+/** Why a comparison known to be unknown is so, for the reason a person reads. */
+const undecidedBecause = (
+  expression: Extract<Expression, { readonly path: ReadonlyArray<string> }>,
+  field: unknown
+): string => {
+  const name = expression.path.join(".")
+  const literals = expression._tag === "Membership" ? expression.values : [expression.value]
+  const literal = literals.find((value) => equals(field, value) === "unknown") ?? literals[0] ?? null
+  switch (expression.operator) {
+    case ">":
+    case ">=":
+    case "<":
+    case "<=":
+      if (typeof literal !== "number" && typeof literal !== "string") {
+        return `${expression.operator} compares numbers or strings, not ${kindOf(literal)}`
+      }
+      break
+    case "contains":
+      if (Array.isArray(field)) {
+        const element = field.find((item) => equals(item, literal) === "unknown")
+        return `an element of ${name} is ${kindOf(element)}, not ${kindOf(literal)}`
+      }
+      if (typeof literal !== "string") return `${expression.operator} takes a string, not ${kindOf(literal)}`
+      if (!isMissing(field)) return `${name} is ${kindOf(field)}, not a string or a list`
+      break
+    case "starts_with":
+      if (typeof literal !== "string") return `${expression.operator} takes a string, not ${kindOf(literal)}`
+      break
+  }
+  return isMissing(field) ? `${name} is ${kindOf(field)}` : `${name} is ${kindOf(field)}, not ${kindOf(literal)}`
+}
+
+/**
+ * When the condition is unknown for `context`, the comparison that kept it
+ * open and why, e.g. `args.amount > 1000: args.amount is a string, not a
+ * number`; otherwise undefined.
+ */
+export const whyUnknown = (expression: Expression, context: unknown): string | undefined => {
+  if (evaluate(expression, context) !== "unknown") return undefined
+  switch (expression._tag) {
+    case "And":
+    case "Or":
+      // An unknown AND has no false part and an unknown OR no true one: any unknown part keeps it open.
+      for (const operand of expression.operands) {
+        const why = whyUnknown(operand, context)
+        if (why !== undefined) return why
+      }
+      return undefined
+    default:
+      return `${printExpression(expression)}: ${undecidedBecause(expression, resolvePath(context, expression.path))}`
   }
 }

@@ -125,7 +125,7 @@ export const ToolRule = Schema.Struct({
   allow: Flag,
   /** Calls of this tool per agent in any hour; reaching it denies. Under `*`, it counts each tool separately. */
   limit_per_hour: optional(PositiveInt),
-  /** A condition in the expression language (`src/model/Expression.ts`); true means a human must approve. */
+  /** A condition in the expression language (`src/model/Expression.ts`); true, or not evaluable on the call, means a human must approve. */
   requires_approval_if: optional(NonEmptyString),
   /** Paths into the action to redact; a non-empty list turns "allow" into "redact". */
   redact: optional(Schema.Array(FieldPath).annotations(mustBeAList("field paths")))
