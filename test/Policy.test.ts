@@ -4,7 +4,7 @@
  * policies on an action — each rule, each fallback, and how policies combine.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { Arbitrary, Either, FastCheck as fc, ParseResult, Schema } from "effect"
 import { stringify } from "yaml"
 import {
   type Action,
@@ -439,9 +439,34 @@ const notAPolicy = fc.anything().filter((value) =>
   typeof value !== "object" || value === null || !("id" in value) || !("scope" in value)
 )
 
+const encodedDocument = Arbitrary.make(PolicyDocument).map((document) => Schema.encodeSync(PolicyDocument)(document))
+
+const bySchema = Schema.decodeUnknownEither(PolicyDocument, { errors: "all", onExcessProperty: "error" })
+
+/** A valid document's encoded form with junk deep in one of its lists or rules, where the fast path decodes. */
+const corruptedPart = fc.tuple(encodedDocument, fc.constantFrom("tools", "network", "llm", "messages", "budgets"), fc.nat(), fc.anything())
+  .map(([document, field, at, junk]) => {
+    const part: unknown = (document as Record<string, unknown>)[field]
+    const copy: Record<string, unknown> = { ...document }
+    if (Array.isArray(part)) {
+      copy[field] = part.length === 0 ? [junk] : part.map((item, index) => index === at % part.length ? junk : item)
+    } else if (field === "tools" && typeof part === "object" && part !== null) {
+      const keys = Object.keys(part)
+      const tools: Record<string, unknown> = { ...part, [keys.length === 0 ? "" : keys[at % keys.length]!]: junk }
+      // A key only Reflect.ownKeys sees, which Schema refuses.
+      if (at % 7 === 0) Object.defineProperty(tools, "hidden", { value: { allow: true }, enumerable: false })
+      copy[field] = tools
+    } else if (typeof part === "object" && part !== null) {
+      copy[field] = { ...part, [at % 2 === 0 ? "allow" : "allow_models"]: [junk] }
+    } else {
+      copy[field] = junk
+    }
+    return copy
+  })
+
 /** A valid document's encoded form with one top-level field replaced by arbitrary junk. */
 const corrupted = fc.tuple(
-  Arbitrary.make(PolicyDocument).map((document) => Schema.encodeSync(PolicyDocument)(document)),
+  encodedDocument,
   fc.constantFrom("id", "scope", "tools", "network", "llm", "messages", "budgets", "approval_timeout_s"),
   fc.anything()
 ).map(([document, field, junk]) => ({ field, input: { ...document, [field]: junk } }))
@@ -495,6 +520,25 @@ describe("decoding properties", () => {
     expect(decodePolicy(encoded)).toEqual(Either.right(document))
     expect(parsePolicy(stringify(encoded))).toEqual(Either.right(document))
   }, { fastCheck: { numRuns: 100 } })
+
+  it.prop("decodes as Schema alone does, field order and every problem included, whatever the document", [
+    fc.oneof(encodedDocument, corrupted.map(({ input }) => input), corruptedPart, notAPolicy)
+  ], ([input]) => {
+    // What is not a mapping decodePolicy words itself (tested above).
+    fc.pre(typeof input === "object" && input !== null && !Array.isArray(input))
+    const reference = bySchema(input)
+    const decoded = decodePolicy(input)
+    if (Either.isRight(reference)) {
+      expect(Either.isRight(decoded) && JSON.stringify(decoded.right)).toBe(JSON.stringify(reference.right))
+    } else if (Either.isLeft(decoded)) {
+      const problems = ParseResult.ArrayFormatter.formatErrorSync(reference.left).map((issue) =>
+        `${issue.path.map(String).join(".")}: ${issue.message}`
+      )
+      expect(new Set(decoded.left.problems.map(({ message, path }) => `${path}: ${message}`))).toEqual(new Set(problems))
+    } else {
+      throw new Error(`accepted what Schema refuses: ${JSON.stringify(decoded.right)}`)
+    }
+  }, { fastCheck: { numRuns: 500 } })
 })
 
 // ---------------------------------------------------------------------------
@@ -1127,4 +1171,5 @@ describe("policy size", () => {
     expect(wide.length).toBeLessThan(maxPolicyBytes)
     expect(Either.isLeft(parsePolicy(wide))).toBe(true)
   })
+
 })
