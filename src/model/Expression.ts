@@ -89,36 +89,33 @@ class Stop {
   constructor(readonly message: string, readonly position: number) {}
 }
 
-const isWordStart = (char: string) => /[A-Za-z_$]/.test(char)
-const isWordPart = (char: string) => /[A-Za-z0-9_$.-]/.test(char)
+// Sticky patterns, each tried at one position: a token is read without copying the rest of the text.
+const blanks = /\s+/y
+const wordPattern = /[A-Za-z_$][A-Za-z0-9_$.-]*/y
 const numberPattern = /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y
-const symbols = ["==", "!=", ">=", "<=", ">", "<", "(", ")", "[", "]", ","] as const
+const symbolPattern = /==|!=|>=|<=|[><()[\],]/y
+const plainRuns: Record<string, RegExp> = { "'": /[^'\\]*/y, "\"": /[^"\\]*/y }
 
-const escapes: Record<string, string> = {
-  "\"": "\"",
-  "'": "'",
-  "\\": "\\",
-  "/": "/",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t"
+/** Where `pattern` stops matching at `start`, or -1 when it does not match there. */
+const matchEnd = (pattern: RegExp, text: string, start: number): number => {
+  pattern.lastIndex = start
+  return pattern.test(text) ? pattern.lastIndex : -1
 }
+
+const escapes: Record<string, string> = { "\"": "\"", "'": "'", "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" }
 
 /** A quoted string starting at `start` (the quote): its value and where it ends. JSON escapes, plus `\'`. */
 const readString = (text: string, start: number): { readonly value: string; readonly end: number } => {
-  const quote = text[start]!
+  const plainRun = plainRuns[text[start]!]!
   let value = ""
   let index = start + 1
-  while (index < text.length) {
-    const char = text[index]!
-    if (char === quote) return { value, end: index + 1 }
-    if (char !== "\\") {
-      value += char
-      index += 1
-      continue
-    }
+  for (;;) {
+    // Whole runs without a quote or a backslash at once: a long string costs one copy, not one per character.
+    const runEnd = matchEnd(plainRun, text, index)
+    value += text.slice(index, runEnd)
+    index = runEnd
+    if (index >= text.length) throw new Stop("unterminated string", start)
+    if (text[index] !== "\\") return { value, end: index + 1 }
     const escaped = text[index + 1]
     if (escaped === "u") {
       const hex = text.slice(index + 2, index + 6)
@@ -132,187 +129,184 @@ const readString = (text: string, start: number): { readonly value: string; read
       throw new Stop(`unknown escape \\${escaped ?? ""} in a string`, index)
     }
   }
-  throw new Stop("unterminated string", start)
 }
 
-const tokenize = (text: string): ReadonlyArray<Token> => {
-  const tokens: Array<Token> = []
-  let index = 0
-  while (index < text.length) {
-    const char = text[index]!
-    if (/\s/.test(char)) {
-      index += 1
-      continue
-    }
-    const start = index
+/**
+ * Tokens read one at a time, as the parser asks for them (one of lookahead):
+ * a long condition never holds all its tokens at once.
+ */
+class Lexer {
+  private index = 0
+  private ahead: Token | undefined = undefined
+  constructor(private readonly text: string) {}
+
+  peek(): Token {
+    return this.ahead ??= this.read()
+  }
+
+  next(): Token {
+    const token = this.peek()
+    this.ahead = undefined
+    return token
+  }
+
+  private read(): Token {
+    const text = this.text
+    const afterBlanks = matchEnd(blanks, text, this.index)
+    const start = afterBlanks === -1 ? this.index : afterBlanks
+    if (start >= text.length) return this.token({ kind: "end", text: "", start }, start)
+    const char = text[start]!
     if (char === "'" || char === "\"") {
       const { end, value } = readString(text, start)
-      tokens.push({ kind: "string", value, text: text.slice(start, end), start })
-      index = end
-      continue
+      return this.token({ kind: "string", value, text: text.slice(start, end), start }, end)
     }
-    numberPattern.lastIndex = start
-    const number = /[-.0-9]/.test(char) ? numberPattern.exec(text) : null
-    if (number !== null) {
-      const value = Number(number[0])
-      if (!Number.isFinite(value)) throw new Stop(`number ${number[0]} is out of range`, start)
-      tokens.push({ kind: "number", value, text: number[0], start })
-      index = start + number[0].length
-      continue
+    let end = matchEnd(numberPattern, text, start)
+    if (end !== -1) {
+      const source = text.slice(start, end)
+      const value = Number(source)
+      if (!Number.isFinite(value)) throw new Stop(`number ${source} is out of range`, start)
+      return this.token({ kind: "number", value, text: source, start }, end)
     }
-    if (isWordStart(char)) {
-      let end = start + 1
-      while (end < text.length && isWordPart(text[end]!)) end += 1
-      tokens.push({ kind: "word", text: text.slice(start, end), start })
-      index = end
-      continue
-    }
-    const symbol = symbols.find((candidate) => text.startsWith(candidate, start))
-    if (symbol === undefined) {
-      throw new Stop(`unexpected character ${JSON.stringify(char)}${char === "=" ? " (equality is ==)" : ""}`, start)
-    }
-    tokens.push({ kind: "symbol", text: symbol, start })
-    index += symbol.length
+    end = matchEnd(wordPattern, text, start)
+    if (end !== -1) return this.token({ kind: "word", text: text.slice(start, end), start }, end)
+    end = matchEnd(symbolPattern, text, start)
+    if (end !== -1) return this.token({ kind: "symbol", text: text.slice(start, end), start }, end)
+    throw new Stop(`unexpected character ${JSON.stringify(char)}${char === "=" ? " (equality is ==)" : ""}`, start)
   }
-  tokens.push({ kind: "end", text: "", start: text.length })
-  return tokens
+
+  private token(token: Token, end: number): Token {
+    this.index = end
+    return token
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Parsing
+//
+// Plain functions over one Lexer, not closures made per condition: a policy
+// compiles thousands of conditions at once.
 
 const describe = (token: Token) => token.kind === "end" ? "the end" : JSON.stringify(token.text)
 const keyword = (token: Token) => token.kind === "word" ? token.text.toLowerCase() : undefined
+const isSymbol = (token: Token, text: string) => token.kind === "symbol" && token.text === text
 
-const wordOperators: Record<string, Operator> = {
-  contains: "contains",
-  starts_with: "starts_with",
-  in: "in",
-  not_in: "not_in"
-}
+const wordOperators: Record<string, Operator> = { contains: "contains", starts_with: "starts_with", in: "in", not_in: "not_in" }
 
 const isListOperator = (operator: Operator): operator is ListOperator => operator === "in" || operator === "not_in"
 
-const parseTokens = (tokens: ReadonlyArray<Token>): Expression => {
-  let index = 0
-  const peek = () => tokens[index]!
-  const next = () => tokens[index++]!
-
-  const parseOr = (depth: number): Expression => {
-    const operands = [parseAnd(depth)]
-    while (keyword(peek()) === "or") {
-      next()
-      operands.push(parseAnd(depth))
-    }
-    return operands.length === 1 ? operands[0]! : { _tag: "Or", operands }
+const parseOr = (lexer: Lexer, depth: number): Expression => {
+  const operands = [parseAnd(lexer, depth)]
+  while (keyword(lexer.peek()) === "or") {
+    lexer.next()
+    operands.push(parseAnd(lexer, depth))
   }
+  return operands.length === 1 ? operands[0]! : { _tag: "Or", operands }
+}
 
-  const parseAnd = (depth: number): Expression => {
-    const operands = [parseOperand(depth)]
-    while (keyword(peek()) === "and") {
-      next()
-      operands.push(parseOperand(depth))
-    }
-    return operands.length === 1 ? operands[0]! : { _tag: "And", operands }
+const parseAnd = (lexer: Lexer, depth: number): Expression => {
+  const operands = [parseOperand(lexer, depth)]
+  while (keyword(lexer.peek()) === "and") {
+    lexer.next()
+    operands.push(parseOperand(lexer, depth))
   }
+  return operands.length === 1 ? operands[0]! : { _tag: "And", operands }
+}
 
-  const parseOperand = (depth: number): Expression => {
-    const token = next()
-    if (token.kind === "symbol" && token.text === "(") {
-      if (depth >= maxNesting) throw new Stop(`parentheses nest deeper than ${maxNesting}`, token.start)
-      const inner = parseOr(depth + 1)
-      const close = next()
-      if (close.kind !== "symbol" || close.text !== ")") {
-        throw new Stop(`expected ) to close the ( at position ${token.start}, found ${describe(close)}`, close.start)
-      }
-      return inner
+const parseOperand = (lexer: Lexer, depth: number): Expression => {
+  const token = lexer.next()
+  if (isSymbol(token, "(")) {
+    if (depth >= maxNesting) throw new Stop(`parentheses nest deeper than ${maxNesting}`, token.start)
+    const inner = parseOr(lexer, depth + 1)
+    const close = lexer.next()
+    if (!isSymbol(close, ")")) {
+      throw new Stop(`expected ) to close the ( at position ${token.start}, found ${describe(close)}`, close.start)
     }
-    // AND and OR are reserved: as field names they would turn "a == 1 OR OR b == 1" into a puzzling error.
-    if (token.kind !== "word" || keyword(token) === "and" || keyword(token) === "or") {
-      throw new Stop(`expected a field name, found ${describe(token)}`, token.start)
+    return inner
+  }
+  // AND and OR are reserved: as field names they would turn "a == 1 OR OR b == 1" into a puzzling error.
+  if (token.kind !== "word" || keyword(token) === "and" || keyword(token) === "or") {
+    throw new Stop(`expected a field name, found ${describe(token)}`, token.start)
+  }
+  const path = token.text.split(".")
+  if (path.some((segment) => segment === "")) {
+    throw new Stop(`field ${JSON.stringify(token.text)} has an empty segment`, token.start)
+  }
+  const operatorToken = lexer.next()
+  const operator = operatorToken.kind === "symbol"
+    ? scalarOperators.find((candidate) => candidate === operatorToken.text)
+    : wordOperators[keyword(operatorToken) ?? ""]
+  if (operator === undefined) {
+    throw new Stop(
+      `expected an operator (${[...scalarOperators, ...listOperators].join(" ")}) after ${token.text}, found ${
+        describe(operatorToken)
+      }`,
+      operatorToken.start
+    )
+  }
+  if (isListOperator(operator)) {
+    return { _tag: "Membership", path, operator, values: parseList(lexer, operator) }
+  }
+  const literal = lexer.peek()
+  if (isSymbol(literal, "[")) {
+    throw new Stop(`${operator} takes a single value; lists go with in and not_in`, literal.start)
+  }
+  return { _tag: "Comparison", path, operator, value: parseScalar(lexer) }
+}
+
+const parseList = (lexer: Lexer, operator: ListOperator): ReadonlyArray<Scalar> => {
+  const open = lexer.next()
+  if (!isSymbol(open, "[")) {
+    throw new Stop(`${operator} takes a list such as ['a', 'b'], found ${describe(open)}`, open.start)
+  }
+  const values: Array<Scalar> = []
+  if (isSymbol(lexer.peek(), "]")) {
+    lexer.next()
+    return values
+  }
+  for (;;) {
+    values.push(parseScalar(lexer))
+    const separator = lexer.next()
+    if (isSymbol(separator, "]")) return values
+    if (!isSymbol(separator, ",")) {
+      throw new Stop(`expected , or ] in the list, found ${describe(separator)}`, separator.start)
     }
-    const path = token.text.split(".")
-    if (path.some((segment) => segment === "")) {
-      throw new Stop(`field ${JSON.stringify(token.text)} has an empty segment`, token.start)
-    }
-    const operatorToken = next()
-    const operator = operatorToken.kind === "symbol"
-      ? scalarOperators.find((candidate) => candidate === operatorToken.text)
-      : wordOperators[keyword(operatorToken) ?? ""]
-    if (operator === undefined) {
+  }
+}
+
+const parseScalar = (lexer: Lexer): Scalar => {
+  const token = lexer.next()
+  switch (token.kind) {
+    case "number":
+    case "string":
+      return token.value
+    case "word": {
+      const word = token.text.toLowerCase()
+      if (word === "true") return true
+      if (word === "false") return false
+      if (word === "null") return null
       throw new Stop(
-        `expected an operator (${[...scalarOperators, ...listOperators].join(" ")}) after ${token.text}, found ${
-          describe(operatorToken)
-        }`,
-        operatorToken.start
+        `expected a value (a number, a quoted string, true, false or null), found ${describe(token)} (strings need quotes)`,
+        token.start
       )
     }
-    if (isListOperator(operator)) {
-      return { _tag: "Membership", path, operator, values: parseList(operator) }
-    }
-    const literal = peek()
-    if (literal.kind === "symbol" && literal.text === "[") {
-      throw new Stop(`${operator} takes a single value; lists go with in and not_in`, literal.start)
-    }
-    return { _tag: "Comparison", path, operator, value: parseScalar() }
+    default:
+      throw new Stop(
+        `expected a value (a number, a quoted string, true, false or null), found ${describe(token)}`,
+        token.start
+      )
   }
-
-  const parseList = (operator: ListOperator): ReadonlyArray<Scalar> => {
-    const open = next()
-    if (open.kind !== "symbol" || open.text !== "[") {
-      throw new Stop(`${operator} takes a list such as ['a', 'b'], found ${describe(open)}`, open.start)
-    }
-    const values: Array<Scalar> = []
-    if (peek().kind === "symbol" && peek().text === "]") {
-      next()
-      return values
-    }
-    for (;;) {
-      values.push(parseScalar())
-      const separator = next()
-      if (separator.kind === "symbol" && separator.text === "]") return values
-      if (separator.kind !== "symbol" || separator.text !== ",") {
-        throw new Stop(`expected , or ] in the list, found ${describe(separator)}`, separator.start)
-      }
-    }
-  }
-
-  const parseScalar = (): Scalar => {
-    const token = next()
-    switch (token.kind) {
-      case "number":
-      case "string":
-        return token.value
-      case "word": {
-        const word = token.text.toLowerCase()
-        if (word === "true") return true
-        if (word === "false") return false
-        if (word === "null") return null
-        throw new Stop(
-          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)} (strings need quotes)`,
-          token.start
-        )
-      }
-      default:
-        throw new Stop(
-          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)}`,
-          token.start
-        )
-    }
-  }
-
-  const expression = parseOr(0)
-  const rest = peek()
-  if (rest.kind !== "end") {
-    throw new Stop(`expected AND, OR or the end, found ${describe(rest)}`, rest.start)
-  }
-  return expression
 }
 
 /** The condition's syntax tree, or where and why it does not parse. Never throws. */
 export const parseExpression = (text: string): Either.Either<Expression, ExpressionError> => {
   try {
-    return Either.right(parseTokens(tokenize(text)))
+    const lexer = new Lexer(text)
+    const expression = parseOr(lexer, 0)
+    const rest = lexer.peek()
+    if (rest.kind !== "end") {
+      throw new Stop(`expected AND, OR or the end, found ${describe(rest)}`, rest.start)
+    }
+    return Either.right(expression)
   } catch (thrown) {
     if (thrown instanceof Stop) {
       return Either.left(new ExpressionError({ message: `${thrown.message} at position ${thrown.position}`, position: thrown.position }))
