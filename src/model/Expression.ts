@@ -194,23 +194,24 @@ const wordOperators: Record<string, Operator> = { contains: "contains", starts_w
 
 const isListOperator = (operator: Operator): operator is ListOperator => operator === "in" || operator === "not_in"
 
-const parseOr = (lexer: Lexer, depth: number): Expression => {
-  const operands = [parseAnd(lexer, depth)]
-  while (keyword(lexer.peek()) === "or") {
+/** `part (AND part)*` or `part (OR part)*`, kept flat: `a OR b OR c` is one Or of three. */
+const parseChain = (
+  lexer: Lexer,
+  depth: number,
+  tag: "And" | "Or",
+  parsePart: (lexer: Lexer, depth: number) => Expression
+): Expression => {
+  const operands = [parsePart(lexer, depth)]
+  const joiner = tag.toLowerCase()
+  while (keyword(lexer.peek()) === joiner) {
     lexer.next()
-    operands.push(parseAnd(lexer, depth))
+    operands.push(parsePart(lexer, depth))
   }
-  return operands.length === 1 ? operands[0]! : { _tag: "Or", operands }
+  return operands.length === 1 ? operands[0]! : { _tag: tag, operands }
 }
 
-const parseAnd = (lexer: Lexer, depth: number): Expression => {
-  const operands = [parseOperand(lexer, depth)]
-  while (keyword(lexer.peek()) === "and") {
-    lexer.next()
-    operands.push(parseOperand(lexer, depth))
-  }
-  return operands.length === 1 ? operands[0]! : { _tag: "And", operands }
-}
+const parseOr = (lexer: Lexer, depth: number): Expression => parseChain(lexer, depth, "Or", parseAnd)
+const parseAnd = (lexer: Lexer, depth: number): Expression => parseChain(lexer, depth, "And", parseOperand)
 
 const parseOperand = (lexer: Lexer, depth: number): Expression => {
   const token = lexer.next()
