@@ -383,27 +383,23 @@ export type Truth = boolean | "unknown"
 
 const not = (truth: Truth): Truth => truth === "unknown" ? truth : !truth
 
-/** Three-valued OR of `test` over `items`: true if any is true, else unknown if any is unknown, else false. */
-const anyOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth): Truth => {
-  let result: Truth = false
+/**
+ * Three-valued OR (`decisive` true) or AND (`decisive` false) of `test` over
+ * `items`: the decisive value if any item gives it, else unknown if any item
+ * is unknown, else the other value.
+ */
+const combine = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth, decisive: boolean): Truth => {
+  let result: Truth = !decisive
   for (const item of items) {
     const truth = test(item)
-    if (truth === true) return true
+    if (truth === decisive) return truth
     if (truth === "unknown") result = truth
   }
   return result
 }
 
-/** Three-valued AND of `test` over `items`: false if any is false, else unknown if any is unknown, else true. */
-const allOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth): Truth => {
-  let result: Truth = true
-  for (const item of items) {
-    const truth = test(item)
-    if (truth === false) return false
-    if (truth === "unknown") result = truth
-  }
-  return result
-}
+const anyOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth) => combine(items, test, true)
+const allOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth) => combine(items, test, false)
 
 const isMissing = (value: unknown) => value === null || value === undefined
 
