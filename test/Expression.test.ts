@@ -15,7 +15,9 @@ import {
   printExpression,
   resolvePath,
   type Scalar,
-  scalarOperators
+  scalarOperators,
+  type Truth,
+  whyUnknown
 } from "../src/model/Expression.js"
 
 // ---------------------------------------------------------------------------
@@ -34,6 +36,8 @@ const parseError = (text: string): ExpressionError => {
 }
 
 const holds = (text: string, context: unknown) => evaluate(parsed(text), context)
+
+const truths: ReadonlyArray<Truth> = [true, false, "unknown"]
 
 const comparison = (field: string, operator: string, value: Scalar) => ({
   _tag: "Comparison",
@@ -207,7 +211,9 @@ describe("evaluate", () => {
       tags: ["a", "b", 3, null],
       nested: { deep: { value: "x" } },
       text: "hello world",
-      numeric_text: "5000"
+      numeric_text: "5000",
+      strings: ["a", "b"],
+      empty: []
     }
   }
 
@@ -233,49 +239,100 @@ describe("evaluate", () => {
   it("compares booleans", () => {
     expect(holds("args.urgent == true", context)).toBe(true)
     expect(holds("args.urgent != false", context)).toBe(true)
-    expect(holds("args.urgent > false", context)).toBe(false)
   })
 
-  it("is false for every operator across incompatible types, with no coercion", () => {
+  it("cannot evaluate a comparison whose field does not have the literal's type: no coercion, and the call asks for approval", () => {
     for (const text of [
       "args.numeric_text > 1000",
+      "args.numeric_text >= 1000",
+      "args.numeric_text < 1000",
+      "args.numeric_text <= 1000",
       "args.numeric_text == 5000",
       "args.numeric_text != 5000",
       "args.amount == '5000'",
       "args.amount != '5000'",
+      "args.amount > '1000'",
       "args.amount contains 5",
+      "args.amount contains '5'",
       "args.amount starts_with '5'",
       "args.urgent == 'true'",
       "args.urgent == 1",
+      "args.urgent > false",
+      "args.amount > true",
+      "args.amount < null",
       "args.nested == 'x'",
       "args.nested != 'x'",
+      "args.nested > 1",
+      "args.nested contains 'x'",
       "args.tags == 'a'",
       "args.tags > 1",
+      "args.tags starts_with 'a'",
+      "args.tags contains '3'",
       "args.nested in ['x']",
       "args.nested not_in ['x']",
-      "args.tags not_in ['z']",
+      "args.amount in ['5000']",
+      "args.amount not_in ['5000']",
       "args.text contains 1",
+      "args.text contains null",
       "args.note > 0",
       "args.note < 0"
     ]) {
-      expect([text, holds(text, context)]).toEqual([text, false])
+      expect([text, holds(text, context)]).toEqual([text, "unknown"])
     }
   })
 
-  it("reads a missing field as null, so `!= null` tests presence", () => {
+  it("cannot evaluate a comparison on a missing or null field, unless the literal is null: `!= null` tests presence", () => {
     expect(holds("args.missing == null", context)).toBe(true)
     expect(holds("args.note == null", context)).toBe(true)
     expect(holds("args.amount == null", context)).toBe(false)
+    expect(holds("args.nested == null", context)).toBe(false)
     expect(holds("args.amount != null", context)).toBe(true)
     expect(holds("args.nested != null", context)).toBe(true)
     expect(holds("args.missing != null", context)).toBe(false)
-    expect(holds("args.missing != 5", context)).toBe(true)
-    expect(holds("args.missing == 5", context)).toBe(false)
-    expect(holds("args.missing > 5", context)).toBe(false)
     expect(holds("args.missing.deeper == null", context)).toBe(true)
     expect(holds("args.amount.deeper == null", context)).toBe(true)
     expect(holds("args.missing in [null]", context)).toBe(true)
-    expect(holds("args.missing not_in ['USD']", context)).toBe(true)
+    expect(holds("args.missing not_in [null, 'USD']", context)).toBe(false)
+    for (const text of [
+      "args.missing == 5",
+      "args.missing != 5",
+      "args.missing > 5",
+      "args.missing <= 'a'",
+      "args.missing contains 'a'",
+      "args.missing starts_with 'a'",
+      "args.missing in ['USD']",
+      "args.missing not_in ['USD']",
+      "args.note == 'x'",
+      "args.note != 'x'",
+      "args.amount.deeper > 1"
+    ]) {
+      expect([text, holds(text, context)]).toEqual([text, "unknown"])
+    }
+  })
+
+  it("combines what cannot be evaluated by three-valued logic: AND is false if any part is, OR true if any part is", () => {
+    expect(holds("args.numeric_text > 1000 AND args.currency == 'EUR'", context)).toBe(false)
+    expect(holds("args.numeric_text > 1000 AND args.currency == 'USD'", context)).toBe("unknown")
+    expect(holds("args.numeric_text > 1000 OR args.currency == 'USD'", context)).toBe(true)
+    expect(holds("args.numeric_text > 1000 OR args.currency == 'EUR'", context)).toBe("unknown")
+    // A presence test guards an optional field.
+    expect(holds("args.missing != null AND args.missing == 'USD'", context)).toBe(false)
+    expect(holds("args.missing == null OR args.missing == 'USD'", context)).toBe(true)
+  })
+
+  it("says which comparison could not be evaluated, and why", () => {
+    const why = (text: string, on: unknown = context) => whyUnknown(parsed(text), on)
+    expect(why("args.numeric_text > 1000")).toBe("args.numeric_text > 1000: args.numeric_text is a string, not a number")
+    expect(why("args.missing == 'USD'")).toBe("args.missing == 'USD': args.missing is missing")
+    expect(why("args.note contains 'x'")).toBe("args.note contains 'x': args.note is null")
+    expect(why("args.nested in ['x', 1]")).toBe("args.nested in ['x', 1]: args.nested is a mapping, not a string")
+    expect(why("args.amount > true")).toBe("args.amount > true: > compares numbers or strings, not a boolean")
+    expect(why("args.tags contains '3'")).toBe("args.tags contains '3': an element of args.tags is a number, not a string")
+    // The part that decided, not the first one that cannot be evaluated.
+    expect(why("(args.numeric_text > 1 AND args.currency == 'EUR') OR args.urgent == 'yes'")).toBe(
+      "args.urgent == 'yes': args.urgent is a boolean, not a string"
+    )
+    expect(why("args.amount > 1000")).toBeUndefined()
   })
 
   it("sees own properties only", () => {
@@ -292,18 +349,19 @@ describe("evaluate", () => {
     expect(holds("args.text contains 'bye'", context)).toBe(false)
     expect(holds("args.tags contains 'b'", context)).toBe(true)
     expect(holds("args.tags contains 3", context)).toBe(true)
-    expect(holds("args.tags contains '3'", context)).toBe(false)
     expect(holds("args.tags contains null", context)).toBe(true)
+    expect(holds("args.strings contains 'z'", context)).toBe(false)
+    expect(holds("args.strings contains 'b'", context)).toBe(true)
+    expect(holds("args.empty contains 'a'", context)).toBe(false)
     expect(holds("tool starts_with 'payments.'", context)).toBe(true)
     expect(holds("tool starts_with 'email.'", context)).toBe(false)
-    expect(holds("args.tags starts_with 'a'", context)).toBe(false)
   })
 
   it("evaluates in and not_in by same-type equality", () => {
     expect(holds("args.currency in ['USD', 'EUR']", context)).toBe(true)
-    expect(holds("args.currency in ['GBP', 1]", context)).toBe(false)
+    expect(holds("args.currency in ['GBP', 'EUR']", context)).toBe(false)
+    expect(holds("args.currency in ['GBP', 1]", context)).toBe("unknown")
     expect(holds("args.amount in [5000, 'x']", context)).toBe(true)
-    expect(holds("args.amount in ['5000']", context)).toBe(false)
     expect(holds("args.currency not_in ['GBP']", context)).toBe(true)
     expect(holds("args.currency not_in ['USD']", context)).toBe(false)
     expect(holds("args.currency in []", context)).toBe(false)
@@ -319,13 +377,19 @@ describe("evaluate", () => {
     expect(holds("agent.team_id == 'ops' AND (args.amount > 1 OR tool == 'payments.send')", context)).toBe(false)
   })
 
-  it("never throws on odd contexts", () => {
+  it("never throws on odd contexts, and cannot evaluate what is neither JSON nor missing", () => {
     const expression = parsed("a.b == 1 OR a contains 'x' OR a in [1] OR a > 0 OR a starts_with 'q'")
     for (const odd of [undefined, null, 0, "text", [], Object.create(null), { a: Symbol("s") }, { a: 10n }, { a: () => 1 }]) {
-      expect(typeof evaluate(expression, odd)).toBe("boolean")
+      expect(truths).toContain(evaluate(expression, odd))
+      expect(typeof whyUnknown(expression, odd)).toMatch(/string|undefined/)
+    }
+    for (const odd of [Symbol("s"), 10n, () => 1]) {
+      expect(evaluate(parsed("a == 1"), { a: odd })).toBe("unknown")
+      expect(evaluate(parsed("a == null"), { a: odd })).toBe(false)
     }
     expect(evaluate(parsed("a == 1"), { a: Number.NaN })).toBe(false)
     expect(evaluate(parsed("a != 1"), { a: Number.NaN })).toBe(true)
+    expect(evaluate(parsed("a > 1"), { a: Number.NaN })).toBe("unknown")
   })
 })
 
@@ -378,6 +442,8 @@ const tokenSoup = fc.array(
 
 const json = fc.jsonValue() as fc.Arbitrary<unknown>
 
+const not = (truth: Truth): Truth => truth === "unknown" ? truth : !truth
+
 describe("properties", () => {
   it.prop("parsing arbitrary text never throws", [fc.oneof(fc.string(), fc.fullUnicodeString(), tokenSoup)], ([text]) => {
     const result = parseExpression(text)
@@ -388,12 +454,37 @@ describe("properties", () => {
     }
   }, { fastCheck: { numRuns: 2000 } })
 
-  it.prop("evaluating any parsed condition on any JSON context gives a boolean", [tokenSoup, expression, json], ([text, generated, context]) => {
+  it.prop("evaluating any parsed condition on any JSON context gives true, false or unknown, and unknown says why", [
+    tokenSoup,
+    expression,
+    json
+  ], ([text, generated, context]) => {
     const result = parseExpression(text)
-    if (Either.isRight(result)) expect(typeof evaluate(result.right, context)).toBe("boolean")
-    expect(typeof evaluate(generated, context)).toBe("boolean")
-    expect(typeof evaluate(generated, { args: context })).toBe("boolean")
+    if (Either.isRight(result)) expect(truths).toContain(evaluate(result.right, context))
+    for (const on of [context, { args: context }]) {
+      const truth = evaluate(generated, on)
+      expect(truths).toContain(truth)
+      expect(whyUnknown(generated, on) !== undefined).toBe(truth === "unknown")
+    }
   }, { fastCheck: { numRuns: 500 } })
+
+  it.prop("unknown only where the comparisons that cannot be evaluated would decide it either way", [expression, json], ([generated, context]) => {
+    // Those comparisons replaced by true, then by false, must give both answers: otherwise the
+    // condition was decided whatever they say, and asking for approval would be needless.
+    const on = { args: context, f: 0 }
+    fc.pre(evaluate(generated, on) === "unknown")
+    const forced = (value: boolean) => {
+      const force = (node: Expression): Expression =>
+        node._tag === "And" || node._tag === "Or"
+          ? { _tag: node._tag, operands: node.operands.map(force) }
+          : evaluate(node, on) === "unknown"
+          ? { _tag: "Membership", path: ["f"], operator: value ? "not_in" : "in", values: [] }
+          : node
+      return force(generated)
+    }
+    expect(evaluate(forced(true), on)).toBe(true)
+    expect(evaluate(forced(false), on)).toBe(false)
+  }, { fastCheck: { numRuns: 300 } })
 
   it.prop("print then parse gives back the same tree", [expression], ([generated]) => {
     expect(parsed(printExpression(generated))).toEqual(generated)
@@ -404,8 +495,8 @@ describe("properties", () => {
     expect(printExpression(parsed(printed))).toBe(printed)
   })
 
-  it.prop("in is an OR of ==, and not_in its negation, for scalar fields", [
-    fc.oneof(scalar, fc.constant(undefined)),
+  it.prop("in is an OR of ==, and not_in its negation", [
+    fc.oneof(scalar, fc.constant(undefined), json),
     fc.array(scalar, { minLength: 1, maxLength: 4 })
   ], ([field, values]) => {
     const context = field === undefined ? {} : { f: field }
@@ -414,14 +505,17 @@ describe("properties", () => {
       ? { _tag: "Comparison", path: ["f"], operator: "==", value: values[0]! }
       : { _tag: "Or", operands: values.map((value) => ({ _tag: "Comparison", path: ["f"], operator: "==", value })) }
     expect(evaluate(membership("in"), context)).toBe(evaluate(anyEqual, context))
-    expect(evaluate(membership("not_in"), context)).toBe(!evaluate(anyEqual, context))
+    expect(evaluate(membership("not_in"), context)).toBe(not(evaluate(anyEqual, context)))
   })
 
-  it.prop("== and != are complementary for values of the same type or null", [scalar, scalar], ([left, right]) => {
-    fc.pre(left === null || right === null || typeof left === typeof right)
+  it.prop("== and != are complementary, and decided for a field of the literal's type or a null literal", [
+    fc.oneof(scalar, json),
+    scalar
+  ], ([left, right]) => {
     const context = { f: left }
     const equal = evaluate({ _tag: "Comparison", path: ["f"], operator: "==", value: right }, context)
     const different = evaluate({ _tag: "Comparison", path: ["f"], operator: "!=", value: right }, context)
-    expect(different).toBe(!equal)
+    expect(different).toBe(not(equal))
+    expect(equal === "unknown").toBe(right !== null && typeof left !== typeof right)
   })
 })

@@ -14,21 +14,30 @@
  * Keywords (AND, OR, the word operators, true/false/null) are case-insensitive;
  * AND and OR cannot be field names, the others can (`in == 1` reads field `in`).
  * A field is looked up in the evaluation context through own properties only
- * (so `args.constructor` is just a missing field); a missing field reads as null.
+ * (so `args.constructor` is just a missing field); missing and null are one value.
  *
- * Evaluation never throws, and comparing values of incompatible types is false:
+ * Evaluation never throws, and never guesses. A condition is true, false, or
+ * *unknown* when it cannot be evaluated on the values at hand: a comparison
+ * whose field is missing or null while its literal is not, or whose field's
+ * type does not fit the operator and the literal (there is no coercion:
+ * `"5000" > 1000` is unknown, not false). A policy treats an unknown condition
+ * as one that does not parse: the call waits for a human's approval. Unknown
+ * parts combine by three-valued logic, so a condition is unknown only when
+ * they could decide it either way: AND is false as soon as one part is false,
+ * OR is true as soon as one part is true.
  *
- * | operator           | true when                                                                 |
- * |--------------------|---------------------------------------------------------------------------|
- * | `==`               | same type and equal; `== null` also when the field is missing             |
- * | `!=`               | same type and different, or exactly one side is null/missing              |
- * | `> >= < <=`        | both numbers, or both strings (compared by UTF-16 code units)             |
- * | `contains`         | string field contains the string; or array field has an equal element     |
- * | `starts_with`      | string field starts with the string                                       |
- * | `in` / `not_in`    | scalar (or missing) field equals / equals none of the list's elements    |
+ * | operator              | decided (true or false) when                                               |
+ * |-----------------------|----------------------------------------------------------------------------|
+ * | `== null`, `!= null`  | always: `== null` is true exactly when the field is missing or null        |
+ * | `==`, `!=`            | the field has the literal's type (number, string or boolean)               |
+ * | `> >= < <=`           | both numbers, or both strings (compared by UTF-16 code units)              |
+ * | `contains`            | a string field and a string literal; a list field: as `element == literal` for any element |
+ * | `starts_with`         | a string field and a string literal                                        |
+ * | `in`, `not_in`        | as `field == element` for any element of the list, and its negation (`in []` is false) |
  *
- * There is no coercion: `"5000" > 1000` is false. Null and missing are equal for
- * `==`, which makes `field != null` a presence test.
+ * Everything else is unknown. A presence test guards an optional field:
+ * `args.currency != null AND args.currency == 'USD'` is false, not unknown,
+ * when the call has no currency.
  */
 import { Either } from "effect"
 import { ExpressionError } from "../schema/Policy.js"
@@ -80,36 +89,33 @@ class Stop {
   constructor(readonly message: string, readonly position: number) {}
 }
 
-const isWordStart = (char: string) => /[A-Za-z_$]/.test(char)
-const isWordPart = (char: string) => /[A-Za-z0-9_$.-]/.test(char)
+// Sticky patterns, each tried at one position: a token is read without copying the rest of the text.
+const blanks = /\s+/y
+const wordPattern = /[A-Za-z_$][A-Za-z0-9_$.-]*/y
 const numberPattern = /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y
-const symbols = ["==", "!=", ">=", "<=", ">", "<", "(", ")", "[", "]", ","] as const
+const symbolPattern = /==|!=|>=|<=|[><()[\],]/y
+const plainRuns: Record<string, RegExp> = { "'": /[^'\\]*/y, "\"": /[^"\\]*/y }
 
-const escapes: Record<string, string> = {
-  "\"": "\"",
-  "'": "'",
-  "\\": "\\",
-  "/": "/",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t"
+/** Where `pattern` stops matching at `start`, or -1 when it does not match there. */
+const matchEnd = (pattern: RegExp, text: string, start: number): number => {
+  pattern.lastIndex = start
+  return pattern.test(text) ? pattern.lastIndex : -1
 }
+
+const escapes: Record<string, string> = { "\"": "\"", "'": "'", "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" }
 
 /** A quoted string starting at `start` (the quote): its value and where it ends. JSON escapes, plus `\'`. */
 const readString = (text: string, start: number): { readonly value: string; readonly end: number } => {
-  const quote = text[start]!
+  const plainRun = plainRuns[text[start]!]!
   let value = ""
   let index = start + 1
-  while (index < text.length) {
-    const char = text[index]!
-    if (char === quote) return { value, end: index + 1 }
-    if (char !== "\\") {
-      value += char
-      index += 1
-      continue
-    }
+  for (;;) {
+    // Whole runs without a quote or a backslash at once: a long string costs one copy, not one per character.
+    const runEnd = matchEnd(plainRun, text, index)
+    value += text.slice(index, runEnd)
+    index = runEnd
+    if (index >= text.length) throw new Stop("unterminated string", start)
+    if (text[index] !== "\\") return { value, end: index + 1 }
     const escaped = text[index + 1]
     if (escaped === "u") {
       const hex = text.slice(index + 2, index + 6)
@@ -123,187 +129,185 @@ const readString = (text: string, start: number): { readonly value: string; read
       throw new Stop(`unknown escape \\${escaped ?? ""} in a string`, index)
     }
   }
-  throw new Stop("unterminated string", start)
 }
 
-const tokenize = (text: string): ReadonlyArray<Token> => {
-  const tokens: Array<Token> = []
-  let index = 0
-  while (index < text.length) {
-    const char = text[index]!
-    if (/\s/.test(char)) {
-      index += 1
-      continue
-    }
-    const start = index
+/**
+ * Tokens read one at a time, as the parser asks for them (one of lookahead):
+ * a long condition never holds all its tokens at once.
+ */
+class Lexer {
+  private index = 0
+  private ahead: Token | undefined = undefined
+  constructor(private readonly text: string) {}
+
+  peek(): Token {
+    return this.ahead ??= this.read()
+  }
+
+  next(): Token {
+    const token = this.peek()
+    this.ahead = undefined
+    return token
+  }
+
+  private read(): Token {
+    const text = this.text
+    const afterBlanks = matchEnd(blanks, text, this.index)
+    const start = afterBlanks === -1 ? this.index : afterBlanks
+    if (start >= text.length) return this.token({ kind: "end", text: "", start }, start)
+    const char = text[start]!
     if (char === "'" || char === "\"") {
       const { end, value } = readString(text, start)
-      tokens.push({ kind: "string", value, text: text.slice(start, end), start })
-      index = end
-      continue
+      return this.token({ kind: "string", value, text: text.slice(start, end), start }, end)
     }
-    numberPattern.lastIndex = start
-    const number = /[-.0-9]/.test(char) ? numberPattern.exec(text) : null
-    if (number !== null) {
-      const value = Number(number[0])
-      if (!Number.isFinite(value)) throw new Stop(`number ${number[0]} is out of range`, start)
-      tokens.push({ kind: "number", value, text: number[0], start })
-      index = start + number[0].length
-      continue
+    let end = matchEnd(numberPattern, text, start)
+    if (end !== -1) {
+      const source = text.slice(start, end)
+      const value = Number(source)
+      if (!Number.isFinite(value)) throw new Stop(`number ${source} is out of range`, start)
+      return this.token({ kind: "number", value, text: source, start }, end)
     }
-    if (isWordStart(char)) {
-      let end = start + 1
-      while (end < text.length && isWordPart(text[end]!)) end += 1
-      tokens.push({ kind: "word", text: text.slice(start, end), start })
-      index = end
-      continue
-    }
-    const symbol = symbols.find((candidate) => text.startsWith(candidate, start))
-    if (symbol === undefined) {
-      throw new Stop(`unexpected character ${JSON.stringify(char)}${char === "=" ? " (equality is ==)" : ""}`, start)
-    }
-    tokens.push({ kind: "symbol", text: symbol, start })
-    index += symbol.length
+    end = matchEnd(wordPattern, text, start)
+    if (end !== -1) return this.token({ kind: "word", text: text.slice(start, end), start }, end)
+    end = matchEnd(symbolPattern, text, start)
+    if (end !== -1) return this.token({ kind: "symbol", text: text.slice(start, end), start }, end)
+    throw new Stop(`unexpected character ${JSON.stringify(char)}${char === "=" ? " (equality is ==)" : ""}`, start)
   }
-  tokens.push({ kind: "end", text: "", start: text.length })
-  return tokens
+
+  private token(token: Token, end: number): Token {
+    this.index = end
+    return token
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Parsing
+//
+// Plain functions over one Lexer, not closures made per condition: a policy
+// compiles thousands of conditions at once.
 
 const describe = (token: Token) => token.kind === "end" ? "the end" : JSON.stringify(token.text)
 const keyword = (token: Token) => token.kind === "word" ? token.text.toLowerCase() : undefined
+const isSymbol = (token: Token, text: string) => token.kind === "symbol" && token.text === text
 
-const wordOperators: Record<string, Operator> = {
-  contains: "contains",
-  starts_with: "starts_with",
-  in: "in",
-  not_in: "not_in"
-}
+const wordOperators: Record<string, Operator> = { contains: "contains", starts_with: "starts_with", in: "in", not_in: "not_in" }
 
 const isListOperator = (operator: Operator): operator is ListOperator => operator === "in" || operator === "not_in"
 
-const parseTokens = (tokens: ReadonlyArray<Token>): Expression => {
-  let index = 0
-  const peek = () => tokens[index]!
-  const next = () => tokens[index++]!
-
-  const parseOr = (depth: number): Expression => {
-    const operands = [parseAnd(depth)]
-    while (keyword(peek()) === "or") {
-      next()
-      operands.push(parseAnd(depth))
-    }
-    return operands.length === 1 ? operands[0]! : { _tag: "Or", operands }
+/** `part (AND part)*` or `part (OR part)*`, kept flat: `a OR b OR c` is one Or of three. */
+const parseChain = (
+  lexer: Lexer,
+  depth: number,
+  tag: "And" | "Or",
+  parsePart: (lexer: Lexer, depth: number) => Expression
+): Expression => {
+  const operands = [parsePart(lexer, depth)]
+  const joiner = tag.toLowerCase()
+  while (keyword(lexer.peek()) === joiner) {
+    lexer.next()
+    operands.push(parsePart(lexer, depth))
   }
+  return operands.length === 1 ? operands[0]! : { _tag: tag, operands }
+}
 
-  const parseAnd = (depth: number): Expression => {
-    const operands = [parseOperand(depth)]
-    while (keyword(peek()) === "and") {
-      next()
-      operands.push(parseOperand(depth))
+const parseOr = (lexer: Lexer, depth: number): Expression => parseChain(lexer, depth, "Or", parseAnd)
+const parseAnd = (lexer: Lexer, depth: number): Expression => parseChain(lexer, depth, "And", parseOperand)
+
+const parseOperand = (lexer: Lexer, depth: number): Expression => {
+  const token = lexer.next()
+  if (isSymbol(token, "(")) {
+    if (depth >= maxNesting) throw new Stop(`parentheses nest deeper than ${maxNesting}`, token.start)
+    const inner = parseOr(lexer, depth + 1)
+    const close = lexer.next()
+    if (!isSymbol(close, ")")) {
+      throw new Stop(`expected ) to close the ( at position ${token.start}, found ${describe(close)}`, close.start)
     }
-    return operands.length === 1 ? operands[0]! : { _tag: "And", operands }
+    return inner
   }
+  // AND and OR are reserved: as field names they would turn "a == 1 OR OR b == 1" into a puzzling error.
+  if (token.kind !== "word" || keyword(token) === "and" || keyword(token) === "or") {
+    throw new Stop(`expected a field name, found ${describe(token)}`, token.start)
+  }
+  const path = token.text.split(".")
+  if (path.some((segment) => segment === "")) {
+    throw new Stop(`field ${JSON.stringify(token.text)} has an empty segment`, token.start)
+  }
+  const operatorToken = lexer.next()
+  const operator = operatorToken.kind === "symbol"
+    ? scalarOperators.find((candidate) => candidate === operatorToken.text)
+    : wordOperators[keyword(operatorToken) ?? ""]
+  if (operator === undefined) {
+    throw new Stop(
+      `expected an operator (${[...scalarOperators, ...listOperators].join(" ")}) after ${token.text}, found ${
+        describe(operatorToken)
+      }`,
+      operatorToken.start
+    )
+  }
+  if (isListOperator(operator)) {
+    return { _tag: "Membership", path, operator, values: parseList(lexer, operator) }
+  }
+  const literal = lexer.peek()
+  if (isSymbol(literal, "[")) {
+    throw new Stop(`${operator} takes a single value; lists go with in and not_in`, literal.start)
+  }
+  return { _tag: "Comparison", path, operator, value: parseScalar(lexer) }
+}
 
-  const parseOperand = (depth: number): Expression => {
-    const token = next()
-    if (token.kind === "symbol" && token.text === "(") {
-      if (depth >= maxNesting) throw new Stop(`parentheses nest deeper than ${maxNesting}`, token.start)
-      const inner = parseOr(depth + 1)
-      const close = next()
-      if (close.kind !== "symbol" || close.text !== ")") {
-        throw new Stop(`expected ) to close the ( at position ${token.start}, found ${describe(close)}`, close.start)
-      }
-      return inner
+const parseList = (lexer: Lexer, operator: ListOperator): ReadonlyArray<Scalar> => {
+  const open = lexer.next()
+  if (!isSymbol(open, "[")) {
+    throw new Stop(`${operator} takes a list such as ['a', 'b'], found ${describe(open)}`, open.start)
+  }
+  const values: Array<Scalar> = []
+  if (isSymbol(lexer.peek(), "]")) {
+    lexer.next()
+    return values
+  }
+  for (;;) {
+    values.push(parseScalar(lexer))
+    const separator = lexer.next()
+    if (isSymbol(separator, "]")) return values
+    if (!isSymbol(separator, ",")) {
+      throw new Stop(`expected , or ] in the list, found ${describe(separator)}`, separator.start)
     }
-    // AND and OR are reserved: as field names they would turn "a == 1 OR OR b == 1" into a puzzling error.
-    if (token.kind !== "word" || keyword(token) === "and" || keyword(token) === "or") {
-      throw new Stop(`expected a field name, found ${describe(token)}`, token.start)
-    }
-    const path = token.text.split(".")
-    if (path.some((segment) => segment === "")) {
-      throw new Stop(`field ${JSON.stringify(token.text)} has an empty segment`, token.start)
-    }
-    const operatorToken = next()
-    const operator = operatorToken.kind === "symbol"
-      ? scalarOperators.find((candidate) => candidate === operatorToken.text)
-      : wordOperators[keyword(operatorToken) ?? ""]
-    if (operator === undefined) {
+  }
+}
+
+const parseScalar = (lexer: Lexer): Scalar => {
+  const token = lexer.next()
+  switch (token.kind) {
+    case "number":
+    case "string":
+      return token.value
+    case "word": {
+      const word = token.text.toLowerCase()
+      if (word === "true") return true
+      if (word === "false") return false
+      if (word === "null") return null
       throw new Stop(
-        `expected an operator (${[...scalarOperators, ...listOperators].join(" ")}) after ${token.text}, found ${
-          describe(operatorToken)
-        }`,
-        operatorToken.start
+        `expected a value (a number, a quoted string, true, false or null), found ${describe(token)} (strings need quotes)`,
+        token.start
       )
     }
-    if (isListOperator(operator)) {
-      return { _tag: "Membership", path, operator, values: parseList(operator) }
-    }
-    const literal = peek()
-    if (literal.kind === "symbol" && literal.text === "[") {
-      throw new Stop(`${operator} takes a single value; lists go with in and not_in`, literal.start)
-    }
-    return { _tag: "Comparison", path, operator, value: parseScalar() }
+    default:
+      throw new Stop(
+        `expected a value (a number, a quoted string, true, false or null), found ${describe(token)}`,
+        token.start
+      )
   }
-
-  const parseList = (operator: ListOperator): ReadonlyArray<Scalar> => {
-    const open = next()
-    if (open.kind !== "symbol" || open.text !== "[") {
-      throw new Stop(`${operator} takes a list such as ['a', 'b'], found ${describe(open)}`, open.start)
-    }
-    const values: Array<Scalar> = []
-    if (peek().kind === "symbol" && peek().text === "]") {
-      next()
-      return values
-    }
-    for (;;) {
-      values.push(parseScalar())
-      const separator = next()
-      if (separator.kind === "symbol" && separator.text === "]") return values
-      if (separator.kind !== "symbol" || separator.text !== ",") {
-        throw new Stop(`expected , or ] in the list, found ${describe(separator)}`, separator.start)
-      }
-    }
-  }
-
-  const parseScalar = (): Scalar => {
-    const token = next()
-    switch (token.kind) {
-      case "number":
-      case "string":
-        return token.value
-      case "word": {
-        const word = token.text.toLowerCase()
-        if (word === "true") return true
-        if (word === "false") return false
-        if (word === "null") return null
-        throw new Stop(
-          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)} (strings need quotes)`,
-          token.start
-        )
-      }
-      default:
-        throw new Stop(
-          `expected a value (a number, a quoted string, true, false or null), found ${describe(token)}`,
-          token.start
-        )
-    }
-  }
-
-  const expression = parseOr(0)
-  const rest = peek()
-  if (rest.kind !== "end") {
-    throw new Stop(`expected AND, OR or the end, found ${describe(rest)}`, rest.start)
-  }
-  return expression
 }
 
 /** The condition's syntax tree, or where and why it does not parse. Never throws. */
 export const parseExpression = (text: string): Either.Either<Expression, ExpressionError> => {
   try {
-    return Either.right(parseTokens(tokenize(text)))
+    const lexer = new Lexer(text)
+    const expression = parseOr(lexer, 0)
+    const rest = lexer.peek()
+    if (rest.kind !== "end") {
+      throw new Stop(`expected AND, OR or the end, found ${describe(rest)}`, rest.start)
+    }
+    return Either.right(expression)
   } catch (thrown) {
     if (thrown instanceof Stop) {
       return Either.left(new ExpressionError({ message: `${thrown.message} at position ${thrown.position}`, position: thrown.position }))
@@ -370,56 +374,140 @@ export const resolvePath = (context: unknown, path: ReadonlyArray<string>): unkn
   return current
 }
 
-/** Same type and equal; null and missing are one value. */
-const sameScalar = (field: unknown, literal: Scalar) =>
-  literal === null ? field === null || field === undefined : typeof field === typeof literal && field === literal
+/**
+ * A condition's value on one call: `"unknown"` when it cannot be evaluated
+ * there. The string is truthy on purpose: a caller that only asks
+ * `if (evaluate(...))` then asks for approval, which is the safe answer.
+ */
+export type Truth = boolean | "unknown"
 
-const isScalarOrMissing = (field: unknown) =>
-  field === undefined || field === null || typeof field === "string" || typeof field === "number" ||
-  typeof field === "boolean"
+const not = (truth: Truth): Truth => truth === "unknown" ? truth : !truth
 
+/**
+ * Three-valued OR (`decisive` true) or AND (`decisive` false) of `test` over
+ * `items`: the decisive value if any item gives it, else unknown if any item
+ * is unknown, else the other value.
+ */
+const combine = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth, decisive: boolean): Truth => {
+  let result: Truth = !decisive
+  for (const item of items) {
+    const truth = test(item)
+    if (truth === decisive) return truth
+    if (truth === "unknown") result = truth
+  }
+  return result
+}
+
+const anyOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth) => combine(items, test, true)
+const allOf = <A>(items: ReadonlyArray<A>, test: (item: A) => Truth) => combine(items, test, false)
+
+const isMissing = (value: unknown) => value === null || value === undefined
+
+/** `field == literal`: a null literal tests presence; any other is decided only on a field of its own type. */
+const equals = (field: unknown, literal: Scalar): Truth =>
+  literal === null ? isMissing(field) : typeof field === typeof literal ? field === literal : "unknown"
+
+const bothStrings = (field: unknown, literal: Scalar): field is string => typeof field === "string" && typeof literal === "string"
+
+/** NaN has no place in an order, so it cannot be compared either. */
 const ordered = (field: unknown, literal: Scalar): field is number | string =>
-  (typeof field === "number" && typeof literal === "number") || (typeof field === "string" && typeof literal === "string")
+  (typeof field === "number" && typeof literal === "number" && !Number.isNaN(field)) || bothStrings(field, literal)
 
-const compare = (field: unknown, operator: ScalarOperator, literal: Scalar): boolean => {
+const compare = (field: unknown, operator: ScalarOperator, literal: Scalar): Truth => {
   switch (operator) {
     case "==":
-      return sameScalar(field, literal)
-    case "!=": {
-      const fieldIsNull = field === null || field === undefined
-      if (literal === null || fieldIsNull) return fieldIsNull !== (literal === null)
-      return typeof field === typeof literal && field !== literal
-    }
+      return equals(field, literal)
+    case "!=":
+      return not(equals(field, literal))
     case ">":
-      return ordered(field, literal) && field > (literal as typeof field)
+      return ordered(field, literal) ? field > (literal as typeof field) : "unknown"
     case ">=":
-      return ordered(field, literal) && field >= (literal as typeof field)
+      return ordered(field, literal) ? field >= (literal as typeof field) : "unknown"
     case "<":
-      return ordered(field, literal) && field < (literal as typeof field)
+      return ordered(field, literal) ? field < (literal as typeof field) : "unknown"
     case "<=":
-      return ordered(field, literal) && field <= (literal as typeof field)
+      return ordered(field, literal) ? field <= (literal as typeof field) : "unknown"
     case "contains":
-      if (typeof field === "string") return typeof literal === "string" && field.includes(literal)
-      return Array.isArray(field) && field.some((element) => element !== undefined && sameScalar(element, literal))
+      if (Array.isArray(field)) return anyOf(field, (element) => equals(element, literal))
+      return bothStrings(field, literal) ? field.includes(literal as string) : "unknown"
     case "starts_with":
-      return typeof field === "string" && typeof literal === "string" && field.startsWith(literal)
+      return bothStrings(field, literal) ? field.startsWith(literal as string) : "unknown"
   }
 }
 
-/** Whether the condition holds for `context`. Never throws; see the module comment for the type rules. */
-export const evaluate = (expression: Expression, context: unknown): boolean => {
+/** Whether the condition holds for `context`, or `"unknown"`. Never throws; see the module comment for the type rules. */
+export const evaluate = (expression: Expression, context: unknown): Truth => {
   switch (expression._tag) {
     case "Comparison":
       return compare(resolvePath(context, expression.path), expression.operator, expression.value)
     case "Membership": {
       const field = resolvePath(context, expression.path)
-      if (!isScalarOrMissing(field)) return false
-      const found = expression.values.some((value) => sameScalar(field, value))
-      return expression.operator === "in" ? found : !found
+      const found = anyOf(expression.values, (value) => equals(field, value))
+      return expression.operator === "in" ? found : not(found)
     }
     case "And":
-      return expression.operands.every((operand) => evaluate(operand, context))
+      return allOf(expression.operands, (operand) => evaluate(operand, context))
     case "Or":
-      return expression.operands.some((operand) => evaluate(operand, context))
+      return anyOf(expression.operands, (operand) => evaluate(operand, context))
+  }
+}
+
+const kindOf = (value: unknown): string => {
+  if (value === undefined) return "missing"
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "a list"
+  return typeof value === "object" ? "a mapping" : `a ${typeof value}`
+}
+
+/** Why a comparison known to be unknown is so, for the reason a person reads. */
+const undecidedBecause = (
+  expression: Extract<Expression, { readonly path: ReadonlyArray<string> }>,
+  field: unknown
+): string => {
+  const name = expression.path.join(".")
+  const literals = expression._tag === "Membership" ? expression.values : [expression.value]
+  const literal = literals.find((value) => equals(field, value) === "unknown") ?? literals[0] ?? null
+  switch (expression.operator) {
+    case ">":
+    case ">=":
+    case "<":
+    case "<=":
+      if (typeof literal !== "number" && typeof literal !== "string") {
+        return `${expression.operator} compares numbers or strings, not ${kindOf(literal)}`
+      }
+      break
+    case "contains":
+      if (Array.isArray(field)) {
+        const element = field.find((item) => equals(item, literal) === "unknown")
+        return `an element of ${name} is ${kindOf(element)}, not ${kindOf(literal)}`
+      }
+      if (typeof literal !== "string") return `${expression.operator} takes a string, not ${kindOf(literal)}`
+      if (!isMissing(field)) return `${name} is ${kindOf(field)}, not a string or a list`
+      break
+    case "starts_with":
+      if (typeof literal !== "string") return `${expression.operator} takes a string, not ${kindOf(literal)}`
+      break
+  }
+  return isMissing(field) ? `${name} is ${kindOf(field)}` : `${name} is ${kindOf(field)}, not ${kindOf(literal)}`
+}
+
+/**
+ * When the condition is unknown for `context`, the comparison that kept it
+ * open and why, e.g. `args.amount > 1000: args.amount is a string, not a
+ * number`; otherwise undefined.
+ */
+export const whyUnknown = (expression: Expression, context: unknown): string | undefined => {
+  if (evaluate(expression, context) !== "unknown") return undefined
+  switch (expression._tag) {
+    case "And":
+    case "Or":
+      // An unknown AND has no false part and an unknown OR no true one: any unknown part keeps it open.
+      for (const operand of expression.operands) {
+        const why = whyUnknown(operand, context)
+        if (why !== undefined) return why
+      }
+      return undefined
+    default:
+      return `${printExpression(expression)}: ${undecidedBecause(expression, resolvePath(context, expression.path))}`
   }
 }

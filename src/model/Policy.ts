@@ -28,8 +28,9 @@
  * Within one policy, a tool's rule is found by exact name first, then among
  * patterns the one with the most literal characters (document order on ties),
  * `*` last. A rule then decides in this order: `allow: false` → deny; hourly
- * limit reached → deny; `requires_approval_if` true, or not parseable (fail
- * safe) → pending; `redact` non-empty → redact; otherwise allow. A pending
+ * limit reached → deny; `requires_approval_if` true, not parseable, or not
+ * evaluable on the call (a field missing or of the wrong type: fail safe) →
+ * pending; `redact` non-empty → redact; otherwise allow. A pending
  * decision also lists the paths to redact, when any applicable rule asks for
  * redaction, so they still apply once a human approves.
  *
@@ -42,7 +43,7 @@
  */
 import { Either } from "effect"
 import type { Budget, Party, PolicyDocument, PolicyProblem, Scope, ToolRule } from "../schema/Policy.js"
-import { evaluate as evaluateCondition, type Expression, type ExpressionError, parseExpression } from "./Expression.js"
+import { evaluate as evaluateCondition, type Expression, type ExpressionError, parseExpression, whyUnknown } from "./Expression.js"
 import { compileGlob, type GlobMatcher, globSpecificity, normalizeHost } from "./Glob.js"
 
 export { compileGlob, compileHostGlob, globMatch, type GlobMatcher, normalizeHost } from "./Glob.js"
@@ -342,7 +343,18 @@ const toolOpinion = (policy: CompiledPolicy, tool: string, facts: Facts): Opinio
         compiled.redact
       )
     }
-    if (evaluateCondition(compiled.condition.right, conditionContextOf(facts))) {
+    const truth = evaluateCondition(compiled.condition.right, conditionContextOf(facts))
+    if (truth === "unknown") {
+      return opinion(
+        "pending",
+        `approval required for tool ${tool}: the condition ${JSON.stringify(text)} cannot be evaluated on this call (${
+          whyUnknown(compiled.condition.right, conditionContextOf(facts))
+        }), so it fails safe`,
+        `${path}.requires_approval_if`,
+        compiled.redact
+      )
+    }
+    if (truth) {
       return opinion("pending", `approval required for tool ${tool}: ${text}`, `${path}.requires_approval_if`, compiled.redact)
     }
   }

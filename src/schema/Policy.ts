@@ -5,8 +5,9 @@
  * Decoding is strict on purpose. A policy is a security boundary: a misspelled
  * key (`requires_aproval_if`) or a value of the wrong type must reject the whole
  * document, never silently drop a restriction. So unknown keys are errors,
- * duplicate YAML keys are errors, YAML warnings are errors, and every problem
- * is reported at once with its dotted path.
+ * duplicate YAML keys are errors (also `true` beside `'true'`, which become one
+ * key once read), YAML warnings are errors, and every problem is reported at
+ * once with its dotted path.
  *
  * `requires_approval_if` is only checked to be a non-empty string here: a
  * condition that does not parse is not a decoding error but fails safe to
@@ -14,9 +15,9 @@
  * such conditions as warnings of the compiled policy.
  */
 import { Either, ParseResult, Schema } from "effect"
-import { isCollection, LineCounter, parseAllDocuments, visit, type YAMLError } from "yaml"
+import { type Document, isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, type YAMLError } from "yaml"
 import { MessageType } from "./Envelope.js"
-import { guarded } from "./FastSchema.js"
+import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -124,7 +125,7 @@ export const ToolRule = Schema.Struct({
   allow: Flag,
   /** Calls of this tool per agent in any hour; reaching it denies. Under `*`, it counts each tool separately. */
   limit_per_hour: optional(PositiveInt),
-  /** A condition in the expression language (`src/model/Expression.ts`); true means a human must approve. */
+  /** A condition in the expression language (`src/model/Expression.ts`); true, or not evaluable on the call, means a human must approve. */
   requires_approval_if: optional(NonEmptyString),
   /** Paths into the action to redact; a non-empty list turns "allow" into "redact". */
   redact: optional(Schema.Array(FieldPath).annotations(mustBeAList("field paths")))
@@ -188,17 +189,19 @@ export const defaultApprovalTimeoutSeconds = 300
 // ---------------------------------------------------------------------------
 // The document
 
+const ToolRules = Schema.Record({ key: ToolName, value: ToolRule }).annotations(mustBeAMapping("tool name or pattern → rule"))
+const MessageRules = Schema.Array(MessageRule).annotations(mustBeAList("message rules"))
+const Budgets = Schema.Array(Budget).annotations(mustBeAList("budgets"))
+
 export const PolicyDocument = Schema.Struct({
   id: NonEmptyString,
   scope: Scope,
-  tools: optional(
-    Schema.Record({ key: ToolName, value: ToolRule }).annotations(mustBeAMapping("tool name or pattern → rule"))
-  ),
+  tools: optional(ToolRules),
   network: optional(NetworkRules),
   llm: optional(LlmRules),
   /** Present (even empty) means this policy governs messages: the first matching rule decides, no match denies. */
-  messages: optional(Schema.Array(MessageRule).annotations(mustBeAList("message rules"))),
-  budgets: optional(Schema.Array(Budget).annotations(mustBeAList("budgets"))),
+  messages: optional(MessageRules),
+  budgets: optional(Budgets),
   /** How long a pending decision waits for a human before it becomes a deny. */
   approval_timeout_s: Schema.optionalWith(PositiveInt, { exact: true, default: () => defaultApprovalTimeoutSeconds })
 }).annotations(mustBeAMapping("a policy document"))
@@ -214,10 +217,76 @@ export interface PolicySourceOptions {
   readonly source?: string | undefined
 }
 
-const decodeDocument = guarded(
-  PolicyDocument.ast,
-  Schema.decodeUnknownEither(PolicyDocument, { errors: "all", onExcessProperty: "error" })
-)
+const strict = { onExcessProperty: "error" } as const
+
+const decodeBySchema = guarded(PolicyDocument.ast, Schema.decodeUnknownEither(PolicyDocument, { ...strict, errors: "all" }))
+
+/** A record's decoder on the fast path, for keys that decode to themselves; Schema's own record parser only runs as a fallback. */
+const fastRecord = (key: Schema.Schema<string>, value: Schema.Schema.Any): Fast => {
+  const decodeKey = compileFast(key.ast, true, strict)
+  const decodeValue = compileFast(value.ast, true, strict)
+  return (input) => {
+    if (!isRecord(input)) return Invalid
+    const keys = Object.keys(input)
+    // Schema decodes the enumerable keys and refuses the others: let it.
+    if (keys.length !== Reflect.ownKeys(input).length) return Unsure
+    const output: Record<string, unknown> = {}
+    for (const name of keys) {
+      if (decodeKey(name) !== name) return Invalid
+      const decoded = decodeValue(input[name])
+      if (decoded === Invalid || decoded === Unsure) return decoded
+      output[name] = decoded
+    }
+    return output
+  }
+}
+
+/**
+ * The parts a large policy is made of, each on the fast path (`FastSchema`):
+ * Schema's interpreter spends tens of milliseconds on thousands of rules.
+ * The few other fields, and any document a fast part cannot vouch for, go
+ * through Schema, which gives every error.
+ */
+const fastParts: ReadonlyArray<readonly [field: string, decode: Fast]> = [
+  ["tools", fastRecord(ToolName, ToolRule)],
+  ["network", compileFast(NetworkRules.ast, true, strict)],
+  ["llm", compileFast(LlmRules.ast, true, strict)],
+  ["messages", compileFast(MessageRules.ast, true, strict)],
+  ["budgets", compileFast(Budgets.ast, true, strict)]
+]
+const documentFields = Object.keys(PolicyDocument.fields)
+
+/** The document with its large parts on the fast path; undefined when only Schema can tell. */
+const decodeFast = (input: { readonly [key: PropertyKey]: unknown }): Either.Either<PolicyDocument, ParseResult.ParseError> | undefined => {
+  // A copy keeps only enumerable keys, and Schema would refuse the others: it sees the input itself then.
+  if (Object.keys(input).length !== Reflect.ownKeys(input).length) return undefined
+  const rest: Record<PropertyKey, unknown> = { ...input }
+  const parts: Record<string, unknown> = {}
+  for (const [field, decode] of fastParts) {
+    if (!Object.hasOwn(rest, field)) continue
+    const decoded = decode(rest[field])
+    if (decoded === Invalid || decoded === Unsure) return undefined
+    parts[field] = decoded
+    delete rest[field]
+  }
+  return Either.map(decodeBySchema(rest), (decoded) => {
+    // In the schema's field order, as Schema itself gives it.
+    const whole: Record<string, unknown> = { ...decoded, ...parts }
+    const document: Record<string, unknown> = {}
+    for (const field of documentFields) if (Object.hasOwn(whole, field)) document[field] = whole[field]
+    return document as PolicyDocument
+  })
+}
+
+const decodeDocument = (input: { readonly [key: PropertyKey]: unknown }): Either.Either<PolicyDocument, ParseResult.ParseError> => {
+  let fast: Either.Either<PolicyDocument, ParseResult.ParseError> | undefined
+  try {
+    fast = decodeFast(input)
+  } catch {
+    // A getter that throws: Schema reports it (`guarded`).
+  }
+  return fast ?? decodeBySchema(input)
+}
 
 const invalid = (problems: ReadonlyArray<PolicyProblem>, options?: PolicySourceOptions) => {
   const seen = new Set<string>()
@@ -237,7 +306,7 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
   // defaults), whose "not an object" message Schema does not let us word.
   typeof input !== "object" || input === null || Array.isArray(input)
     ? Either.left(invalid([{ path: "", message: "must be a mapping (a policy document with id and scope)" }], options))
-    : Either.mapLeft(decodeDocument(input), (error) =>
+    : Either.mapLeft(decodeDocument(input as { readonly [key: PropertyKey]: unknown }), (error) =>
     invalid(
       ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
         path: issue.path.map(String).join("."),
@@ -247,17 +316,128 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
     ))
 
 /**
- * The longest policy text taken: the YAML parser's check for duplicate keys
- * grows with the square of a mapping's keys (a megabyte of rules blocks the
- * process for most of a minute), and no real policy comes near it.
+ * The longest policy text taken; no real policy comes near it. Reading a text
+ * this long costs in the order of 100 ms, nearly all of it inside the YAML
+ * parser: every check of ours is linear and takes a few milliseconds.
  */
 export const maxPolicyBytes = 256 * 1024
 const utf8 = new TextEncoder()
 
+/** The object key `toJS` gives a mapping key, or why the key is refused. */
+const propertyName = (node: unknown): string | { readonly refused: string } => {
+  if (isScalar(node)) {
+    const value = node.value
+    if (typeof value === "string") return value
+    if (typeof value === "number" || typeof value === "boolean") return String(value)
+    // `~`, `null` and a key left empty all become "" (what `toJS` makes of a null key).
+    if (value === null) return ""
+    return typeof value === "symbol"
+      ? { refused: "a merge key (<<) is not supported: the keys it brings in would silently give way to keys written beside them" }
+      : { refused: "a key must be a string, a number, true, false or null" }
+  }
+  // JavaScript objects only have string keys: `? [a, b]` would become the key "[ a, b ]".
+  return { refused: "a key must be a scalar, not a collection" }
+}
+
+const shortened = (text: string) => text.length <= 40 ? text : `${text.slice(0, 39)}…`
+
 /**
- * The YAML text of one policy. Syntax errors, duplicate keys and YAML warnings
- * (an unresolved tag, a collection used as a key) are problems too, with their
- * line and column. Never throws.
+ * Where a node's text starts, its tag and anchor included: the parser's range
+ * starts after them, and `!!str 1` must be shown as written, not as `1`. Props
+ * sit before the content, separated by blanks.
+ */
+const propsStart = (text: string, node: Node, start: number) => {
+  let props = (node.anchor === undefined ? 0 : 1) + (node.tag === undefined ? 0 : 1)
+  let at = start
+  while (props > 0) {
+    let end = at
+    while (end > 0 && (text[end - 1] === " " || text[end - 1] === "\t")) end -= 1
+    let from = end
+    while (from > 0 && !/\s/.test(text[from - 1]!)) from -= 1
+    if (from === end || (text[from] !== "!" && text[from] !== "&")) break
+    at = from
+    props -= 1
+  }
+  return at
+}
+
+/**
+ * The keys of every mapping, compared as the object keys `toJS` will make of
+ * them. YAML tells `true` from `'true'`, `1` from `'1'`, `~` from `''`, and an
+ * alias `*k` is a node of its own, yet each pair becomes one object key: the
+ * later would silently replace the earlier. Comparing the keys as they will
+ * be read closes that for every type at once, with one hash lookup per key
+ * (the parser's own `uniqueKeys` compares parsed values pair by pair: it takes
+ * the square of a mapping's size, and passes `true` beside `'true'`). Keys that
+ * have no such string (a collection, a merge key, a YAML 1.1 timestamp or
+ * binary) are refused outright.
+ */
+const keyProblems = (document: Document.Parsed, text: string, lineCounter: LineCounter): Array<PolicyProblem> => {
+  const problems: Array<PolicyProblem> = []
+  // An alias names the latest node with its anchor before it, so anchors are recorded in document order.
+  const anchors = new Map<string, unknown>()
+  // Positions are worked out only for a problem: most keys have none.
+  const at = (node: unknown) => {
+    if (!isNode(node) || node.range == null) return { where: "", written: "" }
+    const start = propsStart(text, node, node.range[0])
+    const { line, col } = lineCounter.linePos(start)
+    return { where: `line ${line}, column ${col}`, written: shortened(text.slice(start, node.range[1]).trimEnd()) }
+  }
+  const problem = (node: unknown, message: string) => {
+    const { where } = at(node)
+    problems.push({ path: "", message: `YAML${where === "" ? "" : ` ${where}`}: ${message}` })
+  }
+  const walk = (node: unknown, path: string): void => {
+    if (!isNode(node) || isAlias(node)) return // an alias's node is checked where it stands
+    if (node.anchor !== undefined) anchors.set(node.anchor, node)
+    if (isMap(node)) {
+      const seen = new Map<string, unknown>()
+      for (const { key, value } of node.items) {
+        walk(key, path)
+        const target = isAlias(key) ? anchors.get(key.source) : key
+        const name = target === undefined && isAlias(key)
+          ? { refused: `the alias *${key.source} names no anchor before it` }
+          : propertyName(target)
+        if (typeof name !== "string") {
+          problem(key, name.refused)
+        } else if (seen.has(name)) {
+          const here = at(key)
+          const first = at(seen.get(name))
+          problem(
+            key,
+            `duplicate key ${here.written} ${path === "" ? "at the top level" : `in ${path}`}${
+              here.written === first.written
+                ? `, first at ${first.where}`
+                : `: it reads as ${JSON.stringify(name)}, as ${first.written} at ${first.where} does`
+            }`
+          )
+        } else {
+          seen.set(name, key)
+        }
+        walk(value, typeof name === "string" ? (path === "" ? name : `${path}.${name}`) : path)
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        const itemPath = path === "" ? String(index) : `${path}.${index}`
+        // A YAML 1.1 `!!omap` or `!!pairs` holds pairs; `toJS` then makes a Map, which decoding refuses.
+        if (isPair(item)) {
+          walk(item.key, itemPath)
+          walk(item.value, itemPath)
+        } else {
+          walk(item, itemPath)
+        }
+      })
+    }
+  }
+  walk(document.contents, "")
+  return problems
+}
+
+/**
+ * The YAML text of one policy. Syntax errors, duplicate keys (also those only
+ * equal once read, such as `true` and `'true'`), keys that are not scalars,
+ * and YAML warnings (an unresolved tag) are problems too, with their line and
+ * column. Never throws.
  */
 export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
   const bytes = typeof yamlText === "string" ? utf8.encode(yamlText).length : 0
@@ -273,24 +453,16 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
   try {
     const documents = parseAllDocuments(yamlText, {
       lineCounter,
-      uniqueKeys: true,
+      // `keyProblems` checks keys, in linear time and as they will be read.
+      uniqueKeys: false,
       prettyErrors: false,
       // Problems come back in the result; a pure function writes nothing to the console.
       logLevel: "silent"
     })
-    const problems: Array<PolicyProblem> = documents.flatMap((document) => {
-      const found = [...document.errors, ...document.warnings].map(located)
-      // JavaScript objects only have string keys: `? [a, b]` would become the key "[ a, b ]".
-      visit(document, {
-        Pair: (_, pair) => {
-          if (isCollection(pair.key)) {
-            const { line, col } = lineCounter.linePos(pair.key.range?.[0] ?? 0)
-            found.push({ path: "", message: `YAML line ${line}, column ${col}: a key must be a scalar, not a collection` })
-          }
-        }
-      })
-      return found
-    })
+    const problems: Array<PolicyProblem> = documents.flatMap((document) => [
+      ...[...document.errors, ...document.warnings].map(located),
+      ...keyProblems(document, yamlText, lineCounter)
+    ])
     if (documents.length > 1) {
       problems.push({ path: "", message: `expected one YAML document, found ${documents.length}` })
     }
