@@ -20,7 +20,7 @@ import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { inputDecoder } from "../schema/FastSchema.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
-import { parsePolicy } from "../schema/Policy.js"
+import { readPolicy } from "../schema/Policy.js"
 import {
   ApprovalAnswer,
   ApprovalsFilter,
@@ -35,6 +35,7 @@ import { Runtime, valueOf } from "../services/Runtime.js"
 import * as Waiters from "./Waiters.js"
 import type { Look } from "./Waiters.js"
 import { injectSecrets } from "./Secrets.js"
+import { runSliced } from "./Slicing.js"
 
 const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
 /** An action's args must be JSON. */
@@ -153,7 +154,11 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
 
     return Gateway.of({
       loadPolicy: (yaml) =>
-        Effect.flatMap(parsePolicy(yaml), (document) => valueOf(run((state, now) => decideLoadPolicy(state, document, yaml, now)))),
+        Effect.flatMap(
+          // Read in slices: a policy at the size limit is a tenth of a second of parsing.
+          Effect.flatten(runSliced(() => readPolicy(yaml))),
+          (document) => valueOf(run((state, now) => decideLoadPolicy(state, document, yaml, now)))
+        ),
       removePolicy: (policyId) =>
         Effect.flatMap(validId("policy_id")(policyId), (id) => Effect.asVoid(run((state, now) => decideRemovePolicy(state, id, now)))),
       policies: query((state) => [...state.policies].map(([id, entry]) => policyInfo(id, entry))),

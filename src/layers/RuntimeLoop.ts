@@ -25,6 +25,7 @@ import { InternalError, type PersistenceError, type UndecodableRecord, Validatio
 import { encodeEvent, type Event, type EventRecord } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import { type Committed, Runtime, type TurnExtension } from "../services/Runtime.js"
+import { yieldToEventLoop } from "./Slicing.js"
 
 /** A command as the loop holds it: its caller's types live in its closures. */
 interface Command {
@@ -46,19 +47,6 @@ interface Outcome {
 
 /** The longest the loop sleeps in one go: a timer of more than 2^31−1 ms would fire at once or never. */
 const maxSleep = Duration.hours(1)
-
-/**
- * Lets the runtime's timers and I/O run between two busy turns. The SQLite
- * commit is synchronous, so producers in the same process could otherwise
- * keep the loop turning on microtasks alone, and a handler's timer or socket
- * would wait until they stop.
- */
-const yieldToEventLoop: Effect.Effect<void> = typeof globalThis.setImmediate === "function"
-  ? Effect.async<void>((resume) => {
-    const handle = globalThis.setImmediate(() => resume(Effect.void))
-    return Effect.sync(() => globalThis.clearImmediate(handle))
-  })
-  : Effect.yieldNow()
 
 /** Folds a log into the runtime's state. */
 export const foldLog = (log: EventLog["Type"], config: RuntimeConfig) => {
@@ -230,7 +218,10 @@ const make = (options: RuntimeOptions) =>
     })
 
     // The loop. After a busy turn it turns again at once; after
-    // `busyTurnsPerYield` such turns in a row it lets the event loop run.
+    // `busyTurnsPerYield` such turns in a row it lets the event loop run: the
+    // SQLite commit is synchronous, so producers in the same process could
+    // otherwise keep it turning on microtasks alone, and a handler's timer or
+    // socket would wait until they stop.
     const busyTurnsPerYield = 8
     const loop = Effect.gen(function*() {
       let busy = true

@@ -15,7 +15,22 @@
  * such conditions as warnings of the compiled policy.
  */
 import { Either, ParseResult, Schema } from "effect"
-import { type Document, isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, type YAMLError } from "yaml"
+import {
+  Composer,
+  type Document,
+  isAlias,
+  isMap,
+  isNode,
+  isPair,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  type Node,
+  Parser,
+  type CST,
+  type YAMLError
+} from "yaml"
 import { MessageType } from "./Envelope.js"
 import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
 
@@ -433,13 +448,22 @@ const keyProblems = (document: Document.Parsed, text: string, lineCounter: LineC
   return problems
 }
 
+/** Lexemes read between two pauses of `readPolicy`: a few milliseconds of work. */
+const tokensPerSlice = 4_096
+
 /**
- * The YAML text of one policy. Syntax errors, duplicate keys (also those only
- * equal once read, such as `true` and `'true'`), keys that are not scalars,
- * and YAML warnings (an unresolved tag) are problems too, with their line and
+ * The YAML text of one policy, read in slices: the generator pauses (yields)
+ * every few thousand tokens, so that a caller in a busy process can let
+ * others run between them (a policy at the size limit is about a tenth of a
+ * second of parsing). Syntax errors, duplicate keys (also those only equal
+ * once read, such as `true` and `'true'`), keys that are not scalars, and
+ * YAML warnings (an unresolved tag) are problems too, with their line and
  * column. Never throws.
  */
-export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
+export function* readPolicy(
+  yamlText: string,
+  options?: PolicySourceOptions
+): Generator<void, Either.Either<PolicyDocument, InvalidPolicy>> {
   const bytes = typeof yamlText === "string" ? utf8.encode(yamlText).length : 0
   if (bytes > maxPolicyBytes) {
     return Either.left(invalid([{ path: "", message: `a policy is at most ${maxPolicyBytes} bytes of UTF-8, got ${bytes}` }], options))
@@ -451,14 +475,27 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
   }
   let value: unknown
   try {
-    const documents = parseAllDocuments(yamlText, {
-      lineCounter,
+    const parser = new Parser(lineCounter.addNewLine)
+    const composer = new Composer({
       // `keyProblems` checks keys, in linear time and as they will be read.
       uniqueKeys: false,
       prettyErrors: false,
       // Problems come back in the result; a pure function writes nothing to the console.
       logLevel: "silent"
     })
+    const documents: Array<Document.Parsed> = []
+    const compose = (tokens: Iterable<CST.Token>) => {
+      for (const token of tokens) for (const document of composer.next(token)) documents.push(document)
+    }
+    // Lexeme by lexeme, as `Parser.parse` does, with a pause every few thousand.
+    lineCounter.addNewLine(0)
+    let lexemes = 0
+    for (const lexeme of new Lexer().lex(yamlText)) {
+      compose(parser.next(lexeme))
+      if (++lexemes % tokensPerSlice === 0) yield
+    }
+    compose(parser.end())
+    for (const document of composer.end()) documents.push(document)
     const problems: Array<PolicyProblem> = documents.flatMap((document) => [
       ...[...document.errors, ...document.warnings].map(located),
       ...keyProblems(document, yamlText, lineCounter)
@@ -473,5 +510,15 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
   } catch (thrown) {
     return Either.left(invalid([{ path: "", message: `YAML: ${thrown instanceof Error ? thrown.message : String(thrown)}` }], options))
   }
+  yield
   return decodePolicy(value, options)
+}
+
+/** The YAML text of one policy, read at once (`readPolicy` without its pauses). Never throws. */
+export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
+  const reading = readPolicy(yamlText, options)
+  for (;;) {
+    const step = reading.next()
+    if (step.done === true) return step.value
+  }
 }
