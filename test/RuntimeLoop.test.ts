@@ -8,15 +8,18 @@ import { Chunk, Effect, Exit, Fiber, Layer, Metric, Stream, TestClock } from "ef
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { waiters } from "../src/layers/Metrics.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
+import * as Replay from "../src/layers/Replay.js"
+import { buildEnvelope } from "../src/model/Envelopes.js"
 import { accept } from "../src/model/State.js"
+import { differences } from "../src/model/Timeline.js"
 import { PersistenceError } from "../src/schema/Errors.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Gateway } from "../src/services/Gateway.js"
 import { Registry } from "../src/services/Registry.js"
-import { Router } from "../src/services/Router.js"
+import { type Delivery, Router } from "../src/services/Router.js"
 import { Runtime } from "../src/services/Runtime.js"
 import { gatewayLayer, toolsPolicy } from "./support/gateway.js"
-import { register, routerLayer, sendTo } from "./support/router.js"
+import { inbox, register, routerLayer, sendTo } from "./support/router.js"
 
 const waiting = Effect.map(Metric.value(waiters), (state) => state.value)
 
@@ -209,4 +212,34 @@ describe("Time in the loop", () => {
       expect(innocent.stage).toBe("RECEIVED")
       expect(yield* router.status(endless.message_id)).toMatchObject({ _tag: "Some", value: { stage: "RECEIVED" } })
     }).pipe(Effect.provide(routerLayer())))
+})
+
+describe("What the runtime keeps is its own", () => {
+  it.scoped("a caller changing its objects after a call changes nothing decided, and the live state equals its replay", () =>
+    Effect.gen(function*() {
+      const gateway = yield* Gateway
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      yield* (yield* Registry).register({ agent_id: "alice", name: "alice" })
+      yield* gateway.loadPolicy(toolsPolicy)
+      const args = { amount: 5_000, to: "acct-1", fee: -0 }
+      const pending = yield* gateway.check({ kind: "tool_call", agent_id: "alice", tool: "payments.send", args })
+      args.amount = 999_999
+      args.to = "acct-EVIL"
+      const [approval] = yield* gateway.approvals({ status: "open" })
+      expect(approval.action).toMatchObject({ args: { amount: 5_000, to: "acct-1" } })
+      expect(Object.is((approval.action as unknown as { args: { fee: number } }).args.fee, 0)).toBe(true)
+      expect(pending.approval_id).toBe(approval.approval_id)
+      const bytes = new TextEncoder().encode("pay 10")
+      const envelope = buildEnvelope({ producer_id: "a", payload: bytes }, "m-own", 0)
+      yield* router.send({ to: "b", envelope })
+      bytes.set(new TextEncoder().encode("pay 99"))
+      const next = yield* inbox("b")
+      const [delivery] = (yield* next(1)) as ReadonlyArray<Delivery>
+      expect(new TextDecoder().decode(delivery.envelope.payload)).toBe("pay 10")
+      const live = yield* router.snapshot
+      const replayed = yield* Replay.stateAt(live.offset)
+      expect(differences(live.state, Replay.snapshot(replayed.state))).toEqual([])
+    }).pipe(Effect.provide(gatewayLayer())))
 })

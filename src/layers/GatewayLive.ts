@@ -19,6 +19,7 @@ import { Id } from "../schema/Envelope.js"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { inputDecoder } from "../schema/FastSchema.js"
 import { ChargeRequest, GatedAction } from "../schema/GatewayEvents.js"
+import { copyJson } from "../schema/Json.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { readPolicy } from "../schema/Policy.js"
 import {
@@ -38,8 +39,11 @@ import { injectSecrets } from "./Secrets.js"
 import { runSliced } from "./Slicing.js"
 
 const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
-/** An action's args must be JSON. */
-const validAction = inputDecoder(GatedAction, "action", { onExcessProperty: "error" })
+/** An action's args must be JSON; they are copied, so that the caller's object is the caller's again. */
+const decodeAction = inputDecoder(GatedAction, "action", { onExcessProperty: "error" })
+const validAction = (input: unknown) =>
+  Either.map(decodeAction(input), (action): GatedAction =>
+    action.kind === "tool_call" ? { ...action, args: copyJson(action.args) } : action)
 const validContext = inputDecoder(Schema.UndefinedOr(AuditContext), "context", { onExcessProperty: "error" })
 const validCharge = inputDecoder(ChargeRequest, "charge")
 const validLeaseCheck = inputDecoder(LeaseCheck, "lease")

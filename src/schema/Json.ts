@@ -32,3 +32,19 @@ export const Json: Schema.Schema<Json> = Schema.declare(isJson, {
   message: () => "must be JSON data: null, booleans, finite numbers, strings, arrays and plain objects",
   arbitrary: () => (fc) => fc.jsonValue({ noUnicodeString: false }).map((value) => value as Json)
 })
+
+/**
+ * A copy of JSON data, as the log will give it back: `-0` becomes `0` (JSON
+ * writes both as `0`). Input from outside is copied at the edge, so that a
+ * caller who changes its object afterwards changes nothing the runtime
+ * decided on, and the live state equals its replay.
+ */
+export const copyJson = (value: Json): Json => {
+  if (typeof value === "number") return value === 0 ? 0 : value
+  if (typeof value !== "object" || value === null) return value
+  if (Array.isArray(value)) return value.map(copyJson)
+  // Defined, not assigned: a key `__proto__` stays a key.
+  return Object.fromEntries(
+    Object.keys(value).map((key) => [key, copyJson((value as { readonly [key: string]: Json })[key])])
+  )
+}
