@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc, ParseResult, Schema } from "effect"
 import { decodeEvent, encodeEvent, Event, eventVersions, type EventType } from "../src/index.js"
-import { guarded } from "../src/schema/FastSchema.js"
+import { guarded } from "../src/internal/decode.js"
 
 // Guarded as the codecs' own fallback is: Schema throws for some damaged values (a tag that cannot be stringified).
 const schemaEncode = guarded(Event.ast, Schema.encodeEither(Event))

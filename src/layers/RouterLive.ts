@@ -72,7 +72,8 @@ import {
   ValidationError
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
-import { fastValidator, inputDecoder } from "../schema/FastSchema.js"
+import { inputDecoder, inputValidator } from "../internal/decode.js"
+import { fastValidator } from "../internal/fastSchema.js"
 import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
@@ -490,10 +491,10 @@ export const make = (options: Partial<RouterConfig> = {}) =>
     }
     const validateEnvelope = validate(Envelope, "envelope")
     const validDescriptor = inputDecoder(AgentDescriptor, "agent", { onExcessProperty: "error" })
-    const validateAgentState = validate(AgentState, "heartbeat")
-    const validateHealth = validate(AgentHealth, "heartbeat")
-    const validateReason = validate(Schema.String, "deregister")
-    const validateEdge = validate(EdgeRequest, "edge")
+    const validateAgentState = inputValidator(AgentState, "heartbeat")
+    const validateHealth = inputValidator(AgentHealth, "heartbeat")
+    const validateReason = inputValidator(Schema.String, "deregister")
+    const validateEdge = inputValidator(EdgeRequest, "edge")
 
     const infos = (state: RouterState, ids: ReadonlyArray<string>) =>
       ids.flatMap((id) => {

@@ -20,7 +20,7 @@
  */
 import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
-import { guarded } from "./FastSchema.js"
+import { guarded } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
 // Enums

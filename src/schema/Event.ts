@@ -10,7 +10,8 @@
  */
 import { Either, ParseResult, Schema, SchemaAST } from "effect"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
-import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
+import { guarded } from "../internal/decode.js"
+import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
 import { GatewayEvent } from "./GatewayEvents.js"
 import { RouterEvent } from "./RouterEvents.js"
 

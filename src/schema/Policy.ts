@@ -16,7 +16,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { isCollection, LineCounter, parseAllDocuments, visit, type YAMLError } from "yaml"
 import { MessageType } from "./Envelope.js"
-import { guarded } from "./FastSchema.js"
+import { guarded } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
 // Errors

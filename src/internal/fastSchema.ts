@@ -2,6 +2,11 @@
  * Schemas compiled to plain functions, for the hot paths (every append, every
  * replayed record, every send).
  *
+ * Internal, and used only where a benchmark shows it to matter: the event
+ * codec (`src/schema/Event.ts`) and the envelope on `Router.send`. It reads
+ * SchemaAST's node kinds, which are Schema's own business and may change
+ * under it; every other decoder is Schema itself (`./decode.ts`).
+ *
  * Schema's parser interprets the AST node by node and wraps every step in an
  * Either: for a message event that costs several times the JSON and SQL work
  * around it, on every append and every replay. `compileFast` turns an AST into
@@ -17,7 +22,7 @@
  * strings, look at `Object.keys`: the same keys, at a fraction of the cost.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
-import { ValidationError } from "./Errors.js"
+import { schemaDecoder } from "./decode.js"
 
 /** Schema refuses the input too. */
 export const Invalid: unique symbol = Symbol("Invalid")
@@ -198,45 +203,16 @@ const compileNode = (
 }
 
 /**
- * Schema's own parser, with a throw turned into a ParseError. To pick a
- * union's member, Schema calls `String` on the value of its tag field, which
- * throws for an object such as `{ "toString": "" }` (valid JSON): bad input
- * must fail as bad input, never as a crash.
- */
-export const guarded = <I, A>(
-  ast: SchemaAST.AST,
-  parse: (input: I) => Either.Either<A, ParseResult.ParseError>
-) =>
-(input: I): Either.Either<A, ParseResult.ParseError> => {
-  try {
-    return parse(input)
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : "it cannot be read"
-    return Either.left(ParseResult.parseError(new ParseResult.Type(ast, input, `cannot be checked: ${reason}`)))
-  }
-}
-
-/**
  * A decoder from `unknown` (what `Schema.decodeUnknownEither(schema, options)`
  * does), on the fast path; Schema gives every error.
  */
 export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) => {
   const fast = compileFast(schema.ast, true, options)
-  const slow = guarded(schema.ast, Schema.decodeUnknownEither(schema, { ...options, errors: "all" }))
+  const slow = schemaDecoder(schema, options)
   return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
     const result = fast(input)
     return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)
   }
-}
-
-/**
- * A decoder of a request from outside, on the fast path: what does not decode
- * is a ValidationError about `subject`, naming every problem.
- */
-export const inputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: string, options?: SchemaAST.ParseOptions) => {
-  const decode = fastDecoder(schema, options)
-  return (input: unknown): Either.Either<A, ValidationError> =>
-    Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
 }
 
 /**

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
-import { Envelope } from "../src/schema/Envelope.js"
-import { fastDecoder, fastValidator, guarded } from "../src/schema/FastSchema.js"
-import { GatedAction } from "../src/schema/GatewayEvents.js"
+import { guarded } from "../../src/internal/decode.js"
+import { fastDecoder, fastValidator } from "../../src/internal/fastSchema.js"
+import { Envelope } from "../../src/schema/Envelope.js"
+import { GatedAction } from "../../src/schema/GatewayEvents.js"
 
 type Parse = (input: unknown) => Either.Either<unknown, { readonly message: string }>
 
