@@ -8,7 +8,8 @@
  * still decode; a record from a newer version than this code knows is refused
  * (never guessed at).
  */
-import { Either, ParseResult, Schema, SchemaAST } from "effect"
+import { Either, type ParseResult, Schema, SchemaAST } from "effect"
+import { maxShownText, preview, treeOf } from "../internal/bounds.js"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
 import { guarded } from "../internal/decode.js"
 import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
@@ -144,9 +145,9 @@ const undecodable = (offset: number, reason: string) => Either.left(new Undecoda
 
 export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<Event, UndecodableRecord> => {
   const current = eventVersions[stored.type as EventType] as number | undefined
-  if (current === undefined) return undecodable(offset, `unknown event type ${JSON.stringify(stored.type)}`)
+  if (current === undefined) return undecodable(offset, `unknown event type ${preview(stored.type, maxShownText)}`)
   if (!Number.isInteger(stored.version) || stored.version < 1) {
-    return undecodable(offset, `invalid version ${stored.version}`)
+    return undecodable(offset, `invalid version ${preview(stored.version)}`)
   }
   if (stored.version > current) {
     return undecodable(
@@ -169,7 +170,7 @@ export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<
   const fast = fastCodec(stored.type)?.decode(encoded)
   if (fast !== undefined && fast !== Invalid && fast !== Unsure) return Either.right(fast as Event)
   const decoded = decodeEventEither(encoded)
-  if (Either.isLeft(decoded)) return undecodable(offset, ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  if (Either.isLeft(decoded)) return undecodable(offset, treeOf(decoded.left.issue))
   if (decoded.right._tag !== stored.type) {
     return undecodable(offset, `payload is a ${decoded.right._tag}, stored as ${stored.type}`)
   }

@@ -13,9 +13,10 @@
  * "requires approval" at evaluation (`src/model/Policy.ts`), which also lists
  * such conditions as warnings of the compiled policy.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { isCollection, LineCounter, parseAllDocuments, visit, type YAMLError } from "yaml"
 import { MessageType } from "./Envelope.js"
+import { clip, maxMessage, maxProblems, problemsOf } from "../internal/bounds.js"
 import { guarded } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
@@ -225,8 +226,12 @@ const invalid = (problems: ReadonlyArray<PolicyProblem>, options?: PolicySourceO
     const key = `${problem.path}\u0000${problem.message}`
     return seen.has(key) ? false : (seen.add(key), true)
   })
+  // A text of a quarter of a megabyte can hold thousands of YAML errors: the first ones say what to fix.
+  const listed = unique.length <= maxProblems
+    ? unique
+    : [...unique.slice(0, maxProblems), { path: "", message: `and ${unique.length - maxProblems} more problems` }]
   return new InvalidPolicy({
-    problems: unique.length === 0 ? [{ path: "", message: "the policy is invalid" }] : unique,
+    problems: listed.length === 0 ? [{ path: "", message: "the policy is invalid" }] : listed,
     ...(options?.source === undefined ? {} : { source: options.source })
   })
 }
@@ -237,14 +242,7 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
   // defaults), whose "not an object" message Schema does not let us word.
   typeof input !== "object" || input === null || Array.isArray(input)
     ? Either.left(invalid([{ path: "", message: "must be a mapping (a policy document with id and scope)" }], options))
-    : Either.mapLeft(decodeDocument(input), (error) =>
-    invalid(
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-        path: issue.path.map(String).join("."),
-        message: issue.message
-      })),
-      options
-    ))
+    : Either.mapLeft(decodeDocument(input), (error) => invalid(problemsOf(error.issue), options))
 
 /**
  * The longest policy text taken: the YAML parser's check for duplicate keys
@@ -267,7 +265,7 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
   const lineCounter = new LineCounter()
   const located = (error: YAMLError): PolicyProblem => {
     const { line, col } = lineCounter.linePos(error.pos[0])
-    return { path: "", message: `YAML line ${line}, column ${col}: ${error.message.split("\n")[0]}` }
+    return { path: "", message: clip(`YAML line ${line}, column ${col}: ${error.message.split("\n")[0]}`, maxMessage) }
   }
   let value: unknown
   try {
@@ -299,7 +297,8 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
     // `toJS` throws on alias bombs (more aliases than `maxAliasCount`).
     value = documents.length === 0 ? null : documents[0]!.toJS({ maxAliasCount: 100 })
   } catch (thrown) {
-    return Either.left(invalid([{ path: "", message: `YAML: ${thrown instanceof Error ? thrown.message : String(thrown)}` }], options))
+    const reason = thrown instanceof Error ? thrown.message : "it cannot be read"
+    return Either.left(invalid([{ path: "", message: clip(`YAML: ${reason}`, maxMessage) }], options))
   }
   return decodePolicy(value, options)
 }
