@@ -1,5 +1,12 @@
 /**
- * How much of an input an error message may show.
+ * How deeply input from outside may nest, and how much of it an error
+ * message may show.
+ *
+ * Schema's parser, its formatters and `JSON.stringify` recurse once per level
+ * of nesting: a few kilobytes of `[[[[…]]]]` exhaust the stack and throw a
+ * RangeError. Every decoder of outside input first refuses a value nested
+ * more than `maxDepth` arrays and objects deep (`depthError`), with a loop
+ * that never recurses; below that bound, everything downstream is safe.
  *
  * An error about bad input goes back to the caller, into logs and onto the
  * wire; its size must not be the input's. Schema's own messages print the
@@ -15,6 +22,15 @@
  * Schema's own.
  */
 import { Option, ParseResult, Predicate, SchemaAST } from "effect"
+
+/**
+ * The most levels of arrays and objects an input may nest, the input itself
+ * being the first: `{ "args": [1] }` is 2 deep. Far beyond any request,
+ * record or policy written by hand, and far below what overflows the stack.
+ */
+export const maxDepth = 64
+/** Keys of a path shown in a "nested too deeply" problem: where the nesting starts. */
+const maxPathShown = 8
 
 /** A value shown in a message: at most this many characters, then `…`. */
 export const maxShownValue = 80
@@ -140,8 +156,8 @@ const shownValue = (value: unknown): string => {
 
 const boundKey = (key: PropertyKey): PropertyKey => typeof key === "string" ? clip(key) : key
 
-/** A neutral node to hang "and N more" on: it carries no message annotation of its own. */
-const countNode = SchemaAST.unknownKeyword
+/** A neutral node to hang our own messages on: it carries no message annotation of its own. */
+const neutral = SchemaAST.unknownKeyword
 
 /**
  * The same issue, ready to be formatted within bounds: the values its
@@ -178,7 +194,7 @@ export const boundIssue = (issue: ParseResult.ParseIssue): ParseResult.ParseIssu
       }
       const members: Array<ParseResult.ParseIssue> = issue.issues.slice(0, maxProblems).map(boundIssue)
       if (issue.issues.length > maxProblems) {
-        members.push(new ParseResult.Type(countNode, undefined, `and ${issue.issues.length - maxProblems} more problems`))
+        members.push(new ParseResult.Type(neutral, undefined, `and ${issue.issues.length - maxProblems} more problems`))
       }
       return new ParseResult.Composite(issue.ast, issue.actual, members as [ParseResult.ParseIssue, ...Array<ParseResult.ParseIssue>])
     }
@@ -226,4 +242,62 @@ export const treeOf = (issue: ParseResult.ParseIssue): string => {
   } catch (error) {
     return undescribable(error).message
   }
+}
+
+interface Visit {
+  readonly value: object
+  readonly depth: number
+  readonly key: PropertyKey
+  readonly parent: Visit | undefined
+}
+
+const pathOf = (visit: Visit): Array<PropertyKey> => {
+  const path: Array<PropertyKey> = []
+  for (let at: Visit | undefined = visit; at?.parent !== undefined; at = at.parent) path.push(at.key)
+  return path.reverse()
+}
+
+/**
+ * The path to the first array or object of `input` nested more than `limit`
+ * deep, or undefined. A loop over its own stack, never a recursion. It walks
+ * what JSON holds (array items, own enumerable keys; bytes are a leaf), and
+ * revisits a shared value only when reached deeper than before, so a cyclic
+ * value is too deep and a value shared a million times costs one visit.
+ */
+export const tooDeep = (input: unknown, limit: number = maxDepth): ReadonlyArray<PropertyKey> | undefined => {
+  if (typeof input !== "object" || input === null) return undefined
+  const stack: Array<Visit> = [{ value: input, depth: 1, key: "", parent: undefined }]
+  const deepest = new Map<object, number>()
+  const push = (value: unknown, key: PropertyKey, parent: Visit) => {
+    if (typeof value === "object" && value !== null) stack.push({ value, depth: parent.depth + 1, key, parent })
+  }
+  while (stack.length > 0) {
+    const visit = stack.pop()!
+    if (visit.depth > limit) return pathOf(visit)
+    const seen = deepest.get(visit.value)
+    if (seen !== undefined && seen >= visit.depth) continue
+    deepest.set(visit.value, visit.depth)
+    const value = visit.value
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) push(value[i], i, visit)
+    } else if (!ArrayBuffer.isView(value)) {
+      const keys = Object.keys(value)
+      for (let i = keys.length - 1; i >= 0; i--) push((value as Record<string, unknown>)[keys[i]], keys[i], visit)
+    }
+  }
+  return undefined
+}
+
+/**
+ * A ParseError for `input` when it nests more than `limit` deep, naming the
+ * start of the path to where it does; undefined when it does not.
+ */
+export const depthError = (input: unknown, limit: number = maxDepth): ParseResult.ParseError | undefined => {
+  const path = tooDeep(input, limit)
+  if (path === undefined) return undefined
+  const shown = path.length > maxPathShown ? [...path.slice(0, maxPathShown), "…"] : path
+  const problem = new ParseResult.Type(neutral, undefined, `is nested more than ${limit} levels deep (arrays and objects)`)
+  return ParseResult.parseError(
+    shown.length === 0 ? problem : new ParseResult.Pointer(shown as unknown as ParseResult.Path, input, problem)
+  )
 }

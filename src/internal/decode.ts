@@ -1,6 +1,8 @@
 /**
  * Schema's own decoders, made safe for input from outside: whatever the
- * input, they give a value or a typed error, never a throw.
+ * input, they give a value or a typed error, never a throw. Input nested more
+ * than `maxDepth` deep (`./bounds.ts`) is refused before Schema sees it, and
+ * errors show the input within bounds.
  *
  * Most requests are rare (a lease, a charge, a registration, a heartbeat):
  * Schema's interpreter costs nothing there that anyone could measure, and it
@@ -10,6 +12,7 @@
  */
 import { Either, ParseResult, Schema, type SchemaAST } from "effect"
 import { ValidationError } from "../schema/Errors.js"
+import { depthError, maxDepth } from "./bounds.js"
 
 /**
  * Schema's own parser, with a throw turned into a ParseError. To pick a
@@ -30,9 +33,21 @@ export const guarded = <I, A>(
   }
 }
 
-/** Schema's decoder from `unknown`, reporting every problem, guarded. */
-export const schemaDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) =>
-  guarded(schema.ast, Schema.decodeUnknownEither(schema, { ...options, errors: "all" }))
+/**
+ * Schema's decoder from `unknown`, reporting every problem, guarded, for
+ * input nested at most `depth` deep.
+ */
+export const schemaDecoder = <A, I>(
+  schema: Schema.Schema<A, I>,
+  options: SchemaAST.ParseOptions = {},
+  depth: number = maxDepth
+) => {
+  const decode = guarded(schema.ast, Schema.decodeUnknownEither(schema, { ...options, errors: "all" }))
+  return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
+    const deep = depthError(input, depth)
+    return deep === undefined ? decode(input) : Either.left(deep)
+  }
+}
 
 /**
  * A decoder of a request from outside: what does not decode is a

@@ -22,6 +22,7 @@
  * strings, look at `Object.keys`: the same keys, at a fraction of the cost.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
+import { tooDeep } from "./bounds.js"
 import { schemaDecoder } from "./decode.js"
 
 /** Schema refuses the input too. */
@@ -204,13 +205,16 @@ const compileNode = (
 
 /**
  * A decoder from `unknown` (what `Schema.decodeUnknownEither(schema, options)`
- * does), on the fast path; Schema gives every error.
+ * does), on the fast path; Schema gives every error. Input nested more than
+ * `maxDepth` deep is refused, as by every decoder of outside input (the
+ * check is a loop over a few keys for a flat value such as an envelope).
  */
 export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) => {
   const fast = compileFast(schema.ast, true, options)
   const slow = schemaDecoder(schema, options)
   return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
-    const result = fast(input)
+    // Too deep: `slow` says so.
+    const result = tooDeep(input) === undefined ? fast(input) : Invalid
     return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)
   }
 }

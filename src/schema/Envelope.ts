@@ -20,7 +20,7 @@
  */
 import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
-import { guarded } from "../internal/decode.js"
+import { guarded, schemaDecoder } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
 // Enums
@@ -254,10 +254,18 @@ export const AckRequest = Schema.Struct({
 // ---------------------------------------------------------------------------
 // Wire codecs: every failure is a ValidationError naming the field
 
-const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-  const decode = guarded(schema.ast, Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" }))
-  return (input: unknown): Effect.Effect<A, ValidationError> =>
+const decodeEither = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const decode = schemaDecoder(schema, { onExcessProperty: "error" })
+  return (input: unknown): Either.Either<A, ValidationError> =>
     Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
+}
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string): (input: unknown) => Effect.Effect<A, ValidationError> =>
+  decodeEither(schema, subject)
+/** JSON text is parsed first: what it holds is then checked (its depth too) like any other input. */
+const decodeJsonWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const parse = decodeEither(Schema.parseJson(), subject)
+  const decode = decodeEither(schema, subject)
+  return (input: unknown): Effect.Effect<A, ValidationError> => Either.flatMap(parse(input), decode)
 }
 const encodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
   const encode = guarded(schema.ast, Schema.encodeEither(schema, { errors: "all" }))
@@ -270,7 +278,7 @@ export const decodeEnvelope = decodeWith(Envelope, "envelope")
 /** Encodes an envelope to its JSON wire form. */
 export const encodeEnvelope = encodeWith(Envelope, "envelope")
 /** Decodes an envelope from JSON text. */
-export const decodeEnvelopeJson = decodeWith(Schema.parseJson(Envelope), "envelope")
+export const decodeEnvelopeJson = decodeJsonWith(Envelope, "envelope")
 /** Encodes an envelope to JSON text. */
 export const encodeEnvelopeJson = encodeWith(Schema.parseJson(Envelope), "envelope")
 

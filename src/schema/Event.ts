@@ -9,7 +9,7 @@
  * (never guessed at).
  */
 import { Either, type ParseResult, Schema, SchemaAST } from "effect"
-import { maxShownText, preview, treeOf } from "../internal/bounds.js"
+import { depthError, maxDepth, maxShownText, preview, treeOf } from "../internal/bounds.js"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
 import { guarded } from "../internal/decode.js"
 import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
@@ -93,6 +93,13 @@ export interface StoredEvent {
 // Stored events
 
 const decodeOptions: SchemaAST.ParseOptions = { onExcessProperty: "error" }
+/**
+ * How deeply a record read back may nest before Schema is asked about it:
+ * twice what input may (`maxDepth`), so that every event built from input
+ * within that bound, wrapped in its record, reads back. The fast path takes a
+ * valid record of any depth it can walk; this guards only Schema's fallback.
+ */
+const maxRecordDepth = 2 * maxDepth
 const encodeEventEither = guarded(Event.ast, Schema.encodeEither(Event))
 const decodeEventEither = guarded(Event.ast, Schema.decodeUnknownEither(Event, decodeOptions))
 
@@ -169,7 +176,8 @@ export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<
   }
   const fast = fastCodec(stored.type)?.decode(encoded)
   if (fast !== undefined && fast !== Invalid && fast !== Unsure) return Either.right(fast as Event)
-  const decoded = decodeEventEither(encoded)
+  const deep = depthError(encoded, maxRecordDepth)
+  const decoded = deep === undefined ? decodeEventEither(encoded) : Either.left(deep)
   if (Either.isLeft(decoded)) return undecodable(offset, treeOf(decoded.left.issue))
   if (decoded.right._tag !== stored.type) {
     return undecodable(offset, `payload is a ${decoded.right._tag}, stored as ${stored.type}`)

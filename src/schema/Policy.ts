@@ -14,10 +14,11 @@
  * such conditions as warnings of the compiled policy.
  */
 import { Either, Schema } from "effect"
-import { isCollection, LineCounter, parseAllDocuments, visit, type YAMLError } from "yaml"
+import { Composer, isCollection, LineCounter, Parser, visit, type YAMLError } from "yaml"
 import { MessageType } from "./Envelope.js"
-import { clip, maxMessage, maxProblems, problemsOf } from "../internal/bounds.js"
-import { guarded } from "../internal/decode.js"
+import { clip, maxDepth, maxMessage, maxProblems, problemsOf } from "../internal/bounds.js"
+import { schemaDecoder } from "../internal/decode.js"
+import { deepestNode, deepestToken } from "../internal/yamlDepth.js"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -215,10 +216,7 @@ export interface PolicySourceOptions {
   readonly source?: string | undefined
 }
 
-const decodeDocument = guarded(
-  PolicyDocument.ast,
-  Schema.decodeUnknownEither(PolicyDocument, { errors: "all", onExcessProperty: "error" })
-)
+const decodeDocument = schemaDecoder(PolicyDocument, { onExcessProperty: "error" })
 
 const invalid = (problems: ReadonlyArray<PolicyProblem>, options?: PolicySourceOptions) => {
   const seen = new Set<string>()
@@ -255,7 +253,8 @@ const utf8 = new TextEncoder()
 /**
  * The YAML text of one policy. Syntax errors, duplicate keys and YAML warnings
  * (an unresolved tag, a collection used as a key) are problems too, with their
- * line and column. Never throws.
+ * line and column, and so is nesting more than `maxDepth` collections deep
+ * (aliases counted where they stand). Never throws.
  */
 export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Either.Either<PolicyDocument, InvalidPolicy> => {
   const bytes = typeof yamlText === "string" ? utf8.encode(yamlText).length : 0
@@ -267,15 +266,19 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
     const { line, col } = lineCounter.linePos(error.pos[0])
     return { path: "", message: clip(`YAML line ${line}, column ${col}: ${error.message.split("\n")[0]}`, maxMessage) }
   }
+  const nestedTooDeeply = (offset: number): PolicyProblem => {
+    const { line, col } = lineCounter.linePos(offset)
+    return { path: "", message: `YAML line ${line}, column ${col}: nested more than ${maxDepth} levels deep` }
+  }
   let value: unknown
   try {
-    const documents = parseAllDocuments(yamlText, {
-      lineCounter,
-      uniqueKeys: true,
-      prettyErrors: false,
-      // Problems come back in the result; a pure function writes nothing to the console.
-      logLevel: "silent"
-    })
+    // What `parseAllDocuments` does, with the depth checked where the `yaml`
+    // package starts to recurse (src/internal/yamlDepth.ts says why).
+    const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(yamlText))
+    const deepToken = deepestToken(tokens, maxDepth)
+    if (deepToken !== undefined) return Either.left(invalid([nestedTooDeeply(deepToken.offset)], options))
+    // Problems come back in the result; a pure function writes nothing to the console.
+    const documents = Array.from(new Composer({ uniqueKeys: true, logLevel: "silent" }).compose(tokens))
     const problems: Array<PolicyProblem> = documents.flatMap((document) => {
       const found = [...document.errors, ...document.warnings].map(located)
       // JavaScript objects only have string keys: `? [a, b]` would become the key "[ a, b ]".
@@ -293,6 +296,8 @@ export const parsePolicy = (yamlText: string, options?: PolicySourceOptions): Ei
       problems.push({ path: "", message: `expected one YAML document, found ${documents.length}` })
     }
     if (problems.length > 0) return Either.left(invalid(problems, options))
+    const deepNode = documents.length === 0 ? undefined : deepestNode(documents[0]!, maxDepth)
+    if (deepNode !== undefined) return Either.left(invalid([nestedTooDeeply(deepNode.range?.[0] ?? 0)], options))
     // An empty text holds no document; decoding `null` then reports "must be a mapping".
     // `toJS` throws on alias bombs (more aliases than `maxAliasCount`).
     value = documents.length === 0 ? null : documents[0]!.toJS({ maxAliasCount: 100 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { maxDepth } from "../../src/internal/bounds.js"
 import { guarded } from "../../src/internal/decode.js"
 import { fastDecoder, fastValidator } from "../../src/internal/fastSchema.js"
 import { Envelope } from "../../src/schema/Envelope.js"
@@ -55,10 +56,13 @@ describe("fastDecoder", () => {
     agreesWithSchema(ours, theirs, fc.oneof(Arbitrary.make(GatedAction) as fc.Arbitrary<unknown>, altered, fc.anything()))
   })
 
-  it("gives Schema's error, never a throw, for args nested too deeply to be checked", () => {
-    const args = JSON.parse("[".repeat(100_000) + "]".repeat(100_000))
-    const decoded = ours({ kind: "tool_call", agent_id: "a", tool: "t", args })
-    expect(Either.isLeft(decoded) && decoded.left.message).toMatch(/cannot be checked/)
+  it("refuses args nested more than maxDepth deep, as every decoder of outside input does, never with a throw", () => {
+    const nested = (depth: number) => JSON.parse("[".repeat(depth) + "]".repeat(depth))
+    const decoded = ours({ kind: "tool_call", agent_id: "a", tool: "t", args: nested(100_000) })
+    expect(Either.isLeft(decoded) && decoded.left.message).toMatch(/^\["args"\]\[0\]\[0\].*nested more than 64 levels deep/s)
+    // The action is the first level: args may nest one level less.
+    expect(Either.isRight(ours({ kind: "tool_call", agent_id: "a", tool: "t", args: nested(maxDepth - 1) }))).toBe(true)
+    expect(Either.isLeft(ours({ kind: "tool_call", agent_id: "a", tool: "t", args: nested(maxDepth) }))).toBe(true)
   })
 
   it("refuses an excess property", () => {
