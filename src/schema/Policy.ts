@@ -15,7 +15,7 @@
  */
 import { Either, Schema } from "effect"
 import { Composer, isCollection, LineCounter, Parser, visit, type YAMLError } from "yaml"
-import { MessageType } from "./Envelope.js"
+import { atMost, maxIdLength, MessageType } from "./Envelope.js"
 import { clip, maxDepth, maxMessage, maxProblems, problemsOf } from "../internal/bounds.js"
 import { schemaDecoder } from "../internal/decode.js"
 import { deepestNode, deepestToken } from "../internal/yamlDepth.js"
@@ -65,6 +65,8 @@ const mustBeAList = (what: string) => ({ message: () => `must be a list (${what}
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
 const NonEmptyString = Schema.String.pipe(Schema.minLength(1)).annotations(says("must be a non-empty string"))
+/** As long as any id at most: the id is named in the events that load and remove the policy. */
+const PolicyId = NonEmptyString.pipe(atMost(maxIdLength))
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(says("must be a positive integer"))
 const NonNegativeNumber = Schema.Number.pipe(Schema.finite(), Schema.nonNegative()).annotations(
   says("must be a non-negative number")
@@ -191,7 +193,7 @@ export const defaultApprovalTimeoutSeconds = 300
 // The document
 
 export const PolicyDocument = Schema.Struct({
-  id: NonEmptyString,
+  id: PolicyId,
   scope: Scope,
   tools: optional(
     Schema.Record({ key: ToolName, value: ToolRule }).annotations(mustBeAMapping("tool name or pattern → rule"))

@@ -3,7 +3,8 @@ import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
 import { maxDepth } from "../../src/internal/bounds.js"
 import { guarded } from "../../src/internal/decode.js"
 import { fastDecoder, fastValidator } from "../../src/internal/fastSchema.js"
-import { Envelope } from "../../src/schema/Envelope.js"
+import { AgentDescriptor } from "../../src/schema/Agent.js"
+import { AckPayload, Envelope, maxIdLength, maxListLength, maxNoteLength } from "../../src/schema/Envelope.js"
 import { GatedAction } from "../../src/schema/GatewayEvents.js"
 
 type Parse = (input: unknown) => Either.Either<unknown, { readonly message: string }>
@@ -33,6 +34,25 @@ describe("fastValidator", () => {
     agreesWithSchema(fast, reference, fc.oneof(Arbitrary.make(Envelope) as fc.Arbitrary<unknown>, broken, fc.anything()))
   })
 
+  it("bounds the headers as Schema does, at and around the bound", () => {
+    const headers = [
+      "message_id",
+      "idempotency_token",
+      "producer_id",
+      "correlation_id",
+      "content_type",
+      "repo_id",
+      "worktree_id",
+      "hlc_timestamp"
+    ]
+    const nearBound = fc.tuple(
+      Arbitrary.make(Envelope),
+      fc.constantFrom(...headers),
+      fc.integer({ min: maxIdLength - 2, max: maxIdLength + 2 })
+    ).map(([envelope, field, length]) => ({ ...envelope, [field]: "a".repeat(length) }) as unknown)
+    agreesWithSchema(fast, reference, nearBound)
+  })
+
   it("refuses an envelope whose content_length does not match its payload", () => {
     const envelope = fc.sample(Arbitrary.make(Envelope), 1)[0]
     expect(Either.isLeft(fast({ ...envelope, content_length: envelope.content_length + 1 }))).toBe(true)
@@ -40,6 +60,33 @@ describe("fastValidator", () => {
 })
 
 describe("fastDecoder", () => {
+  it("bounds a note, and an agent's names and lists, as Schema does", () => {
+    const ack = fastDecoder(AckPayload, { onExcessProperty: "error" })
+    const ackReference = Schema.decodeUnknownEither(AckPayload, { errors: "all", onExcessProperty: "error" })
+    agreesWithSchema(
+      ack,
+      ackReference,
+      fc.integer({ min: maxNoteLength - 2, max: maxNoteLength + 2 }).map((length) => ({
+        ack_for_message_id: "m",
+        ack_stage: "FAILED",
+        note: "n".repeat(length)
+      }))
+    )
+    const agent = fastDecoder(AgentDescriptor)
+    const agentReference = Schema.decodeUnknownEither(AgentDescriptor, { errors: "all" })
+    const around = (bound: number) => fc.integer({ min: bound - 2, max: bound + 2 })
+    agreesWithSchema(
+      agent,
+      agentReference,
+      fc.oneof(
+        around(maxIdLength).map((length) => ({ agent_id: "a".repeat(length), name: "a" })),
+        around(maxIdLength).map((length) => ({ agent_id: "a", name: "n".repeat(length) })),
+        around(maxIdLength).map((length) => ({ agent_id: "a", name: "a", capabilities: ["c".repeat(length)] })),
+        around(maxListLength).map((length) => ({ agent_id: "a", name: "a", capabilities: Array(length).fill("c") }))
+      )
+    )
+  })
+
   const options = { onExcessProperty: "error" } as const
   const ours = fastDecoder(GatedAction, options)
   // Schema itself throws on a tag field that cannot become a string (`{ "toString": "" }`):
