@@ -5,8 +5,9 @@
  * Schema's parser, its formatters and `JSON.stringify` recurse once per level
  * of nesting: a few kilobytes of `[[[[…]]]]` exhaust the stack and throw a
  * RangeError. Every decoder of outside input first refuses a value nested
- * more than `maxDepth` arrays and objects deep (`depthError`), with a loop
- * that never recurses; below that bound, everything downstream is safe.
+ * more than `maxDepth` arrays and objects deep (`depthError`), with a walk
+ * that never recurses deeper than that bound; below it, everything
+ * downstream is safe.
  *
  * An error about bad input goes back to the caller, into logs and onto the
  * wire; its size must not be the input's. Schema's own messages print the
@@ -244,6 +245,49 @@ export const treeOf = (issue: ParseResult.ParseIssue): string => {
   }
 }
 
+/** How many arrays and objects the quick walk looks at before it hands over to the thorough one. */
+const quickVisits = 1_000
+const gaveUp: unique symbol = Symbol("gaveUp")
+
+/**
+ * The quick walk: a recursion, but never more than `limit + 1` calls deep,
+ * so it cannot overflow; it allocates nothing for a value that is not too
+ * deep, which is what a request on a hot path (an envelope on send) is. It
+ * gives up after `quickVisits` values: a value shared at every level of a
+ * tree has exponentially many paths, which only the thorough walk avoids.
+ * The path comes back reversed.
+ */
+const quickWalk = (
+  value: object,
+  depth: number,
+  limit: number,
+  budget: { left: number }
+): Array<PropertyKey> | undefined | typeof gaveUp => {
+  if (depth > limit) return []
+  if (--budget.left < 0) return gaveUp
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (typeof item !== "object" || item === null) continue
+      const found = quickWalk(item, depth + 1, limit, budget)
+      if (found === undefined) continue
+      if (found !== gaveUp) found.push(i)
+      return found
+    }
+  } else if (!ArrayBuffer.isView(value)) {
+    const keys = Object.keys(value)
+    for (let i = 0; i < keys.length; i++) {
+      const item: unknown = (value as Record<string, unknown>)[keys[i]]
+      if (typeof item !== "object" || item === null) continue
+      const found = quickWalk(item, depth + 1, limit, budget)
+      if (found === undefined) continue
+      if (found !== gaveUp) found.push(keys[i])
+      return found
+    }
+  }
+  return undefined
+}
+
 interface Visit {
   readonly value: object
   readonly depth: number
@@ -258,14 +302,11 @@ const pathOf = (visit: Visit): Array<PropertyKey> => {
 }
 
 /**
- * The path to the first array or object of `input` nested more than `limit`
- * deep, or undefined. A loop over its own stack, never a recursion. It walks
- * what JSON holds (array items, own enumerable keys; bytes are a leaf), and
- * revisits a shared value only when reached deeper than before, so a cyclic
- * value is too deep and a value shared a million times costs one visit.
+ * The thorough walk: a loop over its own stack, which revisits a shared
+ * value only when it reaches it deeper than before, so a value shared a
+ * million times costs one visit and a cyclic one is too deep.
  */
-export const tooDeep = (input: unknown, limit: number = maxDepth): ReadonlyArray<PropertyKey> | undefined => {
-  if (typeof input !== "object" || input === null) return undefined
+const thoroughWalk = (input: object, limit: number): ReadonlyArray<PropertyKey> | undefined => {
   const stack: Array<Visit> = [{ value: input, depth: 1, key: "", parent: undefined }]
   const deepest = new Map<object, number>()
   const push = (value: unknown, key: PropertyKey, parent: Visit) => {
@@ -286,6 +327,17 @@ export const tooDeep = (input: unknown, limit: number = maxDepth): ReadonlyArray
     }
   }
   return undefined
+}
+
+/**
+ * The path to the first array or object of `input` nested more than `limit`
+ * deep, or undefined. It walks what JSON holds (array items, own enumerable
+ * keys; bytes are a leaf), and never recurses more than `limit` calls deep.
+ */
+export const tooDeep = (input: unknown, limit: number = maxDepth): ReadonlyArray<PropertyKey> | undefined => {
+  if (typeof input !== "object" || input === null) return undefined
+  const quick = quickWalk(input, 1, limit, { left: quickVisits })
+  return quick === gaveUp ? thoroughWalk(input, limit) : quick?.reverse()
 }
 
 /**

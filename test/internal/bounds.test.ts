@@ -12,7 +12,8 @@ import {
   maxProblems,
   maxShownText,
   maxShownValue,
-  preview
+  preview,
+  tooDeep
 } from "../../src/internal/bounds.js"
 import { inputDecoder } from "../../src/internal/decode.js"
 import { AckPayload, decodeAckPayload, Envelope } from "../../src/schema/Envelope.js"
@@ -71,6 +72,41 @@ describe("preview", () => {
 
   it("never cuts a surrogate pair in two", () => {
     expect(clip("a😀", 2)).toBe("a…")
+  })
+})
+
+describe("tooDeep", () => {
+  /** Levels of arrays and objects, by plain recursion: the reference, for values small enough for it. */
+  const depthOf = (value: unknown): number =>
+    typeof value !== "object" || value === null
+      ? 0
+      : 1 + Math.max(0, ...(Array.isArray(value) ? value : Object.values(value)).map(depthOf))
+  const at = (value: unknown, path: ReadonlyArray<PropertyKey>) =>
+    path.reduce((inner: unknown, key) => (inner as Record<PropertyKey, unknown>)[key], value)
+
+  it("finds a value nested deeper than the limit, and the path to it, in small and in wide values (property)", () => {
+    const values = fc.oneof(
+      fc.jsonValue({ maxDepth: 12 }),
+      // Wide enough that the quick walk hands over to the thorough one.
+      fc.array(fc.jsonValue({ maxDepth: 6 }), { minLength: 600, maxLength: 900 })
+    )
+    fc.assert(
+      fc.property(values, fc.integer({ min: 1, max: 14 }), (value, limit) => {
+        const path = tooDeep(value, limit)
+        expect(path === undefined).toBe(depthOf(value) <= limit)
+        if (path !== undefined) {
+          expect(path).toHaveLength(limit)
+          expect(depthOf(at(value, path))).toBeGreaterThanOrEqual(1)
+        }
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("finds it past the first thousand arrays and objects, where the quick walk hands over", () => {
+    const deep = JSON.parse("[".repeat(100) + "]".repeat(100))
+    const wide = [...Array.from({ length: 2_000 }, () => ({ a: [1] })), { b: deep }]
+    expect(tooDeep(wide)).toEqual([2_000, "b", ...Array(62).fill(0)])
   })
 })
 
