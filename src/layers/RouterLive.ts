@@ -73,7 +73,7 @@ import {
 } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
 import { inputDecoder, inputValidator } from "../internal/decode.js"
-import { fastValidator } from "../internal/fastSchema.js"
+import { fastInputDecoder, fastValidator } from "../internal/fastSchema.js"
 import type { MessageAccepted } from "../schema/RouterEvents.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AgentInfo, Registry } from "../services/Registry.js"
@@ -172,7 +172,7 @@ interface StageWaiter {
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
 /** An ACK request from outside, checked before it can reach the loop (and the log, with others' events). */
-const validAck = inputDecoder(AckRequest, "ack")
+const validAck = fastInputDecoder(AckRequest, "ack")
 const validateOptions = Schema.validateEither(RouterOptions, { errors: "all" })
 
 /**

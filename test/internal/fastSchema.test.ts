@@ -4,7 +4,14 @@ import { maxDepth } from "../../src/internal/bounds.js"
 import { guarded } from "../../src/internal/decode.js"
 import { fastDecoder, fastValidator } from "../../src/internal/fastSchema.js"
 import { AgentDescriptor } from "../../src/schema/Agent.js"
-import { AckPayload, Envelope, maxIdLength, maxListLength, maxNoteLength } from "../../src/schema/Envelope.js"
+import {
+  AckPayload,
+  AckRequest,
+  Envelope,
+  maxIdLength,
+  maxListLength,
+  maxNoteLength
+} from "../../src/schema/Envelope.js"
 import { GatedAction } from "../../src/schema/GatewayEvents.js"
 
 type Parse = (input: unknown) => Either.Either<unknown, { readonly message: string }>
@@ -60,6 +67,19 @@ describe("fastValidator", () => {
 })
 
 describe("fastDecoder", () => {
+  it("decodes an ACK request as Schema does, to the same value or with the same error", () => {
+    const request = fc.tuple(
+      Arbitrary.make(AckRequest),
+      fc.constantFrom("agent_id", "message_id", "stage", "error_code", "note", "extra"),
+      fc.anything()
+    ).map(([ack, field, value]) => ({ ...ack, [field]: value }) as unknown)
+    agreesWithSchema(
+      fastDecoder(AckRequest),
+      Schema.decodeUnknownEither(AckRequest, { errors: "all" }),
+      fc.oneof(Arbitrary.make(AckRequest) as fc.Arbitrary<unknown>, request, fc.anything())
+    )
+  })
+
   it("bounds a note, and an agent's names and lists, as Schema does", () => {
     const ack = fastDecoder(AckPayload, { onExcessProperty: "error" })
     const ackReference = Schema.decodeUnknownEither(AckPayload, { errors: "all", onExcessProperty: "error" })
