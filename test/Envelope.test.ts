@@ -30,6 +30,7 @@ import {
   ValidationError
 } from "../src/index.js"
 import { registered } from "./support/events.js"
+import { boundedHeaders } from "./support/headers.js"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -360,17 +361,7 @@ describe("Envelope", () => {
   })
 
   it("takes ids and headers up to maxIdLength characters, and names the field and the limit beyond", () => {
-    const headers = [
-      "message_id",
-      "idempotency_token",
-      "producer_id",
-      "correlation_id",
-      "content_type",
-      "repo_id",
-      "worktree_id",
-      "hlc_timestamp"
-    ]
-    for (const field of headers) {
+    for (const field of boundedHeaders) {
       expect(runSync(decodeEnvelope({ ...example, [field]: "é".repeat(maxIdLength) }))).toMatchObject({
         [field]: "é".repeat(maxIdLength)
       })

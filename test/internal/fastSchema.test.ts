@@ -13,6 +13,7 @@ import {
   maxNoteLength
 } from "../../src/schema/Envelope.js"
 import { GatedAction } from "../../src/schema/GatewayEvents.js"
+import { boundedHeaders } from "../support/headers.js"
 
 type Parse = (input: unknown) => Either.Either<unknown, { readonly message: string }>
 
@@ -42,19 +43,9 @@ describe("fastValidator", () => {
   })
 
   it("bounds the headers as Schema does, at and around the bound", () => {
-    const headers = [
-      "message_id",
-      "idempotency_token",
-      "producer_id",
-      "correlation_id",
-      "content_type",
-      "repo_id",
-      "worktree_id",
-      "hlc_timestamp"
-    ]
     const nearBound = fc.tuple(
       Arbitrary.make(Envelope),
-      fc.constantFrom(...headers),
+      fc.constantFrom(...boundedHeaders),
       fc.integer({ min: maxIdLength - 2, max: maxIdLength + 2 })
     ).map(([envelope, field, length]) => ({ ...envelope, [field]: "a".repeat(length) }) as unknown)
     agreesWithSchema(fast, reference, nearBound)
