@@ -23,9 +23,11 @@ import {
   UndecodableRecord,
   ValidationError
 } from "../src/index.js"
+import { maxIdLength, maxNoteLength } from "../src/schema/Envelope.js"
 import { AgentRegistered } from "../src/schema/RouterEvents.js"
 import { decodeEvent, encodeEvent, eventVersions } from "../src/schema/Event.js"
 import { registered } from "./support/events.js"
+import { boundedHeaders } from "./support/headers.js"
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -68,6 +70,8 @@ interface FieldSpec {
   readonly kind: Kind
   readonly optional?: boolean
   readonly members?: ReadonlyArray<string>
+  /** The longest string taken, for "id" and "string" (`maxIdLength` unless said). */
+  readonly max?: number
 }
 
 const envelopeFields: Record<string, FieldSpec> = {
@@ -93,7 +97,7 @@ const ackFields: Record<string, FieldSpec> = {
   ack_for_message_id: { kind: "id" },
   ack_stage: { kind: "enum", members: AckStage.literals },
   error_code: { kind: "enum", optional: true, members: ErrorCode.literals },
-  note: { kind: "string", optional: true }
+  note: { kind: "string", optional: true, max: maxNoteLength }
 }
 
 const notAString = fc.oneof(
@@ -114,12 +118,16 @@ const notBase64 = fc.oneof(
   fc.base64String({ minLength: 4 }).map((valid) => `=${valid.slice(1)}`)
 )
 
+/** A string just longer than `spec` takes, up to many times longer. */
+const tooLong = (spec: FieldSpec) =>
+  fc.oneof(fc.nat({ max: 3 }), fc.nat({ max: 100_000 })).map((extra) => "x".repeat((spec.max ?? maxIdLength) + 1 + extra))
+
 const wrongValue = (spec: FieldSpec): fc.Arbitrary<unknown> => {
   switch (spec.kind) {
     case "id":
-      return fc.oneof(fc.constant(""), notAString)
+      return fc.oneof(fc.constant(""), notAString, tooLong(spec))
     case "string":
-      return notAString
+      return fc.oneof(notAString, tooLong(spec))
     case "uint":
       return fc.oneof(
         fc.string(),
@@ -348,6 +356,21 @@ describe("Envelope", () => {
     expect(error.issues.map((issue) => issue.path)).toEqual([""])
     expect(error.message).toMatch(/^invalid envelope: .*JSON/)
   })
+
+  it("takes ids and headers up to maxIdLength characters, and names the field and the limit beyond", () => {
+    for (const field of boundedHeaders) {
+      expect(runSync(decodeEnvelope({ ...example, [field]: "é".repeat(maxIdLength) }))).toMatchObject({
+        [field]: "é".repeat(maxIdLength)
+      })
+      const error = validationFailure(() => decodeEnvelope({ ...example, [field]: "x".repeat(1_000_000) }))
+      // An optional field also says it is not `undefined`, as Schema does for every optional field.
+      expectIssuesAt(error, field)
+      expect(error.issues[0]).toEqual({
+        path: field,
+        message: "must be at most 256 characters (UTF-16 code units), got 1000000"
+      })
+    }
+  })
 })
 
 // ---------------------------------------------------------------------------
@@ -385,6 +408,14 @@ describe("AckPayload", () => {
     expect(stage.message).toContain("\"DONE\"")
     expectIssuesAt(stage, "ack_stage")
     expectIssuesAt(validationFailure(() => decodeAckPayload({ ...ack, error_code: "OOPS" })), "error_code")
+  })
+
+  it("takes a note of up to maxNoteLength characters", () => {
+    const ack = { ack_for_message_id: "m-1", ack_stage: "FAILED", error_code: "INTERNAL_ERROR" }
+    expect(runSync(decodeAckPayload({ ...ack, note: "n".repeat(maxNoteLength) })).note).toHaveLength(maxNoteLength)
+    expect(validationFailure(() => decodeAckPayload({ ...ack, note: "n".repeat(maxNoteLength + 1) })).message).toMatch(
+      /^invalid ack: note: must be at most 4096 characters \(UTF-16 code units\), got 4097;/
+    )
   })
 })
 

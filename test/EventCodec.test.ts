@@ -5,12 +5,11 @@
  * decoded value, the same error.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Either, FastCheck as fc, ParseResult, Schema } from "effect"
-import {
-  Event
-} from "../src/index.js"
+import { Either, FastCheck as fc, Schema } from "effect"
+import { Event } from "../src/index.js"
+import { treeOf } from "../src/internal/bounds.js"
+import { guarded } from "../src/internal/decode.js"
 import { decodeEvent, encodeEvent, eventVersions, type EventType } from "../src/schema/Event.js"
-import { guarded } from "../src/schema/FastSchema.js"
 
 // Guarded as the codecs' own fallback is: Schema throws for some damaged values (a tag that cannot be stringified).
 const schemaEncode = guarded(Event.ast, Schema.encodeEither(Event))
@@ -52,7 +51,8 @@ const damaged = (json: Json, path: ReadonlyArray<string>, damage: Damage): Json 
 
 const reference = (type: string, payload: Json) => {
   const decoded = schemaDecode(payload)
-  if (Either.isLeft(decoded)) return Either.left(ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  // Schema's own error, written as every error message is: with values shown within bounds.
+  if (Either.isLeft(decoded)) return Either.left(treeOf(decoded.left.issue))
   return decoded.right._tag === type ? Either.right(decoded.right) : Either.left(`stored as ${type}`)
 }
 

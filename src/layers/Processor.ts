@@ -10,8 +10,9 @@
  * goes on, and takes the message again once the agent is resumed.
  */
 import { Duration, Effect, Layer, Schedule, Schema, Stream } from "effect"
+import { clip } from "../internal/bounds.js"
 import type { AckError } from "../model/Messages.js"
-import { ErrorCode, type MessageType } from "../schema/Envelope.js"
+import { ErrorCode, maxNoteLength, type MessageType } from "../schema/Envelope.js"
 import { type InternalError, type NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import { Registry } from "../services/Registry.js"
 import { type Delivery, Router, type StageNotice } from "../services/Router.js"
@@ -44,7 +45,8 @@ const codeOf = (error: unknown): ErrorCode => {
   return isErrorCode(code) ? code : "INTERNAL_ERROR"
 }
 
-const noteOf = (error: unknown) => error instanceof Error ? error.message : String(error)
+/** A failure's message as an ACK's note, cut to fit one (`maxNoteLength`): a long message must not turn the ack itself away. */
+const noteOf = (error: unknown) => clip(error instanceof Error ? error.message : String(error), maxNoteLength - 1)
 
 /** Handles one delivery through its whole lifecycle. */
 export const handle = <E, R>(agentId: string, options: Handlers<E, R>, delivery: Delivery) =>

@@ -17,7 +17,7 @@ import type { RuntimeState } from "../model/Runtime.js"
 import { AgentDescriptor, EdgeRequest } from "../schema/Agent.js"
 import { Id } from "../schema/Envelope.js"
 import { DeregisterRequest, HeartbeatRequest } from "../schema/Requests.js"
-import { inputDecoder } from "../schema/FastSchema.js"
+import { inputDecoder } from "../internal/decode.js"
 import { Registry } from "../services/Registry.js"
 import { Runtime, valueOf } from "../services/Runtime.js"
 

@@ -13,7 +13,8 @@ import { snapshot } from "../model/Runtime.js"
 import { AckPayload, AckRequest, type AckStage, decodeAckPayload, Envelope, type EnvelopeState, Id } from "../schema/Envelope.js"
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
-import { fastValidator, inputDecoder } from "../schema/FastSchema.js"
+import { inputDecoder } from "../internal/decode.js"
+import { fastInputDecoder, fastValidator } from "../internal/fastSchema.js"
 import { AwaitStageRequest } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
@@ -45,7 +46,8 @@ interface Subscriber {
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
 const encodeAck = Schema.encodeSync(AckPayload)
-const validAck = inputDecoder(AckRequest, "ack")
+/** On the fast path: an ACK per message, as hot as the send. */
+const validAck = fastInputDecoder(AckRequest, "ack")
 const validEnvelope = (() => {
   const check = fastValidator(Envelope)
   return (value: unknown) => Either.mapLeft(check(value), (error) => ValidationError.fromParseError("envelope", error))

@@ -3,7 +3,7 @@
  * lineage and enforcement mode of Agent Assembly (§2).
  */
 import { Schema } from "effect"
-import { CommunicationClass, Id } from "./Envelope.js"
+import { atMostItems, CommunicationClass, Header, Id, maxListLength, Note } from "./Envelope.js"
 
 /**
  * How the gateway treats an agent: `enforce` applies decisions and fails
@@ -16,18 +16,26 @@ export type EnforcementMode = typeof EnforcementMode.Type
 export const EdgeType = Schema.Literal("delegates_to", "calls", "reads", "writes", "approves", "messages")
 export type EdgeType = typeof EdgeType.Type
 
+/** Names an agent advertises (capabilities, modalities): each as long as an id at most, and at most 256 of them. */
+const Names = Schema.Array(Header).pipe(atMostItems(maxListLength))
+
+/**
+ * Every field is bounded (ids and names as ids, free text as an ACK's note,
+ * lists to `maxListLength`): the descriptor is kept in the log and in memory
+ * for as long as the agent is known.
+ */
 export const AgentDescriptor = Schema.Struct({
   agent_id: Id,
-  name: Schema.String,
-  description: Schema.optionalWith(Schema.String, { default: () => "" }),
-  capabilities: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  name: Header,
+  description: Schema.optionalWith(Note, { default: () => "" }),
+  capabilities: Schema.optionalWith(Names, { default: () => [] }),
   communication_class: Schema.optionalWith(CommunicationClass, { default: () => "STANDARD" as const }),
-  modalities_supported: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  modalities_supported: Schema.optionalWith(Names, { default: () => [] }),
   /** The agent that spawned this one; absent for a root. */
   parent_agent_id: Schema.optional(Id),
   team_id: Schema.optional(Id),
-  delegation_reason: Schema.optional(Schema.String),
-  spawned_by_tool: Schema.optional(Schema.String),
+  delegation_reason: Schema.optional(Note),
+  spawned_by_tool: Schema.optional(Header),
   /** Distance from the root (0 for a root). Given by the registry from the lineage; a caller's value is checked against it. */
   depth: Schema.optional(Schema.Int.pipe(Schema.nonNegative())),
   enforcement_mode: Schema.optionalWith(EnforcementMode, { default: () => "enforce" as const })

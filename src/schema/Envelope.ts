@@ -16,11 +16,19 @@
  *   (`2024-05-01T12:00:00.000Z`);
  * - `payload` must be canonical base64: the unused bits before the padding
  *   are zero, so each byte string has one encoding (`QR==` is refused, not
- *   read as `QQ==`).
+ *   read as `QQ==`);
+ * - ids and headers (`message_id`, `idempotency_token`, `producer_id`,
+ *   `correlation_id`, `content_type`, `repo_id`, `worktree_id`,
+ *   `hlc_timestamp`) are at most `maxIdLength` (256) UTF-16 code units long,
+ *   an ACK's `note` at most `maxNoteLength` (4,096): every header is kept in
+ *   the log and in memory for as long as its message is known, so its size
+ *   must not be the sender's choice. Code units (JavaScript's `length`,
+ *   JSON Schema's `maxLength` counts close to it) rather than bytes: checked
+ *   without encoding, and 256 of them are at most 768 bytes of UTF-8.
  */
 import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
-import { guarded } from "./FastSchema.js"
+import { guarded, schemaDecoder } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
 // Enums
@@ -117,7 +125,30 @@ export const Uint32 = Schema.Number.pipe(
   Schema.between(0, 0xffffffff, { message: () => "must be between 0 and 4294967295" }),
   Schema.int({ message: () => "must be an integer" })
 )
-export const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
+/** The longest id or header value, in UTF-16 code units. */
+export const maxIdLength = 256
+/** The longest ACK note, in UTF-16 code units (4 KiB). */
+export const maxNoteLength = 4096
+/** The most items of a list in a request (an agent's capabilities, its modalities). */
+export const maxListLength = 256
+
+const lengthOf = (value: unknown) => typeof value === "string" || Array.isArray(value) ? value.length : 0
+
+/** At most `limit` UTF-16 code units, with a message that says so and how long the value was. */
+export const atMost = <S extends Schema.Schema.Any>(limit: number) =>
+  Schema.maxLength<S>(limit, {
+    message: (issue) => `must be at most ${limit} characters (UTF-16 code units), got ${lengthOf(issue.actual)}`
+  })
+
+/** At most `limit` items. */
+export const atMostItems = <S extends Schema.Schema.Any>(limit: number) =>
+  Schema.maxItems<S>(limit, { message: (issue) => `must have at most ${limit} items, got ${lengthOf(issue.actual)}` })
+
+export const Id = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }), atMost(maxIdLength))
+/** A header that may be empty: as long as an id at most. */
+export const Header = Schema.String.pipe(atMost(maxIdLength))
+/** Free text a caller adds (an ACK's note). */
+export const Note = Schema.String.pipe(atMost(maxNoteLength))
 
 const rfc3339DateTime = new RegExp(
   "^(\\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])" +
@@ -199,15 +230,15 @@ const EnvelopeFields = Schema.Struct({
   message_id: Id,
   idempotency_token: Schema.optional(Id),
   producer_id: Id,
-  correlation_id: Schema.String,
+  correlation_id: Header,
   sequence_number: Uint64,
   retry_count: Uint32,
   message_type: MessageType,
   content_type: Id,
   content_length: Uint64,
-  repo_id: Schema.optional(Schema.String),
-  worktree_id: Schema.optional(Schema.String),
-  hlc_timestamp: Schema.optional(Schema.String),
+  repo_id: Schema.optional(Header),
+  worktree_id: Schema.optional(Header),
+  hlc_timestamp: Schema.optional(Header),
   ttl_ms: Uint64,
   timestamp: Timestamp,
   payload: Base64Bytes,
@@ -237,7 +268,7 @@ export const AckPayload = Schema.Struct({
   ack_for_message_id: Id,
   ack_stage: AckStage,
   error_code: Schema.optional(ErrorCode),
-  note: Schema.optional(Schema.String)
+  note: Schema.optional(Note)
 })
 export type AckPayload = typeof AckPayload.Type
 export type AckPayloadJson = typeof AckPayload.Encoded
@@ -249,7 +280,7 @@ export const AckRequest = Schema.Struct({
   message_id: Id,
   stage: AckStage,
   error_code: Schema.optional(ErrorCode),
-  note: Schema.optional(Schema.String),
+  note: Schema.optional(Note),
   /**
    * The delivery acknowledged, as it came (`Delivery.delivery_seq`). With it,
    * an ACK of a delivery made before the message was redriven is only
@@ -263,10 +294,18 @@ export type AckRequest = typeof AckRequest.Type
 // ---------------------------------------------------------------------------
 // Wire codecs: every failure is a ValidationError naming the field
 
-const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
-  const decode = guarded(schema.ast, Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" }))
-  return (input: unknown): Effect.Effect<A, ValidationError> =>
+const decodeEither = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const decode = schemaDecoder(schema, { onExcessProperty: "error" })
+  return (input: unknown): Either.Either<A, ValidationError> =>
     Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
+}
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string): (input: unknown) => Effect.Effect<A, ValidationError> =>
+  decodeEither(schema, subject)
+/** JSON text is parsed first: what it holds is then checked (its depth too) like any other input. */
+const decodeJsonWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
+  const parse = decodeEither(Schema.parseJson(), subject)
+  const decode = decodeEither(schema, subject)
+  return (input: unknown): Effect.Effect<A, ValidationError> => Either.flatMap(parse(input), decode)
 }
 const encodeWith = <A, I>(schema: Schema.Schema<A, I>, subject: string) => {
   const encode = guarded(schema.ast, Schema.encodeEither(schema, { errors: "all" }))
@@ -279,7 +318,7 @@ export const decodeEnvelope = decodeWith(Envelope, "envelope")
 /** Encodes an envelope to its JSON wire form. */
 export const encodeEnvelope = encodeWith(Envelope, "envelope")
 /** Decodes an envelope from JSON text. */
-export const decodeEnvelopeJson = decodeWith(Schema.parseJson(Envelope), "envelope")
+export const decodeEnvelopeJson = decodeJsonWith(Envelope, "envelope")
 /** Encodes an envelope to JSON text. */
 export const encodeEnvelopeJson = encodeWith(Schema.parseJson(Envelope), "envelope")
 

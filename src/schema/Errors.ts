@@ -6,8 +6,13 @@
  *
  * Retry classes follow PROTOCOLS.md: non-retryable failures are never retried
  * by anything in the library.
+ *
+ * A message shows what a caller sent (an id, a reason), so it shows it
+ * clipped (`clip`, `src/internal/bounds.ts`): an error must never be as large
+ * as the input it refuses.
  */
-import { ParseResult, Schema } from "effect"
+import { type ParseResult, Schema } from "effect"
+import { clip, maxMessage, problemsOf } from "../internal/bounds.js"
 
 // ---------------------------------------------------------------------------
 // Validation
@@ -30,15 +35,16 @@ export class ValidationError extends Schema.TaggedError<ValidationError>()("Vali
       this.issues.map((issue) => issue.path === "" ? issue.message : `${issue.path}: ${issue.message}`).join("; ")
   }
 
+  /** Schema's problems, within bounds: never a throw, never larger than a few dozen problems of a few lines. */
   static fromParseError(subject: string, error: ParseResult.ParseError): ValidationError {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-      new ValidationIssue({ path: issue.path.map(String).join("."), message: issue.message })
-    )
-    return new ValidationError({ subject, issues })
+    return new ValidationError({ subject, issues: problemsOf(error.issue).map((problem) => new ValidationIssue(problem)) })
   }
 
   static single(subject: string, path: string, message: string): ValidationError {
-    return new ValidationError({ subject, issues: [new ValidationIssue({ path, message })] })
+    return new ValidationError({
+      subject,
+      issues: [new ValidationIssue({ path: clip(path, maxMessage), message: clip(message, maxMessage) })]
+    })
   }
 }
 
@@ -73,7 +79,7 @@ export class NotAStore extends Schema.TaggedError<NotAStore>()("NotAStore", {
   reason: Schema.String
 }) {
   override get message(): string {
-    return `${this.location} is not a Switchboard store: ${this.reason}`
+    return `${clip(this.location)} is not a Switchboard store: ${clip(this.reason, maxMessage)}`
   }
 }
 
@@ -102,7 +108,7 @@ export class BufferFull extends Schema.TaggedError<BufferFull>()("BufferFull", {
   capacity: Schema.Number
 }) {
   override get message(): string {
-    return `mailbox of ${this.agent_id} is full (capacity ${this.capacity})`
+    return `mailbox of ${clip(this.agent_id)} is full (capacity ${this.capacity})`
   }
 }
 
@@ -112,7 +118,7 @@ export class NoRoute extends Schema.TaggedError<NoRoute>()("NoRoute", {
   to: Schema.String
 }) {
   override get message(): string {
-    return `no route to ${this.to}`
+    return `no route to ${clip(this.to)}`
   }
 }
 
@@ -122,7 +128,7 @@ export class AckTimeout extends Schema.TaggedError<AckTimeout>()("AckTimeout", {
   message_id: Schema.String
 }) {
   override get message(): string {
-    return `message ${this.message_id} was not acknowledged in time`
+    return `message ${clip(this.message_id)} was not acknowledged in time`
   }
 }
 
@@ -132,7 +138,7 @@ export class AgentUnavailable extends Schema.TaggedError<AgentUnavailable>()("Ag
   agent_id: Schema.String
 }) {
   override get message(): string {
-    return `agent ${this.agent_id} is unavailable`
+    return `agent ${clip(this.agent_id)} is unavailable`
   }
 }
 
@@ -142,7 +148,7 @@ export class AgentShutdown extends Schema.TaggedError<AgentShutdown>()("AgentShu
   agent_id: Schema.String
 }) {
   override get message(): string {
-    return `agent ${this.agent_id} is shutting down`
+    return `agent ${clip(this.agent_id)} is shutting down`
   }
 }
 
@@ -152,7 +158,7 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
   reason: Schema.String
 }) {
   override get message(): string {
-    return `permission denied: ${this.reason}`
+    return `permission denied: ${clip(this.reason, maxMessage)}`
   }
 }
 
@@ -162,7 +168,7 @@ export class UnsupportedMessageType extends Schema.TaggedError<UnsupportedMessag
   message_type: Schema.String
 }) {
   override get message(): string {
-    return `unsupported message type ${this.message_type}`
+    return `unsupported message type ${clip(this.message_type)}`
   }
 }
 
@@ -183,7 +189,7 @@ export class ToolTimeout extends Schema.TaggedError<ToolTimeout>()("ToolTimeout"
   tool: Schema.String
 }) {
   override get message(): string {
-    return `tool ${this.tool} timed out`
+    return `tool ${clip(this.tool)} timed out`
   }
 }
 
@@ -193,7 +199,7 @@ export class ForcedPreemption extends Schema.TaggedError<ForcedPreemption>()("Fo
   agent_id: Schema.String
 }) {
   override get message(): string {
-    return `agent ${this.agent_id} was preempted`
+    return `agent ${clip(this.agent_id)} was preempted`
   }
 }
 
@@ -203,7 +209,7 @@ export class TtlExpired extends Schema.TaggedError<TtlExpired>()("TtlExpired", {
   message_id: Schema.String
 }) {
   override get message(): string {
-    return `message ${this.message_id} expired before delivery`
+    return `message ${clip(this.message_id)} expired before delivery`
   }
 }
 
@@ -217,7 +223,7 @@ export class DuplicateDetected extends Schema.TaggedError<DuplicateDetected>()("
   stage: Schema.String
 }) {
   override get message(): string {
-    return `duplicate of message ${this.original_message_id} (${this.stage})`
+    return `duplicate of message ${clip(this.original_message_id)} (${clip(this.stage)})`
   }
 }
 
@@ -228,7 +234,7 @@ export class AlreadyInProgress extends Schema.TaggedError<AlreadyInProgress>()("
   id: Schema.String
 }) {
   override get message(): string {
-    return `${this.id} is already in progress`
+    return `${clip(this.id)} is already in progress`
   }
 }
 
@@ -244,7 +250,7 @@ export class LeaseExpired extends Schema.TaggedError<LeaseExpired>()("LeaseExpir
   lease_id: Schema.String
 }) {
   override get message(): string {
-    return `lease ${this.lease_id} has expired`
+    return `lease ${clip(this.lease_id)} has expired`
   }
 }
 
@@ -257,7 +263,7 @@ export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("Budg
   spent: Schema.Number
 }) {
   override get message(): string {
-    return `budget of ${this.scope} exhausted: ${this.spent} of ${this.limit} ${this.currency}`
+    return `budget of ${clip(this.scope)} exhausted: ${this.spent} of ${this.limit} ${clip(this.currency)}`
   }
 }
 
@@ -268,7 +274,7 @@ export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("Mess
   message_id: Schema.String
 }) {
   override get message(): string {
-    return `no message ${this.message_id}`
+    return `no message ${clip(this.message_id)}`
   }
 }
 
@@ -285,7 +291,7 @@ export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()
 }) {
   override get message(): string {
     return `unknown secret placeholder${this.names.length === 1 ? "" : "s"}: ` +
-      this.names.map((name) => "${" + name + "}").join(", ")
+      clip(this.names.map((name) => "${" + name + "}").join(", "), maxMessage)
   }
 }
 
@@ -302,6 +308,6 @@ export class LeaseSubsetViolation extends Schema.TaggedError<LeaseSubsetViolatio
   reason: Schema.String
 }) {
   override get message(): string {
-    return `lease ${this.lease_id} is not a subset of lease ${this.parent_lease_id}: ${this.reason}`
+    return `lease ${clip(this.lease_id)} is not a subset of lease ${clip(this.parent_lease_id)}: ${clip(this.reason, maxMessage)}`
   }
 }

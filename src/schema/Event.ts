@@ -8,9 +8,11 @@
  * still decode; a record from a newer version than this code knows is refused
  * (never guessed at).
  */
-import { Either, ParseResult, Schema, SchemaAST } from "effect"
+import { Either, type ParseResult, Schema, SchemaAST } from "effect"
+import { depthError, maxDepth, maxShownText, preview, treeOf } from "../internal/bounds.js"
 import { UndecodableRecord, ValidationError } from "./Errors.js"
-import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
+import { guarded } from "../internal/decode.js"
+import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
 import { GatewayEvent } from "./GatewayEvents.js"
 import { RouterEvent } from "./RouterEvents.js"
 
@@ -94,6 +96,13 @@ export interface StoredEvent {
 // Stored events
 
 const decodeOptions: SchemaAST.ParseOptions = { onExcessProperty: "error" }
+/**
+ * How deeply a record read back may nest before Schema is asked about it:
+ * twice what input may (`maxDepth`), so that every event built from input
+ * within that bound, wrapped in its record, reads back. The fast path takes a
+ * valid record of any depth it can walk; this guards only Schema's fallback.
+ */
+const maxRecordDepth = 2 * maxDepth
 const encodeEventEither = guarded(Event.ast, Schema.encodeEither(Event))
 const decodeEventEither = guarded(Event.ast, Schema.decodeUnknownEither(Event, decodeOptions))
 
@@ -146,9 +155,9 @@ const undecodable = (offset: number, reason: string) => Either.left(new Undecoda
 
 export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<Event, UndecodableRecord> => {
   const current = eventVersions[stored.type as EventType] as number | undefined
-  if (current === undefined) return undecodable(offset, `unknown event type ${JSON.stringify(stored.type)}`)
+  if (current === undefined) return undecodable(offset, `unknown event type ${preview(stored.type, maxShownText)}`)
   if (!Number.isInteger(stored.version) || stored.version < 1) {
-    return undecodable(offset, `invalid version ${stored.version}`)
+    return undecodable(offset, `invalid version ${preview(stored.version)}`)
   }
   if (stored.version > current) {
     return undecodable(
@@ -170,8 +179,9 @@ export const decodeEvent = (offset: number, stored: StoredEvent): Either.Either<
   }
   const fast = fastCodec(stored.type)?.decode(encoded)
   if (fast !== undefined && fast !== Invalid && fast !== Unsure) return Either.right(fast as Event)
-  const decoded = decodeEventEither(encoded)
-  if (Either.isLeft(decoded)) return undecodable(offset, ParseResult.TreeFormatter.formatErrorSync(decoded.left))
+  const deep = depthError(encoded, maxRecordDepth)
+  const decoded = deep === undefined ? decodeEventEither(encoded) : Either.left(deep)
+  if (Either.isLeft(decoded)) return undecodable(offset, treeOf(decoded.left.issue))
   if (decoded.right._tag !== stored.type) {
     return undecodable(offset, `payload is a ${decoded.right._tag}, stored as ${stored.type}`)
   }

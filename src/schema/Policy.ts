@@ -14,9 +14,10 @@
  * "requires approval" at evaluation (`src/model/Policy.ts`), which also lists
  * such conditions as warnings of the compiled policy.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, type ParseResult, Schema } from "effect"
 import {
   Composer,
+  type CST,
   type Document,
   isAlias,
   isMap,
@@ -28,11 +29,13 @@ import {
   LineCounter,
   type Node,
   Parser,
-  type CST,
   type YAMLError
 } from "yaml"
-import { MessageType } from "./Envelope.js"
-import { compileFast, type Fast, guarded, Invalid, isRecord, Unsure } from "./FastSchema.js"
+import { clip, depthError, maxDepth, maxMessage, maxProblems, problemsOf } from "../internal/bounds.js"
+import { schemaDecoder } from "../internal/decode.js"
+import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
+import { deepestNode, deepestToken } from "../internal/yamlDepth.js"
+import { atMost, maxIdLength, MessageType } from "./Envelope.js"
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -79,6 +82,8 @@ const mustBeAList = (what: string) => ({ message: () => `must be a list (${what}
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
 const NonEmptyString = Schema.String.pipe(Schema.minLength(1)).annotations(says("must be a non-empty string"))
+/** As long as any id at most: the id is named in the events that load and remove the policy. */
+const PolicyId = NonEmptyString.pipe(atMost(maxIdLength))
 const PositiveInt = Schema.Number.pipe(Schema.int(), Schema.positive()).annotations(says("must be a positive integer"))
 const NonNegativeNumber = Schema.Number.pipe(Schema.finite(), Schema.nonNegative()).annotations(
   says("must be a non-negative number")
@@ -209,7 +214,7 @@ const MessageRules = Schema.Array(MessageRule).annotations(mustBeAList("message 
 const Budgets = Schema.Array(Budget).annotations(mustBeAList("budgets"))
 
 export const PolicyDocument = Schema.Struct({
-  id: NonEmptyString,
+  id: PolicyId,
   scope: Scope,
   tools: optional(ToolRules),
   network: optional(NetworkRules),
@@ -234,7 +239,7 @@ export interface PolicySourceOptions {
 
 const strict = { onExcessProperty: "error" } as const
 
-const decodeBySchema = guarded(PolicyDocument.ast, Schema.decodeUnknownEither(PolicyDocument, { ...strict, errors: "all" }))
+const decodeBySchema = schemaDecoder(PolicyDocument, strict)
 
 /** A record's decoder on the fast path, for keys that decode to themselves; Schema's own record parser only runs as a fallback. */
 const fastRecord = (key: Schema.Schema<string>, value: Schema.Schema.Any): Fast => {
@@ -294,6 +299,8 @@ const decodeFast = (input: { readonly [key: PropertyKey]: unknown }): Either.Eit
 }
 
 const decodeDocument = (input: { readonly [key: PropertyKey]: unknown }): Either.Either<PolicyDocument, ParseResult.ParseError> => {
+  // The fast parts recurse: a document nested past the bound goes to Schema's decoder, which refuses it first.
+  if (depthError(input) !== undefined) return decodeBySchema(input)
   let fast: Either.Either<PolicyDocument, ParseResult.ParseError> | undefined
   try {
     fast = decodeFast(input)
@@ -309,8 +316,12 @@ const invalid = (problems: ReadonlyArray<PolicyProblem>, options?: PolicySourceO
     const key = `${problem.path}\u0000${problem.message}`
     return seen.has(key) ? false : (seen.add(key), true)
   })
+  // A text of a quarter of a megabyte can hold thousands of YAML errors: the first ones say what to fix.
+  const listed = unique.length <= maxProblems
+    ? unique
+    : [...unique.slice(0, maxProblems), { path: "", message: `and ${unique.length - maxProblems} more problems` }]
   return new InvalidPolicy({
-    problems: unique.length === 0 ? [{ path: "", message: "the policy is invalid" }] : unique,
+    problems: listed.length === 0 ? [{ path: "", message: "the policy is invalid" }] : listed,
     ...(options?.source === undefined ? {} : { source: options.source })
   })
 }
@@ -322,13 +333,7 @@ export const decodePolicy = (input: unknown, options?: PolicySourceOptions): Eit
   typeof input !== "object" || input === null || Array.isArray(input)
     ? Either.left(invalid([{ path: "", message: "must be a mapping (a policy document with id and scope)" }], options))
     : Either.mapLeft(decodeDocument(input as { readonly [key: PropertyKey]: unknown }), (error) =>
-    invalid(
-      ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
-        path: issue.path.map(String).join("."),
-        message: issue.message
-      })),
-      options
-    ))
+      invalid(problemsOf(error.issue), options))
 
 /**
  * The longest policy text taken; no real policy comes near it. Reading a text
@@ -471,7 +476,11 @@ export function* readPolicy(
   const lineCounter = new LineCounter()
   const located = (error: YAMLError): PolicyProblem => {
     const { line, col } = lineCounter.linePos(error.pos[0])
-    return { path: "", message: `YAML line ${line}, column ${col}: ${error.message.split("\n")[0]}` }
+    return { path: "", message: clip(`YAML line ${line}, column ${col}: ${error.message.split("\n")[0]}`, maxMessage) }
+  }
+  const nestedTooDeeply = (offset: number): PolicyProblem => {
+    const { line, col } = lineCounter.linePos(offset)
+    return { path: "", message: `YAML line ${line}, column ${col}: nested more than ${maxDepth} levels deep` }
   }
   let value: unknown
   try {
@@ -484,8 +493,13 @@ export function* readPolicy(
       logLevel: "silent"
     })
     const documents: Array<Document.Parsed> = []
+    let deepToken: { readonly offset: number } | undefined
     const compose = (tokens: Iterable<CST.Token>) => {
-      for (const token of tokens) for (const document of composer.next(token)) documents.push(document)
+      for (const token of tokens) {
+        // The depth is checked where the `yaml` package starts to recurse (src/internal/yamlDepth.ts says why).
+        deepToken ??= deepestToken([token], maxDepth)
+        if (deepToken === undefined) for (const document of composer.next(token)) documents.push(document)
+      }
     }
     // Lexeme by lexeme, as `Parser.parse` does, with a pause every few thousand.
     lineCounter.addNewLine(0)
@@ -495,6 +509,7 @@ export function* readPolicy(
       if (++lexemes % tokensPerSlice === 0) yield
     }
     compose(parser.end())
+    if (deepToken !== undefined) return Either.left(invalid([nestedTooDeeply(deepToken.offset)], options))
     for (const document of composer.end()) documents.push(document)
     const problems: Array<PolicyProblem> = documents.flatMap((document) => [
       ...[...document.errors, ...document.warnings].map(located),
@@ -504,11 +519,14 @@ export function* readPolicy(
       problems.push({ path: "", message: `expected one YAML document, found ${documents.length}` })
     }
     if (problems.length > 0) return Either.left(invalid(problems, options))
+    const deepNode = documents.length === 0 ? undefined : deepestNode(documents[0]!, maxDepth)
+    if (deepNode !== undefined) return Either.left(invalid([nestedTooDeeply(deepNode.range?.[0] ?? 0)], options))
     // An empty text holds no document; decoding `null` then reports "must be a mapping".
     // `toJS` throws on alias bombs (more aliases than `maxAliasCount`).
     value = documents.length === 0 ? null : documents[0]!.toJS({ maxAliasCount: 100 })
   } catch (thrown) {
-    return Either.left(invalid([{ path: "", message: `YAML: ${thrown instanceof Error ? thrown.message : String(thrown)}` }], options))
+    const reason = thrown instanceof Error ? thrown.message : "it cannot be read"
+    return Either.left(invalid([{ path: "", message: clip(`YAML: ${reason}`, maxMessage) }], options))
   }
   yield
   return decodePolicy(value, options)

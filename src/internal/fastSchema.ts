@@ -2,6 +2,14 @@
  * Schemas compiled to plain functions, for the hot paths (every append, every
  * replayed record, every send).
  *
+ * Internal, and used only where a benchmark shows it to matter: the event
+ * codec (`src/schema/Event.ts`), the envelope on `Router.send` and the ACK
+ * request of `Router.ack` / `ackMany` (once per message, like the send: in
+ * the router bench, Schema's decoder for it costs 1.9 µs against 0.25 µs
+ * here, a tenth of the router's own work per message). It reads
+ * SchemaAST's node kinds, which are Schema's own business and may change
+ * under it; every other decoder is Schema itself (`./decode.ts`).
+ *
  * Schema's parser interprets the AST node by node and wraps every step in an
  * Either: for a message event that costs several times the JSON and SQL work
  * around it, on every append and every replay. `compileFast` turns an AST into
@@ -17,7 +25,9 @@
  * strings, look at `Object.keys`: the same keys, at a fraction of the cost.
  */
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
-import { ValidationError } from "./Errors.js"
+import { ValidationError } from "../schema/Errors.js"
+import { tooDeep } from "./bounds.js"
+import { schemaDecoder } from "./decode.js"
 
 /** Schema refuses the input too. */
 export const Invalid: unique symbol = Symbol("Invalid")
@@ -198,45 +208,19 @@ const compileNode = (
 }
 
 /**
- * Schema's own parser, with a throw turned into a ParseError. To pick a
- * union's member, Schema calls `String` on the value of its tag field, which
- * throws for an object such as `{ "toString": "" }` (valid JSON): bad input
- * must fail as bad input, never as a crash.
- */
-export const guarded = <I, A>(
-  ast: SchemaAST.AST,
-  parse: (input: I) => Either.Either<A, ParseResult.ParseError>
-) =>
-(input: I): Either.Either<A, ParseResult.ParseError> => {
-  try {
-    return parse(input)
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : "it cannot be read"
-    return Either.left(ParseResult.parseError(new ParseResult.Type(ast, input, `cannot be checked: ${reason}`)))
-  }
-}
-
-/**
  * A decoder from `unknown` (what `Schema.decodeUnknownEither(schema, options)`
- * does), on the fast path; Schema gives every error.
+ * does), on the fast path; Schema gives every error. Input nested more than
+ * `maxDepth` deep is refused, as by every decoder of outside input (the
+ * check is a loop over a few keys for a flat value such as an envelope).
  */
 export const fastDecoder = <A, I>(schema: Schema.Schema<A, I>, options: SchemaAST.ParseOptions = {}) => {
   const fast = compileFast(schema.ast, true, options)
-  const slow = guarded(schema.ast, Schema.decodeUnknownEither(schema, { ...options, errors: "all" }))
+  const slow = schemaDecoder(schema, options)
   return (input: unknown): Either.Either<A, ParseResult.ParseError> => {
-    const result = fast(input)
+    // Too deep: `slow` says so.
+    const result = tooDeep(input) === undefined ? fast(input) : Invalid
     return result === Invalid || result === Unsure ? slow(input) : Either.right(result as A)
   }
-}
-
-/**
- * A decoder of a request from outside, on the fast path: what does not decode
- * is a ValidationError about `subject`, naming every problem.
- */
-export const inputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: string, options?: SchemaAST.ParseOptions) => {
-  const decode = fastDecoder(schema, options)
-  return (input: unknown): Either.Either<A, ValidationError> =>
-    Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
 }
 
 /**
@@ -244,3 +228,13 @@ export const inputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: string,
  * does), on the fast path; Schema gives every error.
  */
 export const fastValidator = <A, I>(schema: Schema.Schema<A, I>) => fastDecoder(Schema.typeSchema(schema))
+
+/**
+ * `inputDecoder` (`./decode.ts`) on the fast path: what does not decode is a
+ * ValidationError about `subject`, naming every problem.
+ */
+export const fastInputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: string, options?: SchemaAST.ParseOptions) => {
+  const decode = fastDecoder(schema, options)
+  return (input: unknown): Either.Either<A, ValidationError> =>
+    Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
+}
