@@ -55,8 +55,12 @@ const validEnvelope = (() => {
 const validStageRequest = inputDecoder(AwaitStageRequest, "await")
 const validMessageId = inputDecoder(Id, "message_id")
 const validAgentId = inputDecoder(Id, "agent_id")
-const validRecipient = inputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
-const validSend = inputDecoder(Schema.Struct({ to: Schema.Unknown, envelope: Schema.Unknown }), "send")
+// On the fast path, as the envelope: both are checked for every message sent.
+const validRecipient = fastInputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
+const validSend = (request: unknown) =>
+  typeof request === "object" && request !== null
+    ? Either.right(request as { readonly to: unknown; readonly envelope: unknown })
+    : Either.left(ValidationError.single("send", "", "must be an object with `to` and `envelope`"))
 const validAcks = inputDecoder(Schema.Array(Schema.Unknown), "acks")
 
 const toRoute = (to: Recipient): Route =>

@@ -15,7 +15,7 @@
  * that escapes a turn), every caller waiting or to come fails at once with
  * a retryable InternalError, and the cause is logged.
  */
-import { Cause, Deferred, Duration, Effect, Either, Exit, Layer, Stream } from "effect"
+import { Cause, Duration, Effect, Either, Exit, Layer, Stream } from "effect"
 import { evolve, initialState, type RuntimeState } from "../model/Runtime.js"
 import type { Decision } from "../model/State.js"
 import { decideReconcile } from "../model/Placement.js"
@@ -256,48 +256,16 @@ const make = (options: RuntimeOptions) =>
 
     yield* loop.pipe(Effect.onExit((exit) => Exit.isFailure(exit) ? stop(exit.cause) : Effect.void), Effect.forkScoped)
 
-    /** Several decisions offered at once, so that one turn takes them all; answered together. */
-    const submitMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) =>
-      Effect.suspend(() => {
-        type Result = Either.Either<Committed<A>, E | ValidationError>
-        if (decisions.length === 0) return Effect.succeed<ReadonlyArray<Result>>([])
-        if (stopped !== undefined) return Effect.fail(stopped)
-        return Effect.flatMap(Deferred.make<ReadonlyArray<Result>, PersistenceError | InternalError>(), (done) => {
-          const results: Array<Result> = new Array(decisions.length)
-          let pending = decisions.length
-          const settle = (i: number, result: Result) => {
-            results[i] = result
-            if (--pending === 0) Deferred.unsafeDone(done, Exit.succeed(results))
-          }
-          decisions.forEach((decide, i) =>
-            offer({
-              decide: (current, now) => {
-                const decision = decide(current, now)
-                return {
-                  events: decision.events,
-                  settle: (records) =>
-                    settle(i, decision._tag === "Accepted" ? Either.right({ value: decision.value, records }) : Either.left(decision.error))
-                }
-              },
-              fail: (error) =>
-                error._tag === "ValidationError" ? settle(i, Either.left(error)) : Deferred.unsafeDone(done, Exit.fail(error)),
-              die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
-            })
-          )
-          return Deferred.await(done)
-        })
+    /**
+     * Puts a command in the loop and waits for its answer, or fails at once if
+     * the loop has stopped. `Effect.async` rather than a Deferred: this runs for
+     * every command, and an interrupted caller's answer is simply dropped.
+     */
+    const submit = <A, E>(make: (done: (exit: Exit.Exit<A, E | InternalError>) => void) => Command) =>
+      Effect.async<A, E | InternalError>((resume) => {
+        if (stopped !== undefined) return resume(Effect.fail(stopped))
+        offer(make(resume))
       })
-
-    /** Puts a command in the loop, or fails at once if the loop has stopped. */
-    const submit = <A, E>(
-      make: (done: Deferred.Deferred<A, E | InternalError>) => Command
-    ): Effect.Effect<A, E | InternalError> =>
-      Effect.suspend(() =>
-        stopped !== undefined ? Effect.fail(stopped) : Effect.flatMap(Deferred.make<A, E | InternalError>(), (done) => {
-          offer(make(done))
-          return Deferred.await(done)
-        })
-      )
 
     const run = <A, E>(decide: (state: RuntimeState, now: number) => Decision<A, E>) =>
       submit<Committed<A>, E | ValidationError | PersistenceError | InternalError>((done) => ({
@@ -306,18 +274,42 @@ const make = (options: RuntimeOptions) =>
           return {
             events: decision.events,
             settle: (records) =>
-              Deferred.unsafeDone(
-                done,
-                decision._tag === "Accepted" ? Exit.succeed({ value: decision.value, records }) : Exit.fail(decision.error)
-              )
+              done(decision._tag === "Accepted" ? Exit.succeed({ value: decision.value, records }) : Exit.fail(decision.error))
           }
         },
-        fail: (error) => Deferred.unsafeDone(done, Exit.fail(error)),
-        die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
+        fail: (error) => done(Exit.fail(error)),
+        die: (defect) => done(Exit.die(defect))
       }))
 
-    const runMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) =>
-      submitMany<A, E>(decisions)
+    /** Several decisions offered at once, so that one turn takes them all; answered together. */
+    const runMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) => {
+      type Result = Either.Either<Committed<A>, E | ValidationError>
+      return decisions.length === 0
+        ? Effect.succeed<ReadonlyArray<Result>>([])
+        : submit<ReadonlyArray<Result>, PersistenceError | InternalError>((done) => {
+          const results: Array<Result> = new Array(decisions.length)
+          let pending = decisions.length
+          const settle = (i: number, result: Result) => {
+            results[i] = result
+            if (--pending === 0) done(Exit.succeed(results))
+          }
+          // Offered here, all but the last; `submit` offers the last one.
+          const command = (decide: (typeof decisions)[number], i: number): Command => ({
+            decide: (current, now) => {
+              const decision = decide(current, now)
+              return {
+                events: decision.events,
+                settle: (records) =>
+                  settle(i, decision._tag === "Accepted" ? Either.right({ value: decision.value, records }) : Either.left(decision.error))
+              }
+            },
+            fail: (error) => error._tag === "ValidationError" ? settle(i, Either.left(error)) : done(Exit.fail(error)),
+            die: (defect) => done(Exit.die(defect))
+          })
+          for (let i = 0; i < decisions.length - 1; i++) offer(command(decisions[i], i))
+          return command(decisions[decisions.length - 1], decisions.length - 1)
+        })
+    }
 
     const query = <A>(read: (state: RuntimeState, offset: number) => A) =>
       submit<A, InternalError>((done) => ({
@@ -329,11 +321,11 @@ const make = (options: RuntimeOptions) =>
           } catch (defect) {
             exit = Exit.die(defect)
           }
-          Deferred.unsafeDone(done, exit)
+          done(exit)
         },
         // Only the loop stopping fails a read.
-        fail: (error) => Deferred.unsafeDone(done, Exit.fail(error as InternalError)),
-        die: (defect) => Deferred.unsafeDone(done, Exit.die(defect))
+        fail: (error) => done(Exit.fail(error as InternalError)),
+        die: (defect) => done(Exit.die(defect))
       }))
 
     // After a restart: what was in flight is delivered again, what expired times out.

@@ -142,6 +142,9 @@ export const decideCheck = (state: RuntimeState, action: Action, now: number, co
 export const governsMessages = (state: RuntimeState) =>
   state.policyList.some((policy) => policy.document.messages !== undefined)
 
+/** A message nothing governs: the common case, answered without building anything. */
+const unchecked = { events: [], denial: undefined } as const
+
 /**
  * The gateway's word on a message: the kill switch always, the policies when
  * one governs messages. A message cannot wait for a human, so pending is a
@@ -152,9 +155,7 @@ export const checkMessage = (
   message: { readonly agent_id: string; readonly to: string; readonly message_type: MessageType },
   now: number
 ): { readonly events: ReadonlyArray<GatewayEvent>; readonly denial: { readonly reason: string; readonly rule: string } | undefined } => {
-  if (blockedReason(state, message.agent_id) === undefined && !governsMessages(state)) {
-    return { events: [], denial: undefined }
-  }
+  if (blockedReason(state, message.agent_id) === undefined && !governsMessages(state)) return unchecked
   const { decision, events } = decideCheck(state, { kind: "message", ...message }, now)
   if (decision.decision === "deny") return { events, denial: { reason: decision.reason, rule: decision.rule } }
   if (decision.decision === "pending") {

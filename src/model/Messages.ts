@@ -76,8 +76,13 @@ export interface MessageEntry {
   deliverySeq: number | undefined
   errorCode: ErrorCode | undefined
   deadLetter: boolean
-  /** Its deliveries since it was accepted or last redriven: each recipient may acknowledge its own. */
-  readonly deliveries: Array<{ readonly agent_id: string; readonly delivery_seq: number }>
+  /**
+   * Its deliveries since it was accepted or last redriven, as two parallel
+   * lists (the agent and the delivery_seq of each): each recipient may
+   * acknowledge its own.
+   */
+  readonly deliveredTo: Array<string>
+  readonly deliverySeqs: Array<number>
   lateAcks: number
   finishedAt: number | undefined
 }
@@ -112,14 +117,22 @@ export const isTerminal = (stage: EnvelopeState) =>
  * others reused the number since. A sequence number of 0 means "not set", as
  * in protobuf, so a producer that numbers nothing is never deduplicated by it.
  */
-const dedupKey = (envelope: Envelope): string | undefined =>
-  envelope.idempotency_token !== undefined
-    ? `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
-    : envelope.sequence_number > 0
-    ? `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}\u0000${
+const dedupKey = (envelope: Envelope): string | undefined => {
+  if (envelope.idempotency_token !== undefined) return `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
+  if (envelope.sequence_number <= 0) return undefined
+  // Asked twice of every such message, when it is sent and when it is applied: hashing its payload once will do.
+  let key = knownKeys.get(envelope)
+  if (key === undefined) {
+    key = `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}\u0000${
       fingerprint(envelope.message_type, envelope.payload)
     }`
-    : undefined
+    knownKeys.set(envelope, key)
+  }
+  return key
+}
+
+/** A memo, not state: the key `dedupKey` made for an envelope (the same envelope, the same key). */
+const knownKeys = new WeakMap<Envelope, string>()
 
 /** A message's type and payload in a few characters: a 53-bit hash of the bytes, and their number. */
 const fingerprint = (type: MessageType, payload: Uint8Array) => {
@@ -248,7 +261,7 @@ export interface AckOutcome {
 const isLate = (message: MessageEntry, ack: { readonly agent_id: string; readonly delivery_seq?: number | undefined }) =>
   isTerminal(message.stage) ||
   (ack.delivery_seq !== undefined &&
-    !message.deliveries.some((d) => d.agent_id === ack.agent_id && d.delivery_seq === ack.delivery_seq))
+    !message.deliverySeqs.some((seq, i) => seq === ack.delivery_seq && message.deliveredTo[i] === ack.agent_id))
 
 export const decideAck = (
   state: RuntimeState,
@@ -258,7 +271,7 @@ export const decideAck = (
 ): Decision<AckOutcome, AckError> => {
   const message = state.messages.get(command.message_id)
   if (message === undefined) return refuse(new MessageNotFound({ message_id: command.message_id }, true))
-  if (command.agent_id !== message.to && !message.deliveries.some((d) => d.agent_id === command.agent_id)) {
+  if (command.agent_id !== message.to && !message.deliveredTo.includes(command.agent_id)) {
     return refuse(
       new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
     )
@@ -317,26 +330,34 @@ export const decideRedrive = (
 // ---------------------------------------------------------------------------
 // Evolve
 
-const newEntry = (
-  state: RuntimeState,
-  event: { readonly envelope: Envelope; readonly to: string; readonly at: number },
-  fields: Pick<MessageEntry, "envelope" | "route" | "lane" | "stage" | "location" | "expiresAt" | "errorCode" | "finishedAt">
-): MessageEntry => ({
-  id: event.envelope.message_id,
-  producerId: event.envelope.producer_id,
-  correlationId: event.envelope.correlation_id,
-  acceptedAt: event.at,
-  order: state.accepted++,
-  to: event.to,
-  attempts: 0,
-  enqueued: 0,
-  ackDeadline: undefined,
-  deliverySeq: undefined,
-  deadLetter: false,
-  deliveries: [],
-  lateAcks: 0,
-  ...fields
-})
+/** The entry of a message accepted (queued for its recipient), or refused (finished, never to be delivered). */
+const newEntry = (state: RuntimeState, event: MessageAccepted | MessageRefused): MessageEntry => {
+  const accepted = event._tag === "MessageAccepted"
+  return {
+    id: event.envelope.message_id,
+    producerId: event.envelope.producer_id,
+    correlationId: event.envelope.correlation_id,
+    envelope: accepted ? event.envelope : undefined,
+    route: accepted ? event.route : { _tag: "Agent", agent_id: event.to },
+    lane: accepted ? event.lane : "STANDARD",
+    acceptedAt: event.at,
+    order: state.accepted++,
+    to: event.to,
+    stage: accepted ? "RECEIVED" : "REJECTED",
+    location: accepted ? "queued" : "done",
+    attempts: 0,
+    enqueued: 0,
+    ackDeadline: undefined,
+    expiresAt: accepted ? event.expires_at : undefined,
+    deliverySeq: undefined,
+    errorCode: accepted ? undefined : event.error_code,
+    deadLetter: false,
+    deliveredTo: [],
+    deliverySeqs: [],
+    lateAcks: 0,
+    finishedAt: accepted ? undefined : event.at
+  }
+}
 
 /** Finished: let go of its envelope unless it is a dead letter, and remember it for retention. */
 const finish = (state: RuntimeState, message: MessageEntry, stage: EnvelopeState, at: number) => {
@@ -373,30 +394,11 @@ export const messagesSlice: Slice<MessagesState> = {
   initial: () => ({ messages: new Map(), dedup: new Map(), dedupOrder: new Deque(), finished: new Deque(), accepted: 0 }),
   evolve: {
     MessageAccepted: (state, event) => {
-      state.messages.set(event.envelope.message_id, newEntry(state, event, {
-        envelope: event.envelope,
-        route: event.route,
-        lane: event.lane,
-        stage: "RECEIVED",
-        location: "queued",
-        expiresAt: event.expires_at,
-        errorCode: undefined,
-        finishedAt: undefined
-      }))
+      state.messages.set(event.envelope.message_id, newEntry(state, event))
       remember(state, event.envelope, event.at)
     },
     MessageRefused: (state, event) => {
-      state.messages.set(event.envelope.message_id, newEntry(state, event, {
-        // Refused: never to be delivered.
-        envelope: undefined,
-        route: { _tag: "Agent", agent_id: event.to },
-        lane: "STANDARD",
-        stage: "REJECTED",
-        location: "done",
-        expiresAt: undefined,
-        errorCode: event.error_code,
-        finishedAt: event.at
-      }))
+      state.messages.set(event.envelope.message_id, newEntry(state, event))
       state.finished.pushBack({ id: event.envelope.message_id, at: event.at })
       remember(state, event.envelope, event.at)
     },
@@ -407,7 +409,8 @@ export const messagesSlice: Slice<MessagesState> = {
       message.attempts = event.attempt
       message.deliverySeq = event.delivery_seq
       message.ackDeadline = event.ack_deadline
-      message.deliveries.push({ agent_id: event.to, delivery_seq: event.delivery_seq })
+      message.deliveredTo.push(event.to)
+      message.deliverySeqs.push(event.delivery_seq)
     },
     MessageAcked: (state, event) => {
       const message = state.messages.get(event.message_id)
@@ -448,7 +451,8 @@ export const messagesSlice: Slice<MessagesState> = {
       message.finishedAt = undefined
       message.expiresAt = event.expires_at
       // Acks of the deliveries before it change nothing any more.
-      message.deliveries.length = 0
+      message.deliveredTo.length = 0
+      message.deliverySeqs.length = 0
     }
   },
   after: (state, event, config) => housekeep(state, config, timeOf(event)),
@@ -465,7 +469,7 @@ export const messagesSlice: Slice<MessagesState> = {
       expires_at: message.expiresAt,
       error_code: message.errorCode,
       dead_letter: message.deadLetter,
-      recipients: [...new Set(message.deliveries.map((d) => d.agent_id))],
+      recipients: [...new Set(message.deliveredTo)],
       late_acks: message.lateAcks
     })),
     dedup: sortedRecord(state.dedup, (seen) => seen.message_id)

@@ -17,7 +17,7 @@ import { agentsSlice, type Edge } from "./Agents.js"
 import { type ApprovalStatus, governanceSlice } from "./Governance.js"
 import { mailboxesSlice } from "./Mailboxes.js"
 import { type Location, messagesSlice } from "./Messages.js"
-import type { Handler, RuntimeState, Slice } from "./State.js"
+import type { RuntimeState, Slice } from "./State.js"
 import { timersSlice } from "./Timers.js"
 
 export type { RuntimeState } from "./State.js"
@@ -32,20 +32,25 @@ const slices: ReadonlyArray<Slice<object>> = [
 
 export const initialState = (): RuntimeState => Object.assign({}, ...slices.map((slice) => slice.initial())) as RuntimeState
 
-/** Each tag's handlers, in slice order: found with one lookup per event. */
-const handlers = new Map<string, Array<Handler<Event["_tag"]>>>()
+type Step = (state: RuntimeState, event: Event, config: RuntimeConfig) => void
+
+/** Each tag's handlers run in slice order, composed once: applying an event is one lookup and one call. */
+const steps: Partial<Record<Event["_tag"], Step>> = {}
 for (const slice of slices) {
-  for (const [tag, handler] of Object.entries(slice.evolve)) {
-    handlers.set(tag, [...(handlers.get(tag) ?? []), handler as Handler<Event["_tag"]>])
+  for (const [tag, handler] of Object.entries(slice.evolve) as Array<[Event["_tag"], Step]>) {
+    const before = steps[tag]
+    steps[tag] = before === undefined ? handler : (state, event, config) => {
+      before(state, event, config)
+      handler(state, event, config)
+    }
   }
 }
 const afterEach = slices.flatMap((slice) => slice.after === undefined ? [] : [slice.after])
 
 /** Applies one event to the state, in place, and returns it. */
 export const evolve = (config: RuntimeConfig) => (state: RuntimeState, event: Event): RuntimeState => {
-  const own = handlers.get(event._tag)
-  if (own !== undefined) for (const handler of own) handler(state, event, config)
-  for (const after of afterEach) after(state, event, config)
+  steps[event._tag]?.(state, event, config)
+  for (let i = 0; i < afterEach.length; i++) afterEach[i](state, event, config)
   return state
 }
 
