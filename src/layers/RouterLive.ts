@@ -7,12 +7,12 @@
 import { Chunk, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } from "effect"
 import { buildEnvelope } from "../model/Envelopes.js"
 import { decideDeliveries } from "../model/Mailboxes.js"
-import { type AckError, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
+import { type AckError, type AckOutcome, type Admitted, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
 import { decideUntakenDeliveries } from "../model/Placement.js"
 import { snapshot } from "../model/Runtime.js"
 import { AckPayload, AckRequest, type AckStage, decodeAckPayload, Envelope, type EnvelopeState, Id } from "../schema/Envelope.js"
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { Event } from "../schema/Event.js"
+import type { Event, EventRecord } from "../schema/Event.js"
 import { inputDecoder } from "../internal/decode.js"
 import { fastInputDecoder, fastValidator } from "../internal/fastSchema.js"
 import { AwaitStageRequest } from "../schema/Requests.js"
@@ -62,6 +62,21 @@ const validSend = (request: unknown) =>
     ? Either.right(request as { readonly to: unknown; readonly envelope: unknown })
     : Either.left(ValidationError.single("send", "", "must be an object with `to` and `envelope`"))
 const validAcks = inputDecoder(Schema.Array(Schema.Unknown), "acks")
+
+const ackReceipt = (outcome: AckOutcome, records: ReadonlyArray<EventRecord>): AckReceipt => ({
+  message_id: outcome.message_id,
+  stage: outcome.stage,
+  late: outcome.late,
+  offset: records[0].offset
+})
+
+const sendReceipt = (admitted: Admitted, records: ReadonlyArray<EventRecord>): SendReceipt => ({
+  message_id: admitted.message_id,
+  to: admitted.to,
+  stage: "RECEIVED",
+  // The message's own record: it comes last, after any audit record or edge of the same decision.
+  offset: records[records.length - 1].offset
+})
 
 const toRoute = (to: Recipient): Route =>
   typeof to === "string" ? { _tag: "Agent", agent_id: to } : { _tag: "Capability", capability: to.capability }
@@ -193,29 +208,24 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       }
     })
 
-    const ack = (request: AckRequest) =>
-      Effect.flatMap(validAck(request), (valid) =>
-        Effect.map(run((state, now) => decideAck(state, config, valid, now)), ({ records, value }) => ({
-          ...value,
-          offset: records[0].offset
-        })))
+    const ack = (request: AckRequest) => {
+      const valid = validAck(request)
+      return Either.isLeft(valid)
+        ? Effect.fail(valid.left)
+        : run((state, now) => decideAck(state, config, valid.right, now), ackReceipt)
+    }
 
     const ackMany = (requests: ReadonlyArray<AckRequest>) => {
       const list = validAcks(requests)
       if (Either.isLeft(list)) return Effect.fail(list.left)
       const checked = list.right.map(validAck)
       const valid = checked.flatMap((request) => Either.isRight(request) ? [request.right] : [])
-      return Effect.map(
-        runMany(valid.map((request) => (state, now) => decideAck(state, config, request, now))),
-        (results) => {
-          let next = 0
-          return checked.map((request) =>
-            Either.isLeft(request)
-              ? Either.left(request.left)
-              : Either.map(results[next++], ({ records, value }): AckReceipt => ({ ...value, offset: records[0].offset }))
-          )
-        }
-      )
+      const receipts = runMany(valid.map((request) => (state, now) => decideAck(state, config, request, now)), ackReceipt)
+      // All valid: the answer as it is; else each refused request in its place.
+      return valid.length === checked.length ? receipts : Effect.map(receipts, (results) => {
+        let next = 0
+        return checked.map((request) => Either.isLeft(request) ? Either.left(request.left) : results[next++])
+      })
     }
 
     /** An ACKNOWLEDGEMENT envelope is the ack it carries, from its producer. */
@@ -239,22 +249,19 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
 
     // The hot path: one validation, one trip through the loop.
     type SendFailure = SendError | AckError | PersistenceError | InternalError
-    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }) =>
-      Effect.flatMap(Either.flatMap(validSend(request), (checked) => validEnvelope(checked.envelope)), (valid): Effect.Effect<SendReceipt, SendFailure> => {
-        if (valid.message_type === "ACKNOWLEDGEMENT") return sendAck(valid)
-        // The runtime's own copy of the bytes: a producer that reuses its buffer changes nothing sent.
-        const envelope: Envelope = { ...valid, payload: valid.payload.slice() }
-        return Effect.flatMap(validRecipient(request.to), (to) => {
-          const route = toRoute(to)
-          return Effect.map(run((state, now) => decideSend(state, config, { route, envelope }, now)), ({ records, value }) => ({
-            message_id: value.message_id,
-            to: value.to,
-            stage: "RECEIVED" as const,
-            // The message's own record: it comes last, after any audit record or edge of the same decision.
-            offset: records[records.length - 1].offset
-          }))
-        })
-      })
+    // The hot path: checked at once, then one trip through the loop, which makes the receipt.
+    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }): Effect.Effect<SendReceipt, SendFailure> => {
+      const checked = Either.flatMap(validSend(request), (checked) => validEnvelope(checked.envelope))
+      if (Either.isLeft(checked)) return Effect.fail(checked.left)
+      const valid = checked.right
+      if (valid.message_type === "ACKNOWLEDGEMENT") return sendAck(valid)
+      const to = validRecipient(request.to)
+      if (Either.isLeft(to)) return Effect.fail(to.left)
+      const route = toRoute(to.right)
+      // The runtime's own copy of the bytes: a producer that reuses its buffer changes nothing sent.
+      const envelope: Envelope = { ...valid, payload: valid.payload.slice() }
+      return run((state, now) => decideSend(state, config, { route, envelope }, now), sendReceipt)
+    }
 
     const subscription = (agentId: string) =>
       Effect.gen(function*() {

@@ -48,6 +48,18 @@ interface Outcome {
 /** The longest the loop sleeps in one go: a timer of more than 2^31−1 ms would fire at once or never. */
 const maxSleep = Duration.hours(1)
 
+/** A decision's value with its records, the answer `run` gives by default. */
+const committed = <A>(value: A, records: ReadonlyArray<EventRecord>): Committed<A> => ({ value, records })
+
+/** The caller's answer, made in the loop: one that throws is its caller's defect, not the loop's. */
+const answered = <A, B>(answer: (value: A, records: ReadonlyArray<EventRecord>) => B, value: A, records: ReadonlyArray<EventRecord>): Exit.Exit<B> => {
+  try {
+    return Exit.succeed(answer(value, records))
+  } catch (defect) {
+    return Exit.die(defect)
+  }
+}
+
 /** Folds a log into the runtime's state. */
 export const foldLog = (log: EventLog["Type"], config: RuntimeConfig) => {
   const apply = evolve(config)
@@ -267,14 +279,16 @@ const make = (options: RuntimeOptions) =>
         offer(make(resume))
       })
 
-    const run = <A, E>(decide: (state: RuntimeState, now: number) => Decision<A, E>) =>
-      submit<Committed<A>, E | ValidationError | PersistenceError | InternalError>((done) => ({
+    const run = <A, E, B = Committed<A>>(
+      decide: (state: RuntimeState, now: number) => Decision<A, E>,
+      answer: (value: A, records: ReadonlyArray<EventRecord>) => B = committed as never
+    ) =>
+      submit<B, E | ValidationError | PersistenceError | InternalError>((done) => ({
         decide: (current, now) => {
           const decision = decide(current, now)
           return {
             events: decision.events,
-            settle: (records) =>
-              done(decision._tag === "Accepted" ? Exit.succeed({ value: decision.value, records }) : Exit.fail(decision.error))
+            settle: (records) => done(decision._tag === "Accepted" ? answered(answer, decision.value, records) : Exit.fail(decision.error))
           }
         },
         fail: (error) => done(Exit.fail(error)),
@@ -282,8 +296,11 @@ const make = (options: RuntimeOptions) =>
       }))
 
     /** Several decisions offered at once, so that one turn takes them all; answered together. */
-    const runMany = <A, E>(decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>) => {
-      type Result = Either.Either<Committed<A>, E | ValidationError>
+    const runMany = <A, E, B = Committed<A>>(
+      decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>,
+      answer: (value: A, records: ReadonlyArray<EventRecord>) => B = committed as never
+    ) => {
+      type Result = Either.Either<B, E | ValidationError>
       return decisions.length === 0
         ? Effect.succeed<ReadonlyArray<Result>>([])
         : submit<ReadonlyArray<Result>, PersistenceError | InternalError>((done) => {
@@ -299,8 +316,12 @@ const make = (options: RuntimeOptions) =>
               const decision = decide(current, now)
               return {
                 events: decision.events,
-                settle: (records) =>
-                  settle(i, decision._tag === "Accepted" ? Either.right({ value: decision.value, records }) : Either.left(decision.error))
+                settle: (records) => {
+                  if (decision._tag === "Refused") return settle(i, Either.left(decision.error))
+                  const answer_ = answered(answer, decision.value, records)
+                  if (Exit.isSuccess(answer_)) settle(i, Either.right(answer_.value))
+                  else done(answer_ as Exit.Exit<never>)
+                }
               }
             },
             fail: (error) => error._tag === "ValidationError" ? settle(i, Either.left(error)) : done(Exit.fail(error)),

@@ -96,7 +96,13 @@ interface Seen {
 export interface MessagesState {
   readonly messages: Map<string, MessageEntry>
   readonly dedup: Map<string, Seen>
-  readonly dedupOrder: Deque<{ readonly key: string; readonly at: number }>
+  /** Keys in the order they were remembered; a numbered one with its number's prefix. */
+  readonly dedupOrder: Deque<{ readonly key: string; readonly numbered: string | undefined; readonly at: number }>
+  /**
+   * How many remembered keys each (producer, sequence number) has: only a
+   * number seen before needs its message's payload hashed at send.
+   */
+  readonly numbered: Map<string, number>
   readonly finished: Deque<{ readonly id: string; readonly at: number }>
   /** Messages accepted so far: the next acceptance order. */
   accepted: number
@@ -112,27 +118,17 @@ export const isTerminal = (stage: EnvelopeState) =>
  * What makes two sends one logical message (PROTOCOLS.md, "SW4RM over
  * gRPC"): the idempotency token; else the producer's sequence number, but
  * only for a retry, with the same type and payload (SW4RM's own clients
- * number every message 1), so the key holds a fingerprint of both: any
+ * number every message 1), so its key holds a fingerprint of both: any
  * earlier message with that number and that content is found, however many
  * others reused the number since. A sequence number of 0 means "not set", as
  * in protobuf, so a producer that numbers nothing is never deduplicated by it.
+ * The payload is hashed once per numbered message, when it is remembered, and
+ * at send only for a number that was seen before.
  */
-const dedupKey = (envelope: Envelope): string | undefined => {
-  if (envelope.idempotency_token !== undefined) return `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
-  if (envelope.sequence_number <= 0) return undefined
-  // Asked twice of every such message, when it is sent and when it is applied: hashing its payload once will do.
-  let key = knownKeys.get(envelope)
-  if (key === undefined) {
-    key = `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}\u0000${
-      fingerprint(envelope.message_type, envelope.payload)
-    }`
-    knownKeys.set(envelope, key)
-  }
-  return key
-}
-
-/** A memo, not state: the key `dedupKey` made for an envelope (the same envelope, the same key). */
-const knownKeys = new WeakMap<Envelope, string>()
+const tokenKey = (envelope: Envelope) => `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
+const numberKey = (envelope: Envelope) => `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
+const contentKey = (numbered: string, envelope: Envelope) =>
+  `${numbered}\u0000${fingerprint(envelope.message_type, envelope.payload)}`
 
 /** A message's type and payload in a few characters: a 53-bit hash of the bytes, and their number. */
 const fingerprint = (type: MessageType, payload: Uint8Array) => {
@@ -156,17 +152,32 @@ export const findDuplicate = (
 ): MessageEntry | undefined => {
   const same = state.messages.get(envelope.message_id)
   if (same !== undefined) return same
-  const key = dedupKey(envelope)
+  let key: string | undefined
+  if (envelope.idempotency_token !== undefined) {
+    key = tokenKey(envelope)
+  } else if (envelope.sequence_number > 0) {
+    const numbered = numberKey(envelope)
+    if (state.numbered.has(numbered)) key = contentKey(numbered, envelope)
+  }
   const seen = key === undefined ? undefined : state.dedup.get(key)
   if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
   return state.messages.get(seen.message_id)
 }
 
 const remember = (state: RuntimeState, envelope: Envelope, at: number) => {
-  const key = dedupKey(envelope)
-  if (key === undefined) return
+  let key: string
+  let numbered: string | undefined
+  if (envelope.idempotency_token !== undefined) {
+    key = tokenKey(envelope)
+  } else if (envelope.sequence_number > 0) {
+    numbered = numberKey(envelope)
+    key = contentKey(numbered, envelope)
+    state.numbered.set(numbered, (state.numbered.get(numbered) ?? 0) + 1)
+  } else {
+    return
+  }
   state.dedup.set(key, { message_id: envelope.message_id, at })
-  state.dedupOrder.pushBack({ key, at })
+  state.dedupOrder.pushBack({ key, numbered, at })
 }
 
 // ---------------------------------------------------------------------------
@@ -375,9 +386,14 @@ const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.a
 const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
   const dedupHorizon = at - config.dedupWindowMs
   while (state.dedupOrder.length > 0 && state.dedupOrder.at(0).at <= dedupHorizon) {
-    const { key } = state.dedupOrder.popFront()!
+    const { key, numbered } = state.dedupOrder.popFront()!
     const seen = state.dedup.get(key)
     if (seen !== undefined && seen.at <= dedupHorizon) state.dedup.delete(key)
+    if (numbered !== undefined) {
+      const left = state.numbered.get(numbered)! - 1
+      if (left > 0) state.numbered.set(numbered, left)
+      else state.numbered.delete(numbered)
+    }
   }
   const retentionHorizon = at - Math.max(config.retentionMs, config.dedupWindowMs)
   while (state.finished.length > 0 && state.finished.at(0).at <= retentionHorizon) {
@@ -391,7 +407,14 @@ const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
 }
 
 export const messagesSlice: Slice<MessagesState> = {
-  initial: () => ({ messages: new Map(), dedup: new Map(), dedupOrder: new Deque(), finished: new Deque(), accepted: 0 }),
+  initial: () => ({
+    messages: new Map(),
+    dedup: new Map(),
+    dedupOrder: new Deque(),
+    numbered: new Map(),
+    finished: new Deque(),
+    accepted: 0
+  }),
   evolve: {
     MessageAccepted: (state, event) => {
       state.messages.set(event.envelope.message_id, newEntry(state, event))

@@ -48,17 +48,20 @@ export class Runtime extends Context.Tag("switchboard/Runtime")<Runtime, {
    * caller alone, with the defect; one whose events the log cannot take fails
    * alone with ValidationError. If the loop has stopped, InternalError.
    */
-  readonly run: <A, E>(
-    decide: (state: RuntimeState, now: number) => Decision<A, E>
-  ) => Effect.Effect<Committed<A>, E | ValidationError | PersistenceError | InternalError>
+  readonly run: <A, E, B = Committed<A>>(
+    decide: (state: RuntimeState, now: number) => Decision<A, E>,
+    /** The caller's answer from the value and its records (default: both), made in the loop: it must not throw. */
+    answer?: (value: A, records: ReadonlyArray<EventRecord>) => B
+  ) => Effect.Effect<B, E | ValidationError | PersistenceError | InternalError>
   /**
    * Several decisions in one trip, decided in order in the same turn: the
    * answer holds each one's value or typed refusal, in order. A failure of
    * the log (or the loop) is everyone's: it fails the whole call.
    */
-  readonly runMany: <A, E>(
-    decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>
-  ) => Effect.Effect<ReadonlyArray<Either.Either<Committed<A>, E | ValidationError>>, PersistenceError | InternalError>
+  readonly runMany: <A, E, B = Committed<A>>(
+    decisions: ReadonlyArray<(state: RuntimeState, now: number) => Decision<A, E>>,
+    answer?: (value: A, records: ReadonlyArray<EventRecord>) => B
+  ) => Effect.Effect<ReadonlyArray<Either.Either<B, E | ValidationError>>, PersistenceError | InternalError>
   /**
    * Reads the state between two turns, with the offset of the last record it
    * reflects. `read` must not change the state; if it throws, its caller gets
