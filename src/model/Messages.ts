@@ -77,32 +77,33 @@ export interface MessageEntry {
   errorCode: ErrorCode | undefined
   deadLetter: boolean
   /**
-   * Its deliveries since it was accepted or last redriven, as two parallel
-   * lists (the agent and the delivery_seq of each): each recipient may
-   * acknowledge its own.
+   * Its deliveries since it was accepted or last redriven, flat: the agent
+   * and the delivery_seq of each, in turn (one small list per message, kept
+   * as long as the message is). Each recipient may acknowledge its own.
    */
-  readonly deliveredTo: Array<string>
-  readonly deliverySeqs: Array<number>
+  readonly deliveries: Array<string | number>
   lateAcks: number
   finishedAt: number | undefined
 }
 
-/** What dedup remembers of a message: which it was, and since when. */
+/** What dedup remembers of a message: which it was, since when, and for a numbered one its content's fingerprint. */
 interface Seen {
   readonly message_id: string
   readonly at: number
+  readonly content?: string | undefined
 }
+
+/**
+ * Under a token's key, the message that took it; under a number's, the one
+ * message with it, or once several shared it, each by its content.
+ */
+type Remembered = Seen | Map<string, Seen>
 
 export interface MessagesState {
   readonly messages: Map<string, MessageEntry>
-  readonly dedup: Map<string, Seen>
-  /** Keys in the order they were remembered; a numbered one with its number's prefix. */
-  readonly dedupOrder: Deque<{ readonly key: string; readonly numbered: string | undefined; readonly at: number }>
-  /**
-   * How many remembered keys each (producer, sequence number) has: only a
-   * number seen before needs its message's payload hashed at send.
-   */
-  readonly numbered: Map<string, number>
+  readonly dedup: Map<string, Remembered>
+  /** What was remembered, in order: the key, and for a numbered message its content. */
+  readonly dedupOrder: Deque<{ readonly key: string; readonly content: string | undefined; readonly at: number }>
   readonly finished: Deque<{ readonly id: string; readonly at: number }>
   /** Messages accepted so far: the next acceptance order. */
   accepted: number
@@ -123,12 +124,19 @@ export const isTerminal = (stage: EnvelopeState) =>
  * others reused the number since. A sequence number of 0 means "not set", as
  * in protobuf, so a producer that numbers nothing is never deduplicated by it.
  * The payload is hashed once per numbered message, when it is remembered, and
- * at send only for a number that was seen before.
+ * at send only for a number that was seen before. A number seen once keeps
+ * one entry; a map of contents only once several messages share it.
  */
 const tokenKey = (envelope: Envelope) => `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
 const numberKey = (envelope: Envelope) => `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
-const contentKey = (numbered: string, envelope: Envelope) =>
-  `${numbered}\u0000${fingerprint(envelope.message_type, envelope.payload)}`
+const contentOf = (envelope: Envelope) => fingerprint(envelope.message_type, envelope.payload)
+
+/** What is remembered under a key for this content, if anything (a token's key remembers one message, whatever its content). */
+const seenFor = (remembered: Remembered | undefined, content: () => string | undefined): Seen | undefined => {
+  if (remembered === undefined) return undefined
+  if (remembered instanceof Map) return remembered.get(content()!)
+  return remembered.content === undefined || remembered.content === content() ? remembered : undefined
+}
 
 /** A message's type and payload in a few characters: a 53-bit hash of the bytes, and their number. */
 const fingerprint = (type: MessageType, payload: Uint8Array) => {
@@ -152,32 +160,35 @@ export const findDuplicate = (
 ): MessageEntry | undefined => {
   const same = state.messages.get(envelope.message_id)
   if (same !== undefined) return same
-  let key: string | undefined
-  if (envelope.idempotency_token !== undefined) {
-    key = tokenKey(envelope)
-  } else if (envelope.sequence_number > 0) {
-    const numbered = numberKey(envelope)
-    if (state.numbered.has(numbered)) key = contentKey(numbered, envelope)
-  }
-  const seen = key === undefined ? undefined : state.dedup.get(key)
+  const seen = envelope.idempotency_token !== undefined
+    ? seenFor(state.dedup.get(tokenKey(envelope)), () => undefined)
+    : envelope.sequence_number > 0
+    ? seenFor(state.dedup.get(numberKey(envelope)), () => contentOf(envelope))
+    : undefined
   if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
   return state.messages.get(seen.message_id)
 }
 
 const remember = (state: RuntimeState, envelope: Envelope, at: number) => {
-  let key: string
-  let numbered: string | undefined
   if (envelope.idempotency_token !== undefined) {
-    key = tokenKey(envelope)
-  } else if (envelope.sequence_number > 0) {
-    numbered = numberKey(envelope)
-    key = contentKey(numbered, envelope)
-    state.numbered.set(numbered, (state.numbered.get(numbered) ?? 0) + 1)
-  } else {
+    const key = tokenKey(envelope)
+    state.dedup.set(key, { message_id: envelope.message_id, at })
+    state.dedupOrder.pushBack({ key, content: undefined, at })
     return
   }
-  state.dedup.set(key, { message_id: envelope.message_id, at })
-  state.dedupOrder.pushBack({ key, numbered, at })
+  if (envelope.sequence_number <= 0) return
+  const key = numberKey(envelope)
+  const content = contentOf(envelope)
+  const seen: Seen = { message_id: envelope.message_id, at, content }
+  const earlier = state.dedup.get(key)
+  if (earlier === undefined || (!(earlier instanceof Map) && earlier.content === content)) {
+    state.dedup.set(key, seen)
+  } else if (earlier instanceof Map) {
+    earlier.set(content, seen)
+  } else {
+    state.dedup.set(key, new Map([[earlier.content!, earlier], [content, seen]]))
+  }
+  state.dedupOrder.pushBack({ key, content, at })
 }
 
 // ---------------------------------------------------------------------------
@@ -268,11 +279,19 @@ export interface AckOutcome {
   readonly late: boolean
 }
 
+/** Whether the message was delivered to the agent since it was last (re)accepted: as `seq`, if given, else at all. */
+const deliveredAs = (message: MessageEntry, agentId: string, seq: number | undefined) => {
+  for (let i = 0; i < message.deliveries.length; i += 2) {
+    if (message.deliveries[i] === agentId && (seq === undefined || message.deliveries[i + 1] === seq)) return true
+  }
+  return false
+}
+
 /** Whether an ACK can no longer change its message: it is finished, or the ACK names a delivery since superseded. */
 const isLate = (message: MessageEntry, ack: { readonly agent_id: string; readonly delivery_seq?: number | undefined }) =>
   isTerminal(message.stage) ||
   (ack.delivery_seq !== undefined &&
-    !message.deliverySeqs.some((seq, i) => seq === ack.delivery_seq && message.deliveredTo[i] === ack.agent_id))
+    !deliveredAs(message, ack.agent_id, ack.delivery_seq))
 
 export const decideAck = (
   state: RuntimeState,
@@ -282,7 +301,7 @@ export const decideAck = (
 ): Decision<AckOutcome, AckError> => {
   const message = state.messages.get(command.message_id)
   if (message === undefined) return refuse(new MessageNotFound({ message_id: command.message_id }, true))
-  if (command.agent_id !== message.to && !message.deliveredTo.includes(command.agent_id)) {
+  if (command.agent_id !== message.to && !deliveredAs(message, command.agent_id, undefined)) {
     return refuse(
       new PermissionDenied({ reason: `${command.agent_id} is not a recipient of message ${command.message_id}` })
     )
@@ -363,8 +382,7 @@ const newEntry = (state: RuntimeState, event: MessageAccepted | MessageRefused):
     deliverySeq: undefined,
     errorCode: accepted ? undefined : event.error_code,
     deadLetter: false,
-    deliveredTo: [],
-    deliverySeqs: [],
+    deliveries: [],
     lateAcks: 0,
     finishedAt: accepted ? undefined : event.at
   }
@@ -386,13 +404,14 @@ const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.a
 const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
   const dedupHorizon = at - config.dedupWindowMs
   while (state.dedupOrder.length > 0 && state.dedupOrder.at(0).at <= dedupHorizon) {
-    const { key, numbered } = state.dedupOrder.popFront()!
-    const seen = state.dedup.get(key)
-    if (seen !== undefined && seen.at <= dedupHorizon) state.dedup.delete(key)
-    if (numbered !== undefined) {
-      const left = state.numbered.get(numbered)! - 1
-      if (left > 0) state.numbered.set(numbered, left)
-      else state.numbered.delete(numbered)
+    const { content, key } = state.dedupOrder.popFront()!
+    const remembered = state.dedup.get(key)
+    if (remembered instanceof Map) {
+      const seen = remembered.get(content!)
+      if (seen !== undefined && seen.at <= dedupHorizon) remembered.delete(content!)
+      if (remembered.size === 0) state.dedup.delete(key)
+    } else if (remembered !== undefined && remembered.at <= dedupHorizon) {
+      state.dedup.delete(key)
     }
   }
   const retentionHorizon = at - Math.max(config.retentionMs, config.dedupWindowMs)
@@ -411,7 +430,6 @@ export const messagesSlice: Slice<MessagesState> = {
     messages: new Map(),
     dedup: new Map(),
     dedupOrder: new Deque(),
-    numbered: new Map(),
     finished: new Deque(),
     accepted: 0
   }),
@@ -432,8 +450,7 @@ export const messagesSlice: Slice<MessagesState> = {
       message.attempts = event.attempt
       message.deliverySeq = event.delivery_seq
       message.ackDeadline = event.ack_deadline
-      message.deliveredTo.push(event.to)
-      message.deliverySeqs.push(event.delivery_seq)
+      message.deliveries.push(event.to, event.delivery_seq)
     },
     MessageAcked: (state, event) => {
       const message = state.messages.get(event.message_id)
@@ -474,8 +491,7 @@ export const messagesSlice: Slice<MessagesState> = {
       message.finishedAt = undefined
       message.expiresAt = event.expires_at
       // Acks of the deliveries before it change nothing any more.
-      message.deliveredTo.length = 0
-      message.deliverySeqs.length = 0
+      message.deliveries.length = 0
     }
   },
   after: (state, event, config) => housekeep(state, config, timeOf(event)),
@@ -492,9 +508,10 @@ export const messagesSlice: Slice<MessagesState> = {
       expires_at: message.expiresAt,
       error_code: message.errorCode,
       dead_letter: message.deadLetter,
-      recipients: [...new Set(message.deliveredTo)],
+      recipients: [...new Set(message.deliveries.filter((_, i) => i % 2 === 0))],
       late_acks: message.lateAcks
     })),
-    dedup: sortedRecord(state.dedup, (seen) => seen.message_id)
+    dedup: sortedRecord(state.dedup, (remembered) =>
+      remembered instanceof Map ? [...remembered.values()].map((seen) => seen.message_id).sort().join(",") : remembered.message_id)
   })
 }
