@@ -138,17 +138,29 @@ const seenFor = (remembered: Remembered | undefined, content: () => string | und
   return remembered.content === undefined || remembered.content === content() ? remembered : undefined
 }
 
-/** A message's type and payload in a few characters: a 53-bit hash of the bytes, and their number. */
+/**
+ * A message's type and payload in a few characters: a 53-bit hash of the
+ * bytes, taken four at a time (little-endian, so every machine gives the
+ * same), and their number.
+ */
 const fingerprint = (type: MessageType, payload: Uint8Array) => {
-  let h1 = 0xdeadbeef
-  let h2 = 0x41c6ce57
-  for (let i = 0; i < payload.length; i++) {
+  const length = payload.length
+  let h1 = 0xdeadbeef ^ length
+  let h2 = 0x41c6ce57 ^ length
+  let i = 0
+  for (const whole = length - (length % 4); i < whole; i += 4) {
+    const word = payload[i] | (payload[i + 1] << 8) | (payload[i + 2] << 16) | (payload[i + 3] << 24)
+    h1 = Math.imul(h1 ^ word, 2654435761)
+    h2 = Math.imul(h2 ^ word, 1597334677)
+  }
+  for (; i < length; i++) {
     h1 = Math.imul(h1 ^ payload[i], 2654435761)
     h2 = Math.imul(h2 ^ payload[i], 1597334677)
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
-  return `${type}:${payload.length}:${(4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(36)}`
+  // In decimal: other radixes take a slow path of their own.
+  return `${type}:${length}:${2097151 & h2}:${h1 >>> 0}`
 }
 
 /** The message a duplicate repeats, if the envelope is one. */
