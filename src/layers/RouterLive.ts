@@ -10,7 +10,16 @@ import { decideDeliveries } from "../model/Mailboxes.js"
 import { type AckError, type AckOutcome, type Admitted, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
 import { decideUntakenDeliveries } from "../model/Placement.js"
 import { snapshot } from "../model/Runtime.js"
-import { AckPayload, AckRequest, type AckStage, decodeAckPayload, Envelope, type EnvelopeState, Id } from "../schema/Envelope.js"
+import {
+  AckPayload,
+  AckRequest,
+  type AckStage,
+  decodeAckPayload,
+  Envelope,
+  type EnvelopeState,
+  Id,
+  maxIdLength
+} from "../schema/Envelope.js"
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
 import { inputDecoder } from "../internal/decode.js"
@@ -255,7 +264,10 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       if (Either.isLeft(checked)) return Effect.fail(checked.left)
       const valid = checked.right
       if (valid.message_type === "ACKNOWLEDGEMENT") return sendAck(valid)
-      const to = validRecipient(request.to)
+      // An agent id, as nearly every send names: checked here without a decoder.
+      const to = typeof request.to === "string" && request.to.length > 0 && request.to.length <= maxIdLength
+        ? Either.right(request.to)
+        : validRecipient(request.to)
       if (Either.isLeft(to)) return Effect.fail(to.left)
       const route = toRoute(to.right)
       // The runtime's own copy of the bytes: a producer that reuses its buffer changes nothing sent.

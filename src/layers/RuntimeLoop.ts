@@ -48,6 +48,36 @@ interface Outcome {
 /** The longest the loop sleeps in one go: a timer of more than 2^31−1 ms would fire at once or never. */
 const maxSleep = Duration.hours(1)
 
+/**
+ * One caller's decision in the loop: the command, and once decided, its
+ * outcome too. A class rather than closures: this is made for every command.
+ */
+class RunCommand<A, E, B> implements Command, Outcome {
+  private decision: Decision<A, E> | undefined
+  constructor(
+    private readonly decideWith: (state: RuntimeState, now: number) => Decision<A, E>,
+    private readonly answer: (value: A, records: ReadonlyArray<EventRecord>) => B,
+    private readonly done: (exit: Exit.Exit<B, E | ValidationError | PersistenceError | InternalError>) => void
+  ) {}
+  get events(): ReadonlyArray<Event> {
+    return this.decision!.events
+  }
+  decide(state: RuntimeState, now: number): Outcome {
+    this.decision = this.decideWith(state, now)
+    return this
+  }
+  settle(records: ReadonlyArray<EventRecord>) {
+    const decision = this.decision!
+    this.done(decision._tag === "Accepted" ? answered(this.answer, decision.value, records) : Exit.fail(decision.error))
+  }
+  fail(error: ValidationError | PersistenceError | InternalError) {
+    this.done(Exit.fail(error))
+  }
+  die(defect: unknown) {
+    this.done(Exit.die(defect))
+  }
+}
+
 /** A decision's value with its records, the answer `run` gives by default. */
 const committed = <A>(value: A, records: ReadonlyArray<EventRecord>): Committed<A> => ({ value, records })
 
@@ -283,17 +313,7 @@ const make = (options: RuntimeOptions) =>
       decide: (state: RuntimeState, now: number) => Decision<A, E>,
       answer: (value: A, records: ReadonlyArray<EventRecord>) => B = committed as never
     ) =>
-      submit<B, E | ValidationError | PersistenceError | InternalError>((done) => ({
-        decide: (current, now) => {
-          const decision = decide(current, now)
-          return {
-            events: decision.events,
-            settle: (records) => done(decision._tag === "Accepted" ? answered(answer, decision.value, records) : Exit.fail(decision.error))
-          }
-        },
-        fail: (error) => done(Exit.fail(error)),
-        die: (defect) => done(Exit.die(defect))
-      }))
+      submit<B, E | ValidationError | PersistenceError | InternalError>((done) => new RunCommand(decide, answer, done))
 
     /** Several decisions offered at once, so that one turn takes them all; answered together. */
     const runMany = <A, E, B = Committed<A>>(
