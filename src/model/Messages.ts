@@ -1,8 +1,8 @@
 /**
  * Messages and their ACK lifecycle (PROTOCOLS.md §1): what `send` admits,
- * what counts as a duplicate, what an ACK may change, and how long a
- * finished message is remembered. Where a message waits (its mailbox and
- * lane) is `Mailboxes.ts`; where it goes, `Placement.ts`.
+ * what an ACK may change, and how long a finished message is remembered.
+ * What counts as a duplicate is `Dedup.ts`; where a message waits (its
+ * mailbox and lane), `Mailboxes.ts`; where it goes, `Placement.ts`.
  */
 import type { RuntimeConfig } from "../schema/Config.js"
 import type {
@@ -10,8 +10,7 @@ import type {
   CommunicationClass,
   Envelope,
   EnvelopeState,
-  ErrorCode,
-  MessageType
+  ErrorCode
 } from "../schema/Envelope.js"
 import {
   type AgentShutdown,
@@ -26,7 +25,6 @@ import {
   UnsupportedMessageType,
   ValidationError
 } from "../schema/Errors.js"
-import type { Event } from "../schema/Event.js"
 import {
   type MessageAccepted,
   type MessageAcked,
@@ -38,9 +36,10 @@ import { newEdge } from "./Agents.js"
 import { later } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
 import { checkMessage } from "./Checks.js"
+import { findDuplicate } from "./Dedup.js"
 import { blockedReason } from "./Governance.js"
 import { resolveRoute, reroute } from "./Placement.js"
-import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
+import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord, timeOf } from "./State.js"
 
 export type Location = "queued" | "in_flight" | "done"
 
@@ -86,24 +85,8 @@ export interface MessageEntry {
   finishedAt: number | undefined
 }
 
-/** What dedup remembers of a message: which it was, since when, and for a numbered one its content's fingerprint. */
-interface Seen {
-  readonly message_id: string
-  readonly at: number
-  readonly content?: string | undefined
-}
-
-/**
- * Under a token's key, the message that took it; under a number's, the one
- * message with it, or once several shared it, each by its content.
- */
-type Remembered = Seen | Map<string, Seen>
-
 export interface MessagesState {
   readonly messages: Map<string, MessageEntry>
-  readonly dedup: Map<string, Remembered>
-  /** What was remembered, in order: the key, and for a numbered message its content. */
-  readonly dedupOrder: Deque<{ readonly key: string; readonly content: string | undefined; readonly at: number }>
   readonly finished: Deque<{ readonly id: string; readonly at: number }>
   /** Messages accepted so far: the next acceptance order. */
   accepted: number
@@ -114,94 +97,6 @@ export const isTerminal = (stage: EnvelopeState) =>
 
 // ---------------------------------------------------------------------------
 // Dedup
-
-/**
- * What makes two sends one logical message (PROTOCOLS.md, "SW4RM over
- * gRPC"): the idempotency token; else the producer's sequence number, but
- * only for a retry, with the same type and payload (SW4RM's own clients
- * number every message 1), so its key holds a fingerprint of both: any
- * earlier message with that number and that content is found, however many
- * others reused the number since. A sequence number of 0 means "not set", as
- * in protobuf, so a producer that numbers nothing is never deduplicated by it.
- * The payload is hashed once per numbered message, when it is remembered, and
- * at send only for a number that was seen before. A number seen once keeps
- * one entry; a map of contents only once several messages share it.
- */
-const tokenKey = (envelope: Envelope) => `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
-const numberKey = (envelope: Envelope) => `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
-const contentOf = (envelope: Envelope) => fingerprint(envelope.message_type, envelope.payload)
-
-/** What is remembered under a key for this content, if anything (a token's key remembers one message, whatever its content). */
-const seenFor = (remembered: Remembered | undefined, content: () => string | undefined): Seen | undefined => {
-  if (remembered === undefined) return undefined
-  if (remembered instanceof Map) return remembered.get(content()!)
-  return remembered.content === undefined || remembered.content === content() ? remembered : undefined
-}
-
-/**
- * A message's type and payload in a few characters: a 53-bit hash of the
- * bytes, taken four at a time (little-endian, so every machine gives the
- * same), and their number.
- */
-const fingerprint = (type: MessageType, payload: Uint8Array) => {
-  const length = payload.length
-  let h1 = 0xdeadbeef ^ length
-  let h2 = 0x41c6ce57 ^ length
-  let i = 0
-  for (const whole = length - (length % 4); i < whole; i += 4) {
-    const word = payload[i] | (payload[i + 1] << 8) | (payload[i + 2] << 16) | (payload[i + 3] << 24)
-    h1 = Math.imul(h1 ^ word, 2654435761)
-    h2 = Math.imul(h2 ^ word, 1597334677)
-  }
-  for (; i < length; i++) {
-    h1 = Math.imul(h1 ^ payload[i], 2654435761)
-    h2 = Math.imul(h2 ^ payload[i], 1597334677)
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909)
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909)
-  // In decimal: other radixes take a slow path of their own.
-  return `${type}:${length}:${2097151 & h2}:${h1 >>> 0}`
-}
-
-/** The message a duplicate repeats, if the envelope is one. */
-export const findDuplicate = (
-  state: RuntimeState,
-  config: RuntimeConfig,
-  envelope: Envelope,
-  now: number
-): MessageEntry | undefined => {
-  const same = state.messages.get(envelope.message_id)
-  if (same !== undefined) return same
-  const seen = envelope.idempotency_token !== undefined
-    ? seenFor(state.dedup.get(tokenKey(envelope)), () => undefined)
-    : envelope.sequence_number > 0
-    ? seenFor(state.dedup.get(numberKey(envelope)), () => contentOf(envelope))
-    : undefined
-  if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
-  return state.messages.get(seen.message_id)
-}
-
-const remember = (state: RuntimeState, envelope: Envelope, at: number) => {
-  if (envelope.idempotency_token !== undefined) {
-    const key = tokenKey(envelope)
-    state.dedup.set(key, { message_id: envelope.message_id, at })
-    state.dedupOrder.pushBack({ key, content: undefined, at })
-    return
-  }
-  if (envelope.sequence_number <= 0) return
-  const key = numberKey(envelope)
-  const content = contentOf(envelope)
-  const seen: Seen = { message_id: envelope.message_id, at, content }
-  const earlier = state.dedup.get(key)
-  if (earlier === undefined || (!(earlier instanceof Map) && earlier.content === content)) {
-    state.dedup.set(key, seen)
-  } else if (earlier instanceof Map) {
-    earlier.set(content, seen)
-  } else {
-    state.dedup.set(key, new Map([[earlier.content!, earlier], [content, seen]]))
-  }
-  state.dedupOrder.pushBack({ key, content, at })
-}
 
 // ---------------------------------------------------------------------------
 // Sending
@@ -409,23 +304,8 @@ const finish = (state: RuntimeState, message: MessageEntry, stage: EnvelopeState
   state.finished.pushBack({ id: message.id, at })
 }
 
-/** When an event happened: an audit record keeps its time inside. */
-const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.at : event.at
-
-/** Forgets what has aged out: dedup keys past their window, finished messages past retention. */
+/** Forgets finished messages past retention (never before the dedup window, which answers with them). */
 const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
-  const dedupHorizon = at - config.dedupWindowMs
-  while (state.dedupOrder.length > 0 && state.dedupOrder.at(0).at <= dedupHorizon) {
-    const { content, key } = state.dedupOrder.popFront()!
-    const remembered = state.dedup.get(key)
-    if (remembered instanceof Map) {
-      const seen = remembered.get(content!)
-      if (seen !== undefined && seen.at <= dedupHorizon) remembered.delete(content!)
-      if (remembered.size === 0) state.dedup.delete(key)
-    } else if (remembered !== undefined && remembered.at <= dedupHorizon) {
-      state.dedup.delete(key)
-    }
-  }
   const retentionHorizon = at - Math.max(config.retentionMs, config.dedupWindowMs)
   while (state.finished.length > 0 && state.finished.at(0).at <= retentionHorizon) {
     const { id } = state.finished.popFront()!
@@ -440,20 +320,16 @@ const housekeep = (state: RuntimeState, config: RuntimeConfig, at: number) => {
 export const messagesSlice: Slice<MessagesState> = {
   initial: () => ({
     messages: new Map(),
-    dedup: new Map(),
-    dedupOrder: new Deque(),
     finished: new Deque(),
     accepted: 0
   }),
   evolve: {
     MessageAccepted: (state, event) => {
       state.messages.set(event.envelope.message_id, newEntry(state, event))
-      remember(state, event.envelope, event.at)
     },
     MessageRefused: (state, event) => {
       state.messages.set(event.envelope.message_id, newEntry(state, event))
       state.finished.pushBack({ id: event.envelope.message_id, at: event.at })
-      remember(state, event.envelope, event.at)
     },
     MessageDelivered: (state, event) => {
       const message = state.messages.get(event.message_id)
@@ -522,8 +398,6 @@ export const messagesSlice: Slice<MessagesState> = {
       dead_letter: message.deadLetter,
       recipients: [...new Set(message.deliveries.filter((_, i) => i % 2 === 0))],
       late_acks: message.lateAcks
-    })),
-    dedup: sortedRecord(state.dedup, (remembered) =>
-      remembered instanceof Map ? [...remembered.values()].map((seen) => seen.message_id).sort().join(",") : remembered.message_id)
+    }))
   })
 }

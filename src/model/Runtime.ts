@@ -14,6 +14,7 @@ import type { RuntimeConfig } from "../schema/Config.js"
 import type { AgentState, CommunicationClass, EnvelopeState, ErrorCode } from "../schema/Envelope.js"
 import type { Event } from "../schema/Event.js"
 import { agentsSlice, type Edge } from "./Agents.js"
+import { dedupSlice } from "./Dedup.js"
 import { type ApprovalStatus, governanceSlice } from "./Governance.js"
 import { mailboxesSlice } from "./Mailboxes.js"
 import { type Location, messagesSlice } from "./Messages.js"
@@ -26,6 +27,7 @@ const slices: ReadonlyArray<Slice<object>> = [
   agentsSlice,
   governanceSlice,
   messagesSlice,
+  dedupSlice,
   mailboxesSlice,
   timersSlice
 ]

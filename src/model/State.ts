@@ -9,13 +9,16 @@
 import type { RuntimeConfig } from "../schema/Config.js"
 import type { Event } from "../schema/Event.js"
 import type { AgentsState } from "./Agents.js"
+import type { DedupState } from "./Dedup.js"
 import type { GovernanceState } from "./Governance.js"
 import type { MailboxesState } from "./Mailboxes.js"
 import type { MessagesState } from "./Messages.js"
 import type { TimersState } from "./Timers.js"
 
 /** The state of the whole runtime: `fold(evolve, log)`. */
-export interface RuntimeState extends AgentsState, MessagesState, MailboxesState, TimersState, GovernanceState {}
+export interface RuntimeState
+  extends AgentsState, MessagesState, DedupState, MailboxesState, TimersState, GovernanceState
+{}
 
 /**
  * What a decision answers: the events to append and the caller's value, or
@@ -74,3 +77,6 @@ export interface Slice<S> {
 /** A map as a record with sorted keys: snapshots compare equal whatever the insertion order. */
 export const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (a: A) => B): Record<string, B> =>
   Object.fromEntries([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, f(v)]))
+
+/** When an event happened: an audit record keeps its time inside. */
+export const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.at : event.at

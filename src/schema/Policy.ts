@@ -262,7 +262,7 @@ const fastRecord = (key: Schema.Schema<string>, value: Schema.Schema.Any): Fast 
 }
 
 /**
- * The parts a large policy is made of, each on the fast path (`FastSchema`):
+ * The parts a large policy is made of, each on the fast path (`internal/fastSchema`):
  * Schema's interpreter spends tens of milliseconds on thousands of rules.
  * The few other fields, and any document a fast part cannot vouch for, go
  * through Schema, which gives every error.
