@@ -16,6 +16,7 @@ import type { Bench } from "./report.js"
 
 const benches: Record<string, () => Promise<Bench>> = {
   eventlog: () => import("./eventlog.js"),
+  fold: () => import("./fold.js"),
   gateway: () => import("./gateway.js"),
   policy: () => import("./policy.js"),
   router: () => import("./router.js")
