@@ -390,8 +390,7 @@ const make = (options: RuntimeOptions) =>
             Effect.sync(() => {
               extensions = extensions.filter((other) => other !== extension)
             })
-        ),
-      pending: Effect.sync(() => queued.length)
+        )
     })
   })
 

@@ -51,10 +51,6 @@ export const refuse = <E>(error: E, events: ReadonlyArray<Event> = []): Decision
   events
 })
 
-/** Another value for an accepted decision; a refusal stays as it is. */
-export const mapValue = <A, B, E>(decision: Decision<A, E>, f: (value: A) => B): Decision<B, E> =>
-  decision._tag === "Accepted" ? accept(decision.events, f(decision.value)) : decision
-
 /** One handler of an event type, writing its slice's part of the state in place. */
 export type Handler<T extends Event["_tag"]> = (
   state: RuntimeState,

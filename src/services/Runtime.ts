@@ -70,8 +70,6 @@ export class Runtime extends Context.Tag("switchboard/Runtime")<Runtime, {
   readonly query: <A>(read: (state: RuntimeState, offset: number) => A) => Effect.Effect<A, InternalError>
   /** Adds to every turn for as long as the scope lasts. */
   readonly extend: (extension: TurnExtension) => Effect.Effect<void, never, Scope.Scope>
-  /** Commands and queries waiting for the loop: 0 when idle. */
-  readonly pending: Effect.Effect<number>
 }>() {}
 
 /** A command's answer, without the records it became. */
