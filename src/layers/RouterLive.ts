@@ -23,7 +23,7 @@ import {
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
 import { inputDecoder } from "../internal/decode.js"
-import { fastInputDecoder, fastValidator } from "../internal/fastSchema.js"
+import { fastInputDecoder } from "../internal/fastSchema.js"
 import { AwaitStageRequest } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
@@ -57,10 +57,7 @@ interface Subscriber {
 const encodeAck = Schema.encodeSync(AckPayload)
 /** On the fast path: an ACK per message, as hot as the send. */
 const validAck = fastInputDecoder(AckRequest, "ack")
-const validEnvelope = (() => {
-  const check = fastValidator(Envelope)
-  return (value: unknown) => Either.mapLeft(check(value), (error) => ValidationError.fromParseError("envelope", error))
-})()
+const validEnvelope = fastInputDecoder(Schema.typeSchema(Envelope), "envelope")
 const validStageRequest = inputDecoder(AwaitStageRequest, "await")
 const validMessageId = inputDecoder(Id, "message_id")
 const validAgentId = inputDecoder(Id, "agent_id")
@@ -70,7 +67,11 @@ const validSend = (request: unknown) =>
   typeof request === "object" && request !== null
     ? Either.right(request as { readonly to: unknown; readonly envelope: unknown })
     : Either.left(ValidationError.single("send", "", "must be an object with `to` and `envelope`"))
-const validAcks = inputDecoder(Schema.Array(Schema.Unknown), "acks")
+// Only its shape: each ack in it is decoded on its own, on the fast path.
+const validAcks = (requests: unknown) =>
+  Array.isArray(requests)
+    ? Either.right(requests as ReadonlyArray<unknown>)
+    : Either.left(ValidationError.single("acks", "", "must be an array of ack requests"))
 
 const ackReceipt = (outcome: AckOutcome, records: ReadonlyArray<EventRecord>): AckReceipt => ({
   message_id: outcome.message_id,
