@@ -311,3 +311,36 @@ export class LeaseSubsetViolation extends Schema.TaggedError<LeaseSubsetViolatio
     return `lease ${clip(this.lease_id)} is not a subset of lease ${clip(this.parent_lease_id)}: ${clip(this.reason, maxMessage)}`
   }
 }
+
+// ---------------------------------------------------------------------------
+// The network edge: who is calling, and how often
+
+/**
+ * The caller presented no key, or one that is not a Switchboard key
+ * (PROTOCOLS.md §3's UNAUTHENTICATED). Not retryable: the same key is refused
+ * the same way. The reason never repeats the token.
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  code: Schema.tag("UNAUTHENTICATED"),
+  retryable: Schema.tag(false),
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `unauthenticated: ${clip(this.reason, maxMessage)}`
+  }
+}
+
+/**
+ * The caller's key spent its request budget. No wire code of PROTOCOLS.md
+ * means "slow down" (BUFFER_FULL is one mailbox's capacity), hence a code of
+ * our own. Retryable, after `retry_after_ms` milliseconds.
+ */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  code: Schema.tag("RATE_LIMITED"),
+  retryable: Schema.tag(true),
+  retry_after_ms: Schema.Number
+}) {
+  override get message(): string {
+    return `rate limit reached: retry in ${this.retry_after_ms} ms`
+  }
+}
