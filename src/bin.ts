@@ -6,6 +6,10 @@
  *
  * prints the timeline of a store (all of it, or what concerns an agent or a
  * message, up to offset N) and the state it reaches.
+ *
+ *   switchboard keys create --keys FILE (--agent ID | --operator)
+ *
+ * issues an API key (`server/KeysCommand.ts`).
  */
 import { Args, Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
@@ -14,6 +18,7 @@ import * as EventLogSqlite from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"
 import type { RuntimeSnapshot } from "./model/Runtime.js"
 import type { NotAStore, PersistenceError, UndecodableRecord, ValidationError as InvalidInput } from "./schema/Errors.js"
+import { type KeysCommandError, keysCommand } from "./server/KeysCommand.js"
 
 const time = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms))
 
@@ -79,7 +84,7 @@ const replay = Command.make(
     }).pipe(Effect.provide(EventLogSqlite.layerReadonly({ filename: store })))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
-const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay]))
+const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay, keysCommand]))
 
 const cli = Command.run(switchboard, { name: "switchboard", version: "0.1.0" })
 
@@ -101,7 +106,7 @@ const shortReason = (reason: string): string => {
     (leaf.length > 120 ? `${leaf.slice(0, 70)} … ${leaf.slice(-40)}` : leaf)
 }
 
-const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord | InvalidInput): string =>
+const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord | InvalidInput | KeysCommandError): string =>
   error._tag === "UndecodableRecord"
     ? `the record at offset ${error.offset} cannot be decoded: ${shortReason(error.reason)}`
     : error.message
