@@ -29,6 +29,21 @@ export { InvalidPolicy, parsePolicy, PolicyDocument } from "./schema/Policy.js"
 export { AuditCheckpoint, AuditContext, AuditRecord, CallStackNode } from "./schema/Audit.js"
 export { type RuntimeConfig, RuntimeOptions } from "./schema/Config.js"
 export { Event, type EventRecord } from "./schema/Event.js"
+export {
+  AgentKey,
+  AgentPrincipal,
+  InvalidKeysFile,
+  KeyEntry,
+  KeyHash,
+  KeyId,
+  KeysFile,
+  KeysFileError,
+  type KeysFileJson,
+  OperatorKey,
+  OperatorPrincipal,
+  openKeyId,
+  Principal
+} from "./schema/Keys.js"
 
 // Typed errors: each carries its wire code and retry class
 export {
@@ -46,9 +61,11 @@ export {
   OversizePayload,
   PermissionDenied,
   PersistenceError,
+  RateLimited,
   StoreInUse,
   TtlExpired,
   UndecodableRecord,
+  Unauthorized,
   UnknownPlaceholder,
   UnsupportedMessageType,
   ValidationError
@@ -62,6 +79,8 @@ export { type Action, compilePolicy, evaluate as evaluatePolicies, globMatch, ty
 export * as Expression from "./model/Expression.js"
 export { type ChainOptions, type ChainVerification, GENESIS_HASH, verifyChain } from "./model/Audit.js"
 export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
+export { hashKey, isKeyShaped, keyIdOf } from "./model/Keys.js"
+export * as RateLimit from "./model/RateLimit.js"
 
 // Services: what each promises
 export { EventLog, type ReadRange } from "./services/EventLog.js"
@@ -76,6 +95,8 @@ export {
   type PolicyInfo
 } from "./services/Gateway.js"
 export { Ids } from "./services/Ids.js"
+export { Keys } from "./services/Keys.js"
+export { RandomBytes, type RandomBytesService } from "./services/RandomBytes.js"
 export { SecretStore } from "./services/SecretStore.js"
 export { type AgentInfo, type Edge, Registry } from "./services/Registry.js"
 export {
@@ -95,6 +116,8 @@ export { type Committed, Runtime, type TurnExtension } from "./services/Runtime.
 // Layers and machinery
 export { newEnvelope } from "./layers/Envelopes.js"
 export * as EventLogMemory from "./layers/EventLogMemory.js"
+export * as KeysLive from "./layers/KeysLive.js"
+export * as RateLimiter from "./layers/RateLimiter.js"
 export type { EventLogOptions } from "./layers/EventLogStore.js"
 export * as Processor from "./layers/Processor.js"
 export * as Replay from "./layers/Replay.js"
