@@ -19,6 +19,7 @@ import * as Replay from "./layers/Replay.js"
 import type { RuntimeSnapshot } from "./model/Runtime.js"
 import type { NotAStore, PersistenceError, UndecodableRecord, ValidationError as InvalidInput } from "./schema/Errors.js"
 import { type KeysCommandError, keysCommand } from "./server/KeysCommand.js"
+import { serveCommand } from "./server/ServeCommand.js"
 
 const time = (ms: number) => DateTime.formatIso(DateTime.unsafeMake(ms))
 
@@ -84,7 +85,7 @@ const replay = Command.make(
     }).pipe(Effect.provide(EventLogSqlite.layerReadonly({ filename: store })))
 ).pipe(Command.withDescription("print the timeline of a store and the state it reaches"))
 
-const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay, keysCommand]))
+const switchboard = Command.make("switchboard").pipe(Command.withSubcommands([replay, serveCommand, keysCommand]))
 
 const cli = Command.run(switchboard, { name: "switchboard", version: "0.1.0" })
 
@@ -106,8 +107,8 @@ const shortReason = (reason: string): string => {
     (leaf.length > 120 ? `${leaf.slice(0, 70)} … ${leaf.slice(-40)}` : leaf)
 }
 
-const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord | InvalidInput | KeysCommandError): string =>
-  error._tag === "UndecodableRecord"
+const failureLine = (error: NotAStore | PersistenceError | UndecodableRecord | InvalidInput | KeysCommandError | Error): string =>
+  "_tag" in error && error._tag === "UndecodableRecord"
     ? `the record at offset ${error.offset} cannot be decoded: ${shortReason(error.reason)}`
     : error.message
 

@@ -27,7 +27,7 @@
 import { Either, Option, ParseResult, Schema, SchemaAST } from "effect"
 import { ValidationError } from "../schema/Errors.js"
 import { tooDeep } from "./bounds.js"
-import { schemaDecoder } from "./decode.js"
+import { guarded, schemaDecoder } from "./decode.js"
 
 /** Schema refuses the input too. */
 export const Invalid: unique symbol = Symbol("Invalid")
@@ -237,4 +237,18 @@ export const fastInputDecoder = <A, I>(schema: Schema.Schema<A, I>, subject: str
   const decode = fastDecoder(schema, options)
   return (input: unknown): Either.Either<A, ValidationError> =>
     Either.mapLeft(decode(input), (error) => ValidationError.fromParseError(subject, error))
+}
+
+/**
+ * An encoder of values of the schema's type to its encoded form (what
+ * `Schema.encodeEither(schema)` does), on the fast path; Schema gives every
+ * error. For what the runtime itself built: frames it sends, not input.
+ */
+export const fastEncoder = <A, I>(schema: Schema.Schema<A, I>) => {
+  const fast = compileFast(schema.ast, false, {})
+  const slow = guarded(schema.ast, Schema.encodeEither(schema))
+  return (value: A): Either.Either<I, ParseResult.ParseError> => {
+    const result = fast(value)
+    return result === Invalid || result === Unsure ? slow(value) : Either.right(result as I)
+  }
 }

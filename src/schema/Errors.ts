@@ -344,3 +344,15 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
     return `rate limit reached: retry in ${this.retry_after_ms} ms`
   }
 }
+
+/** No route of the API has this method and path. */
+export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()("RouteNotFound", {
+  code: Schema.tag("NOT_FOUND"),
+  retryable: Schema.tag(false),
+  method: Schema.String,
+  url: Schema.String
+}) {
+  override get message(): string {
+    return `no route ${clip(this.method)} ${clip(this.url)}`
+  }
+}

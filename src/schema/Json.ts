@@ -29,6 +29,8 @@ export const isJson = (value: unknown): value is Json => {
 
 export const Json: Schema.Schema<Json> = Schema.declare(isJson, {
   identifier: "Json",
+  description: "any JSON value",
+  jsonSchema: { anyOf: [{ type: "null" }, { type: "boolean" }, { type: "number" }, { type: "string" }, { type: "array" }, { type: "object" }] },
   message: () => "must be JSON data: null, booleans, finite numbers, strings, arrays and plain objects",
   arbitrary: () => (fc) => fc.jsonValue({ noUnicodeString: false }).map((value) => value as Json)
 })

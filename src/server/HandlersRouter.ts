@@ -1,0 +1,102 @@
+/**
+ * The registry and the router over HTTP: each handler checks who calls
+ * (`Access.ts`), calls the service method the in-process API offers, and
+ * returns its answer as it is. No rule lives here.
+ */
+import { HttpApiBuilder } from "@effect/platform"
+import { Duration, Effect, Either, Option } from "effect"
+import { MessageNotFound, NoRoute } from "../schema/Errors.js"
+import { Registry } from "../services/Registry.js"
+import { Router } from "../services/Router.js"
+import { actAs, actAsOneOf } from "./Access.js"
+import { Caller, SwitchboardApi } from "./Api.js"
+
+const defaultWaitMs = 30_000
+
+export const agents = HttpApiBuilder.group(SwitchboardApi, "agents", (handlers) =>
+  Effect.gen(function*() {
+    const registry = yield* Registry
+    const known = (agent_id: string) =>
+      Effect.flatMap(registry.get(agent_id), Option.match({
+        onNone: () => Effect.fail(new NoRoute({ to: agent_id })),
+        onSome: Effect.succeed
+      }))
+    return handlers
+      .handle("register", ({ payload }) =>
+        Effect.zipRight(actAs(payload.agent_id, "agents.register"), registry.register(payload)))
+      .handle("list", ({ urlParams }) =>
+        urlParams.capability !== undefined
+          ? Effect.map(
+            registry.byCapability(urlParams.capability),
+            (found) => urlParams.team_id === undefined ? found : found.filter((agent) => agent.descriptor.team_id === urlParams.team_id)
+          )
+          : urlParams.team_id !== undefined
+          ? registry.team(urlParams.team_id)
+          : registry.list)
+      .handle("get", ({ path }) => known(path.agent_id))
+      .handle("heartbeat", ({ path, payload }) =>
+        Effect.zipRight(actAs(path.agent_id, "agents.heartbeat"), registry.heartbeat({ agent_id: path.agent_id, ...payload })))
+      .handle("keepAlive", ({ path }) =>
+        Effect.zipRight(actAs(path.agent_id, "agents.keepalive"), registry.keepAlive(path.agent_id)))
+      .handle("deregister", ({ path, payload }) =>
+        Effect.zipRight(
+          actAs(path.agent_id, "agents.deregister"),
+          registry.deregister({ agent_id: path.agent_id, reason: payload.reason })
+        ))
+      .handle("lineage", ({ path }) => registry.lineage(path.agent_id))
+      .handle("subtree", ({ path }) => registry.subtree(path.agent_id))
+      .handle("team", ({ path }) => registry.team(path.team_id))
+      .handle("edges", ({ path }) => registry.edges(path.agent_id))
+  }))
+
+export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handlers) =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    /** The message's status, for a caller it concerns: its producer, its recipient, or the operator. */
+    const statusFor = (message_id: string, action: string) =>
+      Effect.gen(function*() {
+        const status = yield* Effect.flatMap(router.status(message_id), Option.match({
+          onNone: () => Effect.fail(new MessageNotFound({ message_id })),
+          onSome: Effect.succeed
+        }))
+        yield* actAsOneOf([status.producer_id, status.to], action, `message ${message_id}`)
+        return status
+      })
+    return handlers
+      .handle("send", ({ payload }) =>
+        Effect.zipRight(actAs(payload.envelope.producer_id, "messages.send"), router.send(payload)))
+      .handle("status", ({ path }) => statusFor(path.message_id, "messages.status"))
+      .handle("awaitStage", ({ path, urlParams }) =>
+        Effect.gen(function*() {
+          const now = yield* statusFor(path.message_id, "messages.await")
+          return yield* router.awaitStage({ message_id: path.message_id, stage: urlParams.stage }).pipe(
+            Effect.timeoutTo({
+              duration: Duration.millis(urlParams.wait_ms ?? defaultWaitMs),
+              onTimeout: () => statusFor(path.message_id, "messages.await").pipe(Effect.orElseSucceed(() => now)),
+              onSuccess: Effect.succeed
+            }),
+            Effect.flatten
+          )
+        }))
+      .handle("redrive", ({ path }) =>
+        Effect.gen(function*() {
+          const status = yield* statusFor(path.message_id, "messages.redrive")
+          yield* actAs(status.to, "messages.redrive")
+          return yield* router.redrive(path.message_id)
+        }))
+      .handle("deadLetters", ({ path }) =>
+        Effect.zipRight(actAs(path.agent_id, "messages.dead_letters"), router.deadLetters(path.agent_id)))
+      .handle("ack", ({ payload }) => Effect.zipRight(actAs(payload.agent_id, "messages.ack"), router.ack(payload)))
+      .handle("ackMany", ({ payload }) =>
+        Effect.gen(function*() {
+          const caller = yield* Caller
+          // An agent's key acknowledges for its agent only: one foreign ACK refuses the batch.
+          const foreign = caller._tag === "Agent" ? payload.acks.find((ack) => ack.agent_id !== caller.agent_id) : undefined
+          if (foreign !== undefined) yield* actAs(foreign.agent_id, "messages.ack")
+          const results = yield* router.ackMany(payload.acks)
+          return results.map(Either.match({
+            onLeft: (error) => ({ ok: false as const, error }),
+            onRight: (receipt) => ({ ok: true as const, receipt })
+          }))
+        }))
+  }))

@@ -1,0 +1,108 @@
+/**
+ * The network server: the HTTP API (with its OpenAPI document at
+ * `/openapi.json` and a documentation page at `/docs`), the live streams and
+ * `/metrics`, over the runtime's services in context. One layer: give it the
+ * runtime (`Switchboard.layer` over an event log), the keys and a secret
+ * store, and it listens until its scope closes. Closing it stops accepting,
+ * lets requests in flight finish, ends the streams, then lets the runtime
+ * below close the log.
+ */
+import { HttpApiBuilder, HttpApiScalar, type HttpServer, type HttpServerError } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Layer } from "effect"
+import * as Http from "node:http"
+import type { Socket } from "node:net"
+import type { EventLog } from "../services/EventLog.js"
+import type { Gateway } from "../services/Gateway.js"
+import type { Keys } from "../services/Keys.js"
+import type { Registry } from "../services/Registry.js"
+import type { Router } from "../services/Router.js"
+import type { Runtime } from "../services/Runtime.js"
+import type { SecretStore } from "../services/SecretStore.js"
+import { SwitchboardApi } from "./Api.js"
+import * as Auth from "./Auth.js"
+import { edge } from "./Edge.js"
+import { agents, messages } from "./HandlersRouter.js"
+import * as Streams from "./Streams.js"
+import { assembly, audit, gateway, health } from "./HandlersGateway.js"
+
+export interface ServerOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string | undefined
+  /** Default 7070; 0 picks a free port. */
+  readonly port?: number | undefined
+  /** The largest request body, in bytes (default 1 MiB). */
+  readonly maxBodyBytes?: number | undefined
+  /** Connections open at once; one more is answered 503 and closed (default 10,000). */
+  readonly maxConnections?: number | undefined
+  /** Per key (or per address on an open server); default 1,000 a second, bursts of 2,000. */
+  readonly rateLimit?: Auth.RateLimit | undefined
+  /** An idle keep-alive connection is closed after this long (default 5 s). */
+  readonly idleTimeoutMs?: number | undefined
+}
+
+export const defaults = {
+  host: "127.0.0.1",
+  port: 7070,
+  maxBodyBytes: 1024 * 1024,
+  maxConnections: 10_000,
+  rateLimit: { ratePerSecond: 1_000, burst: 2_000 },
+  idleTimeoutMs: 5_000
+} as const
+
+const overCapacity = JSON.stringify({
+  type: "urn:switchboard:error:TooManyConnections",
+  title: "TooManyConnections",
+  status: 503,
+  detail: "the server has as many connections open as it takes; retry shortly",
+  code: "AGENT_UNAVAILABLE",
+  retryable: true
+})
+
+/** A Node server that answers a connection over the limit with a 503 problem, not a reset. */
+const nodeServer = (maxConnections: number, idleTimeoutMs: number) => () => {
+  const server = Http.createServer({ keepAliveTimeout: idleTimeoutMs, headersTimeout: 15_000, requestTimeout: 30_000 })
+  let open = 0
+  server.on("connection", (socket: Socket) => {
+    open++
+    socket.once("close", () => open--)
+    if (open > maxConnections) {
+      socket.end(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: 1\r\n" +
+          `Connection: close\r\nContent-Length: ${Buffer.byteLength(overCapacity)}\r\n\r\n${overCapacity}`
+      )
+    }
+  })
+  return server
+}
+
+const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
+  Layer.provide([agents, messages, gateway, audit, assembly, health])
+)
+
+/** The HTTP app's layers, on whatever `HttpServer` is provided. */
+export const app = (options: ServerOptions = {}) => {
+  const maxBodyBytes = options.maxBodyBytes ?? defaults.maxBodyBytes
+  return HttpApiBuilder.serve().pipe(
+    Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(HttpApiBuilder.middleware(edge(maxBodyBytes))),
+    Layer.provide(Streams.layer),
+    Layer.provide(ApiLive),
+    Layer.provide(Auth.layer),
+    Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit))
+  )
+}
+
+/** The server, listening on `host:port`, over the services in context. */
+export const layer = (
+  options: ServerOptions = {}
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore> =>
+  app(options).pipe(
+    Layer.provideMerge(
+      NodeHttpServer.layer(
+        nodeServer(options.maxConnections ?? defaults.maxConnections, options.idleTimeoutMs ?? defaults.idleTimeoutMs),
+        { host: options.host ?? defaults.host, port: options.port ?? defaults.port }
+      )
+    )
+  )

@@ -1,0 +1,204 @@
+/**
+ * The live streams, beside the request/response API:
+ *
+ * - `GET /agents/{id}/stream`, a WebSocket: the agent's deliveries and stage
+ *   notices, acknowledged on the same socket (`Frames.ts`). At most
+ *   `maxInFlight` deliveries are unacknowledged at a time. When the socket
+ *   closes, what it had not acknowledged goes back to the mailbox at once, so
+ *   a consumer that reconnects receives it again (at least once).
+ * - `GET /agents/{id}/events`, Server-Sent Events: the same stream for
+ *   browsers and `curl`, read-only; deliveries are acknowledged with
+ *   `POST /acks`.
+ * - `GET /log/follow?from=N`, Server-Sent Events: every record of the event
+ *   log from offset N on, then each new one, for operators.
+ *
+ * They authenticate as the API does (the bearer key, or `access_token` in the
+ * query for browsers, which cannot set headers on these), and refuse with the
+ * same problems before upgrading.
+ */
+import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
+import { Cause, Effect, Either, Option, Schema, Stream } from "effect"
+import { schemaDecoder } from "../internal/decode.js"
+import { fastEncoder } from "../internal/fastSchema.js"
+import { Id } from "../schema/Envelope.js"
+import { NoRoute, ValidationError } from "../schema/Errors.js"
+import { encodeEvent } from "../schema/Event.js"
+import { EventLog } from "../services/EventLog.js"
+import type { Gateway } from "../services/Gateway.js"
+import { Registry } from "../services/Registry.js"
+import { type Inbound, Router } from "../services/Router.js"
+import { actAs, operatorOnly } from "./Access.js"
+import { Caller } from "./Api.js"
+import { Authenticate } from "./Auth.js"
+import { AckFrame, ServerFrame } from "./Frames.js"
+import { problemResponse } from "./Edge.js"
+import { problemOf } from "./Problem.js"
+
+const encodeFrame = fastEncoder(ServerFrame)
+const decodeAck = schemaDecoder(AckFrame, { onExcessProperty: "ignore" })
+const decodePath = Schema.decodeUnknown(Schema.Struct({ agent_id: Id }))
+const decodeFrom = Schema.decodeUnknown(
+  Schema.Struct({ from: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.positive())) })
+)
+
+/** A frame larger than this is refused, unread: no ACK is anywhere near it. */
+const maxFrameBytes = 64 * 1024
+
+const frameOf = (inbound: Inbound): ServerFrame =>
+  inbound._tag === "Delivery"
+    ? {
+      type: "delivery",
+      envelope: inbound.envelope,
+      attempt: inbound.attempt,
+      delivery_seq: inbound.delivery_seq,
+      lane: inbound.lane
+    }
+    : { type: "notice", envelope: inbound.envelope, ack: inbound.ack }
+
+const text = (frame: ServerFrame) =>
+  Either.match(encodeFrame(frame), {
+    onLeft: () => undefined,
+    onRight: (encoded) => JSON.stringify(encoded)
+  })
+
+/** The bearer key of a request: the header, or `access_token` for clients that cannot set one. */
+const tokenOf = (request: HttpServerRequest.HttpServerRequest, query: URLSearchParams) => {
+  const header = request.headers.authorization ?? ""
+  return header.toLowerCase().startsWith("bearer ") ? header.slice(7) : query.get("access_token") ?? ""
+}
+
+const queryOf = (request: HttpServerRequest.HttpServerRequest) =>
+  new URL(request.url, "http://localhost").searchParams
+
+const invalidPath = (error: unknown) =>
+  ValidationError.single("request", "agent_id", error instanceof Error ? error.message : "must be an agent id")
+
+/** The caller of a stream request, allowed to act as `agent_id`; the problem otherwise. */
+const authorize = (agent_id: string | undefined, action: string) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const authenticate = yield* Authenticate
+    const caller = yield* authenticate(tokenOf(request, queryOf(request)), request.remoteAddress)
+    yield* (agent_id === undefined ? operatorOnly(action) : actAs(agent_id, action)).pipe(
+      Effect.provideService(Caller, caller)
+    )
+    return caller
+  })
+
+const webSocket = Effect.gen(function*() {
+  const router = yield* Router
+  const params = yield* HttpRouter.params
+  const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
+  yield* authorize(agent_id, "stream.websocket")
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const inbound = yield* router.subscription(agent_id)
+  const socket = yield* request.upgrade
+  const write = yield* socket.writer
+  const send = (frame: ServerFrame) => {
+    const json = text(frame)
+    return json === undefined ? Effect.void : write(json)
+  }
+  yield* inbound.pipe(
+    Stream.runForEach((item) => send(frameOf(item))),
+    // The runtime stopped: say so, and close; the consumer reconnects to another run.
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause) ? Effect.void : write(new Socket.CloseEvent(1011, "the runtime stopped"))
+    ),
+    Effect.forkScoped
+  )
+  const onFrame = (data: string | Uint8Array) =>
+    Effect.gen(function*() {
+      const size = typeof data === "string" ? data.length : data.byteLength
+      if (size > maxFrameBytes) {
+        return yield* send({
+          type: "error",
+          error: problemOf(ValidationError.single("frame", "", `is ${size} bytes, more than ${maxFrameBytes}`))
+        })
+      }
+      const parsed = Either.try(() => JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data)) as unknown)
+      if (Either.isLeft(parsed)) {
+        return yield* send({ type: "error", error: problemOf(ValidationError.single("frame", "", "must be a JSON document")) })
+      }
+      const ref = typeof (parsed.right as { ref?: unknown } | null)?.ref === "string"
+        ? String((parsed.right as { ref: string }).ref).slice(0, 256)
+        : undefined
+      const frame = decodeAck(parsed.right)
+      if (Either.isLeft(frame)) {
+        return yield* send({ type: "error", ref, error: problemOf(ValidationError.fromParseError("frame", frame.left)) })
+      }
+      const { ref: _ref, type: _type, ...ack } = frame.right
+      yield* router.ack({ ...ack, agent_id }).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => send({ type: "error", ref, error: problemOf(error) }),
+          onSuccess: (receipt) => send({ type: "acked", ref, receipt })
+        })
+      )
+    })
+  yield* socket.runRaw(onFrame).pipe(Effect.catchAll(() => Effect.void))
+  return HttpServerResponse.empty()
+}).pipe(Effect.scoped)
+
+const sse = <E>(events: Stream.Stream<{ readonly event: string; readonly id?: string; readonly data: string }, E>) =>
+  HttpServerResponse.stream(
+    Stream.concat(
+      Stream.make(": switchboard\n\n"),
+      events.pipe(
+        Stream.map((item) => `event: ${item.event}\n${item.id === undefined ? "" : `id: ${item.id}\n`}data: ${item.data}\n\n`),
+        Stream.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Stream.empty
+            : Stream.make(`event: error\ndata: ${JSON.stringify(problemOf(Cause.squash(cause)))}\n\n`)
+        )
+      )
+    ).pipe(Stream.encodeText),
+    { contentType: "text/event-stream", headers: { "cache-control": "no-cache", "x-accel-buffering": "no" } }
+  )
+
+const agentEvents = Effect.gen(function*() {
+  const router = yield* Router
+  const registry = yield* Registry
+  const params = yield* HttpRouter.params
+  const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
+  yield* authorize(agent_id, "stream.events")
+  // Refused now, while a status can still say so; the subscription itself lives as long as the response.
+  if (Option.isNone(yield* registry.get(agent_id))) return yield* new NoRoute({ to: agent_id })
+  return sse(Stream.filterMap(router.subscribe(agent_id), (item) => {
+    const frame = frameOf(item)
+    const json = text(frame)
+    return json === undefined ? Option.none() : Option.some({ event: frame.type, data: json })
+  }))
+})
+
+const logFollow = Effect.gen(function*() {
+  const log = yield* EventLog
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const { from } = yield* Effect.mapError(
+    decodeFrom(Object.fromEntries(queryOf(request))),
+    (error) => ValidationError.single("request", "from", error.message)
+  )
+  yield* authorize(undefined, "log.follow")
+  return sse(Stream.filterMap(log.follow(from ?? 1), (record) =>
+    Either.match(encodeEvent(record.event), {
+      onLeft: () => Option.none(),
+      onRight: (stored) =>
+        Option.some({
+          event: "record",
+          id: String(record.offset),
+          data: `{"offset":${record.offset},"committed_at":${record.committedAt},"event":${stored.payload}}`
+        })
+    })))
+})
+
+/** The stream routes, added to the API's router. */
+export const layer = HttpApiBuilder.Router.use((router) =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<Router | Registry | EventLog | Authenticate | Gateway>()
+    const route = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+      effect.pipe(
+        Effect.catchAll(problemResponse),
+        Effect.provide(context)
+      ) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
+    yield* router.get("/agents/:agent_id/stream", route(webSocket))
+    yield* router.get("/agents/:agent_id/events", route(agentEvents))
+    yield* router.get("/log/follow", route(logFollow))
+  }))

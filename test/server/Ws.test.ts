@@ -1,0 +1,38 @@
+import { it } from "@effect/vitest"
+import { Effect } from "effect"
+import { expect } from "vitest"
+import WebSocket from "ws"
+import { newEnvelope } from "../../src/layers/Envelopes.js"
+import { request, start } from "./harness.js"
+
+it.scoped("a consumer receives and acknowledges over a WebSocket", () =>
+  Effect.gen(function*() {
+    const { router, url } = yield* start()
+    yield* request(`${url}/agents`, { body: { agent_id: "p", name: "P" } })
+    yield* request(`${url}/agents`, { body: { agent_id: "c", name: "C" } })
+    const envelope = yield* newEnvelope({ producer_id: "p", payload: { n: 1 }, ttl_ms: 60_000 })
+    const receipt = yield* router.send({ to: "c", envelope })
+    const frames = yield* Effect.promise(() =>
+      new Promise<Array<any>>((resolve, reject) => {
+        const socket = new WebSocket(`${url.replace("http", "ws")}/agents/c/stream`)
+        const seen: Array<any> = []
+        socket.on("message", (data) => {
+          const frame = JSON.parse(String(data))
+          seen.push(frame)
+          if (frame.type === "delivery") {
+            socket.send(JSON.stringify({ type: "ack", ref: "r1", message_id: frame.envelope.message_id, stage: "FULFILLED", delivery_seq: frame.delivery_seq }))
+            socket.send("{junk")
+          }
+          if (seen.length === 3) {
+            socket.close()
+            resolve(seen)
+          }
+        })
+        socket.on("error", reject)
+      })
+    )
+    expect(frames[0]).toMatchObject({ type: "delivery", delivery_seq: 1, envelope: { message_id: receipt.message_id } })
+    expect(frames.slice(1).map((f) => f.type).sort()).toEqual(["acked", "error"])
+    const status = yield* request(`${url}/messages/${receipt.message_id}`)
+    expect(status.body.stage).toBe("FULFILLED")
+  }))
