@@ -17,7 +17,7 @@
  * same problems before upgrading.
  */
 import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { Cause, Effect, Either, Option, Schema, Stream } from "effect"
+import { Cause, Effect, Either, Option, type ParseResult, Schema, Stream } from "effect"
 import { schemaDecoder } from "../internal/decode.js"
 import { fastEncoder } from "../internal/fastSchema.js"
 import { Id } from "../schema/Envelope.js"
@@ -70,8 +70,7 @@ const tokenOf = (request: HttpServerRequest.HttpServerRequest, query: URLSearchP
 const queryOf = (request: HttpServerRequest.HttpServerRequest) =>
   new URL(request.url, "http://localhost").searchParams
 
-const invalidPath = (error: unknown) =>
-  ValidationError.single("request", "agent_id", error instanceof Error ? error.message : "must be an agent id")
+const invalidPath = (error: ParseResult.ParseError) => ValidationError.fromParseError("request", error)
 
 /** The caller of a stream request, allowed to act as `agent_id`; the problem otherwise. */
 const authorize = (agent_id: string | undefined, action: string) =>
@@ -91,6 +90,9 @@ const webSocket = Effect.gen(function*() {
   const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
   yield* authorize(agent_id, "stream.websocket")
   const request = yield* HttpServerRequest.HttpServerRequest
+  if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
+    return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
+  }
   const inbound = yield* router.subscription(agent_id)
   const socket = yield* request.upgrade
   const write = yield* socket.writer
@@ -174,7 +176,7 @@ const logFollow = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
   const { from } = yield* Effect.mapError(
     decodeFrom(Object.fromEntries(queryOf(request))),
-    (error) => ValidationError.single("request", "from", error.message)
+    (error) => ValidationError.fromParseError("request", error)
   )
   yield* authorize(undefined, "log.follow")
   return sse(Stream.filterMap(log.follow(from ?? 1), (record) =>
