@@ -88,7 +88,8 @@ export {
   Router,
   type SendError,
   type SendReceipt,
-  type StageNotice
+  type StageNotice,
+  type SubscriptionOptions
 } from "./services/Router.js"
 export { type Committed, Runtime, type TurnExtension } from "./services/Runtime.js"
 

@@ -23,6 +23,17 @@ export type DeregisterRequest = typeof DeregisterRequest.Type
 export const AwaitStageRequest = Schema.Struct({ message_id: Id, stage: EnvelopeState })
 export type AwaitStageRequest = typeof AwaitStageRequest.Type
 
+/**
+ * How a subscription ends, for the deliveries its consumer took and had not
+ * settled (no terminal ACK) by then. `hold` (the default): they stay in
+ * flight until their ack wait runs out, as after a crash, and may still be
+ * acknowledged meanwhile. `release`: they go back to the mailbox at once,
+ * for the agent's next subscription, as a consumer that reconnects wants.
+ * Deliveries its consumer never took go back at once either way.
+ */
+export const SubscriptionOptions = Schema.Struct({ unsettled: Schema.optional(Schema.Literal("hold", "release")) })
+export type SubscriptionOptions = typeof SubscriptionOptions.Type
+
 /** A human's answer to an approval. */
 export const ApprovalAnswer = Schema.Struct({ approval_id: Id, by: Schema.String, note: Schema.optional(Schema.String) })
 export type ApprovalAnswer = typeof ApprovalAnswer.Type
