@@ -5,8 +5,9 @@
  * requests live beside the data they are about).
  */
 import { Schema } from "effect"
+import { clip, maxMessage } from "../internal/bounds.js"
 import { AgentHealth } from "./Agent.js"
-import { AgentState, EnvelopeState, Id } from "./Envelope.js"
+import { AgentState, EnvelopeState, Id, maxIdLength } from "./Envelope.js"
 
 export const HeartbeatRequest = Schema.Struct({
   agent_id: Id,
@@ -57,3 +58,31 @@ export const HaltRequest = Schema.Struct({ reason: Schema.String, ...By })
 export type HaltRequest = typeof HaltRequest.Type
 export const UnhaltRequest = Schema.Struct(By)
 export type UnhaltRequest = typeof UnhaltRequest.Type
+
+/**
+ * Non-empty text, cut to `limit` characters (marked `…`) rather than refused:
+ * what a refusal is recorded with comes from the refused request itself, and
+ * a request too long to describe must still be recorded, within bounds.
+ */
+const ClippedText = (limit: number) =>
+  Schema.transform(Schema.NonEmptyString, Schema.String, {
+    strict: true,
+    decode: (text) => clip(text, limit),
+    encode: (text) => text
+  })
+
+/**
+ * A request the network edge refused (403) before it reached any service, to
+ * be recorded in the audit: an API key acting as another agent, or an
+ * agent's key on an operator route.
+ */
+export const DeniedAccess = Schema.Struct({
+  /** The agent the key belongs to; absent for a key that has none. */
+  agent_id: Schema.optional(ClippedText(maxIdLength)),
+  /** The key's id, never the key itself. */
+  key_id: ClippedText(maxIdLength),
+  /** What was attempted, `transport:what`, e.g. `http:POST /agents/x/messages`. */
+  action: ClippedText(maxIdLength),
+  reason: ClippedText(maxMessage)
+})
+export type DeniedAccess = typeof DeniedAccess.Type
