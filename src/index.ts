@@ -109,7 +109,8 @@ export {
   Router,
   type SendError,
   type SendReceipt,
-  type StageNotice
+  type StageNotice,
+  type SubscriptionOptions
 } from "./services/Router.js"
 export { type Committed, Runtime, type TurnExtension } from "./services/Runtime.js"
 

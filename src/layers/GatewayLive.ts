@@ -5,6 +5,7 @@
  * decoded first: a bad one fails alone, before it can reach the log.
  */
 import { Chunk, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { decideDeniedAccess } from "../model/Access.js"
 import { decideApprovedCall, decideResolveApproval } from "../model/Approvals.js"
 import { verifyChain } from "../model/Audit.js"
 import { budgetStatus, currenciesOf, decideCharge } from "../model/Budgets.js"
@@ -25,6 +26,7 @@ import { readPolicy } from "../schema/Policy.js"
 import {
   ApprovalAnswer,
   ApprovalsFilter,
+  DeniedAccess,
   HaltRequest,
   ResumeRequest,
   SuspendRequest,
@@ -61,6 +63,7 @@ const validUnhalt = inputDecoder(Schema.UndefinedOr(UnhaltRequest), "kill_switch
 const validObject = (subject: string) => inputDecoder(Schema.Record({ key: Schema.String, value: Schema.Unknown }), subject)
 const validCheck = validObject("action")
 const validDispatch = validObject("dispatch")
+const validDenied = inputDecoder(DeniedAccess, "denied", { onExcessProperty: "error" })
 const validDelegation = inputDecoder(Schema.Struct({ parent_lease_id: Id, lease: Schema.Unknown }), "lease")
 
 export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scoped(
@@ -196,6 +199,12 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
           Effect.flatMap(validLease(input), (lease) =>
             valueOf(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))),
       dispatchTool,
+      recordDenied: (request) =>
+        Effect.flatMap(validDenied(request), (denied) =>
+          run(
+            (state, now) => decideDeniedAccess(state, denied, now),
+            ({ record }, records): AuditEntry => ({ offset: records[0].offset, record })
+          )),
       audit,
       auditCheckpoint: query((state) => ({ records: state.audits, head: state.auditHead })),
       verifyAuditAgainst: (input) =>

@@ -8,7 +8,7 @@ import { Chunk, Effect, Either, Exit, Layer, Mailbox, Option, Schema, Stream } f
 import { buildEnvelope } from "../model/Envelopes.js"
 import { decideDeliveries } from "../model/Mailboxes.js"
 import { type AckError, type AckOutcome, type Admitted, decideAck, decideRedrive, decideSend, isTerminal, type MessageEntry, type SendError } from "../model/Messages.js"
-import { decideUntakenDeliveries } from "../model/Placement.js"
+import { decideReleasedDeliveries, decideUntakenDeliveries } from "../model/Placement.js"
 import { snapshot } from "../model/Runtime.js"
 import {
   AckPayload,
@@ -24,7 +24,7 @@ import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, Va
 import type { Event, EventRecord } from "../schema/Event.js"
 import { inputDecoder } from "../internal/decode.js"
 import { fastInputDecoder } from "../internal/fastSchema.js"
-import { AwaitStageRequest } from "../schema/Requests.js"
+import { AwaitStageRequest, SubscriptionOptions } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
@@ -49,8 +49,8 @@ const stageRank = (stage: EnvelopeState) => stage === "SENT" ? 0 : stage === "RE
 interface Subscriber {
   /** Fails with the loop's InternalError if the loop stops. */
   readonly inbox: Mailbox.Mailbox<Inbound, InternalError>
-  /** Message ids delivered to this subscriber and not yet settled. */
-  readonly holding: Set<string>
+  /** The messages delivered to this subscriber and not yet settled, each with the delivery_seq it was handed out as. */
+  readonly holding: Map<string, number>
 }
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
@@ -61,6 +61,9 @@ const validEnvelope = fastInputDecoder(Schema.typeSchema(Envelope), "envelope")
 const validStageRequest = inputDecoder(AwaitStageRequest, "await")
 const validMessageId = inputDecoder(Id, "message_id")
 const validAgentId = inputDecoder(Id, "agent_id")
+const validSubscriptionOptions = inputDecoder(Schema.UndefinedOr(SubscriptionOptions), "subscription", {
+  onExcessProperty: "error"
+})
 // On the fast path, as the envelope: both are checked for every message sent.
 const validRecipient = fastInputDecoder(Schema.Union(Id, Schema.Struct({ capability: Id })), "to")
 const validSend = (request: unknown) =>
@@ -138,7 +141,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       // deliveries are decided after everything that can finish one.
       const envelope = message?.envelope
       if (envelope === undefined || subscriber === undefined) return
-      subscriber.holding.add(event.message_id)
+      subscriber.holding.set(event.message_id, event.delivery_seq)
       holder.set(event.message_id, subscriber)
       const delivery: Delivery = {
         _tag: "Delivery",
@@ -276,11 +279,12 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       return run((state, now) => decideSend(state, config, { route, envelope }, now), sendReceipt)
     }
 
-    const subscription = (agentId: string) =>
+    const subscription = (agentId: string, options?: SubscriptionOptions) =>
       Effect.gen(function*() {
         const id = yield* validAgentId(agentId)
+        const releasing = (yield* validSubscriptionOptions(options))?.unsettled === "release"
         if (!(yield* query((state) => state.agents.has(id)))) return yield* new NoRoute({ to: id })
-        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound, InternalError>(), holding: new Set() }
+        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound, InternalError>(), holding: new Map() }
         subscribers.set(id, [...(subscribers.get(id) ?? []), subscriber])
         // Lets the loop turn, so that what waits for this subscriber goes out.
         yield* Effect.forkDaemon(query(() => undefined))
@@ -289,23 +293,39 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
             const rest = (subscribers.get(id) ?? []).filter((sub) => sub !== subscriber)
             if (rest.length === 0) subscribers.delete(id)
             else subscribers.set(id, rest)
-            for (const messageId of subscriber.holding) holder.delete(messageId)
+            // Nothing settles for this subscriber any more: what it holds now is all it will have held.
+            const held = [...subscriber.holding]
+            for (const [messageId] of held) holder.delete(messageId)
             // A mailbox the stopped loop failed holds nothing to give back.
             const left = yield* Effect.orElseSucceed(subscriber.inbox.clear, () => Chunk.empty<Inbound>())
-            const untaken = Chunk.filter(left, (inbound) => inbound._tag === "Delivery")
             yield* subscriber.inbox.shutdown
-            // The deliveries its consumer took wait for their ack wait, as after
-            // a crash: it may still acknowledge them. Those it never took go back
-            // now. Not awaited: the loop may be closing with the same scope.
-            if (Chunk.isNonEmpty(untaken)) {
-              const deliveries = Chunk.toReadonlyArray(untaken).map((delivery) => ({
-                message_id: delivery.envelope.message_id,
-                delivery_seq: delivery.delivery_seq
-              }))
-              yield* Effect.forkDaemon(
-                run((state, now) => ({ _tag: "Accepted", events: decideUntakenDeliveries(state, id, deliveries, now), value: undefined }))
-              )
+            const untaken: Array<{ readonly message_id: string; readonly delivery_seq: number }> = []
+            for (const inbound of left) {
+              if (inbound._tag === "Delivery") {
+                untaken.push({ message_id: inbound.envelope.message_id, delivery_seq: inbound.delivery_seq })
+              }
             }
+            // Those its consumer took wait for their ack wait, as after a crash
+            // (it may still acknowledge them), unless it asked to release them.
+            // Those it never took go back now, their attempt given back.
+            const untakenIds = new Set(untaken.map((delivery) => delivery.message_id))
+            const unsettled = releasing
+              ? held.flatMap(([message_id, delivery_seq]) => untakenIds.has(message_id) ? [] : [{ message_id, delivery_seq }])
+              : []
+            if (untaken.length === 0 && unsettled.length === 0) return
+            // Not awaited: the loop may be closing with the same scope.
+            yield* Effect.forkDaemon(
+              run((state, now) => ({
+                _tag: "Accepted",
+                // Those released last: put at the front of their lanes, they end up
+                // ahead of the untaken ones, which were delivered after them.
+                events: [
+                  ...decideUntakenDeliveries(state, id, untaken, now),
+                  ...decideReleasedDeliveries(state, config, id, unsettled, now)
+                ],
+                value: undefined
+              }))
+            )
           })
         )
         return Mailbox.toStream(subscriber.inbox)
@@ -327,7 +347,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     return Router.of({
       send,
       ackMany,
-      subscribe: (agentId) => Stream.unwrapScoped(subscription(agentId)),
+      subscribe: (agentId, options) => Stream.unwrapScoped(subscription(agentId, options)),
       subscription,
       ack,
       status: byMessageId((id) =>

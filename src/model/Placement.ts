@@ -2,7 +2,8 @@
  * Where messages go (PROTOCOLS.md §1, "addressing"): the recipient of a send,
  * by id or by capability (the live agent with the fewest messages), and
  * where work moves when its agent is lost, killed or deregistered, when the
- * runtime restarts, or when a subscriber leaves with deliveries untaken.
+ * runtime restarts, or when a subscriber leaves with deliveries untaken or
+ * unsettled.
  */
 import type { RuntimeConfig } from "../schema/Config.js"
 import { AgentShutdown, AgentUnavailable, BufferFull, NoRoute } from "../schema/Errors.js"
@@ -229,4 +230,36 @@ export const decideUntakenDeliveries = (
     moves.push({ message, to: reroute(state, message, moving) })
   }
   return requeueAll(moves, "subscriber_left", now)
+}
+
+/**
+ * Deliveries that a subscriber's consumer took and had not settled when the
+ * subscription ended asking for them to be released (a network consumer that
+ * will reconnect, and wants them again at once rather than after their ack
+ * wait). The consumer saw each one, so its attempt counts, as after an ack
+ * wait: a message that kills its consumer's connection every time still ends
+ * in the dead letters. One on its last attempt stays in flight, as after a
+ * restart: it may still be acknowledged until its ack wait runs out, then it
+ * times out. One that has moved on since (settled, requeued, delivered
+ * again) stays.
+ */
+export const decideReleasedDeliveries = (
+  state: RuntimeState,
+  config: RuntimeConfig,
+  agentId: string,
+  deliveries: ReadonlyArray<{ readonly message_id: string; readonly delivery_seq: number }>,
+  now: number
+): ReadonlyArray<MessageRequeued> => {
+  const moves: Array<Move> = []
+  const moving = placement()
+  for (const delivery of deliveries) {
+    const message = state.messages.get(delivery.message_id)
+    if (
+      // In flight, it is not finished: a terminal ACK takes it out of its mailbox at once.
+      message === undefined || message.location !== "in_flight" || message.to !== agentId ||
+      message.deliverySeq !== delivery.delivery_seq || message.attempts >= config.maxAttempts
+    ) continue
+    moves.push({ message, to: reroute(state, message, moving) })
+  }
+  return requeueAll(moves, "released", now)
 }

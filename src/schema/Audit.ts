@@ -15,7 +15,8 @@ import { Schema } from "effect"
  * string so that a trail written by a newer version still decodes and
  * verifies; these are the values to expect:
  *
- * - policy outcomes: `allow`, `deny`, `pending` (waits for a human), `redact`;
+ * - policy outcomes: `allow`, `deny` (also a request refused at the network
+ *   edge, rule `api key`), `pending` (waits for a human), `redact`;
  * - approvals: `approved`, `rejected`, `timed_out`;
  * - budgets: `charged`, `budget_exhausted`;
  * - leases: `lease_denied`, `lease_expired`;

@@ -34,7 +34,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   MessageRefused: 1,
   MessageDelivered: 1,
   MessageAcked: 2,
-  MessageRequeued: 2,
+  MessageRequeued: 3,
   MessageTimedOut: 2,
   MessageRedriven: 1,
   AuditRecorded: 1,
@@ -65,8 +65,8 @@ export const eventVersions: { readonly [K in EventType]: number } = {
 export const upcasters: {
   readonly [K in EventType]?: { readonly [version: number]: (encoded: unknown) => unknown }
 } = {
-  // 2 adds the reason "subscriber_left".
-  MessageRequeued: { 1: (encoded) => encoded },
+  // 2 adds the reason "subscriber_left"; 3 the reason "released".
+  MessageRequeued: { 1: (encoded) => encoded, 2: (encoded) => encoded },
   // 2 adds `redact`, the paths still redacted once approved.
   ApprovalOpened: { 1: (encoded) => encoded },
   // 2 adds the error code AGENT_SHUTDOWN.

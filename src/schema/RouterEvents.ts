@@ -119,14 +119,16 @@ export type MessageAcked = typeof MessageAcked.Type
 
 /**
  * Back in a mailbox to be delivered again: its ack wait ran out, the router
- * restarted, its recipient was lost, or the subscriber it was handed to left
- * before its consumer took it (that delivery never counts as an attempt).
+ * restarted, its recipient was lost, the subscriber it was handed to left
+ * before its consumer took it (that delivery never counts as an attempt), or
+ * its consumer took it and its subscription ended asking for what it had
+ * not settled to be released at once (that delivery counts).
  */
 export const MessageRequeued = Schema.TaggedStruct("MessageRequeued", {
   message_id: Id,
   /** The recipient from now on: another live agent when a capability route moves it. */
   to: Id,
-  reason: Schema.Literal("ack_wait", "restart", "recipient_lost", "subscriber_left"),
+  reason: Schema.Literal("ack_wait", "restart", "recipient_lost", "subscriber_left", "released"),
   at: At
 })
 export type MessageRequeued = typeof MessageRequeued.Type

@@ -26,6 +26,7 @@ import type { InvalidPolicy } from "../schema/Policy.js"
 import type {
   ApprovalAnswer,
   ApprovalsFilter,
+  DeniedAccess,
   HaltRequest,
   KillRequest,
   ResumeRequest,
@@ -121,6 +122,15 @@ export class Gateway extends Context.Tag("switchboard/Gateway")<Gateway, {
     readonly approval_id?: string | undefined
     readonly context?: AuditContext | undefined
   }) => Effect.Effect<Dispatch, PermissionDenied | UnknownPlaceholder | Failure, SecretStore>
+
+  /**
+   * Records in the audit a request the network edge refused (403) before it
+   * reached any service: an API key acting as another agent, or an agent's
+   * key on an operator route. Decision `deny`, rule `api key`, the key's id
+   * in the reason (never the key). Texts past their bound are cut, marked
+   * `…`; an empty one, or a field it does not know, is a ValidationError.
+   */
+  readonly recordDenied: (request: DeniedAccess) => Effect.Effect<AuditEntry, Failure>
 
   /** The audit trail, oldest first. */
   readonly audit: Stream.Stream<AuditEntry, PersistenceError | UndecodableRecord>

@@ -6,10 +6,11 @@ import type { AckError, SendError } from "../model/Messages.js"
 import type { RuntimeSnapshot } from "../model/Runtime.js"
 import type { AckPayload, AckRequest, CommunicationClass, Envelope, EnvelopeState, ErrorCode } from "../schema/Envelope.js"
 import type { InternalError, MessageNotFound, NoRoute, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { AwaitStageRequest } from "../schema/Requests.js"
+import type { AwaitStageRequest, SubscriptionOptions } from "../schema/Requests.js"
 
 export type { AckError, SendError } from "../model/Messages.js"
 export type { AckRequest } from "../schema/Envelope.js"
+export type { SubscriptionOptions } from "../schema/Requests.js"
 
 /** An agent id, or any live agent advertising a capability. */
 export type Recipient = string | { readonly capability: string }
@@ -80,16 +81,26 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
   }) => Effect.Effect<SendReceipt, SendError | AckError | Failure>
   /**
    * The agent's deliveries, and stage notices of the messages it produced.
-   * At most `maxInFlight` deliveries are unacknowledged at a time.
+   * At most `maxInFlight` deliveries are unacknowledged at a time. When the
+   * stream ends, what its consumer never took goes back to the mailbox at
+   * once; what it took and has not settled waits for its ack wait, unless
+   * `options.unsettled` is `release` (see `SubscriptionOptions`).
    */
-  readonly subscribe: (agent_id: string) => Stream.Stream<Inbound, NoRoute | ValidationError | InternalError>
+  readonly subscribe: (
+    agent_id: string,
+    options?: SubscriptionOptions
+  ) => Stream.Stream<Inbound, NoRoute | ValidationError | InternalError>
   /**
    * Like `subscribe`, but the subscription starts now, not when the stream is
    * first pulled: nothing is missed between subscribing and consuming. It
-   * ends with the scope.
+   * ends with the scope. A consumer on a connection that may drop and come
+   * back takes `{ unsettled: "release" }`: on reconnecting, it receives again
+   * at once what it had not settled, each with a new `delivery_seq` and its
+   * attempt counted (at-least-once).
    */
   readonly subscription: (
-    agent_id: string
+    agent_id: string,
+    options?: SubscriptionOptions
   ) => Effect.Effect<Stream.Stream<Inbound, InternalError>, NoRoute | ValidationError | InternalError, Scope.Scope>
   readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | Failure>
   /**
