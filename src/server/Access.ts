@@ -14,9 +14,16 @@ import { Caller } from "./Api.js"
 
 const refuse = (caller: Principal, action: string, reason: string) =>
   Effect.gen(function*() {
-    yield* Gateway
-    // RECORD_DENIED: audited once the gateway can record it.
-    yield* Effect.logWarning("refused", caller.key_id, action)
+    const gateway = yield* Gateway
+    yield* gateway.recordDenied({
+      agent_id: caller._tag === "Agent" ? caller.agent_id : undefined,
+      key_id: caller.key_id,
+      action,
+      reason
+    }).pipe(
+      // The refusal stands whether or not it could be recorded.
+      Effect.catchAllCause((cause) => Effect.logWarning("could not audit a refused request", cause))
+    )
     return yield* new PermissionDenied({ reason })
   })
 

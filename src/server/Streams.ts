@@ -93,7 +93,7 @@ const webSocket = Effect.gen(function*() {
   if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
     return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
   }
-  const inbound = yield* router.subscription(agent_id)
+  const inbound = yield* router.subscription(agent_id, { unsettled: "release" })
   const socket = yield* request.upgrade
   const write = yield* socket.writer
   const send = (frame: ServerFrame) => {
@@ -164,7 +164,7 @@ const agentEvents = Effect.gen(function*() {
   yield* authorize(agent_id, "stream.events")
   // Refused now, while a status can still say so; the subscription itself lives as long as the response.
   if (Option.isNone(yield* registry.get(agent_id))) return yield* new NoRoute({ to: agent_id })
-  return sse(Stream.filterMap(router.subscribe(agent_id), (item) => {
+  return sse(Stream.filterMap(router.subscribe(agent_id, { unsettled: "release" }), (item) => {
     const frame = frameOf(item)
     const json = text(frame)
     return json === undefined ? Option.none() : Option.some({ event: frame.type, data: json })

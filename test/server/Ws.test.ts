@@ -36,3 +36,34 @@ it.scoped("a consumer receives and acknowledges over a WebSocket", () =>
     const status = yield* request(`${url}/messages/${receipt.message_id}`)
     expect(status.body.stage).toBe("FULFILLED")
   }))
+
+/** The first `count` frames a fresh WebSocket consumer of `agent` receives, then it closes without acknowledging. */
+const take = (url: string, agent: string, count: number) =>
+  Effect.promise(() =>
+    new Promise<Array<any>>((resolve, reject) => {
+      const socket = new WebSocket(`${url.replace("http", "ws")}/agents/${agent}/stream`)
+      const seen: Array<any> = []
+      socket.on("message", (data) => {
+        seen.push(JSON.parse(String(data)))
+        if (seen.length === count) {
+          socket.close()
+          socket.once("close", () => resolve(seen))
+        }
+      })
+      socket.on("error", reject)
+    })
+  )
+
+it.scoped("a consumer that reconnects receives again, at once, what it had not acknowledged", () =>
+  Effect.gen(function*() {
+    const { router, url } = yield* start({ runtime: { ackWaitMs: 600_000 } })
+    yield* request(`${url}/agents`, { body: { agent_id: "p", name: "P" } })
+    yield* request(`${url}/agents`, { body: { agent_id: "c", name: "C" } })
+    const envelope = yield* newEnvelope({ producer_id: "p", payload: { n: 1 }, ttl_ms: 600_000 })
+    const receipt = yield* router.send({ to: "c", envelope })
+    const first = yield* take(url, "c", 1)
+    expect(first[0]).toMatchObject({ type: "delivery", delivery_seq: 1, attempt: 1 })
+    // No ack wait passes: the message comes back because the socket closed.
+    const again = yield* take(url, "c", 1)
+    expect(again[0]).toMatchObject({ type: "delivery", delivery_seq: 2, envelope: { message_id: receipt.message_id } })
+  }))
