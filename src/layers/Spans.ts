@@ -1,0 +1,86 @@
+/**
+ * Spans on the runtime's commands (`Router.send`, `Registry.register`, ...),
+ * with the agent, the message and the log offset as attributes, for a tracer
+ * that records them: the OpenTelemetry one `Telemetry.layerFromEnv`
+ * installs, or any an application provides.
+ *
+ * Under Effect's default tracer a span is made, kept in memory and dropped:
+ * nobody sees it. It is not free (two random ids, a context, a few
+ * allocations: measured at about 10 µs a call, against some 35 µs for a
+ * whole message on the router's hot path), so `traced` makes one only when
+ * the tracer is another. That is also why this is not `Effect.fn`, which
+ * makes a span every time and captures a stack trace for each call.
+ */
+import { Context, DefaultServices, Effect, Tracer } from "effect"
+import { maxIdLength } from "../schema/Envelope.js"
+import type { Committed } from "../services/Runtime.js"
+
+/** Effect's own tracer, the one every fiber has unless a layer installs another. */
+const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/** Span attributes; an undefined one is left out. */
+export type Attributes = Readonly<Record<string, string | number | boolean | undefined>>
+
+const annotate = (span: Tracer.Span, attributes: Attributes | undefined) => {
+  if (attributes === undefined) return
+  for (const key in attributes) {
+    const value = attributes[key]
+    if (value !== undefined) span.attribute(key, value)
+  }
+}
+
+/**
+ * `self` in a span named `name` when a tracer other than the default is
+ * installed, else `self` as it is. `attributes` is read only when a span is
+ * made; `result` adds what is known once `self` succeeds (the offset).
+ */
+export const tracedEffect = <A, E, R>(
+  name: string,
+  self: Effect.Effect<A, E, R>,
+  attributes?: () => Attributes,
+  result?: (value: NoInfer<A>) => Attributes
+): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) =>
+    tracer === defaultTracer
+      ? self
+      : Effect.useSpan(name, { captureStackTrace: false }, (span) => {
+        annotate(span, attributes?.())
+        const inSpan = Effect.withParentSpan(self, span)
+        return result === undefined ? inSpan : Effect.tap(inSpan, (value) => annotate(span, result(value)))
+      })
+  )
+
+/** A service method whose calls are each traced as `tracedEffect` does, with attributes from its arguments. */
+export const traced = <Args extends ReadonlyArray<any>, Ret extends Effect.Effect<any, any, any>>(
+  name: string,
+  body: (...args: Args) => Ret,
+  attributes?: (...args: Args) => Attributes,
+  result?: (value: Effect.Effect.Success<Ret>) => Attributes
+) =>
+(...args: Args): Effect.Effect<Effect.Effect.Success<Ret>, Effect.Effect.Error<Ret>, Effect.Effect.Context<Ret>> =>
+  tracedEffect(name, body(...args), attributes && (() => attributes(...args)), result)
+
+/**
+ * An id from a caller's input, as an attribute: read before the input is
+ * decoded, so only a string of an id's length is taken, never whatever junk
+ * (a huge string, an object) a bad request holds.
+ */
+export const idOf = (value: unknown): string | undefined =>
+  typeof value === "string" && value.length <= maxIdLength ? value : undefined
+
+/** A field of a caller's input that may not be an object at all. */
+export const fieldOf = (input: unknown, field: string): unknown =>
+  typeof input === "object" && input !== null ? (input as Record<string, unknown>)[field] : undefined
+
+/** The offset of a command's record, when it has one. */
+export const offsetOf = (value: { readonly offset?: number | undefined }): Attributes => ({ offset: value.offset })
+
+/**
+ * A command's value, like `valueOf`, and the offset of its last record on
+ * the current span, if there is one (there is none unless a tracer records).
+ */
+export const valueAt = <A, E, R>(committed: Effect.Effect<Committed<A>, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(committed, ({ records, value }) =>
+    records.length === 0
+      ? Effect.succeed(value)
+      : Effect.as(Effect.annotateCurrentSpan("offset", records[records.length - 1].offset), value))
