@@ -90,10 +90,17 @@ export const offsetOf = (value: { readonly offset?: number | undefined }): Attri
 
 /**
  * A command's value, like `valueOf`, and the offset of its last record on
- * the current span, if there is one (there is none unless a tracer records).
+ * the current span, if there is one (a `traced` method's, when a tracer
+ * records). Read from the context: `Effect.annotateCurrentSpan` fails
+ * without a span, and that failure's error costs more than the whole
+ * command.
  */
 export const valueAt = <A, E, R>(committed: Effect.Effect<Committed<A>, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(committed, ({ records, value }) =>
-    records.length === 0
-      ? Effect.succeed(value)
-      : Effect.as(Effect.annotateCurrentSpan("offset", records[records.length - 1].offset), value))
+    Effect.contextWith((context) => {
+      const span = Context.getOption(context, Tracer.ParentSpan)
+      if (records.length > 0 && span._tag === "Some" && span.value._tag === "Span") {
+        span.value.attribute("offset", records[records.length - 1].offset)
+      }
+      return value
+    }))
