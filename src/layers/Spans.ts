@@ -7,10 +7,10 @@
  * Under Effect's default tracer a span is made, kept in memory and dropped:
  * nobody sees it. It is not free (two random ids, a context, a few
  * allocations): made for every call, spans multiplied the router bench's
- * CPU per message by 1.7 to 1.9 and cut its throughput by a third or more. So `traced` makes one only when the tracer is another, and costs
- * one effect and a closure otherwise. That is also why this is not
- * `Effect.fn`, which makes a span every time and captures a stack trace for
- * each call.
+ * CPU per message by 1.7 to 1.9 and cut its throughput by a third or
+ * more. So `traced` makes one only when the tracer is another, and costs one
+ * effect and a closure otherwise. That is also why this is not `Effect.fn`,
+ * which makes a span every time and captures a stack trace for each call.
  */
 import { Context, DefaultServices, Effect, Tracer } from "effect"
 import { maxIdLength } from "../schema/Envelope.js"
