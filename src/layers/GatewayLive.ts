@@ -34,10 +34,11 @@ import {
 } from "../schema/Requests.js"
 import { EventLog } from "../services/EventLog.js"
 import { type AuditEntry, type Dispatch, Gateway } from "../services/Gateway.js"
-import { Runtime, valueOf } from "../services/Runtime.js"
+import { Runtime } from "../services/Runtime.js"
 import * as Waiters from "./Waiters.js"
 import type { Look } from "./Waiters.js"
 import { injectSecrets } from "./Secrets.js"
+import { fieldOf, idOf, offsetOf, traced, tracedEffect, valueAt } from "./Spans.js"
 import { runSliced } from "./Slicing.js"
 
 const validLease = inputDecoder(Lease, "lease", { onExcessProperty: "error" })
@@ -89,7 +90,7 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
         Effect.flatMap(
           Either.all([validAction(action), validContext(context)]),
           ([valid, checkedContext]) =>
-            valueOf(run((state, now) => {
+            valueAt(run((state, now) => {
               const { decision, events } = decideCheck(state, valid, now, checkedContext)
               return accept(events, decision)
             }))
@@ -97,7 +98,7 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
 
     const resolveApproval = (outcome: "approved" | "rejected") => (request: ApprovalAnswer) =>
       Effect.flatMap(validResolution(request), (valid) =>
-        valueOf(run((state, now) => decideResolveApproval(state, { ...valid, outcome }, now))))
+        valueAt(run((state, now) => decideResolveApproval(state, { ...valid, outcome }, now))))
 
     /** A kill-switch command from a request decoded whole: `by` is "operator" unless given. */
     const killSwitch = <R extends { readonly by?: string | undefined } | undefined>(
@@ -106,7 +107,7 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
     ) =>
     (request: unknown) =>
       Effect.flatMap(valid(request), (checked) =>
-        Effect.asVoid(run((state, now) => decideKillSwitch(state, command(checked), checked?.by ?? "operator", now))))
+        Effect.asVoid(valueAt(run((state, now) => decideKillSwitch(state, command(checked), checked?.by ?? "operator", now)))))
 
     const audit = log.read().pipe(
       Stream.filterMap((entry) =>
@@ -137,8 +138,8 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
         const context = yield* validContext(request.context)
         const approvalId = request.approval_id === undefined ? undefined : yield* validApprovalId(request.approval_id)
         const decision = approvalId !== undefined
-          ? yield* valueOf(run((state, now) => decideApprovedCall(state, approvalId, action, now, context)))
-          : yield* valueOf(run((state, now) => {
+          ? yield* valueAt(run((state, now) => decideApprovedCall(state, approvalId, action, now, context)))
+          : yield* valueAt(run((state, now) => {
             const checked = decideCheck(state, action, now, context)
             return accept(checked.events, checked.decision)
           }))
@@ -148,9 +149,9 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
         }
         // Secrets go in last, just before the call leaves: nothing recorded above ever held them.
         const injected = yield* injectSecrets(action.kind === "tool_call" ? action.args : request.args)
-        yield* run((state, now) =>
+        yield* valueAt(run((state, now) =>
           accept(decideDispatched(state, { agent_id: action.agent_id, tool: request.tool, substituted: injected.names }, now, context))
-        )
+        ))
         return {
           _tag: "Dispatched",
           args: decision.redact === undefined ? injected.args : redactArgs(injected.args, decision.redact),
@@ -159,18 +160,27 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
         } satisfies Dispatch
       })
 
+    const byAgent = (agentId: unknown) => ({ agent_id: idOf(agentId) })
+    const ofAgent = (request: unknown) => ({ agent_id: idOf(fieldOf(request, "agent_id")) })
+    const ofApproval = (request: unknown) => ({ approval_id: idOf(fieldOf(request, "approval_id")) })
+
+    // Every method a span, when a tracer records them (`Spans.ts`).
     return Gateway.of({
-      loadPolicy: (yaml) =>
+      loadPolicy: traced("Gateway.loadPolicy", (yaml) =>
         Effect.flatMap(
           // Read in slices: a policy at the size limit is a tenth of a second of parsing.
           Effect.flatten(runSliced(() => readPolicy(yaml))),
-          (document) => valueOf(run((state, now) => decideLoadPolicy(state, document, yaml, now)))
-        ),
-      removePolicy: (policyId) =>
-        Effect.flatMap(validId("policy_id")(policyId), (id) => Effect.asVoid(run((state, now) => decideRemovePolicy(state, id, now)))),
-      policies: query((state) => [...state.policies].map(([id, entry]) => policyInfo(id, entry))),
-      check,
-      approvals: (filter) =>
+          (document) => valueAt(run((state, now) => decideLoadPolicy(state, document, yaml, now)))
+        ), undefined, (info) => ({ policy_id: info.policy_id })),
+      removePolicy: traced("Gateway.removePolicy", (policyId) =>
+        Effect.flatMap(validId("policy_id")(policyId), (id) =>
+          Effect.asVoid(valueAt(run((state, now) => decideRemovePolicy(state, id, now))))), (policyId) => ({ policy_id: idOf(policyId) })),
+      policies: tracedEffect("Gateway.policies", query((state) => [...state.policies].map(([id, entry]) => policyInfo(id, entry)))),
+      check: traced("Gateway.check", check, (request) => ({
+        agent_id: idOf(fieldOf(request, "agent_id")),
+        kind: idOf(fieldOf(request, "kind"))
+      }), (decision) => ({ decision: decision.decision })),
+      approvals: traced("Gateway.approvals", (filter) =>
         Effect.flatMap(validStatus(filter), (valid) => {
           const status: ApprovalStatus | undefined = valid?.status
           return query((state) =>
@@ -178,39 +188,50 @@ export const layer: Layer.Layer<Gateway, never, Runtime | EventLog> = Layer.scop
               .filter((approval) => status === undefined || approval.status === status)
               .map((approval) => ({ ...approval }))
           )
-        }),
-      approve: resolveApproval("approved"),
-      reject: resolveApproval("rejected"),
-      awaitApproval,
-      suspend: killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Suspend", agent_id, reason })),
-      resume: killSwitch(validResume, ({ agent_id }) => ({ _tag: "Resume", agent_id })),
-      kill: killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Kill", agent_id, reason })),
-      halt: killSwitch(validHalt, ({ reason }) => ({ _tag: "Halt", reason })),
-      unhalt: killSwitch(validUnhalt, () => ({ _tag: "Unhalt" })),
-      charge: (input) => Effect.flatMap(validCharge(input), (request) => valueOf(run((state, now) => decideCharge(state, request, now)))),
-      budgets: (agentId) =>
+        })),
+      approve: traced("Gateway.approve", resolveApproval("approved"), ofApproval),
+      reject: traced("Gateway.reject", resolveApproval("rejected"), ofApproval),
+      awaitApproval: traced("Gateway.awaitApproval", awaitApproval, (approvalId) => ({ approval_id: idOf(approvalId) })),
+      suspend: traced("Gateway.suspend", killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Suspend", agent_id, reason })), ofAgent),
+      resume: traced("Gateway.resume", killSwitch(validResume, ({ agent_id }) => ({ _tag: "Resume", agent_id })), ofAgent),
+      kill: traced("Gateway.kill", killSwitch(validSuspend, ({ agent_id, reason }) => ({ _tag: "Kill", agent_id, reason })), ofAgent),
+      halt: traced("Gateway.halt", killSwitch(validHalt, ({ reason }) => ({ _tag: "Halt", reason }))),
+      unhalt: traced("Gateway.unhalt", killSwitch(validUnhalt, () => ({ _tag: "Unhalt" }))),
+      charge: traced("Gateway.charge", (input) =>
+        Effect.flatMap(validCharge(input), (request) => valueAt(run((state, now) => decideCharge(state, request, now)))), ofAgent),
+      budgets: traced("Gateway.budgets", (agentId) =>
         Effect.flatMap(validAgentId(agentId), (id) =>
-          query((state) => currenciesOf(state, id).flatMap((currency) => budgetStatus(state, id, currency)))),
-      grantLease: (input) => Effect.flatMap(validLease(input), (lease) => valueOf(run((state, now) => decideGrantLease(state, lease, now)))),
-      checkLease: (input) =>
-        Effect.flatMap(validLeaseCheck(input), (request) => Effect.asVoid(run((state, now) => decideCheckLease(state, request, now)))),
-      delegateLease: (request) =>
+          query((state) => currenciesOf(state, id).flatMap((currency) => budgetStatus(state, id, currency)))), byAgent),
+      grantLease: traced("Gateway.grantLease", (input) =>
+        Effect.flatMap(validLease(input), (lease) => valueAt(run((state, now) => decideGrantLease(state, lease, now)))), (input) => ({
+        agent_id: idOf(fieldOf(input, "agent_id")),
+        lease_id: idOf(fieldOf(input, "lease_id"))
+      })),
+      checkLease: traced("Gateway.checkLease", (input) =>
+        Effect.flatMap(validLeaseCheck(input), (request) => Effect.asVoid(valueAt(run((state, now) => decideCheckLease(state, request, now))))), (input) => ({ lease_id: idOf(fieldOf(input, "lease_id")) })),
+      delegateLease: traced("Gateway.delegateLease", (request) =>
         Effect.flatMap(validDelegation(request), ({ lease: input, parent_lease_id }) =>
           Effect.flatMap(validLease(input), (lease) =>
-            valueOf(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))),
-      dispatchTool,
-      recordDenied: (request) =>
+            valueAt(run((state, now) => decideDelegateLease(state, { parent_lease_id, lease }, now))))), (request) => ({
+        parent_lease_id: idOf(fieldOf(request, "parent_lease_id")),
+        agent_id: idOf(fieldOf(fieldOf(request, "lease"), "agent_id"))
+      })),
+      dispatchTool: traced("Gateway.dispatchTool", dispatchTool, (request) => ({
+        agent_id: idOf(fieldOf(request, "agent_id")),
+        tool: idOf(fieldOf(request, "tool"))
+      })),
+      recordDenied: traced("Gateway.recordDenied", (request) =>
         Effect.flatMap(validDenied(request), (denied) =>
           run(
             (state, now) => decideDeniedAccess(state, denied, now),
             ({ record }, records): AuditEntry => ({ offset: records[0].offset, record })
-          )),
+          )), (request) => ({ agent_id: idOf(fieldOf(request, "agent_id")) }), offsetOf),
       audit,
-      auditCheckpoint: query((state) => ({ records: state.audits, head: state.auditHead })),
-      verifyAuditAgainst: (input) =>
+      auditCheckpoint: tracedEffect("Gateway.auditCheckpoint", query((state) => ({ records: state.audits, head: state.auditHead }))),
+      verifyAuditAgainst: traced("Gateway.verifyAuditAgainst", (input) =>
         Effect.flatMap(validCheckpoint(input), (checkpoint) =>
-          Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries), { checkpoint }))),
-      verifyAudit: Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries)))
+          Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries), { checkpoint })))),
+      verifyAudit: tracedEffect("Gateway.verifyAudit", Effect.map(Stream.runCollect(audit), (entries) => verifyChain(Chunk.toReadonlyArray(entries))))
     })
   })
 )

@@ -28,6 +28,7 @@ import { AwaitStageRequest, SubscriptionOptions } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
 import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
+import { fieldOf, idOf, offsetOf, traced, tracedEffect } from "./Spans.js"
 import * as Waiters from "./Waiters.js"
 import type { Look } from "./Waiters.js"
 
@@ -90,6 +91,19 @@ const sendReceipt = (admitted: Admitted, records: ReadonlyArray<EventRecord>): S
   // The message's own record: it comes last, after any audit record or edge of the same decision.
   offset: records[records.length - 1].offset
 })
+
+const ackAttributes = (request: unknown) => ({
+  agent_id: idOf(fieldOf(request, "agent_id")),
+  message_id: idOf(fieldOf(request, "message_id")),
+  stage: idOf(fieldOf(request, "stage"))
+})
+
+/** The offset of the last ack of a batch that was recorded. */
+const lastOffset = (results: ReadonlyArray<Either.Either<AckReceipt, unknown>>) => {
+  let offset: number | undefined
+  for (const result of results) if (Either.isRight(result)) offset = result.right.offset
+  return offset
+}
 
 const toRoute = (to: Recipient): Route =>
   typeof to === "string" ? { _tag: "Agent", agent_id: to } : { _tag: "Capability", capability: to.capability }
@@ -344,32 +358,49 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     const byMessageId = <A>(read: (id: string) => Effect.Effect<A, ValidationError | InternalError>) =>
       (messageId: string) => Effect.flatMap(validMessageId(messageId), read)
 
+    // Every method a span (when a tracer records them): with the agent and
+    // message it is about, read from the request as given, and the offset of
+    // its record once it is durable.
+    const traceSubscription = traced("Router.subscription", subscription, (agentId: string, _options?: SubscriptionOptions) => ({ agent_id: idOf(agentId) }))
     return Router.of({
-      send,
-      ackMany,
-      subscribe: (agentId, options) => Stream.unwrapScoped(subscription(agentId, options)),
-      subscription,
-      ack,
-      status: byMessageId((id) =>
+      send: traced("Router.send", send, (request) => {
+        const envelope = fieldOf(request, "envelope")
+        return {
+          agent_id: idOf(fieldOf(envelope, "producer_id")),
+          message_id: idOf(fieldOf(envelope, "message_id")),
+          to: idOf(fieldOf(request, "to"))
+        }
+      }, offsetOf),
+      ackMany: traced("Router.ackMany", ackMany, (requests) => ({
+        agent_id: Array.isArray(requests) ? idOf(fieldOf(requests[0], "agent_id")) : undefined,
+        acks: Array.isArray(requests) ? requests.length : undefined
+      }), (results) => ({ offset: lastOffset(results) })),
+      subscribe: (agentId, options) => Stream.unwrapScoped(traceSubscription(agentId, options)),
+      subscription: traceSubscription,
+      ack: traced("Router.ack", ack, ackAttributes, offsetOf),
+      status: traced("Router.status", byMessageId((id) =>
         query((state) => Option.map(Option.fromNullable(state.messages.get(id)), messageStatus))
-      ),
-      awaitStage,
-      deadLetters: (agentId) =>
+      ), (messageId) => ({ message_id: idOf(messageId) })),
+      awaitStage: traced("Router.awaitStage", awaitStage, (request) => ({
+        message_id: idOf(fieldOf(request, "message_id")),
+        stage: idOf(fieldOf(request, "stage"))
+      })),
+      deadLetters: traced("Router.deadLetters", (agentId: string) =>
         Effect.flatMap(validAgentId(agentId), (id) =>
           query((state) =>
             [...(state.mailboxes.get(id)?.deadLetters ?? [])].flatMap((messageId) => {
               const message = state.messages.get(messageId)
               return message === undefined ? [] : [messageStatus(message)]
             })
-          )),
-      redrive: (messageId) =>
+          )), (agentId) => ({ agent_id: idOf(agentId) })),
+      redrive: traced("Router.redrive", (messageId: string) =>
         Effect.flatMap(validMessageId(messageId), (id) =>
           Effect.map(run((state, now) => decideRedrive(state, id, now)), ({ records, value }) => ({
             ...value,
             stage: "RECEIVED" as const,
             offset: records[0].offset
-          }))),
-      snapshot: query((state, offset) => ({ offset, state: snapshot(state) }))
+          }))), (messageId) => ({ message_id: idOf(messageId) }), offsetOf),
+      snapshot: tracedEffect("Router.snapshot", query((state, offset) => ({ offset, state: snapshot(state) })), undefined, offsetOf)
     })
   })
 )

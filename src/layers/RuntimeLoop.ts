@@ -11,6 +11,10 @@
  * error and the state is folded again from the log, the only source of
  * truth.
  *
+ * Each append is timed and counted (`switchboard_append_seconds`,
+ * `switchboard_events_appended_total`): the log is the floor under every
+ * command's latency.
+ *
  * The loop is supervised: if it ever stops (a refold that fails, a defect
  * that escapes a turn), every caller waiting or to come fails at once with
  * a retryable InternalError, and the cause is logged.
@@ -25,6 +29,7 @@ import { InternalError, type PersistenceError, type UndecodableRecord, Validatio
 import { encodeEvent, type Event, type EventRecord } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import { type Committed, Runtime, type TurnExtension } from "../services/Runtime.js"
+import * as Metrics from "./Metrics.js"
 import { yieldToEventLoop } from "./Slicing.js"
 
 /** A command as the loop holds it: its caller's types live in its closures. */
@@ -206,9 +211,12 @@ const make = (options: RuntimeOptions) =>
         answer([])
         return Effect.succeed(false)
       }
+      // Timed from here: the append runs as soon as the loop yields this effect.
+      const appendStart = clock.unsafeCurrentTimeNanos()
       return Effect.matchEffect(log.append(events), {
         onFailure: (error) =>
           Effect.gen(function*() {
+            Metrics.recordAppendFailure()
             const refolded = yield* foldLog(log, config)
             state = refolded.state
             offset = refolded.offset
@@ -239,6 +247,7 @@ const make = (options: RuntimeOptions) =>
         ,
         onSuccess: (records) =>
           Effect.sync(() => {
+            Metrics.recordAppend(events, Number(clock.unsafeCurrentTimeNanos() - appendStart) / 1e9)
             offset = records[records.length - 1].offset
             let again = false
             for (const extension of extensions) {

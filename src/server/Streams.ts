@@ -10,7 +10,8 @@
  *   browsers and `curl`, read-only; deliveries are acknowledged with
  *   `POST /acks`.
  * - `GET /log/follow?from=N`, Server-Sent Events: every record of the event
- *   log from offset N on, then each new one, for operators.
+ *   log from offset N on, then each new one, for operators;
+ * - `GET /metrics`, Prometheus text, for operators.
  *
  * They authenticate as the API does (the bearer key, or `access_token` in the
  * query for browsers, which cannot set headers on these), and refuse with the
@@ -26,6 +27,7 @@ import { encodeEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import type { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
+import type { Runtime } from "../services/Runtime.js"
 import { type Inbound, Router } from "../services/Router.js"
 import { actAs, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
@@ -33,6 +35,7 @@ import { Authenticate } from "./Auth.js"
 import { AckFrame, ServerFrame } from "./Frames.js"
 import { problemResponse } from "./Edge.js"
 import { problemOf } from "./Problem.js"
+import * as Prometheus from "./Prometheus.js"
 
 const encodeFrame = fastEncoder(ServerFrame)
 const decodeAck = schemaDecoder(AckFrame, { onExcessProperty: "ignore" })
@@ -191,10 +194,17 @@ const logFollow = Effect.gen(function*() {
     })))
 })
 
-/** The stream routes, added to the API's router. */
+/** Prometheus text: the metric registry and the runtime's gauges, for operators. */
+const metricsText = Effect.gen(function*() {
+  yield* authorize(undefined, "metrics.read")
+  const text = yield* Prometheus.metrics
+  return HttpServerResponse.text(text, { contentType: Prometheus.contentType })
+})
+
+/** The stream routes and `/metrics`, added to the API's router. */
 export const layer = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<Router | Registry | EventLog | Authenticate | Gateway>()
+    const context = yield* Effect.context<Router | Registry | EventLog | Authenticate | Gateway | Runtime>()
     const route = <E, R>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       effect.pipe(
         Effect.catchAll(problemResponse),
@@ -203,4 +213,5 @@ export const layer = HttpApiBuilder.Router.use((router) =>
     yield* router.get("/agents/:agent_id/stream", route(webSocket))
     yield* router.get("/agents/:agent_id/events", route(agentEvents))
     yield* router.get("/log/follow", route(logFollow))
+    yield* router.get("/metrics", route(metricsText))
   }))

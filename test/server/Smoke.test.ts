@@ -17,3 +17,14 @@ it.scoped("the server answers its routes and problems over a real socket", () =>
     const missing = yield* request(`${url}/agents/nobody`)
     expect(missing).toMatchObject({ status: 404, body: { code: "NO_ROUTE", _tag: "NoRoute" } })
   }))
+
+it.scoped("/metrics answers Prometheus text with the runtime's gauges", () =>
+  Effect.gen(function*() {
+    const { url } = yield* start()
+    yield* request(`${url}/agents`, { body: { agent_id: "a", name: "A" } })
+    const response = yield* Effect.promise(() => fetch(`${url}/metrics`))
+    const text = yield* Effect.promise(() => response.text())
+    expect(response.headers.get("content-type")).toContain("text/plain; version=0.0.4")
+    expect(text).toContain("switchboard_agents_registered 1")
+    expect(text).toContain('switchboard_messages{stage="RECEIVED"} 0')
+  }))
