@@ -14,6 +14,7 @@ import * as EventLogPg from "../layers/EventLogPg.js"
 import * as EventLogSqlite from "../layers/EventLogSqlite.js"
 import * as KeysLive from "../layers/KeysLive.js"
 import * as Switchboard from "../layers/Switchboard.js"
+import * as Telemetry from "../layers/Telemetry.js"
 import { Gateway } from "../services/Gateway.js"
 import { SecretStore } from "../services/SecretStore.js"
 import * as Server from "./Server.js"
@@ -79,7 +80,9 @@ export const serveCommand = Command.make(
       const server = Server.layer({ host: options.host, port: options.port }).pipe(
         Layer.provideMerge(ready),
         Layer.provide(keysFile === undefined ? KeysLive.layerOpen : KeysLive.layerFile(keysFile)),
-        Layer.provide(SecretStore.layerEnv({ prefix: options.secretsPrefix }))
+        Layer.provide(SecretStore.layerEnv({ prefix: options.secretsPrefix })),
+        // Spans are exported when OTEL_EXPORTER_OTLP_ENDPOINT is set; the requests' fibers see the tracer.
+        Layer.provide(Telemetry.layerFromEnv)
       )
       yield* Effect.gen(function*() {
         const address = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
