@@ -82,7 +82,7 @@ export const serveCommand = Command.make(
         Layer.provide(keysFile === undefined ? KeysLive.layerOpen : KeysLive.layerFile(keysFile)),
         Layer.provide(SecretStore.layerEnv({ prefix: options.secretsPrefix })),
         // Spans are exported when OTEL_EXPORTER_OTLP_ENDPOINT is set; the requests' fibers see the tracer.
-        Layer.provide(Telemetry.layerFromEnv)
+        Layer.provide(Telemetry.layerFromEnv.pipe(Layer.mapError((error) => new Error(`OpenTelemetry: ${String(error)}`))))
       )
       yield* Effect.gen(function*() {
         const address = yield* HttpServer.addressFormattedWith((address) => Effect.succeed(address))
