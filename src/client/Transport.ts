@@ -60,3 +60,37 @@ export const settle = (baseUrl: string) =>
  * own error, so that it surfaces instead of being retried forever.
  */
 export const refusedKey = (error: Unauthorized | { readonly _tag: "PermissionDenied" }) => Effect.die(error)
+
+const hasTag = <T extends string>(tags: ReadonlyArray<T>) => (error: unknown): boolean =>
+  Predicate.hasProperty(error, "_tag") && (tags as ReadonlyArray<unknown>).includes(error._tag)
+
+/** The call with the errors of `tags` as defects (`refusedKey`). */
+export const dieOn = <T extends string>(...tags: ReadonlyArray<T>) => {
+  const is = hasTag(tags)
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, { readonly _tag: T }>, R> =>
+    Effect.catchIf(effect, (error): error is Extract<E, { readonly _tag: T }> => is(error), Effect.die) as Effect.Effect<
+      A,
+      Exclude<E, { readonly _tag: T }>,
+      R
+    >
+}
+
+/**
+ * The call with the errors of `tags` as `InternalError`: answers of the
+ * server that the method cannot be failing with in process (a 413 on a body
+ * the client built, a store error on a read the runtime answers from memory).
+ */
+export const internalOn = <T extends string>(baseUrl: string, ...tags: ReadonlyArray<T>) => {
+  const is = hasTag(tags)
+  return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, { readonly _tag: T }> | InternalError, R> =>
+    Effect.catchIf(
+      effect,
+      (error): error is Extract<E, { readonly _tag: T }> => is(error),
+      (error) =>
+        Effect.fail(
+          new InternalError({
+            message: `switchboard at ${baseUrl}: ${(error as { readonly message?: unknown }).message ?? String(error)}`
+          })
+        )
+    ) as Effect.Effect<A, Exclude<E, { readonly _tag: T }> | InternalError, R>
+}
