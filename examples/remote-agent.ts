@@ -1,5 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer, Option } from "effect"
+import { Config, Effect, Layer, Option, Schedule } from "effect"
 import { payloadText, Processor, Registry } from "../src/index.js"
 import { Remote } from "../src/node.js"
 
@@ -14,7 +14,12 @@ const worker = Effect.gen(function*() {
       DATA: (delivery) => Effect.log(`worker: summarizing ${delivery.envelope.message_id}: ${payloadText(delivery.envelope)}`)
     }
   })
-})
+}).pipe(
+  // Every error says whether trying again can help: a server not up yet, or gone
+  // for longer than the stream and the ACKs wait for it, is worth waiting for.
+  Effect.tapError((error) => Effect.logWarning(`worker: ${error.message}; starting again`)),
+  Effect.retry({ while: (error) => error.retryable, schedule: Schedule.spaced("1 second") })
+)
 
 // SWITCHBOARD_URL (default http://127.0.0.1:7070) and SWITCHBOARD_KEY, the worker's key.
 const RemoteLive = Layer.unwrapEffect(
@@ -25,5 +30,5 @@ const RemoteLive = Layer.unwrapEffect(
   })
 )
 
-// Runs until interrupted (Ctrl-C, SIGTERM); a server restart meanwhile is waited out.
+// Runs until interrupted (Ctrl-C, SIGTERM).
 worker.pipe(Effect.provide(RemoteLive), NodeRuntime.runMain)

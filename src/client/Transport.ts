@@ -33,11 +33,16 @@ export const isTransportError = (error: unknown): error is TransportError =>
 export const isUnreachable = (error: unknown): boolean =>
   HttpClientError.isHttpClientError(error) && error._tag === "RequestError"
 
+/** The innermost reason of a failed request: `fetch failed` says less than `connect ECONNREFUSED`. */
+const causeOf = (error: Error): string => error.cause instanceof Error ? causeOf(error.cause) : error.message
+
 const describe = (error: TransportError): string =>
   ParseResult.isParseError(error)
     ? `an answer that does not decode: ${error.message}`
     : Predicate.isTagged(error, "HttpApiDecodeError")
     ? `a request it cannot decode (a client of another version?): ${error.message}`
+    : error._tag === "RequestError" && error.cause instanceof Error
+    ? `${error.message}: ${causeOf(error.cause)}`
     : error.message
 
 /** The transport failure as the runtime's retryable `InternalError`. */
