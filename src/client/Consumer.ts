@@ -180,13 +180,14 @@ export const connect = (
     let refs = 0
     let open = false
 
-    const onFrame = (data: string | Uint8Array): void => {
+    // Synchronous but for the warning: an effect returned here runs on a fiber of its own,
+    // and deliveries must reach the inbox in the order they came.
+    const onFrame = (data: string | Uint8Array): Effect.Effect<void> | void => {
       const parsed = parse(data)
       const decoded = decodeFrame(parsed)
       if (Either.isLeft(decoded)) {
         // Not acknowledged, so it comes again after its ack wait (and ends in the dead letters if it never decodes).
-        Effect.runFork(Effect.logWarning(`consumer ${agent_id}: a frame that does not decode was skipped`, decoded.left.message))
-        return
+        return Effect.logWarning(`consumer ${agent_id}: a frame that does not decode was skipped`, decoded.left.message)
       }
       const frame = decoded.right
       switch (frame.type) {

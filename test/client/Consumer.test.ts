@@ -1,9 +1,12 @@
 import { NodeHttpClient, NodeSocket } from "@effect/platform-node"
 import { it } from "@effect/vitest"
 import { Duration, Effect, Layer, Queue, Schedule, Stream } from "effect"
+import * as Http from "node:http"
 import { expect } from "vitest"
+import { WebSocketServer } from "ws"
 import * as Consumer from "../../src/client/Consumer.js"
 import { newEnvelope } from "../../src/layers/Envelopes.js"
+import { encodeEnvelope } from "../../src/schema/Envelope.js"
 import type { Delivery, Inbound } from "../../src/services/Router.js"
 import { makeKeys, restartable } from "./support.js"
 
@@ -127,4 +130,71 @@ it.scopedLive("a consumer started before its server waits for it, and gives up w
       Consumer.connect({ baseUrl: server.url, agent_id: "c", reconnect: Schedule.recurs(2) })
     )
     expect(gaveUp).toMatchObject({ _tag: "InternalError", retryable: true })
+  }).pipe(Effect.provide(ClientLive)))
+
+/** A stand-in server: its socket sends what it is given and never answers an ACK; its HTTP answers every request with `receipt`. */
+const standIn = (frames: ReadonlyArray<string>, receipt: unknown) =>
+  Effect.acquireRelease(
+    Effect.async<{
+      readonly url: string
+      readonly upgrades: Array<string>
+      readonly received: Array<string>
+      readonly close: () => void
+    }>((resume) => {
+      const received: Array<string> = []
+      const upgrades: Array<string> = []
+      const server = Http.createServer((request, response) => {
+        let body = ""
+        request.on("data", (chunk) => (body += String(chunk)))
+        request.on("end", () => {
+          received.push(`${request.method} ${request.url} ${body}`)
+          response.writeHead(200, { "content-type": "application/json" })
+          response.end(JSON.stringify(receipt))
+        })
+      })
+      const sockets = new WebSocketServer({ server })
+      sockets.on("connection", (socket, request) => {
+        upgrades.push(request.url ?? "")
+        for (const frame of frames) socket.send(frame)
+        socket.on("message", (data) => received.push(`socket ${String(data)}`))
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as { readonly port: number }).port
+        resume(Effect.succeed({
+          url: `http://127.0.0.1:${port}`,
+          upgrades,
+          received,
+          close: () => {
+            sockets.close()
+            server.closeAllConnections()
+            server.close()
+          }
+        }))
+      })
+    }),
+    ({ close }) => Effect.sync(close)
+  )
+
+it.scopedLive("a frame that does not decode is skipped; an ACK the socket leaves unanswered goes over HTTP", () =>
+  Effect.gen(function*() {
+    const envelope = yield* newEnvelope({ producer_id: "p", payload: { n: 1 }, ttl_ms: 60_000 })
+    const frame = { type: "delivery", envelope: yield* encodeEnvelope(envelope), attempt: 1, delivery_seq: 1, lane: "STANDARD" }
+    const receipt = { message_id: envelope.message_id, stage: "FULFILLED", late: false, offset: 7 }
+    const fake = yield* standIn(["{junk", JSON.stringify({ type: "delivery" }), JSON.stringify(frame)], receipt)
+    const consumer = yield* Consumer.connect({ baseUrl: fake.url, agent_id: "c", apiKey: "sb_key", ackTimeout: "200 millis" })
+    const items = yield* reader(consumer.inbound)
+    expect(delivery(yield* items.next)).toMatchObject({ delivery_seq: 1, envelope: { message_id: envelope.message_id } })
+    expect(yield* consumer.ack({ message_id: envelope.message_id, stage: "FULFILLED", delivery_seq: 1 })).toEqual(receipt)
+    // The key travels in the upgrade request's query, and as a bearer token on HTTP.
+    expect(fake.upgrades).toEqual(["/agents/c/stream?access_token=sb_key"])
+    expect(fake.received).toHaveLength(2)
+    expect(JSON.parse(fake.received[0].slice("socket ".length))).toEqual({
+      type: "ack",
+      ref: "a1",
+      message_id: envelope.message_id,
+      stage: "FULFILLED",
+      delivery_seq: 1
+    })
+    expect(fake.received[1]).toMatch(/^POST \/acks /)
+    expect(JSON.parse(fake.received[1].replace(/^POST \/acks /, ""))).toMatchObject({ agent_id: "c", message_id: envelope.message_id })
   }).pipe(Effect.provide(ClientLive)))
