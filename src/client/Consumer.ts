@@ -120,11 +120,11 @@ const decodeAgentId = Schema.decodeUnknownEither(Id)
 /** The problems the server refuses an ACK with (`Router.ack`'s errors), back as the runtime's classes. */
 const decodeRefusal = schemaDecoder(Schema.Union(P.Invalid, P.NoMessage, P.Denied, P.Persistence, P.Internal))
 
-const parse = (data: string | Uint8Array): unknown => {
+const parse = (data: string | Uint8Array): Option.Option<unknown> => {
   try {
-    return JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data))
+    return Option.some(JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data)))
   } catch {
-    return undefined
+    return Option.none()
   }
 }
 
@@ -183,11 +183,16 @@ export const connect = (
     // Synchronous but for the warning: an effect returned here runs on a fiber of its own,
     // and deliveries must reach the inbox in the order they came.
     const onFrame = (data: string | Uint8Array): Effect.Effect<void> | void => {
-      const parsed = parse(data)
+      // Skipped, so not acknowledged: a delivery comes again after its ack wait (and ends in the dead letters if it never decodes).
+      const json = parse(data)
+      if (Option.isNone(json)) return Effect.logWarning(`consumer ${agent_id}: a frame that is not JSON was skipped`)
+      const parsed = json.value
       const decoded = decodeFrame(parsed)
       if (Either.isLeft(decoded)) {
-        // Not acknowledged, so it comes again after its ack wait (and ends in the dead letters if it never decodes).
-        return Effect.logWarning(`consumer ${agent_id}: a frame that does not decode was skipped`, decoded.left.message)
+        return Effect.logWarning(
+          `consumer ${agent_id}: a frame that does not decode was skipped`,
+          ValidationError.fromParseError("frame", decoded.left).message
+        )
       }
       const frame = decoded.right
       switch (frame.type) {
