@@ -26,7 +26,9 @@
  *   method declares no `PermissionDenied`: a defect carrying that error, as
  *   no retry can mend a deployment's keys. `send` and `ack`, which declare
  *   it, fail with it: a suspended agent's refused ACKs reach `Processor`
- *   exactly as in process.
+ *   exactly as in process. `ackMany` answers it for each ACK of a batch the
+ *   server refused whole (one ACK of it was for another agent than the
+ *   key's), none of which was recorded.
  */
 import type { HttpClient, Socket } from "@effect/platform"
 import { Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
@@ -153,17 +155,21 @@ export const make = (options: RemoteOptions) =>
         Effect.gen(function*() {
           const checked = yield* Effect.forEach(requests, (request) => Effect.either(checkAck(request)))
           const valid = checked.flatMap((result) => Either.isRight(result) ? [result.right] : [])
-          // One foreign ACK refuses the batch (a key acknowledges for its own agent): no ACK of it could be answered.
-          const answers = valid.length === 0 ? [] : yield* remote(client.messages.ackMany({ payload: { acks: valid } }))
+          const answers = valid.length === 0 ? [] : yield* client.messages.ackMany({ payload: { acks: valid } }).pipe(
+            // One ACK for another agent than the key's refuses the whole batch: none of them was recorded.
+            Effect.catchTag("PermissionDenied", (denied) => Effect.succeed(valid.map(() => ({ ok: false as const, error: denied })))),
+            remote
+          )
+          if (answers.length !== valid.length) {
+            return yield* new InternalError({
+              message: `switchboard at ${baseUrl}: answered ${answers.length} ACKs of ${valid.length}`
+            })
+          }
           let next = 0
           return checked.map((result): Either.Either<AckReceipt, AckError> => {
             if (Either.isLeft(result)) return Either.left(result.left)
             const answer = answers[next++]
-            return answer === undefined
-              ? Either.left(ValidationError.single("ack", "", "the server answered fewer ACKs than it was sent"))
-              : answer.ok
-              ? Either.right(answer.receipt)
-              : Either.left(answer.error)
+            return answer.ok ? Either.right(answer.receipt) : Either.left(answer.error)
           })
         }),
       status: (message_id) =>

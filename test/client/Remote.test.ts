@@ -167,6 +167,15 @@ it.scopedLive("a key's refusals: typed where the method declares them, a defect 
       Exit.isFailure(exit) ? Option.getOrUndefined(Cause.dieOption(exit.cause)) : undefined
     expect(died(yield* Effect.exit(a.router.snapshot))).toMatchObject({ _tag: "PermissionDenied" })
     expect(died(yield* Effect.exit(a.registry.keepAlive("z")))).toMatchObject({ _tag: "PermissionDenied" })
+    // A batch with an ACK for another agent is refused whole: each of its ACKs says so.
+    const batch = yield* a.router.ackMany([
+      { agent_id: "a", message_id: "m-1", stage: "READ" },
+      { agent_id: "z", message_id: "m-2", stage: "READ" }
+    ])
+    expect(batch.map((result) => Either.isLeft(result) ? result.left._tag : "receipt")).toEqual([
+      "PermissionDenied",
+      "PermissionDenied"
+    ])
     const stranger = yield* remote({ baseUrl: server.url, apiKey: "sb_unknown" })
     expect(died(yield* Effect.exit(stranger.registry.list))).toMatchObject({ _tag: "Unauthorized" })
     expect(died(yield* Effect.exit(Stream.runDrain(stranger.router.subscribe("a"))))).toMatchObject({ _tag: "Unauthorized" })
