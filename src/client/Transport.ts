@@ -7,11 +7,11 @@
  * `InternalError` (retryable), its message naming the server and the cause.
  *
  * A refusal that retrying never changes is not turned into a retryable
- * error: see `refusedKey`.
+ * error: see `dieOn`.
  */
 import { type HttpApiError, HttpClientError } from "@effect/platform"
 import { Effect, ParseResult, Predicate } from "effect"
-import { InternalError, type RateLimited, type Unauthorized } from "../schema/Errors.js"
+import { InternalError, type RateLimited } from "../schema/Errors.js"
 
 /**
  * A failure of the wire rather than of the runtime. `HttpApiDecodeError` is
@@ -58,18 +58,16 @@ export const settle = (baseUrl: string) =>
     (error) => Effect.fail(toInternal(baseUrl, error))
   ) as Effect.Effect<A, Exclude<E, TransportError> | InternalError, R>
 
-/**
- * The key was refused (unknown, revoked), or does not allow what the call
- * asks, where the service's interface has no typed error for it. That is a
- * deployment mistake that no retry repairs: a defect carrying the server's
- * own error, so that it surfaces instead of being retried forever.
- */
-export const refusedKey = (error: Unauthorized | { readonly _tag: "PermissionDenied" }) => Effect.die(error)
-
 const hasTag = <T extends string>(tags: ReadonlyArray<T>) => (error: unknown): boolean =>
   Predicate.hasProperty(error, "_tag") && (tags as ReadonlyArray<unknown>).includes(error._tag)
 
-/** The call with the errors of `tags` as defects (`refusedKey`). */
+/**
+ * The call with the errors of `tags` as defects. For a refused key (unknown,
+ * revoked), or one that does not allow what the call asks, where the
+ * service's interface has no typed error for it: a deployment mistake that no
+ * retry repairs, surfaced with the server's own error instead of being
+ * retried forever as a retryable one would be.
+ */
 export const dieOn = <T extends string>(...tags: ReadonlyArray<T>) => {
   const is = hasTag(tags)
   return <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Exclude<E, { readonly _tag: T }>, R> =>
