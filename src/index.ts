@@ -1,7 +1,8 @@
 /**
  * Switchboard's public API: what a user builds on, by name. Node-only parts
- * (the SQLite and PostgreSQL event logs) come from `switchboard/node`.
- * Codec internals (event versions, upcasters, fast decoders) stay inside.
+ * (the SQLite and PostgreSQL event logs, the remote client's Node transports)
+ * come from `switchboard/node`. Codec internals (event versions, upcasters,
+ * fast decoders) stay inside.
  */
 
 // The wire: envelopes, acks, agents, leases, policies, audit records
@@ -124,3 +125,8 @@ export * as Processor from "./layers/Processor.js"
 export * as Replay from "./layers/Replay.js"
 export { injectSecrets } from "./layers/Secrets.js"
 export * as Switchboard from "./layers/Switchboard.js"
+
+// Remote: the typed HTTP client, an agent's live stream, and the Router and Registry of a server
+export * as SwitchboardClient from "./client/SwitchboardClient.js"
+export * as Consumer from "./client/Consumer.js"
+export * as Remote from "./client/Remote.js"

@@ -11,6 +11,16 @@ describe("README", () => {
     expect(readme).toContain("```ts\n" + example + "```")
   })
 
+  it("shows the remote agent example exactly as it is typechecked and run (test/client/RemoteAgent.test.ts)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    const example = readFileSync(new URL("../examples/remote-agent.ts", import.meta.url), "utf8")
+      .replace(`"../src/index.js"`, `"switchboard"`)
+      .replace(`"../src/node.js"`, `"switchboard/node"`)
+    expect(readme).toContain("```ts\n" + example + "```")
+    expect(readme).toContain("keys create --keys keys.json --agent worker")
+    expect(readme).toContain("serve --keys keys.json")
+  })
+
   it.effect("the quickstart example runs to FULFILLED", () =>
     Effect.gen(function*() {
       const status = yield* main

@@ -46,15 +46,22 @@ export const NoticeFrame = Schema.Struct({
   ack: AckPayload
 })
 
-/** The problem an ACK was refused with, as the API answers it (`Problem.ts`). */
-export const ProblemFrame = Schema.Struct({
-  type: Schema.String,
-  title: Schema.String,
-  status: Schema.Number,
-  detail: Schema.String,
-  code: Schema.String,
-  retryable: Schema.Boolean
-})
+/**
+ * The problem an ACK was refused with, as the API answers it (`Problem.ts`):
+ * with the error's own fields (`_tag`, `message_id`, ...) beside these, so
+ * that a client decodes it back into the error class it was.
+ */
+export const ProblemFrame = Schema.Struct(
+  {
+    type: Schema.String,
+    title: Schema.String,
+    status: Schema.Number,
+    detail: Schema.String,
+    code: Schema.String,
+    retryable: Schema.Boolean
+  },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+)
 
 export const AckedFrame = Schema.Struct({ type: Schema.Literal("acked"), ref: Schema.optional(Ref), receipt: AckReceiptView })
 export const ErrorFrame = Schema.Struct({ type: Schema.Literal("error"), ref: Schema.optional(Ref), error: ProblemFrame })
