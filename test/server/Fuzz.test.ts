@@ -170,6 +170,39 @@ const spoiledRequest = fc.constantFrom(...withPayload).chain((route) =>
 )
 
 // ---------------------------------------------------------------------------
+// Junk paths and queries
+
+/** A path segment with something a router or a decoder may choke on. */
+const junkSegment = fc.oneof(
+  fc.constantFrom("%", "%f", "%zz", "%ff%fe", "%00", "%2e%2e", "..", ".", "", "%2F", "~", "%C0%AF", "%E2%28%A1", "%uD800", "a%20b", ";x=1"),
+  fc.string({ maxLength: 12 }).map(encodeURIComponent),
+  fc.integer({ min: 1000, max: 9000 }).map((length) => "x".repeat(length))
+)
+
+/** A real route's path, with segments put in, changed or repeated. */
+const junkPath = fc.tuple(fc.constantFrom(...routes), fc.array(junkSegment, { minLength: 1, maxLength: 4 }), fc.nat()).map(
+  ([route, junk, at]) => {
+    const segments = route.path.split("/").slice(1).map((segment) => segment.startsWith(":") ? junk[0] : segment)
+    segments.splice(at % (segments.length + 1), 0, ...junk.slice(1))
+    return `/${segments.join("/")}`
+  }
+)
+
+const junkQuery = fc.array(
+  fc.tuple(
+    fc.oneof(fc.constantFrom("limit", "from", "at", "stage", "wait_ms", "capability", "team_id", "status", "agent_id", "decision", "access_token"), junkSegment),
+    fc.oneof(junkSegment, fc.constantFrom("-1", "0", "1e309", "NaN", "0x10", "1.5", "99999999999999999999", "FULFILLED", "open"))
+  ),
+  { maxLength: 4 }
+).map((pairs) => pairs.map(([key, value]) => `${key}=${value}`).join("&"))
+
+const junkRequest = fc.tuple(
+  fc.constantFrom("GET", "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"),
+  fc.oneof(junkPath, fc.constantFrom(...routes).map((route) => route.path)),
+  junkQuery
+)
+
+// ---------------------------------------------------------------------------
 
 const send = (url: string, route: Route, path: string, spoiled: Spoiled) =>
   rawRequest(url, {
@@ -226,6 +259,55 @@ it.scoped("spoiled bodies of every route's Schema: a success or a typed 4xx, nev
     // Keys named __proto__ and constructor stayed keys.
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
     expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined()
+    yield* stillServes(url)
+  }))
+
+it.scoped("junk paths, methods and queries: a success or a typed 4xx, never a 5xx", () =>
+  Effect.gen(function*() {
+    const { url } = yield* started
+    yield* request(`${url}/agents`, { body: { agent_id: "a", name: "A" } })
+    yield* Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(junkRequest, async ([method, path, query]) => {
+          const target = query === "" ? path : `${path}?${query}`
+          const answer = await Effect.runPromise(rawRequest(url, { path: target, method }))
+          expect(isSuccess(answer) || isTypedRefusal(answer), shown(`${method} ${target}`, answer)).toBe(true)
+        }),
+        runs(300)
+      )
+    )
+    yield* stillServes(url)
+  }))
+
+it.scoped("every route's own query parameters, spoiled: a success or a typed 4xx", () =>
+  Effect.gen(function*() {
+    const { url } = yield* started
+    const withQuery = routes.filter((route) => Option.isSome(route.urlParams) && route.method === "GET")
+    expect(withQuery.length).toBeGreaterThan(0)
+    const spoiledQuery = fc.constantFrom(...withQuery).chain((route) =>
+      fc.tuple(
+        fc.constant(route),
+        pathOf(route),
+        sampleOf(Option.getOrThrow(route.urlParams)).chain((params) =>
+          fc.tuple(fc.constant(params as Record<string, string>), junkQuery)
+        )
+      )
+    )
+    yield* Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(spoiledQuery, async ([route, path, [params, junk]]) => {
+          // Bounded waits: a long poll on a message that exists would only be slow, not wrong.
+          const given = Object.entries(params).flatMap(([key, value]): Array<[string, string]> =>
+            value === undefined ? [] : [[key, key === "wait_ms" ? "0" : String(value)]]
+          )
+          const query = new URLSearchParams(given).toString()
+          const target = `${path}?${[query, junk].filter((part) => part !== "").join("&")}`
+          const answer = await Effect.runPromise(rawRequest(url, { path: target }))
+          expect(isSuccess(answer) || isTypedRefusal(answer), shown(`GET ${target} (${route.id})`, answer)).toBe(true)
+        }),
+        runs(200)
+      )
+    )
     yield* stillServes(url)
   }))
 
