@@ -162,6 +162,22 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
   }
 }
 
+/**
+ * The agent was killed (the kill switch, for good) and may not register
+ * again. A PERMISSION_DENIED on the wire, told apart from the other refusals
+ * so that HTTP can answer it 409 Conflict, as Agent Assembly's client expects
+ * (PROTOCOLS.md §2): the agent's id is taken, not the caller's rights short.
+ */
+export class AgentKilled extends Schema.TaggedError<AgentKilled>()("AgentKilled", {
+  code: Schema.tag("PERMISSION_DENIED"),
+  retryable: Schema.tag(false),
+  agent_id: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${clip(this.agent_id)} was killed and may not register again`
+  }
+}
+
 export class UnsupportedMessageType extends Schema.TaggedError<UnsupportedMessageType>()("UnsupportedMessageType", {
   code: Schema.tag("UNSUPPORTED_MESSAGE_TYPE"),
   retryable: Schema.tag(false),

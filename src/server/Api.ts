@@ -68,7 +68,10 @@ export const Heartbeat = Schema.Struct({ state: Schema.optional(AgentState), hea
 export const Deregister = Schema.Struct({ reason: Note })
 
 const agents = HttpApiGroup.make("agents")
-  .add(HttpApiEndpoint.post("register", "/agents").setPayload(AgentDescriptor).addSuccess(AgentView).addError(P.Denied))
+  .add(
+    HttpApiEndpoint.post("register", "/agents").setPayload(AgentDescriptor).addSuccess(AgentView)
+      .addError(P.Denied).addError(P.Killed)
+  )
   .add(
     HttpApiEndpoint.get("list", "/agents")
       .setUrlParams(Schema.Struct({ capability: Schema.optional(Id), team_id: Schema.optional(Id) }))
@@ -304,7 +307,7 @@ export const AssemblyPending = Schema.Struct({
 const assembly = HttpApiGroup.make("assembly")
   .add(
     HttpApiEndpoint.post("register", "/agents/:agent_id/register").setPath(AgentPath)
-      .setPayload(Schema.NullOr(AssemblyRegister)).addSuccess(AssemblyAgent).addError(P.Denied)
+      .setPayload(Schema.NullOr(AssemblyRegister)).addSuccess(AssemblyAgent).addError(P.Denied).addError(P.Killed)
   )
   .add(
     HttpApiEndpoint.post("check", "/agents/:agent_id/policy/check").setPath(AgentPath).setPayload(AssemblyCheck)
