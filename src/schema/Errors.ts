@@ -296,8 +296,10 @@ export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("Mess
 
 /**
  * A tool call's args name a secret the store does not hold (PROTOCOLS.md §2).
- * Answered over HTTP as 422 Unprocessable Content. Carries names only, in
- * their `${NAME}` form: never a value.
+ * Answered over HTTP as 422 Unprocessable Content, its message worded as
+ * Agent Assembly's gateway words it (`Unknown placeholder: ${NAME}`), since
+ * its client shows that text. Carries names only, in their `${NAME}` form:
+ * never a value.
  */
 export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()("UnknownPlaceholder", {
   code: Schema.tag("VALIDATION_ERROR"),
@@ -306,7 +308,7 @@ export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()
   names: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    return `unknown secret placeholder${this.names.length === 1 ? "" : "s"}: ` +
+    return `Unknown placeholder${this.names.length === 1 ? "" : "s"}: ` +
       clip(this.names.map((name) => "${" + name + "}").join(", "), maxMessage)
   }
 }

@@ -275,7 +275,7 @@ describe("POST /dispatch_tool", () => {
       yield* a.post("/agents/a/register", {})
       const unknown = yield* a.post("/dispatch_tool", { tool: "http.get", args: { token: "${NOPE}", key: "${API_KEY}" } })
       expectProblem(unknown, 422, "VALIDATION_ERROR")
-      expect(unknown.body).toMatchObject({ names: ["NOPE"], retryable: false })
+      expect(unknown.body).toMatchObject({ detail: "Unknown placeholder: ${NOPE}", names: ["NOPE"], retryable: false })
       expect(JSON.stringify(unknown.body)).not.toContain(SECRET)
       const denied = yield* a.post("/dispatch_tool", { tool: "shell.exec", args: { cmd: "rm -rf /" } })
       expectProblem(denied, 403, "PERMISSION_DENIED")
