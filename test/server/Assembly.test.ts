@@ -299,7 +299,7 @@ describe("POST /dispatch_tool", () => {
       })
     }))
 
-  it.scoped("another agent's name is refused (403); an operator names the agent", () =>
+  it.scoped("another agent's name is refused (403); an operator names the agent, and must (400 without agent_id)", () =>
     Effect.gen(function*() {
       const { a, operator } = yield* server()
       yield* a.post("/agents/a/register", {})
@@ -308,6 +308,7 @@ describe("POST /dispatch_tool", () => {
         status: 200,
         body: { resolved_args: { k: SECRET } }
       })
+      expectInvalid(yield* operator.post("/dispatch_tool", { tool: "http.get", args: {} }), "agent_id")
       expectInvalid(yield* a.post("/dispatch_tool", { args: {} }), "tool")
       expectInvalid(yield* a.post("/dispatch_tool", { tool: "", args: {} }), "tool")
     }))
