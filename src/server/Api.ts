@@ -336,6 +336,42 @@ const health = HttpApiGroup.make("health")
   .annotate(OpenApi.Description, "Liveness and readiness, without a key")
 
 // ---------------------------------------------------------------------------
+// The OpenAPI document, as the server answers
+
+const decodeErrorRef = "#/components/schemas/HttpApiDecodeError"
+
+/** A response's schema without the platform's HttpApiDecodeError, which `Edge.ts` answers as a ValidationError. */
+const withoutDecodeError = (schema: any): any => {
+  if (!Array.isArray(schema?.anyOf)) return schema
+  const rest = schema.anyOf.filter((member: any) => member?.$ref !== decodeErrorRef)
+  return rest.length === 1 ? rest[0] : { ...schema, anyOf: rest }
+}
+
+/**
+ * Every error is answered as problem+json, but the generator files a status
+ * that several errors share under application/json, and lists the
+ * platform's decode error that the edge never answers. A body that may be
+ * null may also be left out (Agent Assembly's register).
+ */
+const asServed = (spec: Record<string, any>): Record<string, any> => {
+  for (const operations of Object.values<any>(spec.paths ?? {})) {
+    for (const operation of Object.values<any>(operations)) {
+      for (const [status, response] of Object.entries<any>(operation.responses ?? {})) {
+        if (Number(status) < 400 || response.content === undefined) continue
+        const schema = Object.values<any>(response.content)[0]?.schema
+        response.content = { "application/problem+json": { schema: withoutDecodeError(schema) } }
+      }
+      const body = operation.requestBody?.content?.["application/json"]?.schema
+      if (Array.isArray(body?.anyOf) && body.anyOf.some((member: any) => member?.type === "null")) {
+        operation.requestBody.required = false
+      }
+    }
+  }
+  if (!JSON.stringify(spec.paths).includes(decodeErrorRef)) delete spec.components?.schemas?.HttpApiDecodeError
+  return spec
+}
+
+// ---------------------------------------------------------------------------
 
 export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(agents)
@@ -352,6 +388,7 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .annotateContext(OpenApi.annotations({
     title: "Switchboard",
     version: "0.1.0",
-    description: "An event-sourced runtime for message-driven AI agents: registry, router with ACKs, governance, audit, replay"
+    description: "An event-sourced runtime for message-driven AI agents: registry, router with ACKs, governance, audit, replay",
+    transform: asServed
   }))
 {}

@@ -129,7 +129,14 @@ export const expectInvalid = (answer: Answer, path: string) => {
 /** A request sent as given, byte for byte (`fetch` would normalise the path and refuse some bodies). */
 export const rawRequest = (
   url: string,
-  options: { readonly path: string; readonly method?: string; readonly headers?: Record<string, string>; readonly body?: Uint8Array | string }
+  options: {
+    readonly path: string
+    readonly method?: string
+    readonly headers?: Record<string, string>
+    readonly body?: Uint8Array | string
+    /** Sent in chunks, its length not declared (POST, PUT and PATCH only). */
+    readonly chunked?: boolean
+  }
 ): Effect.Effect<Answer> =>
   Effect.async((resume) => {
     const target = new URL(url)
@@ -138,7 +145,10 @@ export const rawRequest = (
       port: target.port,
       path: options.path,
       method: options.method ?? (options.body === undefined ? "GET" : "POST"),
-      headers: options.headers,
+      // Declared, whatever the method: Node sends a GET's or a DELETE's body with neither a length nor chunks.
+      headers: options.body === undefined || options.chunked === true
+        ? options.headers
+        : { "content-length": String(Buffer.byteLength(options.body)), ...options.headers },
       agent: false
     }, (response) => {
       const type = response.headers["content-type"] ?? ""
