@@ -40,11 +40,15 @@ const fromDecodeError = (error: HttpApiError.HttpApiDecodeError) =>
     )
   })
 
-/** The problem answer of a typed error: its status, and for 429 and 503 when to retry. */
+/**
+ * The problem answer of a typed error: its status, and for a retryable 429
+ * or 503 when to retry. A 429 that is not retryable (a budget spent) gets no
+ * `Retry-After`: waiting would not help.
+ */
 export const problemResponse = (error: unknown) => {
   const problem = problemOf(error)
   const response = HttpServerResponse.unsafeJson(problem, { status: problem.status, contentType: "application/problem+json" })
-  if (!retryAfterStatuses.has(problem.status)) return response
+  if (!retryAfterStatuses.has(problem.status) || !problem.retryable) return response
   const waitMs = typeof (error as { retry_after_ms?: unknown }).retry_after_ms === "number"
     ? (error as { retry_after_ms: number }).retry_after_ms
     : 1000

@@ -14,7 +14,50 @@ import { describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { expect } from "vitest"
 import { request, start } from "./harness.js"
-import { keysFile, routes } from "./wire.js"
+import { keys, keysFile, routes } from "./wire.js"
+
+const policy = `
+id: routes
+scope: { kind: global }
+tools:
+  "*": { allow: false }
+  http.get: { allow: true }
+  deploy: { allow: true, requires_approval_if: "tool == 'deploy'" }
+budgets:
+  - { currency: USD, limit: 10, per: agent }
+`
+
+const client = (url: string, key: string | undefined) => ({
+  get: (path: string) => request(`${url}${path}`, { key }),
+  post: (path: string, body: unknown = {}) => request(`${url}${path}`, { method: "POST", body, key }),
+  raw: (path: string, raw: string) => request(`${url}${path}`, { method: "POST", raw, key }),
+  del: (path: string) => request(`${url}${path}`, { method: "DELETE", key })
+})
+
+describe("Retry-After", () => {
+  it.scoped("is sent with a retryable 429 (a rate limit), not with one that is not (a spent budget)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile, server: { rateLimit: { ratePerSecond: 1, burst: 3 } } })
+      const a = client(url, keys.a)
+      yield* client(url, keys.operator).post("/policies", { yaml: policy })
+      yield* a.post("/agents", { agent_id: "a", name: "A" })
+      const spent = yield* a.post("/agents/a/charge", { currency: "USD", amount: 100 })
+      expect({ status: spent.status, code: spent.body.code, retryable: spent.body.retryable, retryAfter: spent.headers.get("retry-after") }).toEqual({
+        status: 429,
+        code: "BUDGET_EXHAUSTED",
+        retryable: false,
+        retryAfter: null
+      })
+      yield* a.get("/agents")
+      const limited = yield* a.get("/agents")
+      expect({ status: limited.status, code: limited.body.code, retryable: limited.body.retryable, retryAfter: Number(limited.headers.get("retry-after")) >= 1 }).toEqual({
+        status: 429,
+        code: "RATE_LIMITED",
+        retryable: true,
+        retryAfter: true
+      })
+    }))
+})
 
 describe("the OpenAPI document and the docs page", () => {
   it.scoped("/openapi.json is OpenAPI 3.1 listing every route of the API with its parameters, statuses and problem bodies", () =>
