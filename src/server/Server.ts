@@ -7,7 +7,7 @@
  * lets requests in flight finish, ends the streams, then lets the runtime
  * below close the log.
  */
-import { HttpApiBuilder, HttpApiScalar, type HttpServer, type HttpServerError } from "@effect/platform"
+import { HttpApiBuilder, HttpApiScalar, HttpRouter, type HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Layer } from "effect"
 import * as Http from "node:http"
@@ -112,6 +112,9 @@ const nodeServer = (maxConnections: number, idleTimeoutMs: number) => () => {
   return server
 }
 
+/** The longest path parameter routed, in characters once decoded: well past the longest id (256). */
+const maxPathParam = 4096
+
 const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
   Layer.provide([agents, messages, gateway, audit, assembly, health])
 )
@@ -126,7 +129,11 @@ export const app = (options: ServerOptions = {}) => {
     Layer.provide(Streams.layer),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
-    Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit))
+    Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit)),
+    // The router's own bound (100 characters by default) would answer "no route"
+    // for an id of 101 to 256 characters, which every Schema takes. Past this
+    // one a path parameter is no id anyway; below it the Schemas say why (400).
+    Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: maxPathParam }))
   )
 }
 
