@@ -48,6 +48,7 @@ export {
 
 // Typed errors: each carries its wire code and retry class
 export {
+  AgentKilled,
   AgentShutdown,
   AgentUnavailable,
   BudgetExhausted,

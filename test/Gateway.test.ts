@@ -138,7 +138,7 @@ describe("Gateway approvals and kill switch", () => {
       yield* gateway.resume({ agent_id: "bob" })
       expect((yield* next(2)).map((d) => d._tag === "Delivery" && d.envelope.message_id)).toEqual([queued.message_id, waiting.message_id])
       yield* gateway.kill({ agent_id: "mallory", reason: "compromised" })
-      expect(yield* Effect.flip(registry.register({ agent_id: "mallory", name: "again" }))).toMatchObject({ _tag: "PermissionDenied" })
+      expect(yield* Effect.flip(registry.register({ agent_id: "mallory", name: "again" }))).toMatchObject({ _tag: "AgentKilled", code: "PERMISSION_DENIED" })
       expect(yield* Effect.flip(sendTo("mallory", { producer_id: "alice", payload: 1 }))).toMatchObject({ _tag: "NoRoute" })
       yield* gateway.halt({ reason: "incident" })
       expect(yield* Effect.flip(sendTo("bob", { producer_id: "alice", payload: 1 }))).toMatchObject({ _tag: "PermissionDenied" })

@@ -132,14 +132,14 @@ describe("resolvePlaceholders", () => {
     expect(error.names).toEqual(["MISSING_ONE", "MISSING_TWO"])
     expect(error.code).toBe("VALIDATION_ERROR")
     expect(error.retryable).toBe(false)
-    expect(error.message).toBe("unknown secret placeholders: ${MISSING_ONE}, ${MISSING_TWO}")
+    expect(error.message).toBe("Unknown placeholders: ${MISSING_ONE}, ${MISSING_TWO}")
     for (const text of [error.message, JSON.stringify(error), String(error), JSON.stringify(Schema.encodeSync(UnknownPlaceholder)(error))]) {
       expect(text).not.toContain(SECRET)
     }
   })
 
   it("words the message for a single name", () => {
-    expect(new UnknownPlaceholder({ names: ["X"] }).message).toBe("unknown secret placeholder: ${X}")
+    expect(new UnknownPlaceholder({ names: ["X"] }).message).toBe("Unknown placeholder: ${X}")
   })
 
   // Arbitrary JSON-like args whose strings and keys often hold placeholders

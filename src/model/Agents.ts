@@ -6,7 +6,7 @@
 import type { AgentDescriptor, EdgeType } from "../schema/Agent.js"
 import type { RuntimeConfig } from "../schema/Config.js"
 import type { AgentState } from "../schema/Envelope.js"
-import { NoRoute, PermissionDenied, ValidationError } from "../schema/Errors.js"
+import { AgentKilled, NoRoute, PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { AgentDeregistered, AgentHeartbeat, AgentRegistered, TopologyEdgeAdded } from "../schema/RouterEvents.js"
 import { later } from "./Deadlines.js"
 import { adoptStranded, moveQueuedCapabilityMessages, placement, requeueAll } from "./Placement.js"
@@ -115,10 +115,8 @@ export const decideRegister = (
   config: RuntimeConfig,
   agent: AgentDescriptor,
   now: number
-): Decision<AgentInfo, PermissionDenied | ValidationError> => {
-  if (state.killed.has(agent.agent_id)) {
-    return refuse(new PermissionDenied({ reason: `agent ${agent.agent_id} was killed and may not register again` }))
-  }
+): Decision<AgentInfo, AgentKilled | PermissionDenied | ValidationError> => {
+  if (state.killed.has(agent.agent_id)) return refuse(new AgentKilled({ agent_id: agent.agent_id }))
   const parentId = agent.parent_agent_id
   let depth = 0
   if (parentId !== undefined) {

@@ -162,6 +162,22 @@ export class PermissionDenied extends Schema.TaggedError<PermissionDenied>()("Pe
   }
 }
 
+/**
+ * The agent was killed (the kill switch, for good) and may not register
+ * again. A PERMISSION_DENIED on the wire, told apart from the other refusals
+ * so that HTTP can answer it 409 Conflict, as Agent Assembly's client expects
+ * (PROTOCOLS.md §2): the agent's id is taken, not the caller's rights short.
+ */
+export class AgentKilled extends Schema.TaggedError<AgentKilled>()("AgentKilled", {
+  code: Schema.tag("PERMISSION_DENIED"),
+  retryable: Schema.tag(false),
+  agent_id: Schema.String
+}) {
+  override get message(): string {
+    return `agent ${clip(this.agent_id)} was killed and may not register again`
+  }
+}
+
 export class UnsupportedMessageType extends Schema.TaggedError<UnsupportedMessageType>()("UnsupportedMessageType", {
   code: Schema.tag("UNSUPPORTED_MESSAGE_TYPE"),
   retryable: Schema.tag(false),
@@ -280,8 +296,10 @@ export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("Mess
 
 /**
  * A tool call's args name a secret the store does not hold (PROTOCOLS.md §2).
- * Answered over HTTP as 422 Unprocessable Content. Carries names only, in
- * their `${NAME}` form: never a value.
+ * Answered over HTTP as 422 Unprocessable Content, its message worded as
+ * Agent Assembly's gateway words it (`Unknown placeholder: ${NAME}`), since
+ * its client shows that text. Carries names only, in their `${NAME}` form:
+ * never a value.
  */
 export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()("UnknownPlaceholder", {
   code: Schema.tag("VALIDATION_ERROR"),
@@ -290,7 +308,7 @@ export class UnknownPlaceholder extends Schema.TaggedError<UnknownPlaceholder>()
   names: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    return `unknown secret placeholder${this.names.length === 1 ? "" : "s"}: ` +
+    return `Unknown placeholder${this.names.length === 1 ? "" : "s"}: ` +
       clip(this.names.map((name) => "${" + name + "}").join(", "), maxMessage)
   }
 }

@@ -7,7 +7,7 @@
  * probing for other agents' data leaves a trace.
  */
 import { Effect } from "effect"
-import { PermissionDenied } from "../schema/Errors.js"
+import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { Gateway } from "../services/Gateway.js"
 import type { Principal } from "../schema/Keys.js"
 import { Caller } from "./Api.js"
@@ -48,13 +48,14 @@ export const operatorOnly = (action: string) =>
 
 /** The agent the caller acts as: its own, or for the operator the one it names (required then). */
 export const actingAgent = (named: string | undefined, action: string) =>
-  Effect.flatMap(Caller, (caller) => {
+  Effect.flatMap(Caller, (caller): Effect.Effect<string, PermissionDenied | ValidationError, Gateway | Caller> => {
     if (caller._tag === "Agent") {
       return named === undefined || named === caller.agent_id
         ? Effect.succeed(caller.agent_id)
         : Effect.as(actAs(named, action), caller.agent_id)
     }
+    // The operator may act as anyone, so a missing name is a missing field, not a refusal.
     return named === undefined
-      ? Effect.fail(new PermissionDenied({ reason: `${action} needs an agent: an agent's key, or agent_id in the body` }))
+      ? Effect.fail(ValidationError.single("request", "agent_id", `is required for ${action} without an agent's key`))
       : Effect.succeed(named)
   })

@@ -68,7 +68,10 @@ export const Heartbeat = Schema.Struct({ state: Schema.optional(AgentState), hea
 export const Deregister = Schema.Struct({ reason: Note })
 
 const agents = HttpApiGroup.make("agents")
-  .add(HttpApiEndpoint.post("register", "/agents").setPayload(AgentDescriptor).addSuccess(AgentView).addError(P.Denied))
+  .add(
+    HttpApiEndpoint.post("register", "/agents").setPayload(AgentDescriptor).addSuccess(AgentView)
+      .addError(P.Denied).addError(P.Killed)
+  )
   .add(
     HttpApiEndpoint.get("list", "/agents")
       .setUrlParams(Schema.Struct({ capability: Schema.optional(Id), team_id: Schema.optional(Id) }))
@@ -304,7 +307,7 @@ export const AssemblyPending = Schema.Struct({
 const assembly = HttpApiGroup.make("assembly")
   .add(
     HttpApiEndpoint.post("register", "/agents/:agent_id/register").setPath(AgentPath)
-      .setPayload(Schema.NullOr(AssemblyRegister)).addSuccess(AssemblyAgent).addError(P.Denied)
+      .setPayload(Schema.NullOr(AssemblyRegister)).addSuccess(AssemblyAgent).addError(P.Denied).addError(P.Killed)
   )
   .add(
     HttpApiEndpoint.post("check", "/agents/:agent_id/policy/check").setPath(AgentPath).setPayload(AssemblyCheck)
@@ -333,6 +336,42 @@ const health = HttpApiGroup.make("health")
   .annotate(OpenApi.Description, "Liveness and readiness, without a key")
 
 // ---------------------------------------------------------------------------
+// The OpenAPI document, as the server answers
+
+const decodeErrorRef = "#/components/schemas/HttpApiDecodeError"
+
+/** A response's schema without the platform's HttpApiDecodeError, which `Edge.ts` answers as a ValidationError. */
+const withoutDecodeError = (schema: any): any => {
+  if (!Array.isArray(schema?.anyOf)) return schema
+  const rest = schema.anyOf.filter((member: any) => member?.$ref !== decodeErrorRef)
+  return rest.length === 1 ? rest[0] : { ...schema, anyOf: rest }
+}
+
+/**
+ * Every error is answered as problem+json, but the generator files a status
+ * that several errors share under application/json, and lists the
+ * platform's decode error that the edge never answers. A body that may be
+ * null may also be left out (Agent Assembly's register).
+ */
+const asServed = (spec: Record<string, any>): Record<string, any> => {
+  for (const operations of Object.values<any>(spec.paths ?? {})) {
+    for (const operation of Object.values<any>(operations)) {
+      for (const [status, response] of Object.entries<any>(operation.responses ?? {})) {
+        if (Number(status) < 400 || response.content === undefined) continue
+        const schema = Object.values<any>(response.content)[0]?.schema
+        response.content = { "application/problem+json": { schema: withoutDecodeError(schema) } }
+      }
+      const body = operation.requestBody?.content?.["application/json"]?.schema
+      if (Array.isArray(body?.anyOf) && body.anyOf.some((member: any) => member?.type === "null")) {
+        operation.requestBody.required = false
+      }
+    }
+  }
+  if (!JSON.stringify(spec.paths).includes(decodeErrorRef)) delete spec.components?.schemas?.HttpApiDecodeError
+  return spec
+}
+
+// ---------------------------------------------------------------------------
 
 export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(agents)
@@ -349,6 +388,7 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .annotateContext(OpenApi.annotations({
     title: "Switchboard",
     version: "0.1.0",
-    description: "An event-sourced runtime for message-driven AI agents: registry, router with ACKs, governance, audit, replay"
+    description: "An event-sourced runtime for message-driven AI agents: registry, router with ACKs, governance, audit, replay",
+    transform: asServed
   }))
 {}

@@ -26,7 +26,7 @@ export const gateway = HttpApiBuilder.group(SwitchboardApi, "gateway", (handlers
       Effect.zipRight(operatorOnly(action), effect)
     return handlers
       .handle("loadPolicy", ({ payload }) => operator("policies.load", gateway.loadPolicy(payload.yaml)))
-      .handle("policies", () => gateway.policies)
+      .handle("policies", () => operator("policies.list", gateway.policies))
       .handle("removePolicy", ({ path }) => operator("policies.remove", gateway.removePolicy(path.policy_id)))
       .handle("check", ({ payload }) => Effect.zipRight(actAs(payload.agent_id, "gateway.check"), gateway.check(payload)))
       .handle("dispatchTool", ({ payload }) =>

@@ -10,6 +10,7 @@ import { HttpApiSchema } from "@effect/platform"
 import { Either, ParseResult, Schema } from "effect"
 import {
   AckTimeout,
+  AgentKilled,
   AgentShutdown,
   AgentUnavailable,
   AlreadyInProgress,
@@ -94,6 +95,7 @@ export const NoMessage = problem(MessageNotFound, 404)
 export const NoAgent = problem(NoRoute, 404)
 export const NoPath = problem(RouteNotFound, 404)
 export const Duplicate = problem(DuplicateDetected, 409)
+export const Killed = problem(AgentKilled, 409)
 export const InProgress = problem(AlreadyInProgress, 409)
 export const Preempted = problem(ForcedPreemption, 409)
 export const Gone = problem(TtlExpired, 410)
@@ -117,7 +119,7 @@ export const retryAfterStatuses: ReadonlySet<number> = new Set([429, 503])
 
 const everyProblem = Schema.Union(
   Invalid, PolicyInvalid, Unsupported, Unauthenticated, Denied, Expired, NotSubset, NoMessage, NoAgent, Duplicate,
-  InProgress, Preempted, NoPath, Gone, Oversize, Placeholder, Budget, Limited, Undecodable, NotStore, Internal, Persistence,
+  Killed, InProgress, Preempted, NoPath, Gone, Oversize, Placeholder, Budget, Limited, Undecodable, NotStore, Internal, Persistence,
   Full, Unavailable, Shutdown, InUse, AckLate, ToolLate
 )
 const encodeProblem = Schema.encodeUnknownEither(everyProblem)

@@ -7,11 +7,12 @@
  * lets requests in flight finish, ends the streams, then lets the runtime
  * below close the log.
  */
-import { HttpApiBuilder, HttpApiScalar, type HttpServer, type HttpServerError } from "@effect/platform"
+import { HttpApiBuilder, HttpApiScalar, HttpRouter, type HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Layer } from "effect"
 import * as Http from "node:http"
 import type { Socket } from "node:net"
+import type { Duplex } from "node:stream"
 import type { EventLog } from "../services/EventLog.js"
 import type { Gateway } from "../services/Gateway.js"
 import type { Keys } from "../services/Keys.js"
@@ -59,9 +60,44 @@ const overCapacity = JSON.stringify({
   retryable: true
 })
 
+const rawProblem = (status: number, reason: string, body: string) =>
+  `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/problem+json\r\n` +
+  `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+
+const unreadable = (status: number, detail: string) =>
+  JSON.stringify({
+    type: "urn:switchboard:error:ValidationError",
+    title: "ValidationError",
+    status,
+    detail,
+    code: "VALIDATION_ERROR",
+    retryable: false,
+    subject: "request",
+    issues: [{ path: "", message: detail }]
+  })
+
+/**
+ * What Node's parser refuses before any route sees it (a request line or
+ * headers over the limit, bytes that are no HTTP), answered as a problem
+ * like every other refusal rather than a bare status line. Timeouts and
+ * resets are left as Node handles them.
+ */
+const onClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
+  if (!socket.writable || (socket as Socket).bytesWritten > 0) return socket.destroy()
+  if (error.code === "HPE_HEADER_OVERFLOW") {
+    return socket.end(rawProblem(431, "Request Header Fields Too Large", unreadable(431, "the request line and headers are too large")))
+  }
+  if (error.code?.startsWith("HPE_")) {
+    return socket.end(rawProblem(400, "Bad Request", unreadable(400, "not an HTTP/1.1 request the server can read")))
+  }
+  if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") return socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n")
+  socket.destroy()
+}
+
 /** A Node server that answers a connection over the limit with a 503 problem, not a reset. */
 const nodeServer = (maxConnections: number, idleTimeoutMs: number) => () => {
   const server = Http.createServer({ keepAliveTimeout: idleTimeoutMs, headersTimeout: 15_000, requestTimeout: 30_000 })
+  server.on("clientError", onClientError)
   let open = 0
   server.on("connection", (socket: Socket) => {
     open++
@@ -75,6 +111,9 @@ const nodeServer = (maxConnections: number, idleTimeoutMs: number) => () => {
   })
   return server
 }
+
+/** The longest path parameter routed, in characters once decoded: well past the longest id (256). */
+const maxPathParam = 4096
 
 const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
   Layer.provide([agents, messages, gateway, audit, assembly, health])
@@ -90,7 +129,11 @@ export const app = (options: ServerOptions = {}) => {
     Layer.provide(Streams.layer),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
-    Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit))
+    Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit)),
+    // The router's own bound (100 characters by default) would answer "no route"
+    // for an id of 101 to 256 characters, which every Schema takes. Past this
+    // one a path parameter is no id anyway; below it the Schemas say why (400).
+    Layer.provide(HttpRouter.setRouterConfig({ maxParamLength: maxPathParam }))
   )
 }
 

@@ -6,7 +6,14 @@ import { Context, type Effect, type Option } from "effect"
 import type { AgentInfo, Edge } from "../model/Agents.js"
 import type { AgentDescriptorJson, EdgeRequest } from "../schema/Agent.js"
 import type { DeregisterRequest, HeartbeatRequest } from "../schema/Requests.js"
-import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
+import type {
+  AgentKilled,
+  InternalError,
+  NoRoute,
+  PermissionDenied,
+  PersistenceError,
+  ValidationError
+} from "../schema/Errors.js"
 
 export type { AgentInfo, Edge } from "../model/Agents.js"
 
@@ -17,9 +24,9 @@ export class Registry extends Context.Tag("switchboard/Registry")<Registry, {
   /**
    * Registers an agent, or updates its descriptor; it counts as alive from
    * now on. Refused (PermissionDenied) when its depth would reach the limit or
-   * its parent descends from it.
+   * its parent descends from it, and (AgentKilled) when it was killed.
    */
-  readonly register: (descriptor: AgentDescriptorJson) => Effect.Effect<AgentInfo, PermissionDenied | Failure>
+  readonly register: (descriptor: AgentDescriptorJson) => Effect.Effect<AgentInfo, AgentKilled | PermissionDenied | Failure>
   /**
    * Reports the agent alive, with its state (default RUNNING) and health
    * (default none); makes an unavailable agent available again.

@@ -51,8 +51,19 @@ export const start = (options: {
     }
   })
 
+/** What `request` answers: the status, the content type, the headers and the body (parsed when JSON). */
+export interface Answer {
+  readonly status: number
+  readonly type: string
+  readonly headers: Headers
+  readonly body: any
+}
+
 /** A JSON request; the answer's status, content type and parsed body. */
-export const request = (url: string, init: { readonly method?: string; readonly body?: unknown; readonly key?: string; readonly raw?: string } = {}) =>
+export const request = (
+  url: string,
+  init: { readonly method?: string; readonly body?: unknown; readonly key?: string; readonly raw?: string } = {}
+): Effect.Effect<Answer> =>
   Effect.promise(async () => {
     const headers: Record<string, string> = {}
     if (init.body !== undefined || init.raw !== undefined) headers["content-type"] = "application/json"
