@@ -12,7 +12,7 @@ import { Gateway } from "../services/Gateway.js"
 import type { Principal } from "../schema/Keys.js"
 import { Caller } from "./Api.js"
 
-const refuse = (caller: Principal, action: string, reason: string) =>
+const record = (caller: Principal, action: string, reason: string) =>
   Effect.gen(function*() {
     const gateway = yield* Gateway
     yield* gateway.recordDenied({
@@ -24,8 +24,20 @@ const refuse = (caller: Principal, action: string, reason: string) =>
       // The refusal stands whether or not it could be recorded.
       Effect.catchAllCause((cause) => Effect.logWarning("could not audit a refused request", cause))
     )
-    return yield* new PermissionDenied({ reason })
   })
+
+const refuse = (caller: Principal, action: string, reason: string) =>
+  Effect.zipRight(record(caller, action, reason), Effect.fail(new PermissionDenied({ reason })))
+
+/**
+ * A refusal the runtime itself made for an agent's key (an ACK of a message
+ * sent to another agent) is recorded in the audit as the edge's own are.
+ */
+export const auditRefusal = (action: string, error: { readonly _tag: string; readonly reason?: string }) =>
+  error._tag === "PermissionDenied"
+    ? Effect.flatMap(Caller, (caller) =>
+      caller._tag === "Agent" ? record(caller, action, error.reason ?? "permission denied") : Effect.void)
+    : Effect.void
 
 /** The caller acts as `agent_id`: its own agent, or any agent for the operator. */
 export const actAs = (agent_id: string, action: string) =>

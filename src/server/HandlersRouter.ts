@@ -8,7 +8,7 @@ import { Duration, Effect, Either, Option } from "effect"
 import { MessageNotFound, NoRoute } from "../schema/Errors.js"
 import { Registry } from "../services/Registry.js"
 import { Router } from "../services/Router.js"
-import { actAs, actAsOneOf } from "./Access.js"
+import { actAs, actAsOneOf, auditRefusal } from "./Access.js"
 import { Caller, SwitchboardApi } from "./Api.js"
 
 const defaultWaitMs = 30_000
@@ -86,7 +86,11 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
         }))
       .handle("deadLetters", ({ path }) =>
         Effect.zipRight(actAs(path.agent_id, "messages.dead_letters"), router.deadLetters(path.agent_id)))
-      .handle("ack", ({ payload }) => Effect.zipRight(actAs(payload.agent_id, "messages.ack"), router.ack(payload)))
+      .handle("ack", ({ payload }) =>
+        Effect.zipRight(
+          actAs(payload.agent_id, "messages.ack"),
+          router.ack(payload).pipe(Effect.tapError((error) => auditRefusal("messages.ack", error)))
+        ))
       .handle("ackMany", ({ payload }) =>
         Effect.gen(function*() {
           const caller = yield* Caller
@@ -94,6 +98,8 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
           const foreign = caller._tag === "Agent" ? payload.acks.find((ack) => ack.agent_id !== caller.agent_id) : undefined
           if (foreign !== undefined) yield* actAs(foreign.agent_id, "messages.ack")
           const results = yield* router.ackMany(payload.acks)
+          yield* Effect.forEach(results, (result) =>
+            Either.isLeft(result) ? auditRefusal("messages.ack", result.left) : Effect.void)
           return results.map(Either.match({
             onLeft: (error) => ({ ok: false as const, error }),
             onRight: (receipt) => ({ ok: true as const, receipt })

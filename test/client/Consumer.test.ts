@@ -70,14 +70,20 @@ it.scopedLive("a consumer receives, acknowledges, and after a server restart get
     expect(yield* late.await.pipe(Effect.flatten)).toMatchObject({ message_id: m3.message_id, stage: "FULFILLED" })
 
     // The unread m2 comes again on the new socket, and is acknowledged there.
-    const again = delivery(yield* items.next)
+    // m3, given back when the socket closed, may come again too before its
+    // late ACK lands: at least once, and its ACK then counts as late.
+    let again = delivery(yield* items.next)
+    while (again.envelope.message_id === m3.message_id) again = delivery(yield* items.next)
     expect(again.envelope.message_id).toBe(m2.message_id)
     expect(again.delivery_seq).toBeGreaterThan(d3.delivery_seq)
     yield* consumer.ack({ message_id: m2.message_id, stage: "FULFILLED", delivery_seq: again.delivery_seq })
     const statuses = yield* Effect.forEach([m1, m2, m3], (m) => server.router.status(m.message_id))
     expect(statuses.map((status) => status._tag === "Some" ? status.value.stage : "none")).toEqual(["FULFILLED", "FULFILLED", "FULFILLED"])
     expect(yield* consumer.connected).toBe(true)
-    expect(yield* items.size).toBe(0)
+    // Nothing else came but, perhaps, m3 again.
+    for (let left = yield* items.size; left > 0; left--) {
+      expect(delivery(yield* items.next).envelope.message_id).toBe(m3.message_id)
+    }
   }).pipe(Effect.provide(ClientLive)))
 
 it.scopedLive("a delivery taken and never acknowledged comes again on the socket after its ack wait", () =>
