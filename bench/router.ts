@@ -57,13 +57,13 @@ import { formatNumber, intOption, printComparison, printResult, rate } from "./r
 const inFlights = [1, 100, 1_000] as const
 type InFlight = (typeof inFlights)[number]
 
-const payloadSize = 256
+export const payloadSize = 256
 const targetMsgsPerS = 30_000
 const targetVsJetStream = 1.5
 /** A configuration that makes no progress for this long is stuck: the bench fails and says where. */
 const stallMs = 15_000
 
-const payload = (() => {
+export const payload = (() => {
   const text = JSON.stringify({ task: "summarise", document: "doc-0001", notes: "" })
   return new TextEncoder().encode(JSON.stringify({
     task: "summarise",
@@ -75,7 +75,7 @@ const payload = (() => {
 // ---------------------------------------------------------------------------
 // One measured run: M messages, N in flight, whatever carries them
 
-interface Run {
+export interface Run {
   readonly count: number
   /** performance.now() when each message's send started. */
   readonly sentAt: Float64Array
@@ -91,7 +91,7 @@ interface Run {
   failure: string | undefined
 }
 
-const makeRun = (count: number): Run => ({
+export const makeRun = (count: number): Run => ({
   count,
   sentAt: new Float64Array(count),
   latency: new Float64Array(count).fill(Number.NaN),
@@ -104,7 +104,7 @@ const makeRun = (count: number): Run => ({
   failure: undefined
 })
 
-const onDelivery = (run: Run, i: number) => {
+export const onDelivery = (run: Run, i: number) => {
   if (Number.isNaN(run.latency[i])) {
     run.latency[i] = performance.now() - run.sentAt[i]
     run.delivered++
@@ -113,7 +113,7 @@ const onDelivery = (run: Run, i: number) => {
   }
 }
 
-const onFulfilled = (run: Run, i: number) => {
+export const onFulfilled = (run: Run, i: number) => {
   run.fulfilled++
   run.isFulfilled[i] = 1
   const resume = run.waiting[i]
@@ -141,7 +141,7 @@ const watchdog = (label: string, run: Run) =>
     }
   })
 
-interface Figures {
+export interface Figures {
   readonly msgsPerS: number
   readonly p50Ms: number
   readonly p99Ms: number
@@ -149,13 +149,13 @@ interface Figures {
   readonly events?: number
 }
 
-const percentile = (sorted: Float64Array, q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
+export const percentile = (sorted: Float64Array, q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
 
 /**
  * Keeps `inFlight` messages between the start of `send(i)` and FULFILLED
  * (the consumer's `onFulfilled`) until `run.count` have been fulfilled.
  */
-const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) => Effect.Effect<unknown, E>) =>
+export const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) => Effect.Effect<unknown, E>) =>
   Effect.gen(function*() {
     let next = 0
     const producer = Effect.gen(function*() {
@@ -192,19 +192,19 @@ const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) =
 // ---------------------------------------------------------------------------
 // The router
 
-const routerConfig = {
+export const routerConfig = {
   livenessTimeoutMs: undefined,
   // Neither may limit the messages in flight.
   maxInFlight: 1_000_000_000,
   mailboxCapacity: 1_000_000_000
 }
 
-const sqliteLog = (filename: string) => EventLogSqlite.layer({ filename, durability: "full" })
+export const sqliteLog = (filename: string) => EventLogSqlite.layer({ filename, durability: "full" })
 
 const producerId = "bench-producer"
 const consumerId = "bench-consumer"
 
-const routerRun = (label: string, log: Layer.Layer<EventLog, unknown>, inFlight: number, count: number) =>
+export const routerRun = (label: string, log: Layer.Layer<EventLog, unknown>, inFlight: number, count: number) =>
   Effect.gen(function*() {
     const router = yield* Router
     const registry = yield* Registry
@@ -273,7 +273,7 @@ const rawRewrite = (source: string, target: string) =>
 // ---------------------------------------------------------------------------
 // NATS JetStream
 
-interface Nats {
+export interface Nats {
   readonly url: string
   readonly nc: NatsConnection
   readonly js: JetStreamClient
@@ -281,7 +281,7 @@ interface Nats {
 }
 
 /** The connection, or why there is none. */
-const connectNats = (url: string) =>
+export const connectNats = (url: string) =>
   Effect.acquireRelease(
     Effect.tryPromise(async (): Promise<Nats> => {
       const nc = await connect({ servers: url, timeout: 2_000, maxReconnectAttempts: 0 })
@@ -299,9 +299,9 @@ const connectNats = (url: string) =>
 let streams = 0
 
 /** How the JetStream consumer acks: `confirmed` waits for the server (`ackAck`), `sent` does not (`ack`). */
-type JetStreamAck = "confirmed" | "sent"
+export type JetStreamAck = "confirmed" | "sent"
 
-const jetStreamRun = ({ js, jsm }: Nats, label: string, inFlight: number, count: number, ack: JetStreamAck) =>
+export const jetStreamRun = ({ js, jsm }: Nats, label: string, inFlight: number, count: number, ack: JetStreamAck) =>
   Effect.gen(function*() {
     const name = `switchboard_bench_${process.pid}_${Date.now()}_${streams++}`
     const subject = `switchboard.bench.${name}`

@@ -19,7 +19,8 @@ const benches: Record<string, () => Promise<Bench>> = {
   fold: () => import("./fold.js"),
   gateway: () => import("./gateway.js"),
   policy: () => import("./policy.js"),
-  router: () => import("./router.js")
+  router: () => import("./router.js"),
+  server: () => import("./server.js")
 }
 
 const [name, ...args] = process.argv.slice(2)
