@@ -268,23 +268,21 @@ const make = (options: RuntimeOptions) =>
       return Effect.asVoid(Effect.timeoutOption(wake.await, wait))
     })
 
-    // The loop. After a busy turn it turns again at once; after
-    // `busyTurnsPerYield` such turns in a row it lets the event loop run: the
-    // SQLite commit is synchronous, so producers in the same process could
-    // otherwise keep it turning on microtasks alone, and a handler's timer or
-    // socket would wait until they stop.
-    const busyTurnsPerYield = 8
+    // The loop. Before each turn it lets the event loop run: the commands
+    // that come from sockets (HTTP requests, WebSocket ACKs) arrive in the
+    // callbacks of one I/O phase, and the first of them wakes the loop between
+    // two of those callbacks. Turning at once would decide that one alone and
+    // commit it, blocking the rest of the phase for the whole (synchronous)
+    // SQLite commit, and the next turn would find only the few that came in
+    // meanwhile: a commit per message. Yielding first lets the whole phase
+    // join the turn. It also keeps a busy loop from starving the handlers'
+    // timers and sockets, as producers in the same process could otherwise
+    // keep it turning on microtasks alone.
     const loop = Effect.gen(function*() {
       let busy = true
-      let busyTurns = 0
       while (true) {
-        if (!busy) {
-          busyTurns = 0
-          yield* idle
-        } else if (++busyTurns >= busyTurnsPerYield) {
-          busyTurns = 0
-          yield* yieldToEventLoop
-        }
+        if (!busy) yield* idle
+        yield* yieldToEventLoop
         const batch = queued
         queued = []
         wake.unsafeClose()
