@@ -18,17 +18,16 @@
  * same problems before upgrading.
  */
 import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { Cause, Effect, Either, Option, type ParseResult, Schema, Stream } from "effect"
-import { schemaDecoder } from "../internal/decode.js"
-import { fastEncoder } from "../internal/fastSchema.js"
+import { Cause, Deferred, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
+import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
 import { Id } from "../schema/Envelope.js"
-import { NoRoute, ValidationError } from "../schema/Errors.js"
+import { type InternalError, NoRoute, ValidationError } from "../schema/Errors.js"
 import { encodeEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import type { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
 import type { Runtime } from "../services/Runtime.js"
-import { type Inbound, Router } from "../services/Router.js"
+import { type AckRequest, type Inbound, Router } from "../services/Router.js"
 import { actAs, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
 import { Authenticate } from "./Auth.js"
@@ -38,7 +37,9 @@ import { problemOf } from "./Problem.js"
 import * as Prometheus from "./Prometheus.js"
 
 const encodeFrame = fastEncoder(ServerFrame)
-const decodeAck = schemaDecoder(AckFrame, { onExcessProperty: "ignore" })
+// On the fast path: one per message delivered, as hot as the send.
+const decodeAck = fastDecoder(AckFrame, { onExcessProperty: "ignore" })
+const utf8 = new TextDecoder()
 const decodePath = Schema.decodeUnknown(Schema.Struct({ agent_id: Id }))
 const decodeFrom = Schema.decodeUnknown(
   Schema.Struct({ from: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.positive())) })
@@ -87,61 +88,112 @@ const authorize = (agent_id: string | undefined, action: string) =>
     return caller
   })
 
-const webSocket = Effect.gen(function*() {
-  const router = yield* Router
-  const params = yield* HttpRouter.params
-  const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
-  yield* authorize(agent_id, "stream.websocket")
-  const request = yield* HttpServerRequest.HttpServerRequest
-  if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
-    return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
-  }
-  const inbound = yield* router.subscription(agent_id, { unsettled: "release" })
-  const socket = yield* request.upgrade
-  const write = yield* socket.writer
-  const send = (frame: ServerFrame) => {
-    const json = text(frame)
-    return json === undefined ? Effect.void : write(json)
-  }
-  yield* inbound.pipe(
-    Stream.runForEach((item) => send(frameOf(item))),
-    // The runtime stopped: say so, and close; the consumer reconnects to another run.
-    Effect.catchAllCause((cause) =>
-      Cause.isInterruptedOnly(cause) ? Effect.void : write(new Socket.CloseEvent(1011, "the runtime stopped"))
-    ),
-    Effect.forkScoped
-  )
-  const onFrame = (data: string | Uint8Array) =>
-    Effect.gen(function*() {
+/**
+ * The WebSocket stream. Once the socket is open, it is served by a fiber of
+ * the server's own (`sockets`), and the request's fiber returns: a stream
+ * lives for hours, and the request's fiber would hold, all that time, the
+ * stack of every layer the request went through (a fifth of what an idle
+ * consumer costs the server).
+ */
+const webSocket = (sockets: FiberSet.FiberSet) =>
+  Effect.gen(function*() {
+    const router = yield* Router
+    const params = yield* HttpRouter.params
+    const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
+    yield* authorize(agent_id, "stream.websocket")
+    const request = yield* HttpServerRequest.HttpServerRequest
+    if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
+      return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
+    }
+    // The subscription outlives the request: it ends with the socket's fiber.
+    const scope = yield* Scope.make()
+    const inbound = yield* router.subscription(agent_id, { unsettled: "release" }).pipe(
+      Scope.extend(scope),
+      Effect.onError(() => Scope.close(scope, Exit.void))
+    )
+    const socket = yield* request.upgrade.pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
+    const opened = yield* Deferred.make<void>()
+    yield* FiberSet.run(
+      sockets,
+      serveSocket(router, agent_id, inbound, socket, Deferred.succeed(opened, undefined)).pipe(
+        Effect.ensuring(Effect.zipRight(Deferred.succeed(opened, undefined), Scope.close(scope, Exit.void)))
+      )
+    )
+    // Answered once the handshake is done: the answer then goes nowhere, the socket is the stream's.
+    yield* Deferred.await(opened)
+    return HttpServerResponse.empty()
+  })
+
+const serveSocket = (
+  router: Router["Type"],
+  agent_id: string,
+  inbound: Stream.Stream<Inbound, InternalError>,
+  socket: Socket.Socket,
+  onOpen: Effect.Effect<unknown>
+) =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const write = yield* socket.writer
+    const send = (frame: ServerFrame) => {
+      const json = text(frame)
+      return json === undefined ? Effect.void : write(json)
+    }
+    yield* inbound.pipe(
+      Stream.runForEachChunk((chunk) => Effect.forEach(chunk, (item) => send(frameOf(item)), { discard: true })),
+      // The runtime stopped: say so, and close; the consumer reconnects to another run.
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : write(new Socket.CloseEvent(1011, "the runtime stopped"))
+      ),
+      Effect.forkIn(scope)
+    )
+    // The ACKs read together (one read of the socket often holds many frames)
+    // are settled with one `ackMany`: one command in the loop, not one each.
+    // Each is still decided on its own and answered on its own.
+    let pending: Array<{ readonly ack: AckRequest; readonly ref: string | undefined }> = []
+    const settle = Effect.suspend(() => {
+      const batch = pending
+      pending = []
+      return router.ackMany(batch.map(({ ack }) => ack)).pipe(
+        Effect.matchEffect({
+          onFailure: (error) =>
+            Effect.forEach(batch, ({ ref }) => send({ type: "error", ref, error: problemOf(error) }), { discard: true }),
+          onSuccess: (results) =>
+            Effect.forEach(results, (result, i) =>
+              send(
+                Either.isRight(result)
+                  ? { type: "acked", ref: batch[i].ref, receipt: result.right }
+                  : { type: "error", ref: batch[i].ref, error: problemOf(result.left) }
+              ), { discard: true })
+        })
+      )
+    })
+    // After the frames of this read: they join the batch before it is settled.
+    const settleLater = Effect.zipRight(Effect.yieldNow(), settle)
+    const onFrame = (data: string | Uint8Array) => {
       const size = typeof data === "string" ? data.length : data.byteLength
       if (size > maxFrameBytes) {
-        return yield* send({
+        return send({
           type: "error",
           error: problemOf(ValidationError.single("frame", "", `is ${size} bytes, more than ${maxFrameBytes}`))
         })
       }
-      const parsed = Either.try(() => JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data)) as unknown)
+      const parsed = Either.try(() => JSON.parse(typeof data === "string" ? data : utf8.decode(data)) as unknown)
       if (Either.isLeft(parsed)) {
-        return yield* send({ type: "error", error: problemOf(ValidationError.single("frame", "", "must be a JSON document")) })
+        return send({ type: "error", error: problemOf(ValidationError.single("frame", "", "must be a JSON document")) })
       }
       const ref = typeof (parsed.right as { ref?: unknown } | null)?.ref === "string"
         ? String((parsed.right as { ref: string }).ref).slice(0, 256)
         : undefined
       const frame = decodeAck(parsed.right)
       if (Either.isLeft(frame)) {
-        return yield* send({ type: "error", ref, error: problemOf(ValidationError.fromParseError("frame", frame.left)) })
+        return send({ type: "error", ref, error: problemOf(ValidationError.fromParseError("frame", frame.left)) })
       }
       const { ref: _ref, type: _type, ...ack } = frame.right
-      yield* router.ack({ ...ack, agent_id }).pipe(
-        Effect.matchEffect({
-          onFailure: (error) => send({ type: "error", ref, error: problemOf(error) }),
-          onSuccess: (receipt) => send({ type: "acked", ref, receipt })
-        })
-      )
-    })
-  yield* socket.runRaw(onFrame).pipe(Effect.catchAll(() => Effect.void))
-  return HttpServerResponse.empty()
-}).pipe(Effect.scoped)
+      pending.push({ ack: { ...ack, agent_id }, ref })
+      return pending.length === 1 ? settleLater : undefined
+    }
+    yield* socket.runRaw(onFrame, { onOpen: Effect.asVoid(onOpen) }).pipe(Effect.catchAll(() => Effect.void))
+  }).pipe(Effect.scoped)
 
 const sse = <E>(events: Stream.Stream<{ readonly event: string; readonly id?: string; readonly data: string }, E>) =>
   HttpServerResponse.stream(
@@ -210,7 +262,8 @@ export const layer = HttpApiBuilder.Router.use((router) =>
         Effect.catchAll(problemResponse),
         Effect.provide(context)
       ) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
-    yield* router.get("/agents/:agent_id/stream", route(webSocket))
+    const sockets = yield* FiberSet.make()
+    yield* router.get("/agents/:agent_id/stream", route(webSocket(sockets)))
     yield* router.get("/agents/:agent_id/events", route(agentEvents))
     yield* router.get("/log/follow", route(logFollow))
     yield* router.get("/metrics", route(metricsText))
