@@ -83,6 +83,8 @@ const targetVsJetStream = 1.0
 const targetVsInProcess = 0.5
 const targetIdleRssMb = 100
 const idleConsumers = 1_000
+/** The producers' connections when they batch: each carries a request of up to 1,024 sends. */
+const batchConnections = 4
 
 /**
  * How long an idle keep-alive connection stays open, on both ends. The
@@ -147,7 +149,7 @@ export const startServer = (filename: string, durability: "full" | "normal") =>
           runtime: routerConfig,
           server: { rateLimit: benchRateLimit, idleTimeoutMs: keepAliveMs }
         }
-        const child = spawn(process.execPath, ["--expose-gc", serverScript, JSON.stringify(config)], {
+        const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), "--expose-gc", serverScript, JSON.stringify(config)], {
           stdio: ["ignore", "inherit", "inherit", "ipc"]
         })
         const onExit = (code: number | null) => reject(new Error(`the server exited (${code}) before listening`))
@@ -199,6 +201,43 @@ export const post = (pool: Pool, path: string, body: string) =>
     if (response.statusCode !== 200) throw new Error(`POST ${path}: ${response.statusCode} ${text}`)
   })
 
+/**
+ * Sends made in the same turn of the event loop, POSTed together to
+ * `/messages/batch` (at most 1,024 a request), as a client library
+ * coalesces what its callers send at once (nats.js writes all the publishes
+ * of a turn in one write). Each send still waits for its own receipt.
+ */
+export const batchSender = (pool: Pool) => {
+  let queue: Array<{ readonly body: string; readonly done: (error?: Error) => void }> = []
+  const stats = { requests: 0, sends: 0 }
+  const post = (batch: typeof queue) => {
+    stats.requests++
+    stats.sends += batch.length
+    return pool.request({
+      path: "/messages/batch",
+      method: "POST",
+      headers: json,
+      body: `{"sends":[${batch.map((send) => send.body).join(",")}]}`
+    }).then(async (response) => {
+      const text = await response.body.text()
+      if (response.statusCode !== 200) throw new Error(`POST /messages/batch: ${response.statusCode} ${text}`)
+      const results = JSON.parse(text) as Array<{ ok: boolean; error?: unknown }>
+      batch.forEach((send, i) => send.done(results[i]?.ok ? undefined : new Error(`send refused: ${JSON.stringify(results[i])}`)))
+    }).catch((error) => batch.forEach((send) => send.done(error)))
+  }
+  const flush = () => {
+    const all = queue
+    queue = []
+    for (let at = 0; at < all.length; at += 1024) post(all.slice(at, at + 1024))
+  }
+  const send = (body: string) =>
+    Effect.async<void, Error>((resume) => {
+      if (queue.length === 0) setImmediate(flush)
+      queue.push({ body, done: (error) => resume(error === undefined ? Effect.void : Effect.fail(error)) })
+    })
+  return { send, stats }
+}
+
 export const register = (pool: Pool, agent_id: string) => post(pool, "/agents", JSON.stringify({ agent_id, name: agent_id }))
 
 /** The JSON body of `POST /messages` for message `i` of a run: the encoded envelope, its id and sequence changed. */
@@ -237,6 +276,14 @@ export const openSocket = (url: string) =>
       )
   )
 
+/** The ACKs of one read's deliveries leave in one write, as the server's deliveries came. */
+const corkUntilNextTick = (socket: WebSocket) => {
+  const connection = (socket as unknown as { _socket?: import("node:net").Socket })._socket
+  if (connection === undefined || connection.writableCorked > 0) return
+  connection.cork()
+  process.nextTick(() => connection.uncork())
+}
+
 /** Takes each delivery, acknowledges it FULFILLED on the socket, and counts it FULFILLED once the server says `acked`. */
 export const consume = (socket: WebSocket, run: Run) => {
   socket.on("message", (data: Buffer) => {
@@ -245,6 +292,7 @@ export const consume = (socket: WebSocket, run: Run) => {
       case "delivery": {
         const message_id: string = frame.envelope.message_id
         onDelivery(run, indexOf(message_id))
+        corkUntilNextTick(socket)
         socket.send(`{"type":"ack","message_id":${JSON.stringify(message_id)},"stage":"FULFILLED","delivery_seq":${frame.delivery_seq}}`)
         return
       }
@@ -302,7 +350,8 @@ export const serverRun = (
   producers: { readonly pool: Pool; readonly connects: number },
   label: string,
   inFlight: number,
-  count: number
+  count: number,
+  mode: "single" | "batch"
 ) =>
   Effect.gen(function*() {
     const { pool } = producers
@@ -318,7 +367,16 @@ export const serverRun = (
     const connectsBefore = producers.connects
     const serverBefore = yield* Effect.promise(() => server.cpu())
     const clientBefore = process.cpuUsage()
-    const figures = yield* drive(label, run, inFlight, (i) => post(pool, "/messages", body(i)))
+    const batched = batchSender(pool)
+    const figures = yield* drive(
+      label,
+      run,
+      inFlight,
+      mode === "single" ? (i) => post(pool, "/messages", body(i)) : (i) => batched.send(body(i))
+    )
+    if (mode === "batch") {
+      yield* Console.log(`  ${label}: ${batched.stats.requests} batch requests, ${(batched.stats.sends / Math.max(1, batched.stats.requests)).toFixed(1)} sends each on average`)
+    }
     const client = process.cpuUsage(clientBefore)
     const serverAfter = yield* Effect.promise(() => server.cpu())
     const usPerMessage = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / count
@@ -384,7 +442,10 @@ export const main = (args: ReadonlyArray<string>) =>
     const maxConnections = yield* Effect.try(() => intOption(args, "connections", "BENCH_CONNECTIONS"))
     const durability = textOption(args, "durability") === "normal" || hasFlag(args, "normal") ? "normal" : "full"
     const profileDir = textOption(args, "profile")
+    const profileInFlight = Number(textOption(args, "profile-in-flight") ?? 1_000)
     const countFor = (inFlight: InFlight) => inFlight === 1 ? serialMessages : messages
+    const single = hasFlag(args, "single")
+    const modeFor = (inFlight: InFlight) => single || inFlight === 1 ? "single" as const : "batch" as const
     const warmup = Math.min(2_000, messages)
 
     const fs = yield* FileSystem.FileSystem
@@ -448,11 +509,15 @@ export const main = (args: ReadonlyArray<string>) =>
           Effect.gen(function*() {
             const server = yield* startServer(filename, durability)
             // The warm-up opens the connections the run uses, so that the run measures messages, not handshakes.
-            const producers = yield* producerPool(server, Math.min(inFlight, maxConnections ?? inFlight))
-            yield* serverRun(server, producers, `warmup server ${inFlight}`, Math.max(100, inFlight), warmup)
-            const profiled = profileDir !== undefined && inFlight === 1_000
+            const mode = modeFor(inFlight)
+            const producers = yield* producerPool(
+              server,
+              Math.min(inFlight, maxConnections ?? (mode === "batch" ? batchConnections : inFlight))
+            )
+            yield* serverRun(server, producers, `warmup server ${inFlight}`, Math.max(100, inFlight), warmup, mode)
+            const profiled = profileDir !== undefined && inFlight === profileInFlight
             if (profiled) yield* Effect.promise(() => server.profile.start())
-            const figures = yield* serverRun(server, producers, `server ${inFlight}`, inFlight, count)
+            const figures = yield* serverRun(server, producers, `server ${inFlight}`, inFlight, count, mode)
             if (profiled) {
               const file = `${profileDir}/server-${inFlight}-${Date.now()}.cpuprofile`
               yield* Effect.promise(() => server.profile.stop(file))

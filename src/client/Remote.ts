@@ -31,7 +31,7 @@
  *   key's), none of which was recorded.
  */
 import type { HttpClient, Socket } from "@effect/platform"
-import { Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
+import { Chunk, Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import type { AgentInfo } from "../model/Agents.js"
 import type { RuntimeSnapshot } from "../model/Runtime.js"
 import { AgentDescriptor, EdgeRequest } from "../schema/Agent.js"
@@ -41,7 +41,8 @@ import { AwaitStageRequest, DeregisterRequest, HeartbeatRequest } from "../schem
 import type { MessageStatusView, SnapshotView } from "../schema/Views.js"
 import { SendRequest } from "../server/Api.js"
 import { Registry } from "../services/Registry.js"
-import { type AckError, type AckReceipt, type MessageStatus, Router } from "../services/Router.js"
+import type { SendError } from "../model/Messages.js"
+import { type AckError, type AckReceipt, type MessageStatus, Router, type SendReceipt } from "../services/Router.js"
 import * as Consumer from "./Consumer.js"
 import { baseUrlOf, make as makeClient, SwitchboardClient } from "./SwitchboardClient.js"
 import { dieOn, internalOn, settle } from "./Transport.js"
@@ -148,6 +149,27 @@ export const make = (options: RemoteOptions) =>
       send: (request) =>
         Effect.flatMap(checkSend(request), (payload) =>
           command(client.messages.send({ payload }))),
+      sendMany: (requests) =>
+        Effect.gen(function*() {
+          const checked = yield* Effect.forEach(requests, (request) => Effect.either(checkSend(request)))
+          const valid = checked.flatMap((result) => Either.isRight(result) ? [result.right] : [])
+          // The server takes at most 1,024 a request: larger batches go as several, in order.
+          const answers = (yield* Effect.forEach(
+            Chunk.toReadonlyArray(Chunk.chunksOf(Chunk.unsafeFromArray(valid), 1024)),
+            (sends) => remote(client.messages.sendMany({ payload: { sends: Chunk.toReadonlyArray(sends) } }))
+          )).flat()
+          if (answers.length !== valid.length) {
+            return yield* new InternalError({
+              message: `switchboard at ${baseUrl}: answered ${answers.length} sends of ${valid.length}`
+            })
+          }
+          let next = 0
+          return checked.map((result): Either.Either<SendReceipt, SendError | AckError> => {
+            if (Either.isLeft(result)) return Either.left(result.left)
+            const answer = answers[next++]
+            return answer.ok ? Either.right(answer.receipt) : Either.left(answer.error)
+          })
+        }),
       subscribe: (agent_id) => Stream.unwrapScoped(subscription(agent_id)),
       subscription,
       ack,

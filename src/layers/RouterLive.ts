@@ -22,6 +22,7 @@ import {
 } from "../schema/Envelope.js"
 import { type InternalError, MessageNotFound, NoRoute, type PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event, EventRecord } from "../schema/Event.js"
+import type { RuntimeState } from "../model/State.js"
 import { inputDecoder } from "../internal/decode.js"
 import { fastInputDecoder } from "../internal/fastSchema.js"
 import { AwaitStageRequest, SubscriptionOptions } from "../schema/Requests.js"
@@ -99,7 +100,7 @@ const ackAttributes = (request: unknown) => ({
 })
 
 /** The offset of the last ack of a batch that was recorded. */
-const lastOffset = (results: ReadonlyArray<Either.Either<AckReceipt, unknown>>) => {
+const lastOffset = (results: ReadonlyArray<Either.Either<{ readonly offset: number }, unknown>>) => {
   let offset: number | undefined
   for (const result of results) if (Either.isRight(result)) offset = result.right.offset
   return offset
@@ -274,23 +275,57 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         return { message_id: envelope.message_id, to: producer ?? "", stage: "RECEIVED", offset: receipt.offset } satisfies SendReceipt
       })
 
-    // The hot path: one validation, one trip through the loop.
-    type SendFailure = SendError | AckError | PersistenceError | InternalError
-    // The hot path: checked at once, then one trip through the loop, which makes the receipt.
-    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }): Effect.Effect<SendReceipt, SendFailure> => {
+    type Failure = PersistenceError | InternalError
+    type SendFailure = SendError | AckError | Failure
+    const isEveryonesFailure = (error: SendFailure): error is Failure =>
+      error._tag === "PersistenceError" || error._tag === "InternalError"
+    type Checked =
+      | { readonly _tag: "Ack"; readonly envelope: Envelope }
+      | { readonly _tag: "Message"; readonly route: Route; readonly envelope: Envelope }
+    // The hot path: checked at once, without a trip through the loop.
+    const checkSend = (request: unknown): Either.Either<Checked, ValidationError> => {
       const checked = Either.flatMap(validSend(request), (checked) => validEnvelope(checked.envelope))
-      if (Either.isLeft(checked)) return Effect.fail(checked.left)
+      if (Either.isLeft(checked)) return Either.left(checked.left)
       const valid = checked.right
-      if (valid.message_type === "ACKNOWLEDGEMENT") return sendAck(valid)
+      if (valid.message_type === "ACKNOWLEDGEMENT") return Either.right({ _tag: "Ack", envelope: valid })
+      const recipient = (request as { readonly to: unknown }).to
       // An agent id, as nearly every send names: checked here without a decoder.
-      const to = typeof request.to === "string" && request.to.length > 0 && request.to.length <= maxIdLength
-        ? Either.right(request.to)
-        : validRecipient(request.to)
-      if (Either.isLeft(to)) return Effect.fail(to.left)
-      const route = toRoute(to.right)
+      const to = typeof recipient === "string" && recipient.length > 0 && recipient.length <= maxIdLength
+        ? Either.right(recipient)
+        : validRecipient(recipient)
+      if (Either.isLeft(to)) return Either.left(to.left)
       // The runtime's own copy of the bytes: a producer that reuses its buffer changes nothing sent.
-      const envelope: Envelope = { ...valid, payload: valid.payload.slice() }
-      return run((state, now) => decideSend(state, config, { route, envelope }, now), sendReceipt)
+      return Either.right({ _tag: "Message", route: toRoute(to.right), envelope: { ...valid, payload: valid.payload.slice() } })
+    }
+    const decideChecked = (checked: Extract<Checked, { _tag: "Message" }>) => (state: RuntimeState, now: number) =>
+      decideSend(state, config, checked, now)
+
+    // One trip through the loop, which makes the receipt.
+    const send = (request: { readonly to: Recipient; readonly envelope: Envelope }): Effect.Effect<SendReceipt, SendFailure> => {
+      const checked = checkSend(request)
+      if (Either.isLeft(checked)) return Effect.fail(checked.left)
+      return checked.right._tag === "Ack" ? sendAck(checked.right.envelope) : run(decideChecked(checked.right), sendReceipt)
+    }
+
+    const sendMany = (requests: ReadonlyArray<{ readonly to: Recipient; readonly envelope: Envelope }>) => {
+      if (!Array.isArray(requests)) {
+        return Effect.fail(ValidationError.single("sends", "", "must be an array of send requests"))
+      }
+      const checked = requests.map(checkSend)
+      const messages = checked.flatMap((item) => Either.isRight(item) && item.right._tag === "Message" ? [item.right] : [])
+      return Effect.gen(function*() {
+        const decided = yield* runMany(messages.map(decideChecked), sendReceipt)
+        let next = 0
+        // ACKNOWLEDGEMENT envelopes are acks, one trip each: rare in a batch.
+        return yield* Effect.forEach(checked, (item): Effect.Effect<Either.Either<SendReceipt, SendError | AckError>, Failure> => {
+          if (Either.isLeft(item)) return Effect.succeed(Either.left(item.left))
+          if (item.right._tag === "Message") return Effect.succeed(decided[next++])
+          return Effect.flatMap(Effect.either(sendAck(item.right.envelope)), (result) =>
+            Either.isLeft(result) && isEveryonesFailure(result.left)
+              ? Effect.fail(result.left)
+              : Effect.succeed(result as Either.Either<SendReceipt, SendError | AckError>))
+        })
+      })
     }
 
     const subscription = (agentId: string, options?: SubscriptionOptions) =>
@@ -371,6 +406,10 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
           to: idOf(fieldOf(request, "to"))
         }
       }, offsetOf),
+      sendMany: traced("Router.sendMany", sendMany, (requests) => ({
+        agent_id: Array.isArray(requests) ? idOf(fieldOf(fieldOf(requests[0], "envelope"), "producer_id")) : undefined,
+        sends: Array.isArray(requests) ? requests.length : undefined
+      }), (results) => ({ offset: lastOffset(results) })),
       ackMany: traced("Router.ackMany", ackMany, (requests) => ({
         agent_id: Array.isArray(requests) ? idOf(fieldOf(requests[0], "agent_id")) : undefined,
         acks: Array.isArray(requests) ? requests.length : undefined

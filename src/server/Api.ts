@@ -114,11 +114,31 @@ export const AckResult = Schema.Union(
   Schema.Struct({ ok: Schema.Literal(false), error: Schema.Union(P.Invalid, P.NoMessage, P.Denied) })
 )
 
+
+export const SendBatch = Schema.Struct({ sends: Schema.Array(SendRequest).pipe(Schema.maxItems(1024)) })
+/** Per send of a batch, in order: its receipt, or the problem it was refused with. */
+export const SendResult = Schema.Union(
+  Schema.Struct({ ok: Schema.Literal(true), receipt: SendReceiptView }),
+  Schema.Struct({
+    ok: Schema.Literal(false),
+    error: Schema.Union(
+      P.Invalid, P.NoAgent, P.Unavailable, P.Shutdown, P.Full, P.Duplicate, P.Gone, P.Oversize, P.Unsupported, P.Denied, P.NoMessage
+    )
+  })
+)
+
 const messages = HttpApiGroup.make("messages")
   .add(
     HttpApiEndpoint.post("send", "/messages").setPayload(SendRequest).addSuccess(SendReceiptView)
       .addError(P.NoAgent).addError(P.Unavailable).addError(P.Shutdown).addError(P.Full).addError(P.Duplicate)
       .addError(P.Gone).addError(P.Oversize).addError(P.Unsupported).addError(P.Denied).addError(P.NoMessage)
+  )
+  .add(
+    HttpApiEndpoint.post("sendMany", "/messages/batch").setPayload(SendBatch).addSuccess(Schema.Array(SendResult))
+      .annotate(
+        OpenApi.Description,
+        "Up to 1,024 sends in one request and one durable append; each is checked and decided on its own, as POST /messages would"
+      )
   )
   .add(
     HttpApiEndpoint.get("status", "/messages/:message_id").setPath(MessagePath).addSuccess(MessageStatusView)

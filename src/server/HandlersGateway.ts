@@ -22,6 +22,7 @@ import { SwitchboardApi } from "./Api.js"
 export const gateway = HttpApiBuilder.group(SwitchboardApi, "gateway", (handlers) =>
   Effect.gen(function*() {
     const gateway = yield* Gateway
+    const runtime = yield* Runtime
     const operator = <A, E, R>(action: string, effect: Effect.Effect<A, E, R>) =>
       Effect.zipRight(operatorOnly(action), effect)
     return handlers
@@ -50,7 +51,13 @@ export const gateway = HttpApiBuilder.group(SwitchboardApi, "gateway", (handlers
         Effect.zipRight(actAs(path.agent_id, "budgets.charge"), gateway.charge({ agent_id: path.agent_id, ...payload })))
       .handle("budgets", ({ path }) => Effect.zipRight(actAs(path.agent_id, "budgets.status"), gateway.budgets(path.agent_id)))
       .handle("grantLease", ({ payload }) => operator("leases.grant", gateway.grantLease(payload)))
-      .handle("checkLease", ({ payload }) => gateway.checkLease(payload))
+      .handle("checkLease", ({ payload }) =>
+        Effect.gen(function*() {
+          // A lease is its holder's: another agent's key learns nothing of it, not even that it exists.
+          const holder = yield* runtime.query((state) => state.leases.get(payload.lease_id)?.agent_id)
+          if (holder !== undefined) yield* actAs(holder, "leases.check")
+          return yield* gateway.checkLease(payload)
+        }))
       .handle("delegateLease", ({ path, payload }) =>
         Effect.zipRight(
           actAs(payload.agent_id, "leases.delegate"),

@@ -65,6 +65,20 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
     return handlers
       .handle("send", ({ payload }) =>
         Effect.zipRight(actAs(payload.envelope.producer_id, "messages.send"), router.send(payload)))
+      .handle("sendMany", ({ payload }) =>
+        Effect.gen(function*() {
+          // Each send as its producer: one for another agent than the key's is refused alone (and audited).
+          const allowed = yield* Effect.forEach(payload.sends, (send) => Effect.either(actAs(send.envelope.producer_id, "messages.send")))
+          const permitted = payload.sends.filter((_, i) => Either.isRight(allowed[i]))
+          const results = permitted.length === 0 ? [] : yield* router.sendMany(permitted)
+          let next = 0
+          return allowed.map((check) => {
+            const result = Either.isLeft(check) ? Either.left(check.left) : results[next++]
+            return Either.isLeft(result)
+              ? { ok: false as const, error: result.left }
+              : { ok: true as const, receipt: result.right }
+          })
+        }))
       .handle("status", ({ path }) => statusFor(path.message_id, "messages.status"))
       .handle("awaitStage", ({ path, urlParams }) =>
         Effect.gen(function*() {

@@ -18,17 +18,20 @@
  * same problems before upgrading.
  */
 import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
+import type { Socket as NetSocket } from "node:net"
 import { Cause, Deferred, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
 import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
 import { Id } from "../schema/Envelope.js"
 import { type InternalError, NoRoute, ValidationError } from "../schema/Errors.js"
 import { encodeEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
-import type { Gateway } from "../services/Gateway.js"
+import { Gateway } from "../services/Gateway.js"
+import type { AckError } from "../model/Messages.js"
 import { Registry } from "../services/Registry.js"
 import type { Runtime } from "../services/Runtime.js"
 import { type AckRequest, type Inbound, Router } from "../services/Router.js"
-import { actAs, operatorOnly } from "./Access.js"
+import { actAs, auditRefusal, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
 import { Authenticate } from "./Auth.js"
 import { AckFrame, ServerFrame } from "./Frames.js"
@@ -100,7 +103,11 @@ const webSocket = (sockets: FiberSet.FiberSet) =>
     const router = yield* Router
     const params = yield* HttpRouter.params
     const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
-    yield* authorize(agent_id, "stream.websocket")
+    const caller = yield* authorize(agent_id, "stream.websocket")
+    const gateway = yield* Gateway
+    // An ACK the runtime refuses for this key (a message sent to another agent) is audited, as over HTTP.
+    const audit = (error: AckError) =>
+      auditRefusal("messages.ack", error).pipe(Effect.provideService(Caller, caller), Effect.provideService(Gateway, gateway))
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
       return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
@@ -115,7 +122,7 @@ const webSocket = (sockets: FiberSet.FiberSet) =>
     const opened = yield* Deferred.make<void>()
     yield* FiberSet.run(
       sockets,
-      serveSocket(router, agent_id, inbound, socket, Deferred.succeed(opened, undefined)).pipe(
+      serveSocket(router, agent_id, inbound, socket, Deferred.succeed(opened, undefined), corking(request), audit).pipe(
         Effect.ensuring(Effect.zipRight(Deferred.succeed(opened, undefined), Scope.close(scope, Exit.void)))
       )
     )
@@ -124,12 +131,32 @@ const webSocket = (sockets: FiberSet.FiberSet) =>
     return HttpServerResponse.empty()
   })
 
+/**
+ * Writes made by `effect` leave in one write of the connection's TCP
+ * socket: a chunk of deliveries, or the answers to a read's ACKs, reach the
+ * consumer together (one packet, one read) instead of a system call each.
+ */
+type Corked = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+const corking = (request: HttpServerRequest.HttpServerRequest): Corked => {
+  const connection = NodeHttpServerRequest.toIncomingMessage(request).socket as Partial<NetSocket> | null
+  if (typeof connection?.cork !== "function" || typeof connection.uncork !== "function") return (effect) => effect
+  const { cork, uncork } = connection as NetSocket
+  return (effect) =>
+    Effect.zipRight(
+      Effect.sync(() => cork.call(connection)),
+      Effect.ensuring(effect, Effect.sync(() => uncork.call(connection)))
+    )
+}
+
 const serveSocket = (
   router: Router["Type"],
   agent_id: string,
   inbound: Stream.Stream<Inbound, InternalError>,
   socket: Socket.Socket,
-  onOpen: Effect.Effect<unknown>
+  onOpen: Effect.Effect<unknown>,
+  corked: Corked,
+  audit: (error: AckError) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
@@ -139,7 +166,7 @@ const serveSocket = (
       return json === undefined ? Effect.void : write(json)
     }
     yield* inbound.pipe(
-      Stream.runForEachChunk((chunk) => Effect.forEach(chunk, (item) => send(frameOf(item)), { discard: true })),
+      Stream.runForEachChunk((chunk) => corked(Effect.forEach(chunk, (item) => send(frameOf(item)), { discard: true }))),
       // The runtime stopped: say so, and close; the consumer reconnects to another run.
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause) ? Effect.void : write(new Socket.CloseEvent(1011, "the runtime stopped"))
@@ -156,14 +183,17 @@ const serveSocket = (
       return router.ackMany(batch.map(({ ack }) => ack)).pipe(
         Effect.matchEffect({
           onFailure: (error) =>
-            Effect.forEach(batch, ({ ref }) => send({ type: "error", ref, error: problemOf(error) }), { discard: true }),
+            corked(Effect.forEach(batch, ({ ref }) => send({ type: "error", ref, error: problemOf(error) }), { discard: true })),
           onSuccess: (results) =>
-            Effect.forEach(results, (result, i) =>
-              send(
-                Either.isRight(result)
-                  ? { type: "acked", ref: batch[i].ref, receipt: result.right }
-                  : { type: "error", ref: batch[i].ref, error: problemOf(result.left) }
-              ), { discard: true })
+            Effect.zipRight(
+              corked(Effect.forEach(results, (result, i) =>
+                send(
+                  Either.isRight(result)
+                    ? { type: "acked", ref: batch[i].ref, receipt: result.right }
+                    : { type: "error", ref: batch[i].ref, error: problemOf(result.left) }
+                ), { discard: true })),
+              Effect.forEach(results, (result) => Either.isLeft(result) ? audit(result.left) : Effect.void, { discard: true })
+            )
         })
       )
     })

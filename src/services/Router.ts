@@ -80,6 +80,16 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
     readonly envelope: Envelope
   }) => Effect.Effect<SendReceipt, SendError | AckError | Failure>
   /**
+   * Several sends in one trip and one durable append, for producers (and
+   * the server's batch route) that send many at once. Each is checked and
+   * decided on its own, in order, as `send` would: the answer holds, in
+   * order, a receipt or the typed error of each. Only a failure of the log
+   * or the loop fails the whole call.
+   */
+  readonly sendMany: (
+    requests: ReadonlyArray<{ readonly to: Recipient; readonly envelope: Envelope }>
+  ) => Effect.Effect<ReadonlyArray<Either.Either<SendReceipt, SendError | AckError>>, ValidationError | Failure>
+  /**
    * The agent's deliveries, and stage notices of the messages it produced.
    * At most `maxInFlight` deliveries are unacknowledged at a time. When the
    * stream ends, what its consumer never took goes back to the mailbox at

@@ -195,6 +195,21 @@ describe("agent a's key acts as a, and nothing else", () => {
     }))
 })
 
+describe("an ACK on a's stream", () => {
+  it.scoped("for a message a did not receive is refused on the socket, audited under a, and changes nothing", () =>
+    Effect.gen(function*() {
+      const w = yield* world
+      const stream = yield* openStream(w.url, "a", keys.a)
+      yield* stream.next(1)
+      stream.socket.send(JSON.stringify({ type: "ack", ref: "theirs", message_id: w.messages.aToB, stage: "FULFILLED" }))
+      const frames = yield* stream.next(2)
+      expect(frames[1]).toMatchObject({ type: "error", ref: "theirs", error: { status: 403, code: "PERMISSION_DENIED" } })
+      expect((yield* w.operator.get(`/messages/${w.messages.aToB}`)).body.stage).not.toBe("FULFILLED")
+      const records = Chunk.toReadonlyArray(yield* Stream.runCollect(w.gateway.audit)).map((entry) => entry.record)
+      expect(records).toContainEqual(expect.objectContaining({ agent_id: "a", action: "messages.ack", decision: expect.stringMatching(/^den/) }))
+    }))
+})
+
 describe("without a key, or with one no file holds", () => {
   it.scoped("every route that needs a key answers 401 UNAUTHENTICATED, streams included; health and readiness do not", () =>
     Effect.gen(function*() {

@@ -181,6 +181,28 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("agents.heartbeat", 200, op.post("/agents/s/heartbeat", { state: "SHUTTING_DOWN" }))
       yield* hit("messages.send", 503, a.post("/messages", { to: "s", envelope: envelope("a") }), { code: "AGENT_SHUTDOWN" })
       const m3 = (yield* hit("messages.send", 200, b.post("/messages", { to: "c", envelope: envelope("b") }))).body.message_id as string
+      // A batch: each send decided alone, in order; one as another producer is refused alone.
+      yield* hit("messages.sendMany", 200, b.post("/messages/batch", {
+        sends: [
+          { to: "u", envelope: envelope("b") },
+          { to: "nobody", envelope: envelope("b") },
+          { to: "u", envelope: envelope("a") },
+          { to: "s", envelope: envelope("b") }
+        ]
+      })).pipe(Effect.tap((answer) =>
+        expect(answer.body).toEqual([
+          { ok: true, receipt: expect.objectContaining({ to: "u", stage: "RECEIVED" }) },
+          { ok: false, error: expect.objectContaining({ status: 404, code: "NO_ROUTE" }) },
+          { ok: false, error: expect.objectContaining({ status: 403, code: "PERMISSION_DENIED" }) },
+          { ok: false, error: expect.objectContaining({ status: 503, code: "AGENT_SHUTDOWN", retryable: true }) }
+        ])
+      ))
+      yield* hit("messages.sendMany", 400, b.post("/messages/batch", { sends: [{ to: "u", envelope: envelope("b") }, { to: "u" }] }), {
+        field: "sends.1.envelope"
+      })
+      yield* hit("messages.sendMany", 400, b.post("/messages/batch", { sends: Array.from({ length: 1025 }, () => ({ to: "u", envelope: envelope("b") })) }), {
+        field: "sends"
+      })
 
       yield* hit("messages.status", 200, a.get(`/messages/${m1}`))
       yield* hit("messages.status", 404, a.get("/messages/nope"), { code: "VALIDATION_ERROR" })
@@ -282,6 +304,9 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("gateway.checkLease", 403, a.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/etc/passwd" }), { code: "PERMISSION_DENIED" })
       yield* hit("gateway.checkLease", 403, a.post("/leases/check", { lease_id: "l0", namespace: "fs.read", resource: "/data/x" }), { code: "LEASE_EXPIRED" })
       yield* hit("gateway.checkLease", 400, a.post("/leases/check", { lease_id: "l1", namespace: "fs.delete", resource: "/data/x" }), { field: "namespace" })
+      // Another agent's lease: b learns nothing of it.
+      yield* hit("gateway.checkLease", 403, b.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/data/x" }), { code: "PERMISSION_DENIED" })
+      yield* hit("gateway.checkLease", 204, op.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/data/x" }))
       yield* hit("gateway.delegateLease", 200, a.post("/leases/l1/delegate", { lease_id: "l2", agent_id: "a", grants: { "fs.read": ["/data/sub/**"] } }))
       yield* hit("gateway.delegateLease", 403, a.post("/leases/l1/delegate", { lease_id: "l3", agent_id: "a", grants: { "fs.read": ["/etc/**"] } }), {
         code: "LEASE_SUBSET_VIOLATION"
@@ -434,6 +459,8 @@ describe("each route: its success and the failures it documents", () => {
     Effect.sync(() => {
       /** Readable by every key: nothing to refuse. */
       const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready"])
+      /** Refuses each item of its batch on its own (in the 200 answer), never the whole request. */
+      const refusesPerItem = new Set(["messages.sendMany"])
       const missing: Array<string> = []
       const undocumented: Array<string> = []
       for (const route of routes) {
@@ -445,7 +472,7 @@ describe("each route: its success and the failures it documents", () => {
           status !== 500 &&
           (status !== 503 || route.id === "messages.send") &&
           (status !== 400 || takesInput || route.method !== "GET") &&
-          (status !== 403 || !openToEveryKey.has(route.id))
+          (status !== 403 || !(openToEveryKey.has(route.id) || refusesPerItem.has(route.id)))
         )
         for (const status of required) if (!statuses.has(status)) missing.push(`${route.id} ${status}`)
         for (const status of statuses) {
