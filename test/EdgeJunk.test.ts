@@ -31,6 +31,7 @@ describe("Junk at the edges", () => {
         ["router.send envelope", () => router.send({ to: "a", envelope: junk })],
         ["router.ack", () => router.ack(junk)],
         ["router.ackMany", () => router.ackMany(junk)],
+        ["router.sendMany", () => router.sendMany(junk)],
         ["router.awaitStage", () => router.awaitStage(junk)],
         ["router.redrive", () => router.redrive(junk)],
         ["gateway.check", () => gateway.check(junk)],

@@ -4,6 +4,8 @@ import * as Processor from "../src/layers/Processor.js"
 import { buildEnvelope, payloadJson, payloadText } from "../src/model/Envelopes.js"
 import { Envelope } from "../src/schema/Envelope.js"
 import { PermissionDenied, type ValidationError } from "../src/schema/Errors.js"
+import { newEnvelope } from "../src/layers/Envelopes.js"
+import { EventLog } from "../src/services/EventLog.js"
 import { Registry } from "../src/services/Registry.js"
 import { type Delivery, type Inbound, Router, type StageNotice } from "../src/services/Router.js"
 import { inbox, isAvailable, recipientOf, register, routerLayer, sendTo } from "./support/router.js"
@@ -337,6 +339,48 @@ describe("Router ACK lifecycle", () => {
         _tag: "ValidationError",
         subject: "ack"
       })
+    }).pipe(Effect.provide(routerLayer())))
+
+  it.scoped("sendMany decides each send alone, in order: a refused or malformed one fails by itself", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      const log = yield* EventLog
+      yield* register("a")
+      yield* register("b")
+      const first = yield* newEnvelope({ producer_id: "a", payload: "first", idempotency_token: "once" })
+      const again = yield* newEnvelope({ producer_id: "a", payload: "again", idempotency_token: "once" })
+      const second = yield* newEnvelope({ producer_id: "a", payload: "second" })
+      const sent = yield* sendTo("b", { producer_id: "a", payload: "earlier" })
+      const ack = yield* newEnvelope({
+        producer_id: "b",
+        message_type: "ACKNOWLEDGEMENT",
+        payload: JSON.stringify({ ack_for_message_id: sent.message_id, ack_stage: "READ" })
+      })
+      const before = yield* log.head
+      const results = yield* router.sendMany([
+        { to: "b", envelope: first },
+        { to: "nobody", envelope: second },
+        { to: "b", envelope: again },
+        { to: "b", envelope: { ...second, payload: "not bytes" as never } },
+        { to: "b", envelope: ack },
+        { to: "b", envelope: second }
+      ])
+      expect(results.map((result) => result._tag === "Right" ? result.right.message_id : result.left._tag)).toEqual([
+        first.message_id,
+        "NoRoute",
+        "DuplicateDetected",
+        "ValidationError",
+        ack.message_id,
+        second.message_id
+      ])
+      expect(yield* router.status(sent.message_id)).toMatchObject({ value: { stage: "READ" } })
+      const next = yield* inbox("b")
+      const delivered = yield* next(3)
+      expect(delivered.map((item) => item.envelope.message_id)).toEqual([sent.message_id, first.message_id, second.message_id])
+      expect((yield* log.head) - before).toBeGreaterThan(0)
+      expect(yield* Effect.flip(router.sendMany(null as never))).toMatchObject({ _tag: "ValidationError" })
+      const junk = yield* router.sendMany([null, 42, { to: "b", envelope: null }, { to: {}, envelope: second }] as never)
+      expect(junk.map((result) => result._tag === "Left" ? result.left._tag : "Right")).toEqual(Array(4).fill("ValidationError"))
     }).pipe(Effect.provide(routerLayer())))
 
   it.scoped("deliveries a subscriber leaves untaken go to the next subscriber at once, and cost no attempt", () =>
