@@ -18,11 +18,12 @@
  * profile of what happens in between (node's inspector). SIGTERM closes
  * it as `switchboard serve` closes (and lets `--cpu-prof` write its profile).
  */
-import { HttpServer } from "@effect/platform"
-import { NodeRuntime } from "@effect/platform-node"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer } from "effect"
 import { writeFile } from "node:fs/promises"
 import { Session } from "node:inspector"
+import { writeHeapSnapshot } from "node:v8"
 import * as KeysLive from "../src/layers/KeysLive.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
 import * as EventLogSqlite from "../src/layers/EventLogSqlite.js"
@@ -56,6 +57,10 @@ process.on("message", (message: { readonly type?: string; readonly collect?: boo
       send({ type: "memory", usage: process.memoryUsage() })
       return
     }
+    // A heap snapshot, for finding where the server's memory goes.
+    case "heap-snapshot":
+      send({ type: "heap-snapshot", file: writeHeapSnapshot(message.file) })
+      return
     case "cpu":
       send({ type: "cpu", usage: process.cpuUsage() })
       return

@@ -11,8 +11,12 @@
  *
  * issues an API key (`server/KeysCommand.ts`).
  */
-import { Args, Command, Options, ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, DateTime, Effect, Option, Stream } from "effect"
 import * as EventLogSqlite from "./layers/EventLogSqlite.js"
 import * as Replay from "./layers/Replay.js"

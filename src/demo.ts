@@ -8,8 +8,9 @@
  * it lands in the log, and the run ends with a summary and the replayed
  * timeline of the message whose worker died.
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { FileSystem } from "@effect/platform"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { newEnvelope } from "./layers/Envelopes.js"
 import * as EventLogSqlite from "./layers/EventLogSqlite.js"

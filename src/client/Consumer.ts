@@ -28,7 +28,8 @@
  * which has no global WebSocket, `NodeSocket.layerWebSocketConstructor` from
  * `@effect/platform-node`; `Consumer.layerNode` from `switchboard/node` gives both).
  */
-import { type HttpClient, Socket } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Socket from "@effect/platform/Socket"
 import {
   Clock,
   Data,

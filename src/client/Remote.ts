@@ -30,7 +30,8 @@
  *   server refused whole (one ACK of it was for another agent than the
  *   key's), none of which was recorded.
  */
-import type { HttpClient, Socket } from "@effect/platform"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Socket from "@effect/platform/Socket"
 import { Chunk, Context, Effect, Either, Layer, Option, Schema, Stream } from "effect"
 import type { AgentInfo } from "../model/Agents.js"
 import type { RuntimeSnapshot } from "../model/Runtime.js"

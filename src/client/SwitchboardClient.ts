@@ -22,7 +22,9 @@
  * characters) once escaped, so an id near the bound made of characters that
  * need escaping is refused by the client.
  */
-import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { Context, Effect, Layer, Redacted } from "effect"
 import { SwitchboardApi } from "../server/Api.js"
 

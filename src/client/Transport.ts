@@ -9,7 +9,8 @@
  * A refusal that retrying never changes is not turned into a retryable
  * error: see `dieOn`.
  */
-import { type HttpApiError, HttpClientError } from "@effect/platform"
+import type * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import { Effect, ParseResult, Predicate } from "effect"
 import { InternalError, type RateLimited } from "../schema/Errors.js"
 

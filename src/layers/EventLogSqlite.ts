@@ -6,8 +6,8 @@
  * meanwhile through `layerReadonly`, e.g. to replay it.
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { FileSystem } from "@effect/platform"
-import { NodeFileSystem } from "@effect/platform-node"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { Effect, ExecutionStrategy, Layer, Scope } from "effect"

@@ -11,7 +11,7 @@
  * does not decode is refused and left exactly as it was, since rewriting it
  * would drop what we could not read.
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import type { PlatformError } from "@effect/platform/Error"
 import { bytesToHex } from "@noble/hashes/utils.js"
 import { DateTime, Effect, Either, Layer, Option, Redacted, Schema } from "effect"

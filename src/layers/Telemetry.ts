@@ -15,9 +15,6 @@
  * sent in the background; the ones still waiting are flushed when the
  * layer's scope closes.
  */
-import { NodeSdk } from "@effect/opentelemetry"
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http"
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Config, ConfigError, Effect, Either, Layer, Option } from "effect"
 
 /** Where traces go, from the environment; none when tracing is off. */
@@ -41,12 +38,28 @@ export const tracesUrl: Config.Config<Option.Option<string>> = Config.all({
 /** The service name spans carry. */
 const serviceName = Config.withDefault(Config.nonEmptyString("OTEL_SERVICE_NAME"), "switchboard")
 
-/** Exports traces to `url` over OTLP/HTTP (JSON), as the service `name`. */
+/**
+ * Exports traces to `url` over OTLP/HTTP (JSON), as the service `name`. The
+ * OpenTelemetry SDK is loaded here, when tracing is on, and not before: a
+ * server that does not trace does not carry it (a few megabytes of memory).
+ */
 export const layer = (options: { readonly url: string; readonly serviceName?: string | undefined }): Layer.Layer<never> =>
-  Layer.discard(NodeSdk.layer(() => ({
-    resource: { serviceName: options.serviceName ?? "switchboard" },
-    spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: options.url }))
-  })))
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.promise(() =>
+        Promise.all([
+          import("@effect/opentelemetry/NodeSdk"),
+          import("@opentelemetry/exporter-trace-otlp-http"),
+          import("@opentelemetry/sdk-trace-base")
+        ])
+      ),
+      ([NodeSdk, { OTLPTraceExporter }, { BatchSpanProcessor }]) =>
+        Layer.discard(NodeSdk.layer(() => ({
+          resource: { serviceName: options.serviceName ?? "switchboard" },
+          spanProcessor: new BatchSpanProcessor(new OTLPTraceExporter({ url: options.url }))
+        })))
+    )
+  )
 
 /** `layer` when the environment names a collector, else nothing at all. */
 export const layerFromEnv: Layer.Layer<never, ConfigError.ConfigError> = Layer.unwrapEffect(

@@ -5,7 +5,7 @@
  * operator's, limited per client address, so one noisy local client cannot
  * starve the others.
  */
-import { HttpServerRequest } from "@effect/platform"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import { Context, Effect, Layer, Option, Redacted } from "effect"
 import * as RateLimiter from "../layers/RateLimiter.js"
 import { type RateLimited, Unauthorized } from "../schema/Errors.js"

@@ -12,16 +12,14 @@
  * not UTF-8 are refused rather than read as U+FFFD, and a deeper body is
  * refused before Schema's decoders, which recurse once per level, meet it.
  */
-import {
-  FileSystem,
-  type HttpApp,
-  HttpApiError,
-  HttpIncomingMessage,
-  HttpMethod,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpMethod from "@effect/platform/HttpMethod"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, Option } from "effect"
 import { clip, maxDepth } from "../internal/bounds.js"
 import { OversizePayload, RouteNotFound, ValidationError, ValidationIssue } from "../schema/Errors.js"

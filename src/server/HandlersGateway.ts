@@ -3,7 +3,7 @@
  * of Agent Assembly's client. As in `HandlersRouter.ts`, a handler checks who
  * calls, calls the service, and hands back its answer.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { sha256 } from "@noble/hashes/sha2"
 import { bytesToHex } from "@noble/hashes/utils"
 import { Effect, Option, Stream } from "effect"

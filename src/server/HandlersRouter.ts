@@ -3,7 +3,7 @@
  * (`Access.ts`), calls the service method the in-process API offers, and
  * returns its answer as it is. No rule lives here.
  */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Duration, Effect, Either, Option } from "effect"
 import { MessageNotFound, NoRoute } from "../schema/Errors.js"
 import { Registry } from "../services/Registry.js"

@@ -8,7 +8,8 @@
  * again. The lines before it say what was done, for the person at the
  * terminal.
  */
-import { Command, Options } from "@effect/cli"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { Console, Effect, Option, Redacted } from "effect"
 import { createKey } from "../layers/KeysLive.js"
 import { ValidationError } from "../schema/Errors.js"

@@ -6,7 +6,7 @@
  * server, the OpenAPI document and the typed client agree; the client decodes
  * a problem back into the very error class the runtime failed with.
  */
-import { HttpApiSchema } from "@effect/platform"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { Either, ParseResult, Schema } from "effect"
 import {
   AckTimeout,

@@ -7,8 +7,10 @@
  * Without `--keys` every caller is the operator: fine on the loopback
  * interface for local development, and said loudly; refused on any other.
  */
-import { Command, Options } from "@effect/cli"
-import { FileSystem, HttpServer } from "@effect/platform"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as HttpServer from "@effect/platform/HttpServer"
 import { Console, Effect, Layer, Option } from "effect"
 import * as EventLogPg from "../layers/EventLogPg.js"
 import * as EventLogSqlite from "../layers/EventLogSqlite.js"

@@ -7,8 +7,11 @@
  * lets requests in flight finish, ends the streams, then lets the runtime
  * below close the log.
  */
-import { HttpApiBuilder, HttpApiScalar, HttpRouter, type HttpServer, type HttpServerError } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import type * as HttpServer from "@effect/platform/HttpServer"
+import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Layer } from "effect"
 import * as Http from "node:http"
 import type { Socket } from "node:net"
@@ -24,6 +27,7 @@ import { SwitchboardApi } from "./Api.js"
 import * as Auth from "./Auth.js"
 import { edge } from "./Edge.js"
 import { agents, messages } from "./HandlersRouter.js"
+import * as Docs from "./Docs.js"
 import * as Streams from "./Streams.js"
 import { assembly, audit, gateway, health } from "./HandlersGateway.js"
 
@@ -123,10 +127,10 @@ const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
 export const app = (options: ServerOptions = {}) => {
   const maxBodyBytes = options.maxBodyBytes ?? defaults.maxBodyBytes
   return HttpApiBuilder.serve().pipe(
-    Layer.provide(HttpApiScalar.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(HttpApiBuilder.middleware(edge(maxBodyBytes))),
     Layer.provide(Streams.layer),
+    Layer.provide(Docs.layer),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
     Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit)),

@@ -17,8 +17,12 @@
  * query for browsers, which cannot set headers on these), and refuse with the
  * same problems before upgrading.
  */
-import { HttpApiBuilder, HttpRouter, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Socket from "@effect/platform/Socket"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import type { Socket as NetSocket } from "node:net"
 import { Cause, Deferred, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
 import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
