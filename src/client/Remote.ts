@@ -172,6 +172,16 @@ export const make = (options: RemoteOptions) =>
           })
         }),
       subscribe: (agent_id) => Stream.unwrapScoped(subscription(agent_id)),
+      // Over the network, the consumer's socket is a stream already: its items are pushed on from it.
+      attach: (agent_id, _options, sink) =>
+        Effect.gen(function*() {
+          const inbound = yield* subscription(agent_id)
+          yield* inbound.pipe(
+            Stream.runForEach((item) => Effect.sync(() => sink.offer(item))),
+            Effect.catchAll((error) => Effect.sync(() => sink.end(error))),
+            Effect.forkScoped
+          )
+        }),
       subscription,
       ack,
       ackMany: (requests) =>

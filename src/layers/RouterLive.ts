@@ -27,7 +27,7 @@ import { inputDecoder } from "../internal/decode.js"
 import { fastInputDecoder } from "../internal/fastSchema.js"
 import { AwaitStageRequest, SubscriptionOptions } from "../schema/Requests.js"
 import type { Route } from "../schema/RouterEvents.js"
-import { type AckReceipt, type Delivery, type Inbound, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
+import { type AckReceipt, type Delivery, type Inbound, type InboundSink, type MessageStatus, type Recipient, Router, type SendReceipt, type StageNotice } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
 import { fieldOf, idOf, offsetOf, traced, tracedEffect } from "./Spans.js"
 import * as Waiters from "./Waiters.js"
@@ -49,10 +49,42 @@ export const messageStatus = (message: MessageEntry): MessageStatus => ({
 const stageRank = (stage: EnvelopeState) => stage === "SENT" ? 0 : stage === "RECEIVED" ? 1 : stage === "READ" ? 2 : 3
 
 interface Subscriber {
-  /** Fails with the loop's InternalError if the loop stops. */
-  readonly inbox: Mailbox.Mailbox<Inbound, InternalError>
+  /** Hands an item over; called in the loop's turn, once it is durable. */
+  readonly push: (item: Inbound) => void
+  /** The loop stopped. */
+  readonly fail: (error: InternalError) => void
+  /** Ends the subscriber and gives back what it was handed and its consumer never took. */
+  readonly close: Effect.Effect<Chunk.Chunk<Inbound>>
   /** The messages delivered to this subscriber and not yet settled, each with the delivery_seq it was handed out as. */
   readonly holding: Map<string, number>
+}
+
+/** A subscriber whose items wait in a mailbox for its stream to pull them. */
+const mailboxSubscriber = (inbox: Mailbox.Mailbox<Inbound, InternalError>): Subscriber => ({
+  push: (item) => inbox.unsafeOffer(item),
+  fail: (error) => inbox.unsafeDone(Exit.fail(error)),
+  // A mailbox the stopped loop failed holds nothing to give back.
+  close: Effect.zipLeft(Effect.orElseSucceed(inbox.clear, () => Chunk.empty<Inbound>()), inbox.shutdown),
+  holding: new Map()
+})
+
+/** A subscriber whose sink takes each item at once: nothing is ever left untaken. */
+const sinkSubscriber = (sink: InboundSink): Subscriber => {
+  let open = true
+  return {
+    push: (item) => {
+      if (open) sink.offer(item)
+    },
+    fail: (error) => {
+      if (open) sink.end(error)
+      open = false
+    },
+    close: Effect.sync(() => {
+      open = false
+      return Chunk.empty<Inbound>()
+    }),
+    holding: new Map()
+  }
 }
 
 /** The JSON form of an ack the router itself built: it cannot fail. */
@@ -166,7 +198,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         delivery_seq: event.delivery_seq,
         lane: event.lane
       }
-      subscriber.inbox.unsafeOffer(delivery)
+      subscriber.push(delivery)
     }
 
     yield* extend({
@@ -210,7 +242,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
               changed.add(event.message_id)
               const stageNotice = notices.get(event)
               if (stageNotice !== undefined) {
-                for (const sub of subscribers.get(message.producerId) ?? []) sub.inbox.unsafeOffer(stageNotice)
+                for (const sub of subscribers.get(message.producerId) ?? []) sub.push(stageNotice)
               }
               break
             }
@@ -231,7 +263,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       stopped: (error) => {
         stageWaiters.failAll(error)
         for (const subs of subscribers.values()) {
-          for (const sub of subs) sub.inbox.unsafeDone(Exit.fail(error))
+          for (const sub of subs) sub.fail(error)
         }
       }
     })
@@ -328,12 +360,13 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       })
     }
 
-    const subscription = (agentId: string, options?: SubscriptionOptions) =>
+    /** Adds `subscriber` for the agent until the scope closes, then settles what it leaves. */
+    const subscribe = (agentId: string, options: SubscriptionOptions | undefined, make: Effect.Effect<Subscriber>) =>
       Effect.gen(function*() {
         const id = yield* validAgentId(agentId)
         const releasing = (yield* validSubscriptionOptions(options))?.unsettled === "release"
         if (!(yield* query((state) => state.agents.has(id)))) return yield* new NoRoute({ to: id })
-        const subscriber: Subscriber = { inbox: yield* Mailbox.make<Inbound, InternalError>(), holding: new Map() }
+        const subscriber = yield* make
         subscribers.set(id, [...(subscribers.get(id) ?? []), subscriber])
         // Lets the loop turn, so that what waits for this subscriber goes out.
         yield* Effect.forkDaemon(query(() => undefined))
@@ -345,9 +378,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
             // Nothing settles for this subscriber any more: what it holds now is all it will have held.
             const held = [...subscriber.holding]
             for (const [messageId] of held) holder.delete(messageId)
-            // A mailbox the stopped loop failed holds nothing to give back.
-            const left = yield* Effect.orElseSucceed(subscriber.inbox.clear, () => Chunk.empty<Inbound>())
-            yield* subscriber.inbox.shutdown
+            const left = yield* subscriber.close
             const untaken: Array<{ readonly message_id: string; readonly delivery_seq: number }> = []
             for (const inbound of left) {
               if (inbound._tag === "Delivery") {
@@ -377,8 +408,18 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
             )
           })
         )
-        return Mailbox.toStream(subscriber.inbox)
+        return subscriber
       })
+
+    const subscription = (agentId: string, options?: SubscriptionOptions) =>
+      Effect.gen(function*() {
+        const inbox = yield* Mailbox.make<Inbound, InternalError>()
+        yield* subscribe(agentId, options, Effect.succeed(mailboxSubscriber(inbox)))
+        return Mailbox.toStream(inbox)
+      })
+
+    const attach = (agentId: string, options: SubscriptionOptions | undefined, sink: InboundSink) =>
+      Effect.asVoid(subscribe(agentId, options, Effect.sync(() => sinkSubscriber(sink))))
 
     const awaitStage = (request: AwaitStageRequest) =>
       Effect.flatMap(validStageRequest(request), ({ message_id, stage }) =>
@@ -416,6 +457,7 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       }), (results) => ({ offset: lastOffset(results) })),
       subscribe: (agentId, options) => Stream.unwrapScoped(traceSubscription(agentId, options)),
       subscription: traceSubscription,
+      attach: traced("Router.attach", attach, (agentId: string) => ({ agent_id: idOf(agentId) })),
       ack: traced("Router.ack", ack, ackAttributes, offsetOf),
       status: traced("Router.status", byMessageId((id) =>
         query((state) => Option.map(Option.fromNullable(state.messages.get(id)), messageStatus))

@@ -34,7 +34,7 @@ import { Gateway } from "../services/Gateway.js"
 import type { AckError } from "../model/Messages.js"
 import { Registry } from "../services/Registry.js"
 import type { Runtime } from "../services/Runtime.js"
-import { type AckRequest, type Inbound, Router } from "../services/Router.js"
+import { type AckRequest, type Inbound, type InboundSink, Router } from "../services/Router.js"
 import { actAs, auditRefusal, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
 import { Authenticate } from "./Auth.js"
@@ -97,12 +97,12 @@ const authorize = (agent_id: string | undefined, action: string) =>
 
 /**
  * The WebSocket stream. Once the socket is open, it is served by a fiber of
- * the server's own (`sockets`), and the request's fiber returns: a stream
- * lives for hours, and the request's fiber would hold, all that time, the
- * stack of every layer the request went through (a fifth of what an idle
- * consumer costs the server).
+ * the server's own (`runSocket`, forked with the server's context, not the
+ * request's), and the request's fiber returns: a stream lives for hours, and
+ * the request's fiber would hold, all that time, the stack of every layer
+ * the request went through and the request itself.
  */
-const webSocket = (sockets: FiberSet.FiberSet) =>
+const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
   Effect.gen(function*() {
     const router = yield* Router
     const params = yield* HttpRouter.params
@@ -117,15 +117,16 @@ const webSocket = (sockets: FiberSet.FiberSet) =>
       return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
     }
     // The subscription outlives the request: it ends with the socket's fiber.
+    // It starts now, before the upgrade: what comes meanwhile waits in the outbox.
     const scope = yield* Scope.make()
-    const inbound = yield* router.subscription(agent_id, { unsettled: "release" }).pipe(
+    const inbound = outbox()
+    yield* router.attach(agent_id, { unsettled: "release" }, inbound.sink).pipe(
       Scope.extend(scope),
       Effect.onError(() => Scope.close(scope, Exit.void))
     )
     const socket = yield* request.upgrade.pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
     const opened = yield* Deferred.make<void>()
-    yield* FiberSet.run(
-      sockets,
+    runSocket(
       serveSocket(router, agent_id, inbound, socket, Deferred.succeed(opened, undefined), corking(request), audit).pipe(
         Effect.ensuring(Effect.zipRight(Deferred.succeed(opened, undefined), Scope.close(scope, Exit.void)))
       )
@@ -153,30 +154,77 @@ const corking = (request: HttpServerRequest.HttpServerRequest): Corked => {
     )
 }
 
+/**
+ * Where the router pushes an agent's deliveries and notices (in its turn,
+ * once durable), until the socket's writer takes them. One short fiber at a
+ * time writes what waits, in order, each run in one corked write, after the
+ * turn: a consumer costs no stream and no fiber while it is idle.
+ */
+const outbox = () => {
+  let pending: Array<Inbound> = []
+  let ended: InternalError | undefined
+  let writing = false
+  let writer: { readonly write: (items: ReadonlyArray<Inbound>) => Effect.Effect<void>; readonly close: Effect.Effect<void>; readonly run: (effect: Effect.Effect<void>) => void } | undefined
+  const next: Effect.Effect<void> = Effect.suspend(() => {
+    if (pending.length > 0) {
+      const items = pending
+      pending = []
+      return Effect.zipRight(writer!.write(items), next)
+    }
+    writing = false
+    return ended === undefined ? Effect.void : writer!.close
+  })
+  const drain = () => {
+    if (writing || writer === undefined) return
+    writing = true
+    writer.run(next)
+  }
+  return {
+    sink: {
+      offer: (item: Inbound) => {
+        pending.push(item)
+        if (pending.length === 1 && !writing) queueMicrotask(drain)
+      },
+      end: (error: InternalError) => {
+        ended = error
+        queueMicrotask(drain)
+      }
+    } satisfies InboundSink,
+    /** From now on, `write` takes what is pushed, and `close` the end; what waits goes at once. */
+    start: (started: NonNullable<typeof writer>) => {
+      writer = started
+      if (pending.length > 0 || ended !== undefined) drain()
+    }
+  }
+}
+type Outbox = ReturnType<typeof outbox>
+
 const serveSocket = (
   router: Router["Type"],
   agent_id: string,
-  inbound: Stream.Stream<Inbound, InternalError>,
+  inbound: Outbox,
   socket: Socket.Socket,
   onOpen: Effect.Effect<unknown>,
   corked: Corked,
   audit: (error: AckError) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
     const write = yield* socket.writer
     const send = (frame: ServerFrame) => {
       const json = text(frame)
       return json === undefined ? Effect.void : write(json)
     }
-    yield* inbound.pipe(
-      Stream.runForEachChunk((chunk) => corked(Effect.forEach(chunk, (item) => send(frameOf(item)), { discard: true }))),
+    const writers = yield* FiberSet.make()
+    const runWriter = yield* FiberSet.runtime(writers)()
+    inbound.start({
+      // A socket that fails to write is closing: its own fiber ends, and these with it.
+      write: (items) => Effect.ignore(corked(Effect.forEach(items, (item) => send(frameOf(item)), { discard: true }))),
       // The runtime stopped: say so, and close; the consumer reconnects to another run.
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.void : write(new Socket.CloseEvent(1011, "the runtime stopped"))
-      ),
-      Effect.forkIn(scope)
-    )
+      close: Effect.ignore(write(new Socket.CloseEvent(1011, "the runtime stopped"))),
+      run: (effect) => {
+        runWriter(effect)
+      }
+    })
     // The ACKs read together (one read of the socket often holds many frames)
     // are settled with one `ackMany`: one command in the loop, not one each.
     // Each is still decided on its own and answered on its own.
@@ -296,8 +344,8 @@ export const layer = HttpApiBuilder.Router.use((router) =>
         Effect.catchAll(problemResponse),
         Effect.provide(context)
       ) as Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
-    const sockets = yield* FiberSet.make()
-    yield* router.get("/agents/:agent_id/stream", route(webSocket(sockets)))
+    const runSocket = yield* FiberSet.runtime(yield* FiberSet.make())()
+    yield* router.get("/agents/:agent_id/stream", route(webSocket(runSocket)))
     yield* router.get("/agents/:agent_id/events", route(agentEvents))
     yield* router.get("/log/follow", route(logFollow))
     yield* router.get("/metrics", route(metricsText))

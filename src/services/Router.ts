@@ -66,6 +66,14 @@ export interface StageNotice {
 
 export type Inbound = Delivery | StageNotice
 
+/** Where `attach` hands an agent's inbound items, as they become durable. */
+export interface InboundSink {
+  /** Called in the runtime's turn: it must be quick, and must not throw. */
+  readonly offer: (item: Inbound) => void
+  /** The runtime stopped: no more items will come. Called at most once. */
+  readonly end: (error: InternalError) => void
+}
+
 /** What every command of the router may fail with besides its own errors. */
 type Failure = PersistenceError | InternalError
 
@@ -112,6 +120,17 @@ export class Router extends Context.Tag("switchboard/Router")<Router, {
     agent_id: string,
     options?: SubscriptionOptions
   ) => Effect.Effect<Stream.Stream<Inbound, InternalError>, NoRoute | ValidationError | InternalError, Scope.Scope>
+  /**
+   * Like `subscription`, but pushes each item to `sink` as soon as it is
+   * durable, without a stream or a fiber of its own: for edges that write
+   * straight to a connection, such as the server's WebSocket streams. Every
+   * item handed over counts as taken; until the scope closes.
+   */
+  readonly attach: (
+    agent_id: string,
+    options: SubscriptionOptions | undefined,
+    sink: InboundSink
+  ) => Effect.Effect<void, NoRoute | ValidationError | InternalError, Scope.Scope>
   readonly ack: (request: AckRequest) => Effect.Effect<AckReceipt, AckError | Failure>
   /**
    * Several ACKs in one trip and one durable append, for consumers that
