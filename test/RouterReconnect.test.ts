@@ -132,6 +132,35 @@ describe("Subscriptions that release what they did not settle", () => {
       expect(again.map((delivery) => delivery.attempt)).toEqual([2, 2])
     }).pipe(Effect.provide(routerLayer(config))))
 
+  it.scoped("attach pushes each delivery to its sink as it becomes durable, and releases what it was handed and had not settled when it ends", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      yield* sendTo("b", { producer_id: "a", payload: "m1" })
+      const pushed: Array<Inbound> = []
+      const scope = yield* Scope.make()
+      yield* router.attach("b", release, { offer: (item) => pushed.push(item), end: () => undefined }).pipe(Scope.extend(scope))
+      yield* sendTo("b", { producer_id: "a", payload: "m2" })
+      yield* settle
+      const delivered = pushed as ReadonlyArray<Delivery>
+      expect(texts(delivered)).toEqual(["m1", "m2"])
+      expect(delivered.map((delivery) => delivery.delivery_seq)).toEqual([1, 2])
+      yield* fulfil(delivered[0])
+      yield* Scope.close(scope, Exit.void)
+      // Ended: nothing more is pushed; m2 comes back at once to the next consumer.
+      yield* sendTo("b", { producer_id: "a", payload: "m3" })
+      const again = yield* (yield* connect("b")).take(2)
+      expect(texts(again)).toEqual(["m2", "m3"])
+      expect(again.map((delivery) => delivery.attempt)).toEqual([2, 1])
+      expect(pushed).toHaveLength(2)
+      expect(yield* requeues).toEqual(["released"])
+      expect(yield* Effect.flip(router.attach("nobody", release, { offer: () => undefined, end: () => undefined }))).toMatchObject({
+        _tag: "NoRoute"
+      })
+      yield* checkReplay(config)
+    }).pipe(Effect.provide(routerLayer(config))))
+
   it.scoped("keep one on its last attempt in flight: it may still be acknowledged, and else times out after its ack wait", () =>
     Effect.gen(function*() {
       const router = yield* Router
