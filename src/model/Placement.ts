@@ -207,6 +207,34 @@ export const decideReconcile = (
   return requeueAll(moves, "restart", now)
 }
 
+type Handed = ReadonlyArray<{ readonly message_id: string; readonly delivery_seq: number }>
+
+/**
+ * Requeues those of `deliveries` that are still in flight to `agentId` as
+ * they were handed out (same delivery_seq) and `eligible`; one that has
+ * moved on since (settled, requeued, delivered again) stays.
+ */
+const requeueHanded = (
+  state: RuntimeState,
+  agentId: string,
+  deliveries: Handed,
+  eligible: (message: MessageEntry) => boolean,
+  reason: MessageRequeued["reason"],
+  now: number
+): ReadonlyArray<MessageRequeued> => {
+  const moves: Array<Move> = []
+  const moving = placement()
+  for (const delivery of deliveries) {
+    const message = state.messages.get(delivery.message_id)
+    if (
+      message === undefined || message.location !== "in_flight" || message.to !== agentId ||
+      message.deliverySeq !== delivery.delivery_seq || !eligible(message)
+    ) continue
+    moves.push({ message, to: reroute(state, message, moving) })
+  }
+  return requeueAll(moves, reason, now)
+}
+
 /**
  * Deliveries that a subscriber of the agent still had in its inbox when it
  * left: no consumer ever saw them, so they are queued again at once, their
@@ -216,21 +244,10 @@ export const decideReconcile = (
 export const decideUntakenDeliveries = (
   state: RuntimeState,
   agentId: string,
-  deliveries: ReadonlyArray<{ readonly message_id: string; readonly delivery_seq: number }>,
+  deliveries: Handed,
   now: number
-): ReadonlyArray<MessageRequeued> => {
-  const moves: Array<Move> = []
-  const moving = placement()
-  for (const delivery of deliveries) {
-    const message = state.messages.get(delivery.message_id)
-    if (
-      message === undefined || message.location !== "in_flight" || message.stage !== "RECEIVED" ||
-      message.to !== agentId || message.deliverySeq !== delivery.delivery_seq
-    ) continue
-    moves.push({ message, to: reroute(state, message, moving) })
-  }
-  return requeueAll(moves, "subscriber_left", now)
-}
+): ReadonlyArray<MessageRequeued> =>
+  requeueHanded(state, agentId, deliveries, (message) => message.stage === "RECEIVED", "subscriber_left", now)
 
 /**
  * Deliveries that a subscriber's consumer took and had not settled when the
@@ -247,19 +264,8 @@ export const decideReleasedDeliveries = (
   state: RuntimeState,
   config: RuntimeConfig,
   agentId: string,
-  deliveries: ReadonlyArray<{ readonly message_id: string; readonly delivery_seq: number }>,
+  deliveries: Handed,
   now: number
-): ReadonlyArray<MessageRequeued> => {
-  const moves: Array<Move> = []
-  const moving = placement()
-  for (const delivery of deliveries) {
-    const message = state.messages.get(delivery.message_id)
-    if (
-      // In flight, it is not finished: a terminal ACK takes it out of its mailbox at once.
-      message === undefined || message.location !== "in_flight" || message.to !== agentId ||
-      message.deliverySeq !== delivery.delivery_seq || message.attempts >= config.maxAttempts
-    ) continue
-    moves.push({ message, to: reroute(state, message, moving) })
-  }
-  return requeueAll(moves, "released", now)
-}
+): ReadonlyArray<MessageRequeued> =>
+  // In flight, it is not finished: a terminal ACK takes it out of its mailbox at once.
+  requeueHanded(state, agentId, deliveries, (message) => message.attempts < config.maxAttempts, "released", now)
