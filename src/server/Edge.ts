@@ -21,6 +21,7 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Cause, Effect, Option } from "effect"
+import { Readable } from "node:stream"
 import { clip, maxDepth } from "../internal/bounds.js"
 import { OversizePayload, RouteNotFound, ValidationError, ValidationIssue } from "../schema/Errors.js"
 import { isTypedError, problemOf, retryAfterStatuses } from "./Problem.js"
@@ -100,9 +101,46 @@ const nestsDeeper = (text: string, limit: number): boolean => {
   return false
 }
 
+/**
+ * The body's bytes, at most `maxBytes` of them. From Node, read in one pass:
+ * the platform's own reader copies all it has read again for each chunk, a
+ * cost that grows with the square of the body (a batch of sends is large).
+ */
+const bytesOf = (
+  request: HttpServerRequest.HttpServerRequest,
+  maxBytes: number
+): Effect.Effect<Uint8Array, unknown> => {
+  const source = request.source
+  if (!(source instanceof Readable)) return Effect.map(request.arrayBuffer, (buffer) => new Uint8Array(buffer))
+  return Effect.async((resume) => {
+    const chunks: Array<Buffer> = []
+    let bytes = 0
+    const stop = () => {
+      source.off("data", onData)
+      source.off("end", onEnd)
+      source.off("error", onError)
+    }
+    const finish = (outcome: Effect.Effect<Uint8Array, OversizePayload | ValidationError>) => {
+      stop()
+      resume(outcome)
+    }
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes > maxBytes) finish(Effect.fail(new OversizePayload({ size: bytes, limit: maxBytes })))
+      else chunks.push(chunk)
+    }
+    const onEnd = () => finish(Effect.succeed(Buffer.concat(chunks, bytes)))
+    const onError = () => finish(Effect.fail(ValidationError.single("body", "", "could not be read to its end")))
+    source.on("data", onData)
+    source.once("end", onEnd)
+    source.once("error", onError)
+    return Effect.sync(stop)
+  })
+}
+
 /** The body of a request with a JSON content type (or none), read once and checked; an empty body is `null`. */
-const readJson = (request: HttpServerRequest.HttpServerRequest, contentType: string | undefined) =>
-  Effect.flatMap(request.arrayBuffer, (buffer) => {
+const readJson = (request: HttpServerRequest.HttpServerRequest, contentType: string | undefined, maxBytes: number) =>
+  Effect.flatMap(bytesOf(request, maxBytes), (buffer) => {
     if (buffer.byteLength === 0) return Effect.succeed({ buffer, text: "", json: null as unknown })
     if (contentType === undefined) return Effect.fail(notJson(undefined))
     let text: string
@@ -122,10 +160,13 @@ const readJson = (request: HttpServerRequest.HttpServerRequest, contentType: str
   })
 
 /** `request`, whose body is read (when a handler asks for it) through `readJson`. */
-const checkedBody = (request: HttpServerRequest.HttpServerRequest, contentType: string | undefined) => {
-  const body = Effect.runSync(Effect.cached(readJson(request, contentType)))
+const checkedBody = (request: HttpServerRequest.HttpServerRequest, contentType: string | undefined, maxBytes: number) => {
+  const body = Effect.runSync(Effect.cached(readJson(request, contentType, maxBytes)))
   return Object.create(request, {
-    arrayBuffer: { get: () => Effect.map(body, (read) => read.buffer) },
+    arrayBuffer: {
+      get: () =>
+        Effect.map(body, ({ buffer }) => buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer)
+    },
     text: { get: () => Effect.map(body, (read) => read.text) },
     json: { get: () => Effect.map(body, (read) => read.json) }
   }) as HttpServerRequest.HttpServerRequest
@@ -147,7 +188,7 @@ export const edge = (maxBodyBytes: number) => (app: HttpApp.Default): HttpApp.De
     if (HttpMethod.hasBody(original.method) && contentType !== undefined && !jsonMediaType.test(contentType.trim())) {
       return problemResponse(notJson(contentType))
     }
-    const request = HttpMethod.hasBody(original.method) ? checkedBody(original, contentType) : original
+    const request = HttpMethod.hasBody(original.method) ? checkedBody(original, contentType, maxBodyBytes) : original
     return yield* (app as App).pipe(
       Effect.provideService(HttpServerRequest.HttpServerRequest, request),
       Effect.provideService(HttpIncomingMessage.MaxBodySize, Option.some(FileSystem.Size(maxBodyBytes))),
