@@ -3,10 +3,15 @@
  * (`Server.layer` over `Switchboard.layer` on SQLite, WAL, durability `full`,
  * as `switchboard serve` runs it) runs in a child process of its own
  * (`serverProcess.ts`), fresh for each configuration, so that its memory is
- * its own and the bench's clients do not share its event loop. Producers POST
- * `/messages` over keep-alive HTTP connections (an undici Pool, one
- * connection per message in flight unless `--connections` says fewer); one
- * consumer agent receives its deliveries over a WebSocket
+ * its own and the bench's clients do not share its event loop. Producers
+ * send over keep-alive HTTP connections (an undici Pool): with 100 and 1,000
+ * in flight, the sends made in the same turn of the bench's event loop go
+ * together as one `POST /messages/batch` (`batchSender`, over 4 connections),
+ * as a client library coalesces its callers' writes (nats.js writes all the
+ * publishes of a turn at once); each still waits for its own receipt. With 1
+ * in flight, and with `--single` at every level, each send is its own
+ * `POST /messages`, one connection per message in flight unless
+ * `--connections` says fewer. One consumer agent receives its deliveries over a WebSocket
  * (`/agents/{id}/stream`) and acknowledges each with an `ack` frame
  * (FULFILLED), which the server answers with `acked` once the ack is durable.
  *
@@ -45,8 +50,11 @@
  * (default: one per message in flight); `--durability normal` runs the server
  * and the in-process router with synchronous=NORMAL (JetStream's own
  * durability is closer to it); `--profile DIR` records a CPU profile of the
- * server during the measured run with 1,000 in flight (node's inspector, in
- * the server process), writes it to DIR and prints where the time went.
+ * server during the measured run with 1,000 in flight (or the level
+ * `--profile-in-flight N` names; node's inspector, in the server process),
+ * writes it to DIR and prints where the time went; `--single` sends each
+ * message as its own `POST /messages` at every level; BENCH_NODE_FLAGS adds
+ * node flags to the server's process (`--max-semi-space-size=1`, ...).
  */
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
@@ -467,8 +475,8 @@ export const main = (args: ReadonlyArray<string>) =>
     yield* Console.log(
       `server: ${formatNumber(messages)} messages per configuration (${formatNumber(serialMessages)} with 1 in flight), ` +
         `${payload.length}-byte payloads; the server in its own process on SQLite (WAL, durability ${durability}), ` +
-        `rate limit raised to ${formatNumber(benchRateLimit.ratePerSecond)}/s and idle keep-alive to ${keepAliveMs / 1_000} s for the bench; producers POST /messages ` +
-        `over keep-alive HTTP (${maxConnections === undefined ? "one connection per message in flight" : `at most ${maxConnections} connections`}), ` +
+        `rate limit raised to ${formatNumber(benchRateLimit.ratePerSecond)}/s and idle keep-alive to ${keepAliveMs / 1_000} s for the bench; producers send ` +
+        `over keep-alive HTTP (${single ? "each its own POST /messages" : `with 1 in flight each its own POST /messages, else the sends of a turn as one POST /messages/batch over ${batchConnections} connections`}${maxConnections === undefined ? "" : `, at most ${maxConnections} connections`}), ` +
         `one consumer acks each delivery on its WebSocket; a fresh server and file per configuration, warmed up with ${
           formatNumber(warmup)
         } messages`

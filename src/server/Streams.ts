@@ -22,7 +22,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
-import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Http from "node:http"
 import type { Socket as NetSocket } from "node:net"
 import { Cause, Deferred, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
 import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
@@ -127,7 +127,15 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
     const socket = yield* request.upgrade.pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
     const opened = yield* Deferred.make<void>()
     runSocket(
-      serveSocket(router, agent_id, inbound, socket, Deferred.succeed(opened, undefined), corking(request), audit).pipe(
+      serveSocket(
+        router,
+        agent_id,
+        inbound,
+        socket,
+        Effect.zipRight(Effect.sync(() => limitFrames(request, maxFrameBytes)), Deferred.succeed(opened, undefined)),
+        corking(request),
+        audit
+      ).pipe(
         Effect.ensuring(Effect.zipRight(Deferred.succeed(opened, undefined), Scope.close(scope, Exit.void)))
       )
     )
@@ -141,10 +149,30 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
  * socket: a chunk of deliveries, or the answers to a read's ACKs, reach the
  * consumer together (one packet, one read) instead of a system call each.
  */
+/** The TCP socket under a request (and, once upgraded, under its WebSocket), when served by Node. */
+const connectionOf = (request: HttpServerRequest.HttpServerRequest) =>
+  (request.source instanceof Http.IncomingMessage ? request.source.socket : null) as Partial<NetSocket> | null
+
+/**
+ * The platform's WebSocket server takes frames of up to 100 MiB (the `ws`
+ * default), each buffered whole before a handler sees it, and offers no
+ * option to say less. A stream's frames are ACKs of a few hundred bytes:
+ * this sets that limit on the socket's own `ws` receiver, found through
+ * the TCP socket it reads, so that a larger frame closes the connection
+ * with 1009 (message too big) as it arrives, never buffered.
+ */
+const limitFrames = (request: HttpServerRequest.HttpServerRequest, maxBytes: number) => {
+  const connection = connectionOf(request) as Record<symbol, unknown> | null
+  if (connection === null) return
+  const key = Object.getOwnPropertySymbols(connection).find((symbol) => symbol.description === "websocket")
+  const receiver = key === undefined ? undefined : (connection[key] as { _receiver?: { _maxPayload?: unknown } } | undefined)?._receiver
+  if (receiver !== undefined && typeof receiver._maxPayload === "number") receiver._maxPayload = maxBytes
+}
+
 type Corked = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 const corking = (request: HttpServerRequest.HttpServerRequest): Corked => {
-  const connection = NodeHttpServerRequest.toIncomingMessage(request).socket as Partial<NetSocket> | null
+  const connection = connectionOf(request)
   if (typeof connection?.cork !== "function" || typeof connection.uncork !== "function") return (effect) => effect
   const { cork, uncork } = connection as NetSocket
   return (effect) =>

@@ -67,3 +67,35 @@ it.scoped("a consumer that reconnects receives again, at once, what it had not a
     const again = yield* take(url, "c", 1)
     expect(again[0]).toMatchObject({ type: "delivery", delivery_seq: 2, envelope: { message_id: receipt.message_id } })
   }))
+
+it.scoped("a frame larger than the stream takes closes that socket with 1009 as it arrives; other consumers and the server go on", () =>
+  Effect.gen(function*() {
+    const { url } = yield* start()
+    for (const id of ["big", "other"]) yield* request(`${url}/agents`, { body: { agent_id: id, name: id } })
+    const open = (agent: string) =>
+      Effect.promise(() =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const socket = new WebSocket(`${url.replace("http", "ws")}/agents/${agent}/stream`)
+          socket.once("open", () => resolve(socket))
+          socket.once("error", reject)
+        })
+      )
+    const other = yield* open("other")
+    const big = yield* open("big")
+    const closed = yield* Effect.promise(() =>
+      new Promise<number>((resolve) => {
+        big.once("close", (code) => resolve(code))
+        big.send("x".repeat(4 * 1024 * 1024))
+      })
+    )
+    expect(closed).toBe(1009)
+    const answer = yield* Effect.promise(() =>
+      new Promise<any>((resolve) => {
+        other.once("message", (data) => resolve(JSON.parse(String(data))))
+        other.send(JSON.stringify({ type: "ack", ref: "still", message_id: "nope", stage: "READ" }))
+      })
+    )
+    expect(answer).toMatchObject({ type: "error", ref: "still" })
+    other.close()
+    expect((yield* request(`${url}/health`)).status).toBe(200)
+  }))
