@@ -39,12 +39,16 @@ export const auditRefusal = (action: string, error: { readonly _tag: string; rea
       caller._tag === "Agent" ? record(caller, action, error.reason ?? "permission denied") : Effect.void)
     : Effect.void
 
-/** The caller acts as `agent_id`: its own agent, or any agent for the operator. */
+/** Whether `caller` may act as `agent_id`: its own agent, or any agent for the operator. */
+export const mayActAs = (caller: Principal, agent_id: string): boolean =>
+  caller._tag === "Operator" || caller.agent_id === agent_id
+
+/** The caller acts as `agent_id` (`mayActAs`), or is refused. */
 export const actAs = (agent_id: string, action: string) =>
   Effect.flatMap(Caller, (caller) =>
-    caller._tag === "Operator" || caller.agent_id === agent_id
+    mayActAs(caller, agent_id)
       ? Effect.void
-      : refuse(caller, action, `key ${caller.key_id} acts for ${caller.agent_id}, not ${agent_id}`))
+      : refuse(caller, action, `key ${caller.key_id} acts for ${caller._tag === "Agent" ? caller.agent_id : "the operator"}, not ${agent_id}`))
 
 /** The caller acts as one of `agent_ids` (a message's producer or recipient). */
 export const actAsOneOf = (agent_ids: ReadonlyArray<string>, action: string, what: string) =>
