@@ -86,21 +86,16 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
       .handleRaw("sendMany", ({ request }) =>
         Effect.gen(function*() {
           const payload = yield* Effect.flatMap(bodyOf(request), (json) => decodeSendBatch(json))
-          // Each send as its producer: one for another agent than the key's is refused alone (and audited).
+          // An agent's key sends as its agent only: one send as another refuses the
+          // batch, with one refusal in the audit (as for a batch of ACKs), not one per send.
           const caller = yield* Caller
-          const allowed = yield* Effect.forEach(payload.sends, (send) =>
-            mayActAs(caller, send.envelope.producer_id)
-              ? Effect.succeed(Either.void)
-              : Effect.either(actAs(send.envelope.producer_id, "messages.send")))
-          const permitted = payload.sends.filter((_, i) => Either.isRight(allowed[i]))
-          const results = permitted.length === 0 ? [] : yield* router.sendMany(permitted)
-          let next = 0
-          const answers = allowed.map((check) => {
-            const result = Either.isLeft(check) ? Either.left(check.left) : results[next++]
-            return Either.isLeft(result)
-              ? { ok: false as const, error: result.left }
-              : { ok: true as const, receipt: result.right }
-          })
+          const foreign = payload.sends.find((send) => !mayActAs(caller, send.envelope.producer_id))
+          if (foreign !== undefined) yield* actAs(foreign.envelope.producer_id, "messages.send")
+          const results = yield* router.sendMany(payload.sends)
+          const answers = results.map(Either.match({
+            onLeft: (error) => ({ ok: false as const, error }),
+            onRight: (receipt) => ({ ok: true as const, receipt })
+          }))
           return yield* Either.match(encodeSendResults(answers), {
             // A result the API cannot describe is a bug, as the platform would have it.
             onLeft: (error) => Effect.die(error),

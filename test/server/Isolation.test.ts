@@ -70,6 +70,7 @@ const attemptsOfA = (w: Effect.Effect.Success<typeof world>) => {
   return [
     // Messages: as another producer, another's status, another's ACKs.
     ["send as b", a.post("/messages", { to: "c", envelope: envelope("b") })],
+    ["send a batch with one as b", a.post("/messages/batch", { sends: [{ to: "c", envelope: envelope("a") }, { to: "c", envelope: envelope("b") }] })],
     ["send an ACK envelope as b", a.post("/messages", { to: "c", envelope: envelope("b", { message_type: "ACKNOWLEDGEMENT", payload: { ack_for_message_id: aToB, ack_stage: "FULFILLED" } }) })],
     ["status of b→c", a.get(`/messages/${bToC}`)],
     ["await b→c", a.get(`/messages/${bToC}/await?stage=FULFILLED&wait_ms=0`)],

@@ -181,22 +181,27 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("agents.heartbeat", 200, op.post("/agents/s/heartbeat", { state: "SHUTTING_DOWN" }))
       yield* hit("messages.send", 503, a.post("/messages", { to: "s", envelope: envelope("a") }), { code: "AGENT_SHUTDOWN" })
       const m3 = (yield* hit("messages.send", 200, b.post("/messages", { to: "c", envelope: envelope("b") }))).body.message_id as string
-      // A batch: each send decided alone, in order; one as another producer is refused alone.
+      // A batch: each send decided alone, in order.
       yield* hit("messages.sendMany", 200, b.post("/messages/batch", {
         sends: [
           { to: "u", envelope: envelope("b") },
           { to: "nobody", envelope: envelope("b") },
-          { to: "u", envelope: envelope("a") },
           { to: "s", envelope: envelope("b") }
         ]
       })).pipe(Effect.tap((answer) =>
         expect(answer.body).toEqual([
           { ok: true, receipt: expect.objectContaining({ to: "u", stage: "RECEIVED" }) },
           { ok: false, error: expect.objectContaining({ status: 404, code: "NO_ROUTE" }) },
-          { ok: false, error: expect.objectContaining({ status: 403, code: "PERMISSION_DENIED" }) },
           { ok: false, error: expect.objectContaining({ status: 503, code: "AGENT_SHUTDOWN", retryable: true }) }
         ])
       ))
+      // One send as another producer refuses the batch: none of it is sent.
+      yield* hit("messages.sendMany", 403, b.post("/messages/batch", {
+        sends: [{ to: "u", envelope: envelope("b", { idempotency_token: "refused-with-its-batch" }) }, { to: "u", envelope: envelope("a") }]
+      }), { code: "PERMISSION_DENIED" })
+      yield* hit("messages.sendMany", 200, b.post("/messages/batch", {
+        sends: [{ to: "u", envelope: envelope("b", { idempotency_token: "refused-with-its-batch" }) }]
+      })).pipe(Effect.tap((answer) => expect(answer.body).toEqual([{ ok: true, receipt: expect.objectContaining({ to: "u" }) }])))
       yield* hit("messages.sendMany", 400, b.post("/messages/batch", { sends: [{ to: "u", envelope: envelope("b") }, { to: "u" }] }), {
         field: "sends.1.envelope"
       })
@@ -459,8 +464,6 @@ describe("each route: its success and the failures it documents", () => {
     Effect.sync(() => {
       /** Readable by every key: nothing to refuse. */
       const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready"])
-      /** Refuses each item of its batch on its own (in the 200 answer), never the whole request. */
-      const refusesPerItem = new Set(["messages.sendMany"])
       const missing: Array<string> = []
       const undocumented: Array<string> = []
       for (const route of routes) {
@@ -472,7 +475,7 @@ describe("each route: its success and the failures it documents", () => {
           status !== 500 &&
           (status !== 503 || route.id === "messages.send") &&
           (status !== 400 || takesInput || route.method !== "GET") &&
-          (status !== 403 || !(openToEveryKey.has(route.id) || refusesPerItem.has(route.id)))
+          (status !== 403 || !openToEveryKey.has(route.id))
         )
         for (const status of required) if (!statuses.has(status)) missing.push(`${route.id} ${status}`)
         for (const status of statuses) {
