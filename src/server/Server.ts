@@ -20,7 +20,9 @@ import type { Registry } from "../services/Registry.js"
 import type { Router } from "../services/Router.js"
 import type { Runtime } from "../services/Runtime.js"
 import type { SecretStore } from "../services/SecretStore.js"
+import type { Arcp } from "../services/Arcp.js"
 import { SwitchboardApi } from "./Api.js"
+import * as ArcpEdge from "./Arcp.js"
 import * as Auth from "./Auth.js"
 import { edge } from "./Edge.js"
 import { agents, messages } from "./HandlersRouter.js"
@@ -127,6 +129,7 @@ export const app = (options: ServerOptions = {}) => {
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(HttpApiBuilder.middleware(edge(maxBodyBytes))),
     Layer.provide(Streams.layer),
+    Layer.provide(ArcpEdge.layer),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
     Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit)),
@@ -140,7 +143,7 @@ export const app = (options: ServerOptions = {}) => {
 /** The server, listening on `host:port`, over the services in context. */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore> =>
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp> =>
   app(options).pipe(
     Layer.provideMerge(
       NodeHttpServer.layer(
