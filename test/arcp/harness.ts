@@ -5,12 +5,13 @@
  * that speaks the wire as PROTOCOLS.md §3 writes it, frame by frame.
  */
 import { HttpServer } from "@effect/platform"
-import { Context, Effect, Layer, type Scope } from "effect"
+import { Context, DateTime, Effect, Layer, type Scope } from "effect"
 import WebSocket from "ws"
 import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
 import * as KeysLive from "../../src/layers/KeysLive.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
-import type { KeysFile } from "../../src/schema/Keys.js"
+import type { KeyEntry, KeysFile } from "../../src/schema/Keys.js"
+import { encodeKey, hashKey, keyIdOf } from "../../src/model/Keys.js"
 import { Arcp, type ArcpOptions } from "../../src/services/Arcp.js"
 import type { EventLog } from "../../src/services/EventLog.js"
 import { Gateway } from "../../src/services/Gateway.js"
@@ -116,3 +117,14 @@ export const hello = (token = "", features: ReadonlyArray<string> = allFeatures,
     capabilities: { encodings: ["json"], features },
     ...(resume === undefined ? {} : { resume })
   })
+
+/** An operator key (or one acting as an agent) and its keys-file entry, for a server run with keys. */
+export const makeKey = (seed: number, agent_id?: string) => {
+  const key = encodeKey(new Uint8Array(32).fill(seed))
+  const hash = hashKey(key)
+  const created_at = DateTime.unsafeMake(0)
+  const entry: KeyEntry = agent_id === undefined
+    ? { id: keyIdOf(hash), hash, role: "operator", created_at }
+    : { id: keyIdOf(hash), hash, role: "agent", agent_id, created_at }
+  return { key, entry }
+}
