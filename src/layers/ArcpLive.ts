@@ -170,7 +170,16 @@ const make = (options: ArcpOptions) =>
         }
       }
     }
-    yield* runtime.extend({ committed })
+    // A throw here would stop the loop: a fault in what a commit tells is logged, never thrown.
+    yield* runtime.extend({
+      committed: (events, state) => {
+        try {
+          committed(events, state)
+        } catch (defect) {
+          runFork(Effect.logError("arcp: telling a commit failed", defect))
+        }
+      }
+    })
     current = yield* runtime.query((state) => state).pipe(Effect.orDie)
 
     // After a restart: no transport holds a session, and no handler runs a job.
@@ -241,7 +250,7 @@ const make = (options: ArcpOptions) =>
                 const attached = attach(session.session_id, connection, session.features, resume.last_event_seq, prefix)
                 welcome(attached, session, token)
                 pump(session)
-                return { session_id: session.session_id, heartbeat_interval_sec: session.heartbeat_interval_sec }
+                return { session_id: session.session_id, heartbeat_interval_sec: session.heartbeat_interval_sec, features: session.features }
               }
             ).pipe(Effect.mapError(toArcp))
           }
@@ -265,7 +274,7 @@ const make = (options: ArcpOptions) =>
               const session = current!.arcpSessions.get(session_id)!
               const attached = attach(session_id, connection, session.features, 0, prefix)
               welcome(attached, session, token)
-              return { session_id, heartbeat_interval_sec: session.heartbeat_interval_sec }
+              return { session_id, heartbeat_interval_sec: session.heartbeat_interval_sec, features: session.features }
             }
           ).pipe(Effect.mapError(toArcp))
         }),

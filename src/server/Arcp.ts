@@ -59,7 +59,6 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
   Effect.gen(function*() {
     const arcp = yield* Arcp
     const keys = yield* Keys
-    const write = yield* socket.writer
     const clock = yield* Effect.clock
     const state: State = {
       provisional: `sess_${yield* ulid}`,
@@ -70,14 +69,28 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
       counter: 0,
       closed: false
     }
+    // The raw WebSocket, taken from the first frame's context: frames are sent
+    // on it synchronously, from inside the command loop, and a closed socket
+    // drops them (the socket's own writer waits for an open socket, which a
+    // loop must never do).
+    let ws: globalThis.WebSocket | undefined
     const connection: Connection = {
       send: (text) => {
-        if (!state.closed) Effect.runSync(Effect.ignore(write(text)))
+        if (state.closed || ws === undefined || ws.readyState !== 1) return
+        try {
+          ws.send(text)
+        } catch {
+          // Closed under us: the close handler detaches the session.
+        }
       },
       close: (code, reason) => {
         if (state.closed) return
         state.closed = true
-        Effect.runSync(Effect.ignore(write(new Socket.CloseEvent(code, reason))))
+        try {
+          ws?.close(code, reason)
+        } catch {
+          // Already closing.
+        }
       }
     }
     const envelope = (type: string, payload: unknown, job_id?: string) =>
@@ -112,6 +125,7 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
         }
         const opened = yield* arcp.hello(connection, { session_id: state.provisional, principal, hello })
         state.session_id = opened.session_id
+        state.features = opened.features
         yield* Deferred.succeed(state.welcomed, opened.heartbeat_interval_sec)
       }).pipe(
         Effect.catchAll((error) =>
@@ -233,6 +247,15 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
 
     const onFrame = (data: string | Uint8Array) => {
       state.lastHeard = clock.unsafeCurrentTimeMillis()
+      if (ws === undefined) {
+        return Effect.flatMap(Effect.serviceOption(Socket.WebSocket), (socket) => {
+          ws = Option.getOrUndefined(socket)
+          return Effect.suspend(() => handle(data) ?? Effect.void)
+        })
+      }
+      return handle(data)
+    }
+    const handle = (data: string | Uint8Array): Effect.Effect<void> | void => {
       if (typeof data !== "string") return sessionError("INVALID_REQUEST", "binary frames are refused: send JSON text frames")
       if (data.length > maxFrameBytes) return sessionError("INVALID_REQUEST", `a frame is at most ${maxFrameBytes} bytes`)
       return onText(data)

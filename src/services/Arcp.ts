@@ -101,6 +101,8 @@ export interface Opened {
   readonly session_id: string
   /** When `heartbeat` was negotiated. */
   readonly heartbeat_interval_sec: number | undefined
+  /** The features in effect: the intersection of the hello's and the runtime's. */
+  readonly features: ReadonlySet<string>
 }
 
 export interface ArcpOptions {
