@@ -19,11 +19,11 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
-import { Duration, Effect, Layer, Runtime as EffectRuntime, Schedule } from "effect"
+import { Duration, Effect, Layer, Runtime as EffectRuntime } from "effect"
 import { allFeatures, type Feature, protocolVersion } from "../schema/Arcp.js"
 import type { PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
-import { type ArcpSession, decideAck, decideDetach, decideDetachAll, decideExpireSessions, decideOpenSession, decideResume, entryAt } from "../model/ArcpSessions.js"
+import { type ArcpSession, decideAck, expiresAt, decideDetach, decideDetachAll, decideExpireSessions, decideOpenSession, decideResume, entryAt } from "../model/ArcpSessions.js"
 import {
   acceptedPayload,
   agentLabel,
@@ -66,6 +66,7 @@ const arcpTags: ReadonlySet<string> = new Set([
   "ArcpJobSubscribed",
   "ArcpSessionAcked",
   "ArcpSessionResumed",
+  "ArcpSessionDetached",
   "ArcpSessionExpired"
 ])
 
@@ -88,6 +89,7 @@ const make = (options: ArcpOptions) =>
     /** Sessions whose replay waits for their `job.subscribed`, sent when the subscribe is answered. */
     const held = new Set<string>()
     let current: RuntimeState | undefined
+    let detachedWake: Effect.Latch | undefined
 
     const nextId = (attached: Attached) => `msg_${attached.prefix}${(attached.counter++).toString(36)}`
 
@@ -155,6 +157,9 @@ const make = (options: ArcpOptions) =>
           case "ArcpSessionResumed":
             touch(event.session_id)
             break
+          case "ArcpSessionDetached":
+            detachedWake?.unsafeOpen()
+            break
           case "ArcpSessionExpired": {
             const attached = connections.get(event.session_id)
             connections.delete(event.session_id)
@@ -187,11 +192,30 @@ const make = (options: ArcpOptions) =>
       Effect.catchTag("InternalError", (error) => Effect.die(error))
     )
 
-    yield* runtime.run((state, now) => decideExpireSessions(state, now)).pipe(
-      Effect.ignore,
-      Effect.repeat(Schedule.spaced(Duration.seconds(Math.min(60, config.resumeWindowSec)))),
-      Effect.forkScoped
-    )
+    // Expiry: sleeps until the first detached session's window closes, or
+    // until a session detaches; idle when none is detached.
+    detachedWake = yield* Effect.makeLatch(false)
+    const wake = detachedWake
+    yield* Effect.gen(function*() {
+      while (true) {
+        wake.unsafeClose()
+        const next = yield* runtime.query((state) => {
+          let first: number | undefined
+          for (const session of state.arcpSessions.values()) {
+            const at = expiresAt(session)
+            if (at !== undefined && (first === undefined || at < first)) first = at
+          }
+          return first
+        })
+        if (next === undefined) {
+          yield* wake.await
+          continue
+        }
+        const wait = Math.max(0, next - clock.unsafeCurrentTimeMillis())
+        yield* Effect.timeoutOption(wake.await, Duration.millis(Math.min(wait, 3_600_000)))
+        yield* runtime.run((state, now) => decideExpireSessions(state, now))
+      }
+    }).pipe(Effect.ignore, Effect.forkScoped)
 
     const attach = (session_id: string, connection: Connection, features: ReadonlySet<string>, sent: number, prefix: string) => {
       const before = connections.get(session_id)
