@@ -93,13 +93,14 @@ const make = (options: ArcpOptions) =>
 
     const nextId = (attached: Attached) => `msg_${attached.prefix}${(attached.counter++).toString(36)}`
 
-    const send = (attached: Attached, session_id: string, type: string, payload: unknown, job_id?: string) =>
+    const send = (attached: Attached, session_id: string, type: string, payload: unknown, job_id?: string, trace_id?: string) =>
       attached.connection.send(JSON.stringify({
         arcp: protocolVersion,
         id: nextId(attached),
         type,
         session_id,
         ...(job_id === undefined ? {} : { job_id }),
+        ...(trace_id === undefined ? {} : { trace_id }),
         payload
       }))
 
@@ -320,7 +321,10 @@ const make = (options: ArcpOptions) =>
               if (answer._tag === "Rejected") return
               const attached = connections.get(session_id)
               const job = current!.arcpJobs.get(answer.job_id)
-              if (attached !== undefined && job !== undefined) send(attached, session_id, "job.accepted", acceptedPayload(job), answer.job_id)
+              // The envelope carries this submit's trace id: a repeated idempotent submit is matched by it too.
+              if (attached !== undefined && job !== undefined) {
+                send(attached, session_id, "job.accepted", acceptedPayload(job), answer.job_id, trace_id ?? job.accepted.trace_id)
+              }
             }
           ).pipe(Effect.mapError(toArcp))
         }),

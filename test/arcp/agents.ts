@@ -2,7 +2,7 @@
  * Agents for the ARCP tests, each showing one behaviour of a running job.
  */
 import { Deferred, Effect, Layer } from "effect"
-import { agent, ArcpError, echoAgent } from "../../src/services/Arcp.js"
+import { agent, ArcpError, echoAgent, streamedResult } from "../../src/services/Arcp.js"
 import type { Json } from "../../src/schema/Json.js"
 
 /** Opened by a test: the `gated` agent emits one log, waits for it, emits another and returns. */
@@ -20,6 +20,17 @@ export const testAgents = (gate: Deferred.Deferred<void>) =>
         return "done"
       })),
     agent({ name: "forever", version: "1.0.0" }, () => Effect.never),
+    agent({ name: "chunks", version: "1.0.0" }, (context) =>
+      Effect.gen(function*() {
+        const parts = ["hello, ", "wor", "ld"]
+        for (let i = 0; i < parts.length; i++) {
+          yield* context.emit({
+            kind: "result_chunk",
+            body: { result_id: "res_1", chunk_seq: i, data: Buffer.from(parts[i]).toString("base64"), encoding: "base64", more: i < parts.length - 1 }
+          })
+        }
+        return streamedResult({ result_id: "res_1", result_size: 12, summary: "3 chunks" })
+      })),
     agent({ name: "chatty", version: "1.0.0" }, (context) =>
       Effect.gen(function*() {
         const n = (context.input as { n: number }).n
