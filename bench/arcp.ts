@@ -10,8 +10,8 @@
  *
  * - sequential: one job at a time, from submit to result (jobs/s, p50/p99);
  * - 50 in flight: as many jobs in flight at all times on one session;
- * - 1,000 sessions open at once (each welcomed): the server's resident
- *   memory, after a full collection.
+ * - 1,000 sessions open at once (each welcomed), on a fresh server: its
+ *   resident memory, after a full collection.
  *
  * Beside each rate, in the same run, the baseline: a bare `ws` server that
  * answers each submit with the same four frames and does nothing else (no
@@ -191,10 +191,18 @@ export const main = (args: ReadonlyArray<string>) =>
         child.stop()
       }
     })
-    const measured = yield* Effect.promise(async () => {
+    const rates = yield* Effect.promise(async () => {
       const child = await startProcess({ mode: "switchboard", filename: join(dir, "arcp.db"), durability })
       try {
-        const rates = await measure(child.port, jobs)
+        return await measure(child.port, jobs)
+      } finally {
+        child.stop()
+      }
+    })
+    // Sessions on a server of their own: what 1,000 open sessions cost, not what the jobs above left.
+    const memory = yield* Effect.promise(async () => {
+      const child = await startProcess({ mode: "switchboard", filename: join(dir, "sessions.db"), durability })
+      try {
         const idle = await child.memory()
         const sessions: Array<Session> = []
         for (let i = 0; i < 1000; i += 50) {
@@ -202,11 +210,12 @@ export const main = (args: ReadonlyArray<string>) =>
         }
         const open = await child.memory()
         for (const session of sessions) session.close()
-        return { ...rates, idleRss: idle.rss / 2 ** 20, sessionsRss: open.rss / 2 ** 20, sessionsHeap: open.heapUsed / 2 ** 20 }
+        return { idleRss: idle.rss / 2 ** 20, sessionsRss: open.rss / 2 ** 20, sessionsHeap: open.heapUsed / 2 ** 20 }
       } finally {
         child.stop()
       }
     })
+    const measured = { ...rates, ...memory }
     yield* line("sequential", measured.seq, baseline.seq, 2_000, 903)
     yield* line("50 in flight", measured.conc, baseline.conc, 3_500, 1_559)
     yield* Console.log(

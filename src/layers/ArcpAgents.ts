@@ -124,7 +124,8 @@ export const makeRunner = (
     job.queue.push(pending)
     if (!job.flushing) {
       job.flushing = true
-      fork(flush(job))
+      // After a yield: the handler goes on first, and what it emits meanwhile (up to its end) joins the same flush.
+      fork(Effect.zipRight(Effect.yieldNow(), flush(job)))
     }
   }
 

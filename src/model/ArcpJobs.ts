@@ -46,14 +46,24 @@ export interface ArcpJob {
 }
 
 export interface ArcpJobsState {
+  /** Every job, in the order accepted. */
   readonly arcpJobs: Map<string, ArcpJob>
+  /** Finished jobs whose history is kept, oldest first: past `maxKeptHistories`, the oldest history goes. */
+  readonly arcpFinished: Array<string>
   /** `key_id\0idempotency_key` → the job, in the order they were made (the oldest first, for expiry). */
   readonly arcpKeys: Map<string, { readonly job_id: string; readonly params_hash: string; readonly at: number }>
   arcpOrdinal: number
 }
 
-/** How long an idempotency key answers with its first job. */
+/** How long an idempotency key answers with its first job; a finished job is forgotten after as long. */
 export const idempotencyWindowMs = 24 * 3_600_000
+
+/**
+ * How many finished jobs keep their history for `job.subscribe` with history
+ * (a session's own buffer keeps what it has not acknowledged, whatever this
+ * says): memory is bounded by this, not by the runtime's life.
+ */
+export const maxKeptHistories = 1_000
 
 export const agentLabel = (job: ArcpJob) => `${job.accepted.agent}@${job.accepted.version}`
 
@@ -370,6 +380,11 @@ const jobAccepted = (state: RuntimeState, event: ArcpJobAccepted) => {
     lastOwnerSeq: 0,
     audience: new Set()
   })
+  // The oldest jobs first: those finished more than the window ago go.
+  for (const [job_id, job] of state.arcpJobs) {
+    if (job.accepted.at + idempotencyWindowMs > event.at || !isTerminal(job.status)) break
+    state.arcpJobs.delete(job_id)
+  }
   if (event.idempotency_key !== undefined) {
     // The oldest keys first: those past their window go as new ones come.
     for (const [key, entry] of state.arcpKeys) {
@@ -424,6 +439,11 @@ const jobFinished = (state: RuntimeState, event: ArcpJobFinished) => {
     trace_id: job.accepted.trace_id,
     payload: event.outcome
   })
+  state.arcpFinished.push(event.job_id)
+  if (state.arcpFinished.length > maxKeptHistories) {
+    const oldest = state.arcpJobs.get(state.arcpFinished.shift()!)
+    if (oldest !== undefined) oldest.history.length = 0
+  }
 }
 
 const cancelRequested = (state: RuntimeState, event: ArcpJobCancelRequested) => {
@@ -451,7 +471,7 @@ const unsubscribed = (state: RuntimeState, event: ArcpJobUnsubscribed) => {
 }
 
 export const arcpJobsSlice: Slice<ArcpJobsState> = {
-  initial: () => ({ arcpJobs: new Map(), arcpKeys: new Map(), arcpOrdinal: 0 }),
+  initial: () => ({ arcpJobs: new Map(), arcpFinished: [], arcpKeys: new Map(), arcpOrdinal: 0 }),
   evolve: {
     ArcpJobAccepted: jobAccepted,
     ArcpJobRejected: jobRejected,

@@ -74,10 +74,24 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
     // drops them (the socket's own writer waits for an open socket, which a
     // loop must never do).
     let ws: globalThis.WebSocket | undefined
+    // The frames sent in one go (a turn of the loop tells several at once) leave in one write.
+    let corked = false
+    const uncork = () => {
+      corked = false
+      ;(ws as unknown as { _socket?: { uncork?: () => void } } | undefined)?._socket?.uncork?.()
+    }
     const connection: Connection = {
       send: (text) => {
         if (state.closed || ws === undefined || ws.readyState !== 1) return
         try {
+          if (!corked) {
+            const raw = (ws as unknown as { _socket?: { cork?: () => void } })._socket
+            if (raw?.cork !== undefined) {
+              raw.cork()
+              corked = true
+              queueMicrotask(uncork)
+            }
+          }
           ws.send(text)
         } catch {
           // Closed under us: the close handler detaches the session.
