@@ -11,13 +11,14 @@
  * metric is decided in a flush of its own, since it reads the gateway's
  * counters as the state has them.
  */
-import { Cause, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Schema, Scheduler } from "effect"
 import { type AgentEvent, type ErrorCode, eventBodies, type EventKind, isVendorKind, type JobOutcome } from "../schema/Arcp.js"
 import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { isJson, type Json } from "../schema/Json.js"
 import { decideEmit, type EmitAnswer, type EmitItem, isCharge } from "../model/ArcpEmit.js"
 import { type AgentVersions, decideFinish } from "../model/ArcpJobs.js"
-import { accept } from "../model/State.js"
+import { accept, type RuntimeState } from "../model/State.js"
+import type { Event } from "../schema/Event.js"
 import { ArcpError, type Handler, type JobContext, type StreamedResult } from "../services/Arcp.js"
 import type { Runtime } from "../services/Runtime.js"
 
@@ -54,12 +55,52 @@ const validBody = (kind: string, body: unknown): boolean => {
   return schema !== undefined && isJson(body) && Schema.is(schema)(body)
 }
 
+/**
+ * The scheduler of the agents' fibers: the default one, except while a job
+ * starts inside a turn (`eagerly`), when every task runs at once, in the
+ * loop, so that what a handler does synchronously (an echo: all of it) is
+ * done before the turn appends.
+ */
+export class EagerScheduler implements Scheduler.Scheduler {
+  private eager = false
+  private readonly tasks: Array<Scheduler.Task> = []
+  shouldYield(fiber: Parameters<Scheduler.Scheduler["shouldYield"]>[0]) {
+    return this.eager ? false : Scheduler.defaultScheduler.shouldYield(fiber)
+  }
+  scheduleTask(task: Scheduler.Task, priority: number, fiber?: Parameters<Scheduler.Scheduler["scheduleTask"]>[2]) {
+    if (this.eager) this.tasks.push(task)
+    else Scheduler.defaultScheduler.scheduleTask(task, priority, fiber)
+  }
+  /** Runs `start` and every task it schedules, and theirs, before returning. */
+  eagerly(start: () => void) {
+    this.eager = true
+    try {
+      start()
+      // A bound, so that a handler looping on yields cannot hold the loop: past it, the rest goes to the default scheduler.
+      for (let i = 0; i < 10_000 && this.tasks.length > 0; i++) this.tasks.shift()!()
+    } finally {
+      this.eager = false
+      const left = this.tasks.splice(0)
+      for (const task of left) Scheduler.defaultScheduler.scheduleTask(task, 0)
+    }
+  }
+}
+
 export interface AgentRunner {
   readonly register: (name: string, version: string, isDefault: boolean, handler: Handler) => () => void
   readonly catalog: (name: string) => AgentVersions | undefined
   readonly list: () => ReadonlyArray<{ readonly name: string; readonly versions: ReadonlyArray<string>; readonly default: string }>
-  /** A job was accepted: its handler starts. */
+  /**
+   * A job was accepted, in the turn being decided: its handler starts at
+   * once (`EagerScheduler`), and `decideStarted` takes what it emitted
+   * synchronously into the same turn, so that the job's acceptance and (for
+   * a handler that needs no I/O) its whole run are one durable append. If
+   * that append fails, the job does not exist and what it emits later is
+   * refused.
+   */
   readonly start: (accepted: ArcpJobAccepted) => void
+  /** The events of the jobs started in this turn, from what their handlers emitted so far (up to any awaited operation). */
+  readonly decideStarted: (state: RuntimeState, now: number) => ReadonlyArray<Event>
   /** Its submitter cancelled it: the handler is interrupted, then the job ends CANCELLED. */
   readonly cancel: (job_id: string, reason: string | undefined) => void
   /** It ended (the model ended it, say LEASE_EXPIRED): the handler, if still running, stops. */
@@ -69,8 +110,11 @@ export interface AgentRunner {
 export const makeRunner = (
   runtime: Runtime["Type"],
   fork: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>,
-  now: () => number
+  now: () => number,
+  scheduler: EagerScheduler
 ): AgentRunner => {
+  /** The jobs started in the turn being decided. */
+  let started: Array<Running> = []
   const agents = new Map<string, { readonly handlers: Map<string, Handler>; defaultVersion: string | undefined }>()
   const running = new Map<string, Running>()
 
@@ -176,6 +220,8 @@ export const makeRunner = (
   }
 
   const start = (accepted: ArcpJobAccepted) => {
+    // Decided again after a failed append: the handler started then goes on.
+    if (running.has(accepted.job_id)) return
     const handler = agents.get(accepted.agent)?.handlers.get(accepted.version)
     const job: Running = {
       job_id: accepted.job_id,
@@ -186,6 +232,9 @@ export const makeRunner = (
       cancelReason: undefined
     }
     running.set(accepted.job_id, job)
+    // Its flush waits for the turn: `decideStarted` takes the queue first.
+    job.flushing = true
+    started.push(job)
     if (handler === undefined) {
       enqueue(job, { _tag: "Finish", outcome: failure("error", "AGENT_NOT_AVAILABLE", `agent ${accepted.agent}@${accepted.version} is gone`) })
       return
@@ -227,11 +276,46 @@ export const makeRunner = (
     if (accepted.max_runtime_sec !== undefined) {
       body = Effect.timeoutFail(body, { duration: Duration.millis(accepted.max_runtime_sec * 1000), onTimeout: () => new TimedOut() })
     }
-    job.fiber = fork(Effect.onExit(body, (exit) =>
-      Effect.sync(() => {
-        const outcome = outcomeOf(job, exit)
-        if (outcome !== undefined) enqueue(job, { _tag: "Finish", outcome })
-      })))
+    scheduler.eagerly(() => {
+      job.fiber = fork(Effect.onExit(body, (exit) =>
+        Effect.sync(() => {
+          const outcome = outcomeOf(job, exit)
+          if (outcome !== undefined) enqueue(job, { _tag: "Finish", outcome })
+        })))
+    })
+  }
+
+  const decideStarted = (state: RuntimeState, at: number): ReadonlyArray<Event> => {
+    if (started.length === 0) return []
+    const jobs = started
+    started = []
+    const events: Array<Event> = []
+    for (const job of jobs) {
+      // The plain events first in the queue, and the end if it comes before any awaited operation.
+      const items: Array<EmitItem> = []
+      let finish: JobOutcome | undefined
+      while (job.queue.length > 0) {
+        const next = job.queue[0]
+        if (next._tag === "Finish") {
+          finish = next.outcome
+          job.queue.shift()
+          break
+        }
+        if (next.done !== undefined || isCharge(next.item) || next.item.kind === "tool_call" || next.item.kind === "delegate") break
+        items.push(next.item)
+        job.queue.shift()
+      }
+      if (items.length > 0) {
+        const emitted = decideEmit(state, { job_id: job.job_id, items }, catalog, at)
+        events.push(...emitted.events)
+      }
+      if (finish !== undefined && !events.some((event) => event._tag === "ArcpJobFinished" && event.job_id === job.job_id)) {
+        events.push(...decideFinish(state, job.job_id, finish, at).events)
+      }
+      if (job.queue.length > 0) fork(flush(job))
+      else job.flushing = false
+    }
+    return events
   }
 
   return {
@@ -252,6 +336,7 @@ export const makeRunner = (
         return entry === undefined ? [] : [{ name, versions: entry.versions, default: entry.default }]
       }),
     start,
+    decideStarted,
     cancel: (job_id, reason) => {
       const job = running.get(job_id)
       if (job === undefined) {

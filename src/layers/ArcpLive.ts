@@ -40,7 +40,7 @@ import { accept, type RuntimeState } from "../model/State.js"
 import { Arcp, type ArcpConfig, ArcpError, type ArcpOptions, type Connection } from "../services/Arcp.js"
 import { RandomBytes } from "../services/RandomBytes.js"
 import { Runtime } from "../services/Runtime.js"
-import { makeRunner } from "./ArcpAgents.js"
+import { EagerScheduler, makeRunner } from "./ArcpAgents.js"
 import { ulid } from "./Ulid.js"
 
 const implemented: ReadonlyArray<Feature> = allFeatures
@@ -77,6 +77,8 @@ const make = (options: ArcpOptions) =>
     const clock = yield* Effect.clock
     const effectRuntime = yield* Effect.runtime<never>()
     const runFork = EffectRuntime.runFork(effectRuntime)
+    const scheduler = new EagerScheduler()
+    const runAgent = EffectRuntime.runFork(yield* Effect.withScheduler(Effect.runtime<never>(), scheduler))
     const config: ArcpConfig = {
       resumeWindowSec: options.resumeWindowSec ?? 600,
       heartbeatIntervalSec: options.heartbeatIntervalSec ?? 30,
@@ -84,7 +86,7 @@ const make = (options: ArcpOptions) =>
       runtimeName: options.runtimeName ?? "switchboard",
       runtimeVersion: options.runtimeVersion ?? "0.1.0"
     }
-    const runner = makeRunner(runtime, (effect) => runFork(effect), () => clock.unsafeCurrentTimeMillis())
+    const runner = makeRunner(runtime, (effect) => runAgent(effect), () => clock.unsafeCurrentTimeMillis(), scheduler)
     const connections = new Map<string, Attached>()
     /** Sessions whose replay waits for their `job.subscribed`, sent when the subscribe is answered. */
     const held = new Set<string>()
@@ -138,13 +140,12 @@ const make = (options: ArcpOptions) =>
             break
           }
           case "ArcpJobAccepted": {
-            if (event.parent_job_id !== undefined) {
-              // A delegated child: its submitter learns of it as of any job it accepts.
-              const attached = connections.get(event.session_id)
-              const job = state.arcpJobs.get(event.job_id)
-              if (attached !== undefined && job !== undefined) send(attached, event.session_id, "job.accepted", acceptedPayload(job), event.job_id)
+            // Sent here, before the turn's job messages: a job's events never come before its acceptance.
+            const attached = connections.get(event.session_id)
+            const job = state.arcpJobs.get(event.job_id)
+            if (attached !== undefined && job !== undefined) {
+              send(attached, event.session_id, "job.accepted", acceptedPayload(job), event.job_id, event.trace_id)
             }
-            runner.start(event)
             break
           }
           case "ArcpJobCancelRequested":
@@ -178,6 +179,23 @@ const make = (options: ArcpOptions) =>
     }
     // A throw here would stop the loop: a fault in what a commit tells is logged, never thrown.
     yield* runtime.extend({
+      // A job starts as soon as it is accepted in the turn; what it emits at once is decided in the same turn.
+      afterApply: (_state, event) => {
+        if (event._tag !== "ArcpJobAccepted") return
+        try {
+          runner.start(event)
+        } catch (defect) {
+          runFork(Effect.logError("arcp: a job could not start", defect))
+        }
+      },
+      decide: (state, now) => {
+        try {
+          return runner.decideStarted(state, now)
+        } catch (defect) {
+          runFork(Effect.logError("arcp: a started job's events could not be decided", defect))
+          return []
+        }
+      },
       committed: (events, state) => {
         try {
           committed(events, state)
@@ -318,7 +336,8 @@ const make = (options: ArcpOptions) =>
             (state, now) =>
               decideSubmit(state, { session_id, job_id: `job_${id}`, lease_id: `lease_job_${id}`, submit, trace_id }, runner.catalog, now),
             (answer) => {
-              if (answer._tag === "Rejected") return
+              // A new job's acceptance was sent as it committed; a rejection is in the session's stream.
+              if (answer._tag !== "Existing") return
               const attached = connections.get(session_id)
               const job = current!.arcpJobs.get(answer.job_id)
               // The envelope carries this submit's trace id: a repeated idempotent submit is matched by it too.
