@@ -199,28 +199,37 @@ export const main = (args: ReadonlyArray<string>) =>
         child.stop()
       }
     })
-    // Sessions on a server of their own: what 1,000 open sessions cost, not what the jobs above left.
-    const memory = yield* Effect.promise(async () => {
-      const child = await startProcess({ mode: "switchboard", filename: join(dir, "sessions.db"), durability })
-      try {
-        const idle = await child.memory()
-        const sessions: Array<Session> = []
-        for (let i = 0; i < 1000; i += 50) {
-          sessions.push(...await Promise.all(Array.from({ length: 50 }, () => openSession(child.port))))
+    // Sessions on a server of their own: what 1,000 open sessions cost, not what the jobs above left;
+    // beside the bare ws server's with as many.
+    const sessionsOn = (mode: ArcpProcessConfig["mode"], filename: string) =>
+      Effect.promise(async () => {
+        const child = await startProcess({ mode, filename, durability })
+        try {
+          const idle = await child.memory()
+          const sessions: Array<Session> = []
+          for (let i = 0; i < 1000; i += 50) {
+            sessions.push(...await Promise.all(Array.from({ length: 50 }, () => openSession(child.port))))
+          }
+          const open = await child.memory()
+          for (const session of sessions) session.close()
+          return { idleRss: idle.rss / 2 ** 20, sessionsRss: open.rss / 2 ** 20, sessionsHeap: open.heapUsed / 2 ** 20 }
+        } finally {
+          child.stop()
         }
-        const open = await child.memory()
-        for (const session of sessions) session.close()
-        return { idleRss: idle.rss / 2 ** 20, sessionsRss: open.rss / 2 ** 20, sessionsHeap: open.heapUsed / 2 ** 20 }
-      } finally {
-        child.stop()
-      }
-    })
+      })
+    const memory = yield* sessionsOn("switchboard", join(dir, "sessions.db"))
+    const bareMemory = yield* sessionsOn("baseline", "")
     const measured = { ...rates, ...memory }
     yield* line("sequential", measured.seq, baseline.seq, 2_000, 903)
     yield* line("50 in flight", measured.conc, baseline.conc, 3_500, 1_559)
     yield* Console.log(
       `1,000 sessions   server RSS ${measured.sessionsRss.toFixed(1)} MB (heap ${measured.sessionsHeap.toFixed(1)} MB; ${measured.idleRss.toFixed(1)} MB before they opened)` +
         `   target < 200 MB: ${measured.sessionsRss < 200 ? "met" : "MISSED"}`
+    )
+    yield* Console.log(
+      `                 per session ${((measured.sessionsRss - measured.idleRss) * 1024 / 1000).toFixed(0)} KB; ` +
+        `the bare ws server (same process image) ${bareMemory.idleRss.toFixed(1)} MB idle, ${bareMemory.sessionsRss.toFixed(1)} MB with 1,000 ` +
+        `(${((bareMemory.sessionsRss - bareMemory.idleRss) * 1024 / 1000).toFixed(0)} KB each)`
     )
     yield* printResult({
       bench: "arcp",
@@ -232,6 +241,8 @@ export const main = (args: ReadonlyArray<string>) =>
         conc50_p50_ms: Number(measured.conc.p50.toFixed(3)),
         conc50_p99_ms: Number(measured.conc.p99.toFixed(3)),
         sessions_1000_rss_mb: Number(measured.sessionsRss.toFixed(1)),
+        idle_rss_mb: Number(measured.idleRss.toFixed(1)),
+        baseline_sessions_1000_rss_mb: Number(bareMemory.sessionsRss.toFixed(1)),
         baseline_seq_jobs_per_s: Math.round(baseline.seq.rate),
         baseline_conc50_jobs_per_s: Math.round(baseline.conc.rate)
       },
