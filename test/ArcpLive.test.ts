@@ -7,6 +7,7 @@ import { Context, Effect, Layer, TestClock } from "effect"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { foldLog } from "../src/layers/RuntimeLoop.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
+import { arcpSnapshot } from "../src/model/ArcpJobs.js"
 import { snapshot } from "../src/model/Runtime.js"
 import { agent, Arcp, type Connection, echoAgent } from "../src/services/Arcp.js"
 import { EventLog } from "../src/services/EventLog.js"
@@ -84,10 +85,10 @@ describe("ARCP runtime on the TestClock", () => {
       for (let i = 0; i < 5; i++) yield* arcp.submit(session_id, { submit: { agent: "echo", input: i, idempotency_key: `k${i % 3}` }, trace_id: undefined })
       yield* Effect.iterate(0, { while: () => frames.filter((frame) => frame.event_seq !== undefined).length < 11, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
       yield* arcp.ack(session_id, 2)
-      const live = yield* runtime.query((state) => snapshot(state))
+      const live = yield* runtime.query((state) => ({ ...snapshot(state), ...arcpSnapshot(state) }))
       const replayed = yield* foldLog(log, runtime.config)
-      expect(snapshot(replayed.state)).toEqual(live)
-      expect((live as any).arcp_sessions[session_id]).toMatchObject({ seq: 11, floor: 2 })
+      expect({ ...snapshot(replayed.state), ...arcpSnapshot(replayed.state) }).toEqual(live)
+      expect(live.arcp_sessions[session_id]).toMatchObject({ seq: 11, floor: 2 })
       // Three jobs (a log, a progress, a result each), and two submits refused: keys k0 and k1 again, with other input.
       expect(frames.filter((frame) => frame.type === "job.error").map((frame) => frame.payload.code)).toEqual(["DUPLICATE_KEY", "DUPLICATE_KEY"])
     }))

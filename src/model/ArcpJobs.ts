@@ -24,7 +24,7 @@ import type {
 import type { Event } from "../schema/Event.js"
 import type { Json } from "../schema/Json.js"
 import { type LeaseGrants, leaseNamespaces } from "../schema/Lease.js"
-import { type ArcpRefusal, arcpRefusal, type ArcpSession, stamp, type Stamped } from "./ArcpSessions.js"
+import { type ArcpRefusal, arcpRefusal, type ArcpSession, sessionsSnapshot, stamp, type Stamped } from "./ArcpSessions.js"
 import { evaluateAction } from "./Checks.js"
 import { auditor } from "./Governance.js"
 import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
@@ -481,15 +481,22 @@ export const arcpJobsSlice: Slice<ArcpJobsState> = {
     ArcpJobSubscribed: subscribed,
     ArcpJobUnsubscribed: unsubscribed
   },
-  snapshot: (state) => ({
-    arcp_jobs: sortedRecord(state.arcpJobs, (job) => ({
-      session_id: job.accepted.session_id,
-      agent: agentLabel(job),
-      status: job.status,
-      remaining: Object.fromEntries(job.remaining),
-      events: job.history.length,
-      audience: [...job.audience].sort()
-    })),
-    arcp_keys: sortedRecord(state.arcpKeys, (entry) => entry.job_id)
-  })
+  // Not in the runtime's snapshot, whose shape the HTTP API serves: `arcpSnapshot` has it.
+  snapshot: () => ({})
 }
+
+/** ARCP's part of the state as plain, comparable data: what a replay must reproduce. */
+export const arcpSnapshot = (state: RuntimeState) => ({
+  arcp_sessions: sessionsSnapshot(state),
+  arcp_jobs: sortedRecord(state.arcpJobs, (job) => ({
+    session_id: job.accepted.session_id,
+    agent: agentLabel(job),
+    status: job.status,
+    remaining: Object.fromEntries(job.remaining),
+    events: job.history.length,
+    last_owner_seq: job.lastOwnerSeq,
+    audience: [...job.audience].sort()
+  })),
+  arcp_keys: sortedRecord(state.arcpKeys, (entry) => entry.job_id),
+  arcp_finished: [...state.arcpFinished]
+})

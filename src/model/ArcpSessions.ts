@@ -232,6 +232,18 @@ const acked = (state: RuntimeState, event: ArcpSessionAcked) => {
   if (session !== undefined) release(session, event.seq)
 }
 
+/** The sessions as plain, comparable data. */
+export const sessionsSnapshot = (state: RuntimeState) =>
+  sortedRecord(state.arcpSessions, (session) => ({
+    key_id: session.key_id,
+    attached: session.attached,
+    detached_at: session.detached_at,
+    seq: session.seq,
+    floor: session.floor,
+    buffered: session.buffer.map((entry) => `${entry.type}:${entry.job_id}`),
+    subscriptions: [...session.subscriptions].sort()
+  }))
+
 export const arcpSessionsSlice: Slice<ArcpSessionsState> = {
   initial: () => ({ arcpSessions: new Map() }),
   evolve: {
@@ -241,15 +253,6 @@ export const arcpSessionsSlice: Slice<ArcpSessionsState> = {
     ArcpSessionExpired: expired,
     ArcpSessionAcked: acked
   },
-  snapshot: (state) => ({
-    arcp_sessions: sortedRecord(state.arcpSessions, (session) => ({
-      key_id: session.key_id,
-      attached: session.attached,
-      detached_at: session.detached_at,
-      seq: session.seq,
-      floor: session.floor,
-      buffered: session.buffer.map((entry) => `${entry.type}:${entry.job_id}`),
-      subscriptions: [...session.subscriptions].sort()
-    }))
-  })
+  // Not in the runtime's snapshot, whose shape the HTTP API serves: `arcpSnapshot` (ArcpJobs.ts) has it.
+  snapshot: () => ({})
 }
