@@ -223,7 +223,11 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
           if (body === undefined) return
           return Effect.zipRight(
             arcp.detach(session_id, connection, `bye${body.reason === undefined ? "" : `: ${body.reason}`}`),
-            Effect.sync(() => connection.close(1000, "bye"))
+            Effect.sync(() => {
+              // The spec's prose closes with `session.close` and has it acknowledged; the SDK's `session.bye` is not.
+              if (env.type === "session.close") connection.send(envelope("session.closed", { request_id: env.id }))
+              connection.close(1000, "bye")
+            })
           )
         }
         case "session.list_jobs": {

@@ -164,9 +164,10 @@ export class Arcp extends Context.Tag("switchboard/Arcp")<Arcp, {
   readonly listJobs: (session_id: string, request: ListJobs, request_id: string) => Effect.Effect<void, ArcpError>
 }>() {}
 
-/** An in-process agent, registered for as long as the layer lasts. */
-export const agent = (definition: AgentDefinition, handler: Handler): Layer.Layer<never, never, Arcp> =>
-  Layer.scopedDiscard(Effect.flatMap(Arcp, (arcp) => arcp.register(definition, handler)))
+/** An in-process agent, registered for as long as the layer lasts; a bare name is version `1.0.0`. */
+export const agent = (definition: AgentDefinition | string, handler: Handler): Layer.Layer<never, never, Arcp> =>
+  Layer.scopedDiscard(Effect.flatMap(Arcp, (arcp) =>
+    arcp.register(typeof definition === "string" ? { name: definition, version: "1.0.0" } : definition, handler)))
 
 /** The `echo` agent of `switchboard serve --echo-agent`: a log, a progress, and its input back. */
 export const echoAgent: Layer.Layer<never, never, Arcp> = agent(
