@@ -49,7 +49,6 @@ interface State {
   readonly provisional: string
   session_id: string | undefined
   features: ReadonlySet<string>
-  welcomed: Deferred.Deferred<number | undefined>
   lastHeard: number
   counter: number
   closed: boolean
@@ -60,11 +59,11 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
     const arcp = yield* Arcp
     const keys = yield* Keys
     const clock = yield* Effect.clock
+    const scope = yield* Effect.scope
     const state: State = {
       provisional: `sess_${yield* ulid}`,
       session_id: undefined,
       features: new Set(),
-      welcomed: yield* Deferred.make<number | undefined>(),
       lastHeard: clock.unsafeCurrentTimeMillis(),
       counter: 0,
       closed: false
@@ -140,7 +139,7 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
         const opened = yield* arcp.hello(connection, { session_id: state.provisional, principal, hello })
         state.session_id = opened.session_id
         state.features = opened.features
-        yield* Deferred.succeed(state.welcomed, opened.heartbeat_interval_sec)
+        if (opened.heartbeat_interval_sec !== undefined) yield* Effect.forkIn(heartbeats(opened.heartbeat_interval_sec), scope)
       }).pipe(
         Effect.catchAll((error) =>
           Effect.sync(() => {
@@ -279,10 +278,8 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
       return onText(data)
     }
 
-    // Heartbeats, once a session negotiated them.
-    yield* Effect.gen(function*() {
-      const interval = yield* Deferred.await(state.welcomed)
-      if (interval === undefined) return
+    // Heartbeats, once a session negotiated them: a fiber then, none before (a connection is kept as small as it can be).
+    const heartbeats = (interval: number) => Effect.gen(function*() {
       let pings = 0
       while (!state.closed) {
         yield* Effect.sleep(Duration.seconds(interval))
@@ -295,15 +292,20 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
         }
         connection.send(envelope("session.ping", { nonce: `p_${++pings}`, sent_at: new Date(now).toISOString() }))
       }
-    }).pipe(Effect.forkScoped)
+    })
 
     yield* socket.runRaw(onFrame, { onOpen: Effect.asVoid(onOpen) }).pipe(Effect.catchAll(() => Effect.void))
     state.closed = true
     if (state.session_id !== undefined) yield* arcp.detach(state.session_id, connection, "transport closed")
   }).pipe(Effect.scoped)
 
-/** `GET /arcp`: upgrades to the ARCP WebSocket, served by a fiber of the server's own (`sockets`). */
-export const route = (sockets: FiberSet.FiberSet) =>
+/**
+ * `GET /arcp`: upgrades to the ARCP WebSocket, served by a fiber of the
+ * server's own (`run`, made with the layer's context), not a child of the
+ * request's: a session lives for hours, and should not hold what the
+ * request's fiber held.
+ */
+export const route = (run: <A, E>(effect: Effect.Effect<A, E, Arcp | Keys>) => unknown) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
@@ -311,7 +313,7 @@ export const route = (sockets: FiberSet.FiberSet) =>
     }
     const socket = yield* request.upgrade
     const opened = yield* Deferred.make<void>()
-    yield* FiberSet.run(sockets, serve(socket, Deferred.succeed(opened, undefined)).pipe(Effect.ensuring(Deferred.succeed(opened, undefined))))
+    run(serve(socket, Deferred.succeed(opened, undefined)).pipe(Effect.ensuring(Deferred.succeed(opened, undefined))))
     yield* Deferred.await(opened)
     return HttpServerResponse.empty()
   })
@@ -319,13 +321,11 @@ export const route = (sockets: FiberSet.FiberSet) =>
 /** The `/arcp` route, added to the API's router. */
 export const layer = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function*() {
-    const context = yield* Effect.context<Arcp | Keys>()
-    const sockets = yield* FiberSet.make()
+    const run = yield* FiberSet.makeRuntime<Arcp | Keys>()
     yield* router.get(
       "/arcp",
-      route(sockets).pipe(
-        Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("the WebSocket upgrade failed", { status: 400 }))),
-        Effect.provide(context)
+      route(run).pipe(
+        Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("the WebSocket upgrade failed", { status: 400 })))
       )
     )
   }))
