@@ -13,7 +13,12 @@ import { agent, Arcp, type Connection, echoAgent } from "../src/services/Arcp.js
 import { EventLog } from "../src/services/EventLog.js"
 import { Runtime } from "../src/services/Runtime.js"
 
-const agents = Layer.mergeAll(echoAgent, agent({ name: "forever", version: "1.0.0" }, () => Effect.never))
+const agents = Layer.mergeAll(
+  echoAgent,
+  agent({ name: "forever", version: "1.0.0" }, () => Effect.never),
+  // Never lets go, even when interrupted.
+  agent("stubborn", () => Effect.uninterruptible(Effect.never))
+)
 
 const build = Effect.gen(function*() {
   const context = yield* Layer.build(
@@ -49,6 +54,21 @@ describe("ARCP runtime on the TestClock", () => {
       yield* TestClock.adjust("1 second")
       yield* Effect.iterate(0, { while: () => frames.length < 3, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
       expect(frames[2]).toMatchObject({ type: "job.error", event_seq: 1, payload: { final_status: "timed_out", code: "TIMEOUT", retryable: true } })
+    }))
+
+  it.scoped("ends a cancelled job whose handler will not stop after the 30 s grace, with CANCELLED", () =>
+    Effect.gen(function*() {
+      const { arcp } = yield* build
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_4", principal: operator, hello: hello() })
+      yield* arcp.submit(session_id, { submit: { agent: "stubborn", input: null }, trace_id: undefined })
+      const job_id = frames[1].job_id
+      yield* arcp.cancel(session_id, job_id, "stop", "req")
+      yield* TestClock.adjust("29 seconds")
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted", "job.cancelled"])
+      yield* TestClock.adjust("1 second")
+      yield* Effect.iterate(0, { while: () => frames.length < 4, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+      expect(frames[3]).toMatchObject({ type: "job.error", job_id, payload: { final_status: "cancelled", code: "CANCELLED" } })
     }))
 
   it.scoped("keeps a detached session resumable for its window, then expires it", () =>

@@ -31,9 +31,14 @@ interface Running {
   readonly queue: Array<Pending>
   flushing: boolean
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** The fibers that end the job after a grace, interrupted once it ends. */
+  readonly watchdogs: Array<Fiber.RuntimeFiber<unknown, unknown>>
   readonly cancelled: Deferred.Deferred<void>
   cancelReason: string | undefined
 }
+
+/** How long a cancelled (or timed out) handler has to stop before its job ends anyway. */
+const graceMs = 30_000
 
 class TimedOut {
   readonly _tag = "TimedOut"
@@ -175,6 +180,13 @@ export const makeRunner = (
 
   const stamp = () => new Date(now()).toISOString()
 
+  /** Ends the job with `outcome` after `ms`, if nothing ended it before (the first end wins). */
+  const watchdog = (job: Running, ms: number, outcome: JobOutcome) => {
+    job.watchdogs.push(fork(Effect.zipRight(Effect.sleep(Duration.millis(ms)), Effect.sync(() => {
+      if (running.has(job.job_id)) enqueue(job, { _tag: "Finish", outcome })
+    }))))
+  }
+
   const awaited = (job: Running, kind: string, body: Json): Effect.Effect<{ readonly child_job_id?: string }, ArcpError> =>
     Effect.async((resume) => {
       enqueue(job, {
@@ -228,6 +240,7 @@ export const makeRunner = (
       queue: [],
       flushing: false,
       fiber: undefined,
+      watchdogs: [],
       cancelled: Deferred.unsafeMake<void>(FiberId.none),
       cancelReason: undefined
     }
@@ -274,7 +287,10 @@ export const makeRunner = (
     }
     let body: Effect.Effect<Json | StreamedResult, ArcpError | TimedOut> = Effect.suspend(() => handler(context))
     if (accepted.max_runtime_sec !== undefined) {
-      body = Effect.timeoutFail(body, { duration: Duration.millis(accepted.max_runtime_sec * 1000), onTimeout: () => new TimedOut() })
+      const limit = accepted.max_runtime_sec * 1000
+      body = Effect.timeoutFail(body, { duration: Duration.millis(limit), onTimeout: () => new TimedOut() })
+      // A handler whose interruption never completes (a finalizer that hangs) still ends, after the grace.
+      watchdog(job, limit + graceMs, failure("timed_out", "TIMEOUT", "the job ran past its max_runtime_sec and did not stop"))
     }
     scheduler.eagerly(() => {
       job.fiber = fork(Effect.onExit(body, (exit) =>
@@ -346,6 +362,7 @@ export const makeRunner = (
       }
       job.cancelReason = reason ?? "cancelled by its submitter"
       Deferred.unsafeDone(job.cancelled, Exit.void)
+      watchdog(job, graceMs, failure("cancelled", "CANCELLED", job.cancelReason))
       if (job.fiber !== undefined) fork(Fiber.interrupt(job.fiber))
       else enqueue(job, { _tag: "Finish", outcome: failure("cancelled", "CANCELLED", job.cancelReason) })
     },
@@ -353,6 +370,7 @@ export const makeRunner = (
       const job = running.get(job_id)
       if (job === undefined) return
       running.delete(job_id)
+      for (const watchdog of job.watchdogs) fork(Fiber.interrupt(watchdog))
       if (job.fiber !== undefined && job.fiber.unsafePoll() === null) fork(Fiber.interrupt(job.fiber))
     }
   }
