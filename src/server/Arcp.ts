@@ -15,13 +15,17 @@
  * is HEARTBEAT_LOST (its session stays resumable; its jobs run on).
  */
 import { HttpApiBuilder, HttpServerRequest, HttpServerResponse, Socket } from "@effect/platform"
-import { Clock, Deferred, Duration, Effect, Either, FiberSet, Option } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Fiber, FiberSet, Option } from "effect"
+import type { IncomingMessage } from "node:http"
+import type { Duplex } from "node:stream"
+import { type WebSocket, WebSocketServer } from "ws"
 import { fastInputDecoder } from "../internal/fastSchema.js"
 import * as Wire from "../schema/Arcp.js"
 import { openKeyId, type Principal } from "../schema/Keys.js"
 import { Arcp, ArcpError, type Connection } from "../services/Arcp.js"
 import { Keys } from "../services/Keys.js"
-import { ulid } from "../layers/Ulid.js"
+import { encodeUlid } from "../layers/Ulid.js"
+import { RandomBytes, type RandomBytesService } from "../services/RandomBytes.js"
 
 /** A frame larger than this is refused unread. */
 export const maxFrameBytes = 1024 * 1024
@@ -54,14 +58,29 @@ interface State {
   closed: boolean
 }
 
-const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
-  Effect.gen(function*() {
-    const arcp = yield* Arcp
-    const keys = yield* Keys
-    const clock = yield* Effect.clock
-    const scope = yield* Effect.scope
+/** What every connection uses: the services, and how to run an effect on a fiber of the server's. */
+interface Deps {
+  readonly arcp: Arcp["Type"]
+  readonly keys: Keys["Type"]
+  readonly clock: Clock.Clock
+  readonly random: RandomBytesService
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+}
+
+/** A raw WebSocket (the `ws` library's, as both paths below get it). */
+type RawSocket = globalThis.WebSocket
+
+/**
+ * One connection, as plain callbacks: no fiber lives for it between frames
+ * (a session may idle for hours, and a thousand of them must stay small);
+ * each frame's work runs on a fiber of its own (`deps.run`), and so do the
+ * heartbeats when negotiated.
+ */
+const connectionOf = (deps: Deps) => {
+  const { arcp, clock, keys } = deps
+  {
     const state: State = {
-      provisional: `sess_${yield* ulid}`,
+      provisional: `sess_${encodeUlid(clock.unsafeCurrentTimeMillis(), Effect.runSync(deps.random.next(10)))}`,
       session_id: undefined,
       features: new Set(),
       lastHeard: clock.unsafeCurrentTimeMillis(),
@@ -72,7 +91,8 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
     // on it synchronously, from inside the command loop, and a closed socket
     // drops them (the socket's own writer waits for an open socket, which a
     // loop must never do).
-    let ws: globalThis.WebSocket | undefined
+    let ws: RawSocket | undefined
+    let heartbeat: Fiber.RuntimeFiber<void> | undefined
     // The frames sent in one go (a turn of the loop tells several at once) leave in one write.
     let corked = false
     const uncork = () => {
@@ -139,7 +159,7 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
         const opened = yield* arcp.hello(connection, { session_id: state.provisional, principal, hello })
         state.session_id = opened.session_id
         state.features = opened.features
-        if (opened.heartbeat_interval_sec !== undefined) yield* Effect.forkIn(heartbeats(opened.heartbeat_interval_sec), scope)
+        if (opened.heartbeat_interval_sec !== undefined) heartbeat = deps.run(heartbeats(opened.heartbeat_interval_sec))
       }).pipe(
         Effect.catchAll((error) =>
           Effect.sync(() => {
@@ -262,17 +282,8 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
       }
     }
 
-    const onFrame = (data: string | Uint8Array) => {
-      state.lastHeard = clock.unsafeCurrentTimeMillis()
-      if (ws === undefined) {
-        return Effect.flatMap(Effect.serviceOption(Socket.WebSocket), (socket) => {
-          ws = Option.getOrUndefined(socket)
-          return Effect.suspend(() => handle(data) ?? Effect.void)
-        })
-      }
-      return handle(data)
-    }
     const handle = (data: string | Uint8Array): Effect.Effect<void> | void => {
+      state.lastHeard = clock.unsafeCurrentTimeMillis()
       if (typeof data !== "string") return sessionError("INVALID_REQUEST", "binary frames are refused: send JSON text frames")
       if (data.length > maxFrameBytes) return sessionError("INVALID_REQUEST", `a frame is at most ${maxFrameBytes} bytes`)
       return onText(data)
@@ -294,10 +305,50 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
       }
     })
 
+    return {
+      setSocket: (socket: RawSocket) => {
+        ws = socket
+      },
+      hasSocket: () => ws !== undefined,
+      onFrame: handle,
+      onClose: Effect.suspend(() => {
+        state.closed = true
+        if (heartbeat !== undefined) deps.run(Fiber.interrupt(heartbeat))
+        return state.session_id === undefined ? Effect.void : arcp.detach(state.session_id, connection, "transport closed")
+      })
+    }
+  }
+}
+
+/** The platform's WebSocket (the `/arcp` route): the raw socket comes with the first frame. */
+const serve = (deps: Deps, socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
+  Effect.gen(function*() {
+    const connection = connectionOf(deps)
+    const onFrame = (data: string | Uint8Array) => {
+      if (!connection.hasSocket()) {
+        return Effect.flatMap(Effect.serviceOption(Socket.WebSocket), (raw) => {
+          if (Option.isSome(raw)) connection.setSocket(raw.value)
+          return Effect.suspend(() => connection.onFrame(data) ?? Effect.void)
+        })
+      }
+      return connection.onFrame(data)
+    }
     yield* socket.runRaw(onFrame, { onOpen: Effect.asVoid(onOpen) }).pipe(Effect.catchAll(() => Effect.void))
-    state.closed = true
-    if (state.session_id !== undefined) yield* arcp.detach(state.session_id, connection, "transport closed")
-  }).pipe(Effect.scoped)
+    yield* connection.onClose
+  })
+
+/** A socket upgraded by the server itself (`upgrades`): plain listeners, no fiber while idle. */
+const serveRaw = (deps: Deps, ws: WebSocket) => {
+  const connection = connectionOf(deps)
+  connection.setSocket(ws as unknown as RawSocket)
+  ws.on("message", (data, isBinary) => {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)
+    const effect = connection.onFrame(isBinary ? new Uint8Array(bytes) : bytes.toString("utf8"))
+    if (effect !== undefined) deps.run(effect)
+  })
+  ws.once("close", () => deps.run(connection.onClose))
+  ws.on("error", () => {})
+}
 
 /**
  * `GET /arcp`: upgrades to the ARCP WebSocket, served by a fiber of the
@@ -305,7 +356,7 @@ const serve = (socket: Socket.Socket, onOpen: Effect.Effect<unknown>) =>
  * request's: a session lives for hours, and should not hold what the
  * request's fiber held.
  */
-export const route = (run: <A, E>(effect: Effect.Effect<A, E, Arcp | Keys>) => unknown) =>
+export const route = (deps: Deps) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
@@ -313,19 +364,56 @@ export const route = (run: <A, E>(effect: Effect.Effect<A, E, Arcp | Keys>) => u
     }
     const socket = yield* request.upgrade
     const opened = yield* Deferred.make<void>()
-    run(serve(socket, Deferred.succeed(opened, undefined)).pipe(Effect.ensuring(Deferred.succeed(opened, undefined))))
+    deps.run(serve(deps, socket, Deferred.succeed(opened, undefined)).pipe(Effect.ensuring(Deferred.succeed(opened, undefined))))
     yield* Deferred.await(opened)
     return HttpServerResponse.empty()
   })
 
-/** The `/arcp` route, added to the API's router. */
-export const layer = HttpApiBuilder.Router.use((router) =>
-  Effect.gen(function*() {
-    const run = yield* FiberSet.makeRuntime<Arcp | Keys>()
-    yield* router.get(
-      "/arcp",
-      route(run).pipe(
-        Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("the WebSocket upgrade failed", { status: 400 })))
+/**
+ * Where the Node server hands WebSocket upgrades before the HTTP app sees
+ * them (`Server.ts`): `/arcp` is upgraded here, by a `ws` server of its own,
+ * and served with plain listeners. The HTTP app's own upgrade would keep a
+ * few fibers per socket for its whole life (about 45 KB a session). Set
+ * while the layer lasts; `/arcp` through the HTTP app still works without it.
+ */
+export interface Upgrades {
+  handle: ((request: IncomingMessage, socket: Duplex, head: Buffer) => boolean) | undefined
+}
+
+export const makeUpgrades = (): Upgrades => ({ handle: undefined })
+
+/** The `/arcp` route, added to the API's router; and, given `upgrades`, the server's own upgrade of it. */
+export const layer = (upgrades?: Upgrades) =>
+  HttpApiBuilder.Router.use((router) =>
+    Effect.gen(function*() {
+      const run = yield* FiberSet.makeRuntime<Arcp | Keys>()
+      const deps: Deps = {
+        arcp: yield* Arcp,
+        keys: yield* Keys,
+        clock: yield* Effect.clock,
+        random: yield* RandomBytes,
+        run: (effect) => run(effect)
+      }
+      yield* router.get(
+        "/arcp",
+        route(deps).pipe(
+          Effect.catchAll(() => Effect.succeed(HttpServerResponse.text("the WebSocket upgrade failed", { status: 400 })))
+        )
       )
-    )
-  }))
+      if (upgrades !== undefined) {
+        const wss = new WebSocketServer({ noServer: true, maxPayload: maxFrameBytes + 1024 })
+        upgrades.handle = (request, socket, head) => {
+          if ((request.url ?? "").split("?")[0] !== "/arcp") return false
+          wss.handleUpgrade(request, socket, head, (ws) => serveRaw(deps, ws))
+          return true
+        }
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            upgrades.handle = undefined
+            for (const ws of wss.clients) ws.close(1001, "the server is stopping")
+            wss.close()
+          })
+        )
+      }
+    })
+  )
