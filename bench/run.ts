@@ -15,6 +15,7 @@ import { Effect } from "effect"
 import type { Bench } from "./report.js"
 
 const benches: Record<string, () => Promise<Bench>> = {
+  arcp: () => import("./arcp.js"),
   eventlog: () => import("./eventlog.js"),
   fold: () => import("./fold.js"),
   gateway: () => import("./gateway.js"),

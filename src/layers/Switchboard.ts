@@ -14,16 +14,22 @@ import type { Gateway } from "../services/Gateway.js"
 import type { Registry } from "../services/Registry.js"
 import type { Router } from "../services/Router.js"
 import type { Runtime } from "../services/Runtime.js"
+import type { Arcp, ArcpOptions } from "../services/Arcp.js"
+import * as ArcpLive from "./ArcpLive.js"
 import * as GatewayLive from "./GatewayLive.js"
 import * as RegistryLive from "./RegistryLive.js"
 import * as RouterLive from "./RouterLive.js"
 import * as RuntimeLoop from "./RuntimeLoop.js"
 
 export const layer = (
-  options: RuntimeOptions = {}
+  options: RuntimeOptions = {},
+  /** The ARCP endpoint's sessions (PROTOCOLS.md §3). */
+  arcp: ArcpOptions = {}
 ): Layer.Layer<
-  Registry | Router | Gateway | Runtime,
+  Registry | Router | Gateway | Runtime | Arcp,
   PersistenceError | UndecodableRecord | ValidationError,
   EventLog
 > =>
-  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer).pipe(Layer.provideMerge(RuntimeLoop.layer(options)))
+  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer, ArcpLive.layer(arcp)).pipe(
+    Layer.provideMerge(RuntimeLoop.layer(options))
+  )

@@ -14,6 +14,8 @@ import type { RuntimeConfig } from "../schema/Config.js"
 import type { AgentState, CommunicationClass, EnvelopeState, ErrorCode } from "../schema/Envelope.js"
 import type { Event } from "../schema/Event.js"
 import { agentsSlice, type Edge } from "./Agents.js"
+import { arcpJobsSlice } from "./ArcpJobs.js"
+import { arcpSessionsSlice } from "./ArcpSessions.js"
 import { dedupSlice } from "./Dedup.js"
 import { type ApprovalStatus, governanceSlice } from "./Governance.js"
 import { mailboxesSlice } from "./Mailboxes.js"
@@ -29,7 +31,9 @@ const slices: ReadonlyArray<Slice<object>> = [
   messagesSlice,
   dedupSlice,
   mailboxesSlice,
-  timersSlice
+  timersSlice,
+  arcpSessionsSlice,
+  arcpJobsSlice
 ]
 
 export const initialState = (): RuntimeState => Object.assign({}, ...slices.map((slice) => slice.initial())) as RuntimeState

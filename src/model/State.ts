@@ -9,6 +9,8 @@
 import type { RuntimeConfig } from "../schema/Config.js"
 import type { Event } from "../schema/Event.js"
 import type { AgentsState } from "./Agents.js"
+import type { ArcpJobsState } from "./ArcpJobs.js"
+import type { ArcpSessionsState } from "./ArcpSessions.js"
 import type { DedupState } from "./Dedup.js"
 import type { GovernanceState } from "./Governance.js"
 import type { MailboxesState } from "./Mailboxes.js"
@@ -17,7 +19,15 @@ import type { TimersState } from "./Timers.js"
 
 /** The state of the whole runtime: `fold(evolve, log)`. */
 export interface RuntimeState
-  extends AgentsState, MessagesState, DedupState, MailboxesState, TimersState, GovernanceState
+  extends
+    AgentsState,
+    MessagesState,
+    DedupState,
+    MailboxesState,
+    TimersState,
+    GovernanceState,
+    ArcpSessionsState,
+    ArcpJobsState
 {}
 
 /**

@@ -55,6 +55,20 @@ export const agentsOf = (event: Event): ReadonlyArray<string> => {
     case "GatewayHalted":
     case "GatewayUnhalted":
       return []
+    case "ArcpJobAccepted":
+      return [event.agent]
+    case "ArcpSessionOpened":
+    case "ArcpSessionResumed":
+    case "ArcpSessionDetached":
+    case "ArcpSessionExpired":
+    case "ArcpSessionAcked":
+    case "ArcpJobRejected":
+    case "ArcpJobEvent":
+    case "ArcpJobCancelRequested":
+    case "ArcpJobFinished":
+    case "ArcpJobSubscribed":
+    case "ArcpJobUnsubscribed":
+      return []
   }
 }
 
@@ -145,6 +159,32 @@ export const describe = (event: Event): string => {
     case "LeaseGranted":
       return `lease ${event.lease.lease_id} granted to ${event.lease.agent_id}` +
         (event.lease.parent_lease_id ? ` (delegated from ${event.lease.parent_lease_id})` : "")
+    case "ArcpSessionOpened":
+      return `ARCP session ${event.session_id} opened by key ${event.key_id} (${event.client.name} ${event.client.version})`
+    case "ArcpSessionResumed":
+      return `ARCP session ${event.session_id} resumed after event ${event.last_event_seq}`
+    case "ArcpSessionDetached":
+      return `ARCP session ${event.session_id} detached: ${event.reason}`
+    case "ArcpSessionExpired":
+      return `ARCP session ${event.session_id} expired`
+    case "ArcpSessionAcked":
+      return `ARCP session ${event.session_id} acknowledged up to ${event.seq}`
+    case "ArcpJobAccepted":
+      return `ARCP job ${event.job_id} accepted for ${event.agent}@${event.version}` +
+        (event.parent_job_id ? `, delegated by ${event.parent_job_id}` : "")
+    case "ArcpJobRejected":
+      return `ARCP job ${event.job_id} for ${event.agent} rejected: ${event.code}`
+    case "ArcpJobEvent":
+      return `ARCP job ${event.job_id} ${event.kind}`
+    case "ArcpJobCancelRequested":
+      return `ARCP job ${event.job_id} cancel requested`
+    case "ArcpJobFinished":
+      return `ARCP job ${event.job_id} ${event.outcome.final_status}` +
+        (event.outcome.final_status === "success" ? "" : `: ${event.outcome.code}`)
+    case "ArcpJobSubscribed":
+      return `ARCP session ${event.session_id} subscribed to job ${event.job_id}`
+    case "ArcpJobUnsubscribed":
+      return `ARCP session ${event.session_id} unsubscribed from job ${event.job_id}`
   }
 }
 

@@ -13,13 +13,14 @@ import { depthError, maxDepth, maxShownText, preview, treeOf } from "../internal
 import { UndecodableRecord, ValidationError } from "./Errors.js"
 import { guarded } from "../internal/decode.js"
 import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
+import { ArcpEvent } from "./ArcpEvents.js"
 import { GatewayEvent } from "./GatewayEvents.js"
 import { RouterEvent } from "./RouterEvents.js"
 
 // ---------------------------------------------------------------------------
 // Events
 
-export const Event = Schema.Union(...RouterEvent.members, ...GatewayEvent.members)
+export const Event = Schema.Union(...RouterEvent.members, ...GatewayEvent.members, ...ArcpEvent.members)
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -51,7 +52,19 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   GatewayUnhalted: 1,
   BudgetCharged: 1,
   BudgetExhaustedRecorded: 1,
-  LeaseGranted: 1
+  LeaseGranted: 1,
+  ArcpSessionOpened: 1,
+  ArcpSessionResumed: 1,
+  ArcpSessionDetached: 1,
+  ArcpSessionExpired: 1,
+  ArcpSessionAcked: 1,
+  ArcpJobAccepted: 1,
+  ArcpJobRejected: 1,
+  ArcpJobEvent: 1,
+  ArcpJobCancelRequested: 1,
+  ArcpJobFinished: 1,
+  ArcpJobSubscribed: 1,
+  ArcpJobUnsubscribed: 1
 }
 
 /**

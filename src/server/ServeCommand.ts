@@ -17,6 +17,7 @@ import * as EventLogSqlite from "../layers/EventLogSqlite.js"
 import * as KeysLive from "../layers/KeysLive.js"
 import * as Switchboard from "../layers/Switchboard.js"
 import * as Telemetry from "../layers/Telemetry.js"
+import { echoAgent } from "../services/Arcp.js"
 import { Gateway } from "../services/Gateway.js"
 import { SecretStore } from "../services/SecretStore.js"
 import * as Server from "./Server.js"
@@ -68,6 +69,9 @@ export const serveCommand = Command.make(
       Options.optional,
       Options.withDescription("the API keys file (`switchboard keys create`); without it the server is open")
     ),
+    echoAgent: Options.boolean("echo-agent").pipe(
+      Options.withDescription("register the ARCP agent `echo` (version 1.0.0): a log, a progress, and its input back")
+    ),
     secretsPrefix: Options.text("secrets-prefix").pipe(
       Options.withDefault("SWITCHBOARD_SECRET_"),
       Options.withDescription("secret NAME of a ${NAME} placeholder is the environment variable PREFIX + NAME")
@@ -78,7 +82,8 @@ export const serveCommand = Command.make(
       const keysFile = Option.getOrUndefined(options.keys)
       if (keysFile === undefined && !loopback(options.host)) return yield* Effect.fail(new OpenOnNetwork(options.host))
       const runtime = Switchboard.layer().pipe(Layer.provideMerge(storeLayer(options.store)))
-      const ready = Layer.effectDiscard(loadPolicies(options.policy)).pipe(Layer.provideMerge(runtime))
+      const withAgents = options.echoAgent ? Layer.provideMerge(echoAgent, runtime) : runtime
+      const ready = Layer.effectDiscard(loadPolicies(options.policy)).pipe(Layer.provideMerge(withAgents))
       const server = Server.layer({ host: options.host, port: options.port }).pipe(
         Layer.provideMerge(ready),
         Layer.provide(keysFile === undefined ? KeysLive.layerOpen : KeysLive.layerFile(keysFile)),
@@ -94,7 +99,7 @@ export const serveCommand = Command.make(
             "switchboard: WARNING: running OPEN, without --keys: every caller is the operator. For local development only."
           )
         }
-        yield* Console.log(`switchboard: listening on ${address}; API documentation at ${address}/docs`)
+        yield* Console.log(`switchboard: listening on ${address}; API documentation at ${address}/docs; ARCP at ${address.replace(/^http/, "ws")}/arcp`)
         return yield* Effect.never
       }).pipe(Effect.provide(server))
     })

@@ -23,7 +23,9 @@ import type { Registry } from "../services/Registry.js"
 import type { Router } from "../services/Router.js"
 import type { Runtime } from "../services/Runtime.js"
 import type { SecretStore } from "../services/SecretStore.js"
+import type { Arcp } from "../services/Arcp.js"
 import { SwitchboardApi } from "./Api.js"
+import * as ArcpEdge from "./Arcp.js"
 import * as Auth from "./Auth.js"
 import { edge } from "./Edge.js"
 import { agents, messages } from "./HandlersRouter.js"
@@ -99,8 +101,14 @@ const onClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
 }
 
 /** A Node server that answers a connection over the limit with a 503 problem, not a reset. */
-const nodeServer = (maxConnections: number, idleTimeoutMs: number) => () => {
+const nodeServer = (maxConnections: number, idleTimeoutMs: number, upgrades?: ArcpEdge.Upgrades) => () => {
   const server = Http.createServer({ keepAliveTimeout: idleTimeoutMs, headersTimeout: 15_000, requestTimeout: 30_000 })
+  if (upgrades !== undefined) {
+    // `/arcp` is upgraded by the ARCP edge itself, before the HTTP app's own upgrade listener sees it.
+    const emit = server.emit.bind(server) as (event: string, ...args: Array<any>) => boolean
+    server.emit = ((event: string, ...args: Array<any>) =>
+      event === "upgrade" && upgrades.handle?.(args[0], args[1], args[2]) === true ? true : emit(event, ...args)) as typeof server.emit
+  }
   server.on("clientError", onClientError)
   let open = 0
   server.on("connection", (socket: Socket) => {
@@ -123,14 +131,15 @@ const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
   Layer.provide([agents, messages, gateway, audit, assembly, health])
 )
 
-/** The HTTP app's layers, on whatever `HttpServer` is provided. */
-export const app = (options: ServerOptions = {}) => {
+/** The HTTP app's layers, on whatever `HttpServer` is provided (and the ARCP edge's own upgrades, when given). */
+export const app = (options: ServerOptions = {}, upgrades?: ArcpEdge.Upgrades) => {
   const maxBodyBytes = options.maxBodyBytes ?? defaults.maxBodyBytes
   return HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(HttpApiBuilder.middleware(edge(maxBodyBytes))),
     Layer.provide(Streams.layer),
     Layer.provide(Docs.layer),
+    Layer.provide(ArcpEdge.layer(upgrades)),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
     Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit)),
@@ -144,12 +153,14 @@ export const app = (options: ServerOptions = {}) => {
 /** The server, listening on `host:port`, over the services in context. */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore> =>
-  app(options).pipe(
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp> => {
+  const upgrades = ArcpEdge.makeUpgrades()
+  return app(options, upgrades).pipe(
     Layer.provideMerge(
       NodeHttpServer.layer(
-        nodeServer(options.maxConnections ?? defaults.maxConnections, options.idleTimeoutMs ?? defaults.idleTimeoutMs),
+        nodeServer(options.maxConnections ?? defaults.maxConnections, options.idleTimeoutMs ?? defaults.idleTimeoutMs, upgrades),
         { host: options.host ?? defaults.host, port: options.port ?? defaults.port }
       )
     )
   )
+}

@@ -1,0 +1,115 @@
+/**
+ * The ARCP runtime in process, on the TestClock: a job's max_runtime_sec, a
+ * detached session's window, and a replay of the log giving the same state.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer, TestClock } from "effect"
+import * as EventLogMemory from "../src/layers/EventLogMemory.js"
+import { foldLog } from "../src/layers/RuntimeLoop.js"
+import * as Switchboard from "../src/layers/Switchboard.js"
+import { arcpSnapshot } from "../src/model/ArcpJobs.js"
+import { snapshot } from "../src/model/Runtime.js"
+import { agent, Arcp, type Connection, echoAgent } from "../src/services/Arcp.js"
+import { EventLog } from "../src/services/EventLog.js"
+import { Runtime } from "../src/services/Runtime.js"
+
+const agents = Layer.mergeAll(
+  echoAgent,
+  agent({ name: "forever", version: "1.0.0" }, () => Effect.never),
+  // Never lets go, even when interrupted.
+  agent("stubborn", () => Effect.uninterruptible(Effect.never))
+)
+
+const build = Effect.gen(function*() {
+  const context = yield* Layer.build(
+    Layer.provideMerge(agents, Switchboard.layer({}, { resumeWindowSec: 60 })).pipe(Layer.provideMerge(EventLogMemory.layer()))
+  )
+  return { arcp: Context.get(context, Arcp), runtime: Context.get(context, Runtime), log: Context.get(context, EventLog) }
+})
+
+/** A connection that keeps what is sent, parsed. */
+const recorder = () => {
+  const frames: Array<any> = []
+  const connection: Connection = { send: (text) => frames.push(JSON.parse(text)), close: () => {} }
+  return { frames, connection }
+}
+
+const hello = (resume?: { session_id: string; resume_token: string; last_event_seq: number }) => ({
+  client: { name: "t", version: "1" },
+  auth: { scheme: "bearer", token: "" },
+  capabilities: { features: ["ack", "list_jobs"] },
+  ...(resume === undefined ? {} : { resume })
+})
+const operator = { _tag: "Operator" as const, key_id: "op" }
+
+describe("ARCP runtime on the TestClock", () => {
+  it.scoped("ends a job past its max_runtime_sec with TIMEOUT when the clock gets there, not before", () =>
+    Effect.gen(function*() {
+      const { arcp } = yield* build
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_1", principal: operator, hello: hello() })
+      yield* arcp.submit(session_id, { submit: { agent: "forever", input: null, max_runtime_sec: 30 }, trace_id: undefined })
+      yield* TestClock.adjust("29 seconds")
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted"])
+      yield* TestClock.adjust("1 second")
+      yield* Effect.iterate(0, { while: () => frames.length < 3, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+      expect(frames[2]).toMatchObject({ type: "job.error", event_seq: 1, payload: { final_status: "timed_out", code: "TIMEOUT", retryable: true } })
+    }))
+
+  it.scoped("ends a cancelled job whose handler will not stop after the 30 s grace, with CANCELLED", () =>
+    Effect.gen(function*() {
+      const { arcp } = yield* build
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_4", principal: operator, hello: hello() })
+      yield* arcp.submit(session_id, { submit: { agent: "stubborn", input: null }, trace_id: undefined })
+      const job_id = frames[1].job_id
+      yield* arcp.cancel(session_id, job_id, "stop", "req")
+      yield* TestClock.adjust("29 seconds")
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted", "job.cancelled"])
+      yield* TestClock.adjust("1 second")
+      yield* Effect.iterate(0, { while: () => frames.length < 4, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+      expect(frames[3]).toMatchObject({ type: "job.error", job_id, payload: { final_status: "cancelled", code: "CANCELLED" } })
+    }))
+
+  it.scoped("keeps a detached session resumable for its window, then expires it", () =>
+    Effect.gen(function*() {
+      const { arcp, runtime } = yield* build
+      const first = recorder()
+      const { session_id } = yield* arcp.hello(first.connection, { session_id: "sess_2", principal: operator, hello: hello() })
+      const token = first.frames[0].payload.resume_token
+      yield* arcp.detach(session_id, first.connection, "gone")
+      yield* TestClock.adjust("59 seconds")
+      const second = recorder()
+      yield* arcp.hello(second.connection, { session_id: "sess_x", principal: operator, hello: hello({ session_id, resume_token: token, last_event_seq: 0 }) })
+      const rotated = second.frames[0].payload.resume_token
+      yield* arcp.detach(session_id, second.connection, "gone again")
+      yield* TestClock.adjust("60 seconds")
+      const known = yield* Effect.iterate(true, {
+        while: (exists) => exists,
+        body: () => Effect.zipRight(Effect.yieldNow(), runtime.query((state) => state.arcpSessions.has(session_id)))
+      })
+      expect(known).toBe(false)
+      const late = yield* Effect.flip(arcp.hello(recorder().connection, {
+        session_id: "sess_y",
+        principal: operator,
+        hello: hello({ session_id, resume_token: rotated, last_event_seq: 0 })
+      }))
+      expect(late.code).toBe("RESUME_WINDOW_EXPIRED")
+    }))
+
+  it.scoped("folds its log again into the very same state", () =>
+    Effect.gen(function*() {
+      const { arcp, log, runtime } = yield* build
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_3", principal: operator, hello: hello() })
+      for (let i = 0; i < 5; i++) yield* arcp.submit(session_id, { submit: { agent: "echo", input: i, idempotency_key: `k${i % 3}` }, trace_id: undefined })
+      yield* Effect.iterate(0, { while: () => frames.filter((frame) => frame.event_seq !== undefined).length < 11, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+      yield* arcp.ack(session_id, 2)
+      const live = yield* runtime.query((state) => ({ ...snapshot(state), ...arcpSnapshot(state) }))
+      const replayed = yield* foldLog(log, runtime.config)
+      expect({ ...snapshot(replayed.state), ...arcpSnapshot(replayed.state) }).toEqual(live)
+      expect(live.arcp_sessions[session_id]).toMatchObject({ seq: 11, floor: 2 })
+      // Three jobs (a log, a progress, a result each), and two submits refused: keys k0 and k1 again, with other input.
+      expect(frames.filter((frame) => frame.type === "job.error").map((frame) => frame.payload.code)).toEqual(["DUPLICATE_KEY", "DUPLICATE_KEY"])
+    }))
+})
