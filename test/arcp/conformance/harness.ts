@@ -431,6 +431,8 @@ export class Conn {
   /** Texts that were not JSON objects. */
   readonly junk: Array<string> = []
   readonly violations: Array<string> = []
+  /** How many frames of each type arrived. */
+  readonly counts = new Map<string, number>()
   closed: Closed | undefined
   sessionId: string | undefined
   /** Answer the runtime's pings (on by default). */
@@ -466,6 +468,7 @@ export class Conn {
         this.send({ type: "session.pong", payload: { ping_nonce: f.payload?.nonce, received_at: new Date().toISOString() } })
       }
       this.frames.push(f)
+      this.counts.set(f.type, (this.counts.get(f.type) ?? 0) + 1)
       this.wake()
     })
   }
@@ -635,6 +638,10 @@ export class Conn {
     this.socket.terminate()
   }
 
+  count(type: string) {
+    return this.counts.get(type) ?? 0
+  }
+
   /** Every frame stamped with an event_seq, in arrival order. */
   seqFrames() {
     return this.frames.filter((f) => typeof f.event_seq === "number")
@@ -759,9 +766,10 @@ export const errorsOf = (frames: ReadonlyArray<Frame>) =>
 // Per file: one server for the file's tests, sockets dropped after each test
 
 export const useServer = (options: { readonly extraArgs?: ReadonlyArray<string> } = {}) => {
+  const extra = (process.env.ARCP_CONFORMANCE_ARGS ?? "").split(/\s+/).filter((a) => a.length > 0)
   let server: Server | undefined
   beforeAll(async () => {
-    server = await startServer(options)
+    server = await startServer({ ...options, extraArgs: [...extra, ...(options.extraArgs ?? [])] })
   }, 120_000)
   afterEach(() => dropAllSockets())
   afterAll(async () => {
