@@ -26,7 +26,7 @@ import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { afterAll, afterEach, beforeAll } from "vitest"
+import { afterAll, beforeAll } from "vitest"
 import WebSocket from "ws"
 
 export const root = fileURLToPath(new URL("../../..", import.meta.url))
@@ -420,7 +420,7 @@ export interface Closed {
 
 const openSockets = new Set<WebSocket>()
 
-/** Drops every socket still open: each test file calls it after each test. */
+/** Drops every socket still open: each test file calls it once its tests are done. */
 export const dropAllSockets = () => {
   for (const socket of openSockets) socket.terminate()
   openSockets.clear()
@@ -763,7 +763,9 @@ export const errorsOf = (frames: ReadonlyArray<Frame>) =>
   frames.filter((f) => f.type === "session.error" || f.type === "job.error")
 
 // ---------------------------------------------------------------------------
-// Per file: one server for the file's tests, sockets dropped after each test
+// Per file: one server for the file's tests; sockets dropped when they are done
+// (not after each test: some files run tests concurrently, some keep a session
+// from beforeAll)
 
 export const useServer = (options: { readonly extraArgs?: ReadonlyArray<string> } = {}) => {
   const extra = (process.env.ARCP_CONFORMANCE_ARGS ?? "").split(/\s+/).filter((a) => a.length > 0)
@@ -771,7 +773,6 @@ export const useServer = (options: { readonly extraArgs?: ReadonlyArray<string> 
   beforeAll(async () => {
     server = await startServer({ ...options, extraArgs: [...extra, ...(options.extraArgs ?? [])] })
   }, 120_000)
-  afterEach(() => dropAllSockets())
   afterAll(async () => {
     dropAllSockets()
     await stopServer(server)
