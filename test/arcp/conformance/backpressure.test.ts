@@ -96,10 +96,8 @@ describe("session.ack", () => {
     ["a string", { last_processed_seq: "5" }]
   ])("an ack with %s is INVALID_REQUEST", async (_name, payload) => {
     const { conn } = await openSession(server(), { token: server().keys.alice, features: ["ack", "list_jobs"] })
-    const start = conn.frames.length
-    conn.send({ type: "session.ack", payload })
-    await conn.barrier()
-    expect(errorsOf(conn.frames.slice(start))[0]?.payload.code).toBe("INVALID_REQUEST")
+    const frames = await conn.exchange(() => conn.send({ type: "session.ack", payload }), { error: true })
+    expect(errorsOf(frames)[0]?.payload.code).toBe("INVALID_REQUEST")
   })
 
   it("a session outlives 10,000 events when it acks: its buffer is bounded by what is unacknowledged, not by its life", async () => {

@@ -14,12 +14,8 @@ const server = useServer()
 const itScript = scriptTests(server)
 
 /** Sends a job.cancel for `jobId` and returns what the runtime answered before a barrier. */
-const cancel = async (conn: Conn, jobId: string | undefined, payload: Frame = {}) => {
-  const start = conn.frames.length
-  conn.send({ type: "job.cancel", job_id: jobId, payload })
-  await conn.barrier()
-  return conn.frames.slice(start)
-}
+const cancel = (conn: Conn, jobId: string | undefined, payload: Frame = {}, error = true) =>
+  conn.exchange(() => conn.send({ type: "job.cancel", job_id: jobId, payload }), { error })
 
 const running = async (conn: Conn) => {
   const submitted = await submit(conn, script([{ emit: { kind: "log", body: { level: "info", message: "started" } } }, { until_cancelled: true }]))
@@ -55,7 +51,7 @@ describe("job.cancel without a running job", () => {
   it("a finished job is not ended a second time: no job.cancelled, no second job.error", async () => {
     const { conn } = await openSession(server(), { token: server().keys.alice })
     const job = await echo(conn, 1)
-    const frames = await cancel(conn, job.jobId, { reason: "too late" })
+    const frames = await cancel(conn, job.jobId, { reason: "too late" }, false)
     expect(frames.some((f) => f.type === "job.cancelled")).toBe(false)
     expect(frames.filter((f) => f.job_id === job.jobId && isTerminal(f))).toEqual([])
     for (const error of errorsOf(frames)) expect(error.type).toBe("session.error")

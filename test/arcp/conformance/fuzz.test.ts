@@ -44,24 +44,11 @@ const session = async () => {
 }
 
 /**
- * Sends, then proves the runtime is still answering (a list_jobs barrier).
- * Returns what it sent back in between; a closed socket is fine only after a
- * session.error.
+ * Sends, then proves the runtime is still answering (a list_jobs barrier),
+ * first waiting for the typed error when one is due. Returns what it sent
+ * back in between; a closed socket is fine only after a session.error.
  */
-const probe = async (conn: Conn, send: () => void) => {
-  const start = conn.frames.length
-  send()
-  try {
-    await conn.barrier(10_000)
-  } catch (error) {
-    if (conn.closed === undefined) throw error
-    const after = conn.frames.slice(start)
-    if (!after.some((f) => f.type === "session.error")) {
-      throw new Error(`the runtime closed the session (${conn.closed.code}) without a session.error`)
-    }
-  }
-  return conn.frames.slice(start).filter((f) => f.type !== "session.jobs")
-}
+const probe = (conn: Conn, send: () => void, error = true) => conn.exchange(send, { error, timeoutMs: 10_000 })
 
 const expectTypedError = (frames: ReadonlyArray<Frame>, what: string) => {
   const errors = frames.filter((f) => f.type === "session.error" || f.type === "job.error")
@@ -259,7 +246,7 @@ describe("strange but maybe valid frames: never a crash, a hang or a malformed a
     await fc.assert(
       fc.asyncProperty(payloads, async (message) => {
         const { conn } = await session()
-        await probe(conn, () => conn.send(message))
+        await probe(conn, () => conn.send(message), false)
         expect(conn.violations).toEqual([])
       }),
       { numRuns: 150, seed }
@@ -277,7 +264,7 @@ describe("strange but maybe valid frames: never a crash, a hang or a malformed a
       { type: huge, payload: {} }
     ]) {
       const { conn } = await session()
-      await probe(conn, () => conn.send(message))
+      await probe(conn, () => conn.send(message), false)
       expect(conn.violations).toEqual([])
     }
     await expectHealthy()
@@ -304,8 +291,7 @@ describe("strange but maybe valid frames: never a crash, a hang or a malformed a
     for (const nested of [deep(10_000), deepObject(10_000), deep(100_000)]) {
       const { conn } = await session()
       const inInput = await probe(conn, () =>
-        conn.sendRaw(`{"arcp":"1.1","id":"msg_deep","type":"job.submit","session_id":"${conn.sessionId}","payload":{"agent":"echo","input":${nested}}}`)
-      )
+        conn.sendRaw(`{"arcp":"1.1","id":"msg_deep","type":"job.submit","session_id":"${conn.sessionId}","payload":{"agent":"echo","input":${nested}}}`), false)
       expect(conn.violations).toEqual([])
       for (const error of inInput.filter((f) => f.type === "session.error" || f.type === "job.error")) {
         expect(errorObjectProblems(error.payload, "deep input")).toEqual([])
@@ -329,7 +315,7 @@ describe("strange but maybe valid frames: never a crash, a hang or a malformed a
     ]
     for (const text of polluting) {
       const { conn: c } = await session()
-      await probe(c, () => c.sendRaw(text))
+      await probe(c, () => c.sendRaw(text), false)
       expect(c.violations).toEqual([])
     }
     // The envelope-level __proto__ without arcp/type of its own is not an envelope.

@@ -435,6 +435,8 @@ export class Conn {
   readonly counts = new Map<string, number>()
   closed: Closed | undefined
   sessionId: string | undefined
+  /** Trace ids of the submits `submit` awaits an answer to. */
+  readonly pendingTraces = new Set<string | undefined>()
   /** Answer the runtime's pings (on by default). */
   autoPong = true
   private cursor = 0
@@ -624,8 +626,34 @@ export class Conn {
     return this.frames.slice(start, this.frames.indexOf(answer))
   }
 
+  /**
+   * Sends, then waits for what the runtime answers: with `error`, until a
+   * session.error or job.error came (§3 does not say that a refusal comes
+   * before the answers to later messages); then a barrier. A close after a
+   * session.error ends the wait too. Returns the frames received meanwhile,
+   * without the barrier's answer.
+   */
+  async exchange(send: () => void, options: { readonly error?: boolean; readonly timeoutMs?: number } = {}): Promise<Array<Frame>> {
+    const start = this.frames.length
+    send()
+    const timeoutMs = options.timeoutMs ?? 15_000
+    try {
+      if (options.error) {
+        await this.find(
+          (f) => (f.type === "session.error" || f.type === "job.error") && this.frames.indexOf(f) >= start,
+          "a typed error",
+          timeoutMs
+        )
+      }
+      await this.barrier(timeoutMs)
+    } catch (error) {
+      if (this.closed === undefined || !this.frames.slice(start).some((f) => f.type === "session.error")) throw error
+    }
+    return this.frames.slice(start).filter((f) => f.type !== "session.jobs")
+  }
+
   describe() {
-    return JSON.stringify(this.frames.slice(-12).map((f) => ({ type: f.type, seq: f.event_seq, job: f.job_id, code: f.payload?.code, kind: f.payload?.kind }))) +
+    return JSON.stringify(this.frames.slice(-12).map((f) => ({ type: f.type, seq: f.event_seq, job: f.job_id, code: f.payload?.code, kind: f.payload?.kind, message: typeof f.payload?.message === "string" ? f.payload.message.slice(0, 160) : undefined }))) +
       ` (${this.frames.length} in all)`
   }
 
@@ -712,18 +740,23 @@ export interface Submitted {
 export const submit = async (conn: Conn, payload: Frame, options: { readonly trace_id?: string; readonly timeoutMs?: number } = {}): Promise<Submitted> => {
   const trace_id = options.trace_id ?? traceId()
   const start = conn.frames.length
+  conn.pendingTraces.add(trace_id)
   const request = conn.send({ type: "job.submit", trace_id, payload })
+  const traceOf = (f: Frame) => f.trace_id ?? f.payload?.trace_id
   // A session.error names no request: one sent after this submit is taken as its answer.
   const answer = await conn.find(
     (f) =>
-      ((f.type === "job.accepted" || f.type === "job.error") && (f.trace_id === trace_id || f.payload?.trace_id === trace_id)) ||
+      ((f.type === "job.accepted" || f.type === "job.error") && traceOf(f) === trace_id) ||
+      // By order (§3), as a client does when the trace id names no pending submit of its own: an
+      // idempotent repeat answers with the first job's job.accepted, whose trace id is the first submit's.
+      (f.type === "job.accepted" && conn.frames.indexOf(f) >= start && !conn.pendingTraces.has(traceOf(f))) ||
       (f.type === "session.error" && conn.frames.indexOf(f) >= start) ||
       // A refusal as job.error may not echo the trace id: one for a job never accepted is this submit's.
       (f.type === "job.error" && conn.frames.indexOf(f) >= start &&
         !conn.frames.some((a) => a.type === "job.accepted" && a.payload?.job_id === f.job_id)),
     `the answer to job.submit ${request.id}`,
     options.timeoutMs
-  )
+  ).finally(() => conn.pendingTraces.delete(trace_id))
   const jobId = answer.type === "job.accepted" ? answer.payload.job_id : answer.job_id
   return { trace_id, request, answer, jobId }
 }

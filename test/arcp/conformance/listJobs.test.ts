@@ -148,10 +148,14 @@ describe("session.list_jobs", () => {
     expect(ids).toContain(own.jobId)
   })
 
-  it("a garbage cursor is INVALID_REQUEST", async () => {
+  it("a garbage cursor is INVALID_REQUEST, or an empty last page: never jobs from nowhere", async () => {
+    // §3 leaves it open; the cursor is opaque.
     const { answer } = await list(alice.conn, { cursor: "not-a-cursor-%%%" })
-    expect(answer.type).toBe("session.error")
-    expect(answer.payload.code).toBe("INVALID_REQUEST")
+    if (answer.type === "session.error") expect(answer.payload.code).toBe("INVALID_REQUEST")
+    else {
+      expect(answer.payload.jobs).toEqual([])
+      expect(answer.payload.next_cursor ?? null).toBeNull()
+    }
   })
 
   it.each([["limit 0", 0], ["limit -1", -1], ["limit 1.5", 1.5], ["limit a string", "10"]])("%s is INVALID_REQUEST", async (_name, limit) => {

@@ -130,10 +130,8 @@ describe("job.unsubscribe", () => {
 
   it("unsubscribe without job_id is INVALID_REQUEST", async () => {
     const { conn } = await openSession(server(), { token: server().keys.alice })
-    const start = conn.frames.length
-    conn.send({ type: "job.unsubscribe", payload: {} })
-    await conn.barrier()
-    expect(errorsOf(conn.frames.slice(start))[0]?.payload.code).toBe("INVALID_REQUEST")
+    const frames = await conn.exchange(() => conn.send({ type: "job.unsubscribe", payload: {} }), { error: true })
+    expect(errorsOf(frames)[0]?.payload.code).toBe("INVALID_REQUEST")
   })
 
   it("unsubscribing from a job never subscribed is a typed error or nothing, and the session goes on", async () => {
