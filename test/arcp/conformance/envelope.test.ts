@@ -140,6 +140,11 @@ describe("envelope fields", () => {
     expectInvalid(await answersTo(conn, () => conn.send({ type: "job.submit", payload: [1, 2] })), conn)
   })
 
+  it("a payload null is INVALID_REQUEST: every envelope has an object payload", async () => {
+    const { conn } = await openSession(server(), { token: server().keys.alice })
+    expectInvalid(await answersTo(conn, () => conn.send({ type: "session.list_jobs", payload: null })), conn)
+  })
+
   it("event_seq on a client's message does not set the session's numbering", async () => {
     const { conn } = await openSession(server(), { token: server().keys.alice })
     const first = await echo(conn, 1)

@@ -169,7 +169,8 @@ describe("certainly invalid frames get a typed error, and the server lives", () 
       notAString.map((value) => ({ id: value })),
       notAString.map((value) => ({ type: value })),
       notAString.map((value) => ({ session_id: value })),
-      notAnObject.map((value) => ({ payload: value }))
+      // payload: null has a test of its own (envelope.test.ts)
+      notAnObject.filter((value) => value !== null).map((value) => ({ payload: value }))
     )
     await fc.assert(
       fc.asyncProperty(field, fc.constantFrom("session.list_jobs", "job.submit", "job.subscribe", "session.ack"), async (override, type) => {
