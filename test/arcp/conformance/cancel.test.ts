@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest"
 import { Conn, echo, errorsOf, type Frame, hello, isTerminal, openSession, submit, useServer } from "./harness.js"
 import { script, scriptTests } from "./script.js"
 
-const server = useServer()
+const server = useServer({ fixture: true })
 const itScript = scriptTests(server)
 
 /** Sends a job.cancel for `jobId` and returns what the runtime answered before a barrier. */

@@ -11,7 +11,7 @@ import { describe, expect } from "vitest"
 import { echo, isTerminal, openSession, submit, useServer } from "./harness.js"
 import { script, scriptTests } from "./script.js"
 
-const server = useServer()
+const server = useServer({ fixture: true })
 const itScript = scriptTests(server)
 
 const bodies = {

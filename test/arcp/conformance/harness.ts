@@ -178,6 +178,10 @@ export interface Server {
   /** `ws://127.0.0.1:PORT/arcp` */
   readonly wsUrl: string
   readonly extraArgs: ReadonlyArray<string>
+  /** What runs: `src/bin.ts` (switchboard serve), or the script-agent fixture. */
+  readonly entry: string
+  /** Why the fixture could not start, when the server fell back to `serve`. */
+  fixtureError?: string
   child: ChildProcess
   output: string
 }
@@ -196,7 +200,7 @@ const spawnServer = async (server: Server, timeoutMs: number) => {
     [
       "--import",
       "tsx",
-      "src/bin.ts",
+      server.entry,
       "serve",
       "--store",
       `sqlite:${server.store}`,
@@ -238,7 +242,11 @@ const spawnServer = async (server: Server, timeoutMs: number) => {
 }
 
 /** `switchboard serve --echo-agent` on a fresh SQLite store with fresh keys. */
-export const startServer = async (options: { readonly extraArgs?: ReadonlyArray<string>; readonly timeoutMs?: number } = {}) => {
+export const SCRIPT_FIXTURE = "test/arcp/conformance/fixtures/scriptServer.js"
+
+export const startServer = async (
+  options: { readonly extraArgs?: ReadonlyArray<string>; readonly timeoutMs?: number; readonly entry?: string } = {}
+): Promise<Server> => {
   const dir = mkdtempSync(join(tmpdir(), "arcp-conformance-"))
   const port = await freePort()
   const server: Server = {
@@ -249,6 +257,7 @@ export const startServer = async (options: { readonly extraArgs?: ReadonlyArray<
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/arcp`,
     extraArgs: options.extraArgs ?? [],
+    entry: options.entry ?? "src/bin.ts",
     child: undefined as unknown as ChildProcess,
     output: ""
   }
@@ -800,12 +809,28 @@ export const errorsOf = (frames: ReadonlyArray<Frame>) =>
 // (not after each test: some files run tests concurrently, some keep a session
 // from beforeAll)
 
-export const useServer = (options: { readonly extraArgs?: ReadonlyArray<string> } = {}) => {
-  const extra = (process.env.ARCP_CONFORMANCE_ARGS ?? "").split(/\s+/).filter((a) => a.length > 0)
+/**
+ * The file's server: `switchboard serve --echo-agent`, or, with `fixture`,
+ * the same server with the script agent (fixtures/scriptServer.js) and the
+ * fixture's `fixtureArgs`; when the fixture cannot start (an implementation
+ * without the in-process agent API it uses), plain `serve`, and the tests
+ * that need the script agent skip themselves.
+ */
+export const useServer = (options: { readonly fixture?: boolean; readonly fixtureArgs?: ReadonlyArray<string> } = {}) => {
   let server: Server | undefined
   beforeAll(async () => {
-    server = await startServer({ ...options, extraArgs: [...extra, ...(options.extraArgs ?? [])] })
-  }, 120_000)
+    if (options.fixture) {
+      try {
+        server = await startServer({ entry: SCRIPT_FIXTURE, extraArgs: options.fixtureArgs ?? [] })
+        return
+      } catch (error) {
+        server = await startServer()
+        server.fixtureError = String(error).slice(0, 2_000)
+        return
+      }
+    }
+    server = await startServer()
+  }, 180_000)
   afterAll(async () => {
     dropAllSockets()
     await stopServer(server)

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest"
 import { type Conn, type Frame, isTerminal, openSession, submit, useServer } from "./harness.js"
 import { script, scriptTests, type Step } from "./script.js"
 
-const server = useServer()
+const server = useServer({ fixture: true })
 const itScript = scriptTests(server)
 
 const run = async (conn: Conn, steps: ReadonlyArray<Step>, extra: Record<string, unknown> = {}) => {

@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest"
 import { Conn, type Frame, gapFree, hello, isTerminal, kill9, openSession, restart, submit, useServer } from "./harness.js"
 import { script, scriptTests } from "./script.js"
 
-const server = useServer()
+const server = useServer({ fixture: true })
 const itScript = scriptTests(server)
 
 const tick = (n: number) => ({ emit: { kind: "progress", body: { current: n, total: 1_000 } } })

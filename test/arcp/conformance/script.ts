@@ -19,10 +19,11 @@
  *   { "fail": { "code": C, "message": M } }     end with job.error C
  *   { "return": R }                             end with job.result R
  *
- * and ends with `null` when the steps run out. Until the implementation
- * registers such an agent (with `serve --echo-agent` or an option named in
- * `ARCP_CONFORMANCE_ARGS`), every test that needs it is skipped at run time,
- * saying so.
+ * and ends with `null` when the steps run out. `serve` registers no such
+ * agent: the files that need it run `fixtures/scriptServer.js`, serve's
+ * composition plus this agent through the implementation's in-process agent
+ * API. When that fixture cannot start, every test that needs the agent is
+ * skipped at run time, saying why.
  */
 import { beforeAll, it, type TestContext } from "vitest"
 import { agentsOf, type Frame, openSession, type Server } from "./harness.js"
@@ -51,15 +52,17 @@ export const MISSING = `no "${SCRIPT_AGENT}" test agent in the welcome's invento
  */
 export const scriptTests = (server: () => Server) => {
   let available = false
+  let reason = MISSING
   beforeAll(async () => {
     const { conn, welcome } = await openSession(server(), { token: server().keys.alice })
     available = hasScript(welcome)
+    reason = server().fixtureError === undefined ? MISSING : `${MISSING}: ${server().fixtureError}`
     conn.close()
   }, 60_000)
   return (name: string, fn: (ctx: TestContext) => Promise<void>, timeout?: number) =>
     it(`${name} [needs the script agent]`, async (ctx) => {
       if (!available) {
-        ctx.skip(MISSING)
+        ctx.skip(reason)
         return
       }
       await fn(ctx)
