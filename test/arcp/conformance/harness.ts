@@ -816,7 +816,9 @@ export const errorsOf = (frames: ReadonlyArray<Frame>) =>
  * without the in-process agent API it uses), plain `serve`, and the tests
  * that need the script agent skip themselves.
  */
-export const useServer = (options: { readonly fixture?: boolean; readonly fixtureArgs?: ReadonlyArray<string> } = {}) => {
+export const useServer = (
+  options: { readonly fixture?: boolean; readonly fixtureArgs?: ReadonlyArray<string>; readonly serveArgs?: ReadonlyArray<string> } = {}
+) => {
   let server: Server | undefined
   beforeAll(async () => {
     if (options.fixture) {
@@ -829,7 +831,7 @@ export const useServer = (options: { readonly fixture?: boolean; readonly fixtur
         return
       }
     }
-    server = await startServer()
+    server = await startServer({ extraArgs: options.serveArgs ?? [] })
   }, 180_000)
   afterAll(async () => {
     dropAllSockets()

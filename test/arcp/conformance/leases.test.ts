@@ -7,7 +7,7 @@
  * `job.accepted` carrying `parent_job_id` and `delegate_id`, and a child
  * lease that is not a subset (LEASE_SUBSET_VIOLATION).
  */
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import { type Conn, type Frame, isTerminal, openSession, submit, useServer } from "./harness.js"
 import { script, scriptTests, type Step } from "./script.js"
 
@@ -186,12 +186,4 @@ describe("delegation", () => {
   })
 })
 
-describe("policy", () => {
-  it.skip(
-    // Needs a policy a test can load with `serve --policy FILE` that refuses a lease capability, and the
-    // mapping from ARCP lease capabilities to the gateway's policy actions, which the implementation has
-    // not documented: then a submit asking for that capability is job.error PERMISSION_DENIED with a fresh job_id.
-    "a lease the policy refuses is job.error PERMISSION_DENIED",
-    () => {}
-  )
-})
+// A lease the policy refuses or narrows: policy.test.ts (serve --policy).
