@@ -66,6 +66,28 @@ describe("event kinds", () => {
     expect(assembled).toBe(parts.join(""))
   })
 
+  itScript("a metric with the spec's `dimensions` is accepted and sent with the SDK's `dims`", async () => {
+    const { conn } = await openSession(server(), { token: server().keys.alice })
+    const submitted = await submit(conn, script([{ emit: { kind: "metric", body: { name: "latency", value: 12, unit: "ms", dimensions: { region: "eu" } } } }, { return: 1 }]))
+    const end = await conn.find((f) => f.job_id === submitted.jobId && isTerminal(f), "the end")
+    expect(end.type).toBe("job.result")
+    const metric = conn.frames.find((f) => f.type === "job.event" && f.job_id === submitted.jobId && f.payload.kind === "metric")!
+    expect(metric.payload.body.dims).toEqual({ region: "eu" })
+    expect(metric.payload.body.dimensions).toBeUndefined()
+  })
+
+  itScript("base64 result chunks reassemble to the bytes", async () => {
+    const { conn } = await openSession(server(), { token: server().keys.alice })
+    const bytes = Buffer.from([0, 1, 2, 250, 251, 252, 253, 254, 255])
+    const parts = [bytes.subarray(0, 4).toString("base64"), bytes.subarray(4).toString("base64")]
+    const submitted = await submit(conn, script([{ chunks: { parts, encoding: "base64" } }]))
+    const end = await conn.find((f) => f.job_id === submitted.jobId && isTerminal(f), "the end")
+    const chunks = conn.frames.filter((f) => f.type === "job.event" && f.job_id === submitted.jobId && f.payload.kind === "result_chunk")
+    expect(chunks.every((c) => c.payload.body.encoding === "base64")).toBe(true)
+    expect(Buffer.concat(chunks.map((c) => Buffer.from(c.payload.body.data, "base64")))).toEqual(bytes)
+    expect(end.payload.result_id).toBe(chunks[0]!.payload.body.result_id)
+  })
+
   itScript("an agent's own failure ends the job with job.error final_status error and its code", async () => {
     const { conn } = await openSession(server(), { token: server().keys.alice })
     const submitted = await submit(conn, script([{ fail: { code: "INTERNAL_ERROR", message: "boom" } }]))

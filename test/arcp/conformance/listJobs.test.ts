@@ -72,6 +72,13 @@ describe("session.list_jobs", () => {
     expect(alice.conn.violations).toEqual([])
   })
 
+  it("a listed job carries its submit's trace_id", async () => {
+    const submitted = await echo(alice.conn, "traced")
+    jobs.push(submitted.jobId!)
+    const { answer } = await list(alice.conn, {})
+    expect((answer.payload.jobs as Array<any>).find((j) => j.job_id === submitted.jobId)?.trace_id).toBe(submitted.trace_id)
+  })
+
   it("last_event_seq of a finished job is the event_seq of its job.result", async () => {
     const { answer } = await list(alice.conn, {})
     for (const job of answer.payload.jobs as Array<any>) {

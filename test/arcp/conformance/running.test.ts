@@ -143,5 +143,30 @@ describe("the job outlives its client", () => {
     expect(end.type).toBe("job.result")
   }, 90_000)
 
+  itScript("session.bye does not stop the job: a resume gets its result", async () => {
+    const first = await openSession(server(), { token: server().keys.alice })
+    const submitted = await submit(first.conn, ticking(10))
+    first.conn.send({ type: "session.bye", payload: { reason: "going away" } })
+    await first.conn.waitClosed().catch(() => first.conn.drop())
+    const seen = first.conn.seqFrames()
+    const { conn } = await resume(server().keys.alice, first, lastSeq(seen))
+    const end = await conn.find((f) => f.job_id === submitted.jobId && isTerminal(f), "the end", 60_000)
+    expect(end.type).toBe("job.result")
+    expect(end.payload.result).toBe("done")
+  }, 90_000)
+
+  itScript("list_jobs shows a running job as running, with its trace_id, and its last_event_seq growing", async () => {
+    const { conn } = await openSession(server(), { token: server().keys.alice })
+    const submitted = await submit(conn, ticking(40))
+    await conn.find((f) => f.type === "job.event" && f.job_id === submitted.jobId, "a first event")
+    const request = conn.send({ type: "session.list_jobs", payload: { filter: { status: ["running"] } } })
+    const listed = await conn.find((f) => f.type === "session.jobs" && f.payload.request_id === request.id, "session.jobs")
+    const job = (listed.payload.jobs as Array<any>).find((j) => j.job_id === submitted.jobId)
+    expect(job?.status).toBe("running")
+    expect(job?.trace_id).toBe(submitted.trace_id)
+    expect(job?.last_event_seq).toBeGreaterThanOrEqual(1)
+    await conn.find((f) => f.job_id === submitted.jobId && isTerminal(f), "the end", 60_000)
+  }, 90_000)
+
   // Heartbeat loss during a running job: windows.test.ts (a fixture server with a short interval).
 })
