@@ -61,6 +61,8 @@ describe.concurrent("liveness", () => {
     expect(interval).toBeGreaterThan(0)
     const ping = await conn.next((f) => f.type === "session.ping", "the runtime's ping", (interval * 1.5 + 10) * 1000)
     expect(typeof ping.payload.nonce).toBe("string")
+    expect(Number.isNaN(Date.parse(ping.payload.sent_at))).toBe(false)
+    expect(ping.event_seq).toBeUndefined()
     // The harness answers every ping; after more than two intervals the session must still be open.
     await conn.until(
       () => conn.frames.filter((f) => f.type === "session.ping").length >= 3,
