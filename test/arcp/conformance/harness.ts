@@ -6,9 +6,11 @@
  *
  * - `startServer` spawns `node --import tsx src/bin.ts serve --store
  *   sqlite:FILE --host 127.0.0.1 --port P --echo-agent --keys FILE` and
- *   waits until it says it listens; `restart` starts it again on the same
- *   store and keys (after `kill9`, for the crash tests). Every child is killed
- *   when its file ends, however it ends.
+ *   waits until it says it listens (or, for the files that need the script
+ *   agent or short windows, fixtures/scriptServer.js with the same
+ *   arguments); `restart` starts it again on the same store and keys (after
+ *   `kill9`, for the crash tests). Every child is killed when its file ends,
+ *   however it ends.
  * - `makeKeys` writes a keys file in the documented format (schema/Keys.ts:
  *   `sb_` + 43 base64url characters, stored as `sha256:` + hex): two agent
  *   keys (two principals) and an operator key.
