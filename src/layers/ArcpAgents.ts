@@ -60,6 +60,13 @@ const validBody = (kind: string, body: unknown): boolean => {
   return schema !== undefined && isJson(body) && Schema.is(schema)(body)
 }
 
+/** An event in the form the SDK sends: a metric's `dimensions` (the spec's name) as `dims`. */
+const sdkForm = (event: AgentEvent): AgentEvent => {
+  if (event.kind !== "metric") return event
+  const { dimensions, ...body } = event.body as { readonly dims?: Json; readonly dimensions?: Json }
+  return dimensions === undefined ? event : { ...event, body: { ...body, dims: body.dims ?? dimensions } } as AgentEvent
+}
+
 /**
  * The scheduler of the agents' fibers: the default one, except while a job
  * starts inside a turn (`eagerly`), when every task runs at once, in the
@@ -252,9 +259,10 @@ export const makeRunner = (
       enqueue(job, { _tag: "Finish", outcome: failure("error", "AGENT_NOT_AVAILABLE", `agent ${accepted.agent}@${accepted.version} is gone`) })
       return
     }
-    const emit = (event: AgentEvent) =>
+    const emit = (emitted: AgentEvent) =>
       Effect.suspend(() => {
-        if (!validBody(event.kind, event.body)) return Effect.die(new Error(`agent event ${event.kind} has an invalid body`))
+        if (!validBody(emitted.kind, emitted.body)) return Effect.die(new Error(`agent event ${emitted.kind} has an invalid body`))
+        const event = sdkForm(emitted)
         if (event.kind === "tool_call" || event.kind === "delegate" || isCharge({ kind: event.kind, body: event.body as Json, ts: "" })) {
           return Effect.asVoid(Effect.ignore(awaited(job, event.kind, event.body as Json)))
         }

@@ -187,6 +187,8 @@ const connectionOf = (deps: Deps) => {
       const decoded = decoders.envelope(parsed)
       if (Either.isLeft(decoded)) return sessionError("INVALID_REQUEST", decoded.left.message, request_id)
       const env = decoded.right
+      // A payload is an object; one left out is taken as empty (clients omit it on messages without fields).
+      if (env.payload === null) return sessionError("INVALID_REQUEST", "payload must be an object, not null", env.id, env.job_id)
       const payload = env.payload ?? {}
       const decode = <A>(decoder: (input: unknown) => Either.Either<A, { readonly message: string }>) => {
         const result = decoder(payload)
@@ -279,8 +281,10 @@ const connectionOf = (deps: Deps) => {
           return body === undefined || !needs("subscribe") ? undefined : arcp.unsubscribe(session_id, body.job_id)
         }
         default:
-          // Vendor extensions pass through; an optional unknown one is dropped.
-          if (env.type.startsWith("x-vendor.") || env.extensions?.optional === true) return
+          // Vendor extensions pass through, and an optional unknown extension is dropped;
+          // an unknown session.* or job.* type is refused whatever its extensions say.
+          if (env.type.startsWith("x-vendor.")) return
+          if (env.extensions?.optional === true && !/^(session|job)\./.test(env.type)) return
           return sessionError("INVALID_REQUEST", `unknown message type ${env.type.slice(0, 64)}`, env.id)
       }
     }

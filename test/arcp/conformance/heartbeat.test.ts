@@ -6,13 +6,17 @@
  * its session and jobs live on for the resume window.
  *
  * The interval is the welcome's `heartbeat_interval_sec` (30 s by default):
- * the tests that wait for the runtime's own pings and for the loss wait up
- * to a few intervals, and run concurrently on one server.
+ * the tests that wait for the runtime's own pings and for the loss run on
+ * the fixture server (fixtures/scriptServer.js) with a 1 s interval, which
+ * `serve` does not expose, and wait up to a few intervals, concurrently.
  */
 import { describe, expect, it } from "vitest"
 import { Conn, echo, gapFree, hello, openSession, useServer } from "./harness.js"
+import { scriptTests } from "./script.js"
 
 const server = useServer()
+const short = useServer({ fixture: true, fixtureArgs: ["--heartbeat-sec", "1"] })
+const itShort = scriptTests(short)
 
 const withHeartbeat = ["heartbeat", "list_jobs"]
 
@@ -55,8 +59,8 @@ describe("ping and pong", () => {
 })
 
 describe.concurrent("liveness", () => {
-  it("the runtime pings an idle client that negotiated heartbeat; answering keeps the session open past two intervals", async () => {
-    const { conn, welcome } = await openSession(server(), { token: server().keys.alice, features: withHeartbeat })
+  itShort("the runtime pings an idle client that negotiated heartbeat; answering keeps the session open past two intervals", async () => {
+    const { conn, welcome } = await openSession(short(), { token: short().keys.alice, features: withHeartbeat })
     const interval = welcome.payload.heartbeat_interval_sec as number
     expect(interval).toBeGreaterThan(0)
     const ping = await conn.next((f) => f.type === "session.ping", "the runtime's ping", (interval * 1.5 + 10) * 1000)
@@ -71,32 +75,32 @@ describe.concurrent("liveness", () => {
     )
     expect(conn.isOpen).toBe(true)
     expect(conn.frames.filter((f) => f.type === "session.error")).toEqual([])
-  }, 200_000)
+  }, 60_000)
 
-  it("a client silent for two intervals is HEARTBEAT_LOST, then closed; its session is still resumable", async () => {
-    const conn = await Conn.open(server().wsUrl)
+  itShort("a client silent for two intervals is HEARTBEAT_LOST, then closed; its session is still resumable", async () => {
+    const conn = await Conn.open(short().wsUrl)
     conn.autoPong = false
-    const welcome = await hello(conn, { token: server().keys.alice, features: withHeartbeat })
+    const welcome = await hello(conn, { token: short().keys.alice, features: withHeartbeat })
     const interval = welcome.payload.heartbeat_interval_sec as number
     const lost = await conn.next((f) => f.type === "session.error", "HEARTBEAT_LOST", (interval * 3 + 10) * 1000)
     expect(lost.payload.code).toBe("HEARTBEAT_LOST")
     expect(lost.session_id).toBe(welcome.session_id)
     await conn.waitClosed()
-    const again = await Conn.open(server().wsUrl)
+    const again = await Conn.open(short().wsUrl)
     const resumed = await hello(again, {
-      token: server().keys.alice,
+      token: short().keys.alice,
       resume: { session_id: welcome.session_id, resume_token: welcome.payload.resume_token, last_event_seq: 0 }
     })
     expect(resumed.session_id).toBe(welcome.session_id)
-  }, 200_000)
+  }, 60_000)
 
-  it("without heartbeat negotiated the runtime neither pings nor drops a silent client", async () => {
-    const { conn } = await openSession(server(), { token: server().keys.alice, features: ["list_jobs"] })
+  itShort("without heartbeat negotiated the runtime neither pings nor drops a silent client", async () => {
+    const { conn } = await openSession(short(), { token: short().keys.alice, features: ["list_jobs"] })
     conn.autoPong = false
-    // 30 s is the default interval; two of them and a margin pass in silence.
-    await new Promise((resolve) => setTimeout(resolve, 70_000))
+    // Two intervals of the server's (1 s) and a margin pass in silence.
+    await new Promise((resolve) => setTimeout(resolve, 4_000))
     expect(conn.frames.filter((f) => f.type === "session.ping" || f.type === "session.error")).toEqual([])
     expect(conn.isOpen).toBe(true)
     await conn.barrier()
-  }, 120_000)
+  }, 30_000)
 })
