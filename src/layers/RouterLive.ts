@@ -183,7 +183,14 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     let notices = new Map<Event, StageNotice>()
 
     const hand = (event: Extract<Event, { readonly _tag: "MessageDelivered" }>, message: MessageEntry | undefined) => {
-      const subscriber = (subscribers.get(event.to) ?? []).find((sub) => sub.holding.size < config.maxInFlight)
+      // The least loaded of the agent's subscribers: one that stopped reading
+      // (its credit held) does not take all the work from the others.
+      let subscriber: Subscriber | undefined
+      for (const sub of subscribers.get(event.to) ?? []) {
+        if (sub.holding.size < config.maxInFlight && (subscriber === undefined || sub.holding.size < subscriber.holding.size)) {
+          subscriber = sub
+        }
+      }
       // The envelope is let go only when the message finishes, and in a turn
       // deliveries are decided after everything that can finish one.
       const envelope = message?.envelope

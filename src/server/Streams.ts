@@ -24,7 +24,8 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as Http from "node:http"
 import type { Socket as NetSocket } from "node:net"
-import { Cause, Deferred, Effect, Either, Exit, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
+import { Cause, Deferred, Effect, Either, FiberSet, Option, type ParseResult, Schema, Scope, Stream } from "effect"
+import { clip } from "../internal/bounds.js"
 import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
 import { Id } from "../schema/Envelope.js"
 import { type InternalError, NoRoute, ValidationError } from "../schema/Errors.js"
@@ -95,6 +96,33 @@ const authorize = (agent_id: string | undefined, action: string) =>
     return caller
   })
 
+/** What the WebSocket server checks of a handshake before taking it (RFC 6455 §4.2.1). */
+const handshakeKey = /^[+/0-9A-Za-z]{22}==$/
+const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * A handshake the WebSocket server would drop, refused first as a 400: the
+ * server drops it without a word, and would leave the socket's fiber
+ * waiting for an upgrade that never comes.
+ */
+const checkHandshake = (request: HttpServerRequest.HttpServerRequest) => {
+  const header = (name: string) => request.headers[name] ?? ""
+  const refuse = (field: string, message: string) => Effect.fail(ValidationError.single("request", field, message))
+  if (header("upgrade").toLowerCase() !== "websocket") {
+    return refuse("upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
+  }
+  if (!header("connection").toLowerCase().split(",").some((option) => option.trim() === "upgrade")) {
+    return refuse("connection", "a WebSocket handshake says Connection: Upgrade")
+  }
+  if (!handshakeKey.test(header("sec-websocket-key"))) return refuse("sec-websocket-key", "must be 16 bytes in base64")
+  if (!["8", "13"].includes(header("sec-websocket-version"))) return refuse("sec-websocket-version", "must be 13")
+  const protocols = request.headers["sec-websocket-protocol"]
+  if (protocols !== undefined && !protocols.split(",").every((protocol) => token.test(protocol.trim()))) {
+    return refuse("sec-websocket-protocol", "must be a list of tokens")
+  }
+  return Effect.void
+}
+
 /**
  * The WebSocket stream. Once the socket is open, it is served by a fiber of
  * the server's own (`runSocket`, forked with the server's context, not the
@@ -105,6 +133,7 @@ const authorize = (agent_id: string | undefined, action: string) =>
 const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
   Effect.gen(function*() {
     const router = yield* Router
+    const registry = yield* Registry
     const params = yield* HttpRouter.params
     const { agent_id } = yield* Effect.mapError(decodePath(params), invalidPath)
     const caller = yield* authorize(agent_id, "stream.websocket")
@@ -113,31 +142,20 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
     const audit = (error: AckError) =>
       auditRefusal("messages.ack", error).pipe(Effect.provideService(Caller, caller), Effect.provideService(Gateway, gateway))
     const request = yield* HttpServerRequest.HttpServerRequest
-    if ((request.headers.upgrade ?? "").toLowerCase() !== "websocket") {
-      return yield* ValidationError.single("request", "upgrade", "this route is a WebSocket: ask for an upgrade (or read /agents/{id}/events)")
-    }
-    // The subscription outlives the request: it ends with the socket's fiber.
-    // It starts now, before the upgrade: what comes meanwhile waits in the outbox.
-    const scope = yield* Scope.make()
-    const inbound = outbox()
-    yield* router.attach(agent_id, { unsettled: "release" }, inbound.sink).pipe(
-      Scope.extend(scope),
-      Effect.onError(() => Scope.close(scope, Exit.void))
-    )
-    const socket = yield* request.upgrade.pipe(Effect.onError(() => Scope.close(scope, Exit.void)))
+    yield* checkHandshake(request)
+    // Refused now, while a status can still say so; the subscription itself starts once the socket is open.
+    if (Option.isNone(yield* registry.get(agent_id))) return yield* new NoRoute({ to: agent_id })
+    const socket = yield* request.upgrade
     const opened = yield* Deferred.make<void>()
     runSocket(
       serveSocket(
         router,
         agent_id,
-        inbound,
         socket,
         Effect.zipRight(Effect.sync(() => limitFrames(request, maxFrameBytes)), Deferred.succeed(opened, undefined)),
         corking(request),
         audit
-      ).pipe(
-        Effect.ensuring(Effect.zipRight(Deferred.succeed(opened, undefined), Scope.close(scope, Exit.void)))
-      )
+      ).pipe(Effect.ensuring(Deferred.succeed(opened, undefined)))
     )
     // Answered once the handshake is done: the answer then goes nowhere, the socket is the stream's.
     yield* Deferred.await(opened)
@@ -225,23 +243,23 @@ const outbox = () => {
     }
   }
 }
-type Outbox = ReturnType<typeof outbox>
 
 const serveSocket = (
   router: Router["Type"],
   agent_id: string,
-  inbound: Outbox,
   socket: Socket.Socket,
   onOpen: Effect.Effect<unknown>,
   corked: Corked,
   audit: (error: AckError) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
+    const scope = yield* Effect.scope
     const write = yield* socket.writer
     const send = (frame: ServerFrame) => {
       const json = text(frame)
       return json === undefined ? Effect.void : write(json)
     }
+    const inbound = outbox()
     const writers = yield* FiberSet.make()
     const runWriter = yield* FiberSet.runtime(writers)()
     inbound.start({
@@ -302,7 +320,15 @@ const serveSocket = (
       pending.push({ ack: { ...ack, agent_id }, ref })
       return pending.length === 1 ? settleLater : undefined
     }
-    yield* socket.runRaw(onFrame, { onOpen: Effect.asVoid(onOpen) }).pipe(Effect.catchAll(() => Effect.void))
+    // Subscribed once the socket is open, for as long as it is: a handshake that
+    // fails holds nothing, and what this socket had not settled goes back when it closes.
+    const subscribe = router.attach(agent_id, { unsettled: "release" }, inbound.sink).pipe(
+      Scope.extend(scope),
+      Effect.catchAll((error) => Effect.ignore(write(new Socket.CloseEvent(1011, clip(problemOf(error).detail, 120)))))
+    )
+    yield* socket.runRaw(onFrame, { onOpen: Effect.zipRight(subscribe, Effect.asVoid(onOpen)) }).pipe(
+      Effect.catchAll(() => Effect.void)
+    )
   }).pipe(Effect.scoped)
 
 const sse = <E>(events: Stream.Stream<{ readonly event: string; readonly id?: string; readonly data: string }, E>) =>

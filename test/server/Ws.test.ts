@@ -1,6 +1,7 @@
 import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import { expect } from "vitest"
+import * as Net from "node:net"
 import WebSocket from "ws"
 import { newEnvelope } from "../../src/layers/Envelopes.js"
 import { request, start } from "./harness.js"
@@ -98,4 +99,77 @@ it.scoped("a frame larger than the stream takes closes that socket with 1009 as 
     expect(answer).toMatchObject({ type: "error", ref: "still" })
     other.close()
     expect((yield* request(`${url}/health`)).status).toBe(200)
+  }))
+
+/** The status line and body the server answers to a hand-written upgrade request. */
+const rawUpgrade = (url: string, headers: string) =>
+  Effect.promise(() =>
+    new Promise<string>((resolve, reject) => {
+      const { hostname, port } = new URL(url)
+      const socket = Net.connect(Number(port), hostname, () =>
+        socket.write(`GET /agents/h/stream HTTP/1.1\r\nHost: x\r\n${headers}\r\n`))
+      let answer = ""
+      socket.on("data", (chunk) => {
+        answer += String(chunk)
+        if (answer.includes("}")) socket.destroy()
+      })
+      socket.on("close", () => resolve(answer))
+      socket.on("error", reject)
+    })
+  )
+
+it.scoped("a handshake the WebSocket server would drop is a 400 naming the header, and costs the agent nothing", () =>
+  Effect.gen(function*() {
+    const { router, url } = yield* start()
+    for (const id of ["p", "h"]) yield* request(`${url}/agents`, { body: { agent_id: id, name: id } })
+    const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    const cases = [
+      [`Upgrade: websocket\r\nConnection: Upgrade\r\n${key}Sec-WebSocket-Version: 99\r\n`, "sec-websocket-version"],
+      [`Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n`, "sec-websocket-key"],
+      [`Upgrade: websocket\r\n${key}Sec-WebSocket-Version: 13\r\n`, "connection"],
+      [`Upgrade: websocket\r\nConnection: Upgrade\r\n${key}Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a b\r\n`, "sec-websocket-protocol"]
+    ] as const
+    for (const [headers, field] of cases) {
+      const answer = yield* rawUpgrade(url, headers)
+      expect({ field, status: answer.split("\r\n")[0] }).toEqual({ field, status: "HTTP/1.1 400 Bad Request" })
+      expect(answer).toContain(`"path":"${field}"`)
+    }
+    // The agent's messages still reach a consumer that connects properly.
+    const envelope = yield* newEnvelope({ producer_id: "p", payload: { n: 1 }, ttl_ms: 60_000 })
+    const receipt = yield* router.send({ to: "h", envelope })
+    const frame = yield* Effect.promise(() =>
+      new Promise<any>((resolve, reject) => {
+        const socket = new WebSocket(`${url.replace("http", "ws")}/agents/h/stream`)
+        socket.once("message", (data) => {
+          socket.close()
+          resolve(JSON.parse(String(data)))
+        })
+        socket.once("error", reject)
+      })
+    )
+    expect(frame).toMatchObject({ type: "delivery", delivery_seq: 1, envelope: { message_id: receipt.message_id } })
+  }))
+
+it.scoped("an agent's deliveries go to the least loaded of its sockets: one that stopped reading does not take them all", () =>
+  Effect.gen(function*() {
+    const { router, url } = yield* start()
+    for (const id of ["p", "h"]) yield* request(`${url}/agents`, { body: { agent_id: id, name: id } })
+    const open = () =>
+      Effect.promise(() =>
+        new Promise<{ socket: WebSocket; frames: Array<any> }>((resolve, reject) => {
+          const socket = new WebSocket(`${url.replace("http", "ws")}/agents/h/stream`)
+          const frames: Array<any> = []
+          socket.on("message", (data) => frames.push(JSON.parse(String(data))))
+          socket.once("open", () => resolve({ socket, frames }))
+          socket.once("error", reject)
+        })
+      )
+    const stalled = yield* open()
+    const reading = yield* open()
+    for (let i = 0; i < 10; i++) yield* router.send({ to: "h", envelope: yield* newEnvelope({ producer_id: "p", payload: { i }, ttl_ms: 60_000 }) })
+    yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 500)))
+    expect(stalled.frames.length + reading.frames.length).toBe(10)
+    expect(reading.frames.length).toBeGreaterThanOrEqual(5)
+    stalled.socket.close()
+    reading.socket.close()
   }))
