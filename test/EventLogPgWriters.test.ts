@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { Cause, Chunk, Context, Effect, Exit, Fiber, Layer, Random, Redacted, Stream } from "effect"
+import { Cause, Chunk, Context, Effect, Exit, Fiber, Layer, Random, Redacted, Schedule, Stream } from "effect"
 import { EventLog } from "../src/index.js"
 import { EventLogPg, EventLogSql } from "../src/node.js"
 import { pgUrl } from "./support/backends.js"
@@ -107,12 +107,20 @@ describe.skipIf(!pgUrl)("EventLog on PostgreSQL with several writers", () => {
         yield* log.append([registered("first")])
         yield* log.follow(1).pipe(Stream.take(1), Stream.runDrain)
       }
-      const listens = yield* Effect.forEach(schemas, (schema) =>
+      const listening = Effect.forEach(schemas, (schema) =>
         Effect.map(
           raw<{ query: string }>`SELECT query FROM pg_stat_activity
             WHERE application_name = ${schema} AND query LIKE 'LISTEN %'`,
           (rows) => rows.map((row) => row.query)
         ))
+      // Hearing its own append does not wait for the listener's LISTEN (the
+      // append is read back from the table): on a busy machine, give it time.
+      const listens = yield* listening.pipe(
+        Effect.filterOrFail((found) => found.every((queries) => queries.length > 0)),
+        Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 }),
+        // Still not there: the assertion below says what was found.
+        Effect.orElse(() => listening)
+      )
       expect(listens.map((queries) => queries.length)).toEqual([1, 1])
       expect(listens[0][0]).not.toBe(listens[1][0])
     }), 60_000)
