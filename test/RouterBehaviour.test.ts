@@ -379,6 +379,16 @@ describe("Router ACK lifecycle", () => {
       expect(delivered.map((item) => item.envelope.message_id)).toEqual([sent.message_id, first.message_id, second.message_id])
       expect((yield* log.head) - before).toBeGreaterThan(0)
       expect(yield* Effect.flip(router.sendMany(null as never))).toMatchObject({ _tag: "ValidationError" })
+      // An ack is decided where it stands: before the message it acknowledges, that message is not there yet.
+      const later = yield* newEnvelope({ producer_id: "a", payload: "later" })
+      const early = yield* newEnvelope({
+        producer_id: "b",
+        message_type: "ACKNOWLEDGEMENT",
+        payload: JSON.stringify({ ack_for_message_id: later.message_id, ack_stage: "FULFILLED" })
+      })
+      const ordered = yield* router.sendMany([{ to: "a", envelope: early }, { to: "b", envelope: later }])
+      expect(ordered.map((result) => result._tag)).toEqual(["Left", "Right"])
+      expect(yield* router.status(later.message_id)).toMatchObject({ value: { stage: "RECEIVED" } })
       const junk = yield* router.sendMany([null, 42, { to: "b", envelope: null }, { to: {}, envelope: second }] as never)
       expect(junk.map((result) => result._tag === "Left" ? result.left._tag : "Right")).toEqual(Array(4).fill("ValidationError"))
     }).pipe(Effect.provide(routerLayer())))

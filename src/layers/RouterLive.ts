@@ -351,19 +351,37 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
         return Effect.fail(ValidationError.single("sends", "", "must be an array of send requests"))
       }
       const checked = requests.map(checkSend)
-      const messages = checked.flatMap((item) => Either.isRight(item) && item.right._tag === "Message" ? [item.right] : [])
+      type Result = Either.Either<SendReceipt, SendError | AckError>
       return Effect.gen(function*() {
-        const decided = yield* runMany(messages.map(decideChecked), sendReceipt)
-        let next = 0
-        // ACKNOWLEDGEMENT envelopes are acks, one trip each: rare in a batch.
-        return yield* Effect.forEach(checked, (item): Effect.Effect<Either.Either<SendReceipt, SendError | AckError>, Failure> => {
-          if (Either.isLeft(item)) return Effect.succeed(Either.left(item.left))
-          if (item.right._tag === "Message") return Effect.succeed(decided[next++])
-          return Effect.flatMap(Effect.either(sendAck(item.right.envelope)), (result) =>
-            Either.isLeft(result) && isEveryonesFailure(result.left)
-              ? Effect.fail(result.left)
-              : Effect.succeed(result as Either.Either<SendReceipt, SendError | AckError>))
+        const results: Array<Result> = []
+        // In order, as `send` would decide them one by one: the messages between
+        // two ACKNOWLEDGEMENT envelopes go together in one trip, each ack on its
+        // own (rare in a batch), so an ack sees every message sent before it.
+        let run: Array<Extract<Checked, { _tag: "Message" }>> = []
+        const flush = Effect.suspend(() => {
+          const messages = run
+          run = []
+          return messages.length === 0
+            ? Effect.void
+            : Effect.map(runMany(messages.map(decideChecked), sendReceipt), (decided) => {
+              results.push(...decided)
+            })
         })
+        for (const item of checked) {
+          if (Either.isLeft(item)) {
+            yield* flush
+            results.push(Either.left(item.left))
+          } else if (item.right._tag === "Message") {
+            run.push(item.right)
+          } else {
+            yield* flush
+            const acked = yield* Effect.either(sendAck(item.right.envelope))
+            if (Either.isLeft(acked) && isEveryonesFailure(acked.left)) return yield* Effect.fail(acked.left)
+            results.push(acked as Result)
+          }
+        }
+        yield* flush
+        return results as ReadonlyArray<Result>
       })
     }
 

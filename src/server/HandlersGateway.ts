@@ -9,15 +9,15 @@ import { bytesToHex } from "@noble/hashes/utils"
 import { Effect, Option, Stream } from "effect"
 import * as Replay from "../layers/Replay.js"
 import type { Action } from "../model/Policy.js"
-import { NoRoute, ValidationError } from "../schema/Errors.js"
+import { NoRoute, PermissionDenied, ValidationError } from "../schema/Errors.js"
 import type { Json } from "../schema/Json.js"
 import { EventLog } from "../services/EventLog.js"
 import { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
 import { Router } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
-import { actAs, actingAgent, operatorOnly } from "./Access.js"
-import { SwitchboardApi } from "./Api.js"
+import { actAs, actingAgent, auditRefusal, mayActAs, operatorOnly } from "./Access.js"
+import { Caller, SwitchboardApi } from "./Api.js"
 
 export const gateway = HttpApiBuilder.group(SwitchboardApi, "gateway", (handlers) =>
   Effect.gen(function*() {
@@ -53,9 +53,15 @@ export const gateway = HttpApiBuilder.group(SwitchboardApi, "gateway", (handlers
       .handle("grantLease", ({ payload }) => operator("leases.grant", gateway.grantLease(payload)))
       .handle("checkLease", ({ payload }) =>
         Effect.gen(function*() {
-          // A lease is its holder's: another agent's key learns nothing of it, not even that it exists.
+          // A lease is its holder's: another agent's key learns nothing of it, not
+          // even that it exists (the refusal reads as for no lease at all), and is audited.
           const holder = yield* runtime.query((state) => state.leases.get(payload.lease_id)?.agent_id)
-          if (holder !== undefined) yield* actAs(holder, "leases.check")
+          const caller = yield* Caller
+          if (holder !== undefined && !mayActAs(caller, holder)) {
+            const denied = new PermissionDenied({ reason: `no lease ${payload.lease_id}` })
+            yield* auditRefusal("leases.check", denied)
+            return yield* denied
+          }
           return yield* gateway.checkLease(payload)
         }))
       .handle("delegateLease", ({ path, payload }) =>

@@ -310,7 +310,9 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("gateway.checkLease", 403, a.post("/leases/check", { lease_id: "l0", namespace: "fs.read", resource: "/data/x" }), { code: "LEASE_EXPIRED" })
       yield* hit("gateway.checkLease", 400, a.post("/leases/check", { lease_id: "l1", namespace: "fs.delete", resource: "/data/x" }), { field: "namespace" })
       // Another agent's lease: b learns nothing of it.
-      yield* hit("gateway.checkLease", 403, b.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/data/x" }), { code: "PERMISSION_DENIED" })
+      yield* hit("gateway.checkLease", 403, b.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/data/x" }), { code: "PERMISSION_DENIED" }).pipe(
+        Effect.tap((answer) => expect(answer.body.detail).toBe("permission denied: no lease l1"))
+      )
       yield* hit("gateway.checkLease", 204, op.post("/leases/check", { lease_id: "l1", namespace: "fs.read", resource: "/data/x" }))
       yield* hit("gateway.delegateLease", 200, a.post("/leases/l1/delegate", { lease_id: "l2", agent_id: "a", grants: { "fs.read": ["/data/sub/**"] } }))
       yield* hit("gateway.delegateLease", 403, a.post("/leases/l1/delegate", { lease_id: "l3", agent_id: "a", grants: { "fs.read": ["/etc/**"] } }), {
