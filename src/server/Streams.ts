@@ -53,6 +53,9 @@ const decodeFrom = Schema.decodeUnknown(
   Schema.Struct({ from: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.positive())) })
 )
 
+/** What a stream's socket may have waiting to be sent before its consumer counts as not reading. */
+const maxBufferedBytes = 16 * 1024 * 1024
+
 /** A frame larger than this is refused, unread: no ACK is anywhere near it. */
 const maxFrameBytes = 64 * 1024
 
@@ -154,6 +157,7 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
         socket,
         Effect.zipRight(Effect.sync(() => limitFrames(request, maxFrameBytes)), Deferred.succeed(opened, undefined)),
         corking(request),
+        () => connectionOf(request)?.writableLength ?? 0,
         audit
       ).pipe(Effect.ensuring(Deferred.succeed(opened, undefined)))
     )
@@ -250,12 +254,18 @@ const serveSocket = (
   socket: Socket.Socket,
   onOpen: Effect.Effect<unknown>,
   corked: Corked,
+  buffered: () => number,
   audit: (error: AckError) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
     const write = yield* socket.writer
+    // A consumer that does not read (its TCP window full) would have all that is
+    // sent to it kept in memory: past the bound, its socket is closed instead, and
+    // what it had not settled goes back to the agent's mailbox.
+    const tooSlow = Effect.ignore(write(new Socket.CloseEvent(1008, "the consumer does not read what it is sent")))
     const send = (frame: ServerFrame) => {
+      if (buffered() > maxBufferedBytes) return tooSlow
       const json = text(frame)
       return json === undefined ? Effect.void : write(json)
     }

@@ -173,3 +173,33 @@ it.scoped("an agent's deliveries go to the least loaded of its sockets: one that
     stalled.socket.close()
     reading.socket.close()
   }))
+
+it.scoped("a consumer that does not read is closed (1008) once its socket holds too much, and what it held goes back", () =>
+  Effect.gen(function*() {
+    const { router, url } = yield* start({ runtime: { payloadLimit: 1024 * 1024 } })
+    for (const id of ["p", "h"]) yield* request(`${url}/agents`, { body: { agent_id: id, name: id } })
+    const socket = yield* Effect.promise(() =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const opened = new WebSocket(`${url.replace("http", "ws")}/agents/h/stream`)
+        opened.once("open", () => resolve(opened))
+        opened.once("error", reject)
+      })
+    )
+    // It stops reading: what the server sends piles up in its socket.
+    ;(socket as unknown as { _socket: Net.Socket })._socket.pause()
+    const payload = "x".repeat(512 * 1024)
+    const sent: Array<string> = []
+    for (let i = 0; i < 80; i++) {
+      sent.push((yield* router.send({ to: "h", envelope: yield* newEnvelope({ producer_id: "p", payload, ttl_ms: 600_000 }) })).message_id)
+    }
+    const code = yield* Effect.promise(() =>
+      new Promise<number>((resolve) => {
+        socket.once("close", (closed) => resolve(closed))
+        ;(socket as unknown as { _socket: Net.Socket })._socket.resume()
+      })
+    )
+    expect(code).toBe(1008)
+    // Released: each is queued again, none lost.
+    const statuses = yield* Effect.forEach(sent, (id) => router.status(id))
+    expect(statuses.every((status) => status._tag === "Some" && status.value.stage === "RECEIVED")).toBe(true)
+  }), 60_000)
