@@ -79,7 +79,11 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
       })
     return handlers
       .handle("send", ({ payload }) =>
-        Effect.zipRight(actAs(payload.envelope.producer_id, "messages.send"), router.send(payload)))
+        Effect.zipRight(
+          actAs(payload.envelope.producer_id, "messages.send"),
+          // An ACKNOWLEDGEMENT envelope is an ack: one the runtime refuses is audited as `POST /acks` would be.
+          router.send(payload).pipe(Effect.tapError((error) => auditRefusal("messages.ack", error)))
+        ))
       // Raw, to decode and encode on the fast path: a batch holds up to 1,024
       // envelopes, and Schema's general decoder would cost more than the rest
       // of the send. The route's Schemas and its OpenAPI description stay the API's.
@@ -92,6 +96,9 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
           const foreign = payload.sends.find((send) => !mayActAs(caller, send.envelope.producer_id))
           if (foreign !== undefined) yield* actAs(foreign.envelope.producer_id, "messages.send")
           const results = yield* router.sendMany(payload.sends)
+          // Refused acks (ACKNOWLEDGEMENT envelopes) are audited once a batch, not once each.
+          const refused = results.find((result) => Either.isLeft(result) && result.left._tag === "PermissionDenied")
+          if (refused !== undefined && Either.isLeft(refused)) yield* auditRefusal("messages.ack", refused.left)
           const answers = results.map(Either.match({
             onLeft: (error) => ({ ok: false as const, error }),
             onRight: (receipt) => ({ ok: true as const, receipt })

@@ -300,7 +300,11 @@ const serveSocket = (
                     ? { type: "acked", ref: batch[i].ref, receipt: result.right }
                     : { type: "error", ref: batch[i].ref, error: problemOf(result.left) }
                 ), { discard: true })),
-              Effect.forEach(results, (result) => Either.isLeft(result) ? audit(result.left) : Effect.void, { discard: true })
+              // Once a read, not once each: a key cannot grow the audit a record a frame.
+              Effect.suspend(() => {
+                const refused = results.find((result) => Either.isLeft(result) && result.left._tag === "PermissionDenied")
+                return refused === undefined || Either.isRight(refused) ? Effect.void : audit(refused.left)
+              })
             )
         })
       )

@@ -211,6 +211,23 @@ describe("an ACK on a's stream", () => {
     }))
 })
 
+describe("an ACKNOWLEDGEMENT envelope", () => {
+  it.scoped("for a message a did not receive is refused and audited under a, as an ACK, alone or in a batch", () =>
+    Effect.gen(function*() {
+      const w = yield* world
+      const ackOf = (message_id: string) =>
+        envelope("a", { message_type: "ACKNOWLEDGEMENT", payload: { ack_for_message_id: message_id, ack_stage: "FULFILLED" } })
+      const audited = Effect.map(Stream.runCollect(w.gateway.audit), (entries) =>
+        Chunk.toReadonlyArray(entries).filter(({ record }) => record.agent_id === "a" && record.action === "messages.ack").length)
+      const before = yield* audited
+      expect(yield* w.a.post("/messages", { to: "b", envelope: ackOf(w.messages.aToB) })).toMatchObject({ status: 403 })
+      expect(yield* audited).toBe(before + 1)
+      const batch = yield* w.a.post("/messages/batch", { sends: [1, 2, 3].map(() => ({ to: "b", envelope: ackOf(w.messages.aToB) })) })
+      expect(batch.body.map((result: any) => result.error?.code)).toEqual(Array(3).fill("PERMISSION_DENIED"))
+      expect(yield* audited).toBe(before + 2)
+    }))
+})
+
 describe("without a key, or with one no file holds", () => {
   it.scoped("every route that needs a key answers 401 UNAUTHENTICATED, streams included; health and readiness do not", () =>
     Effect.gen(function*() {
