@@ -155,6 +155,25 @@ export const percentile = (sorted: Float64Array, q: number) => sorted[Math.min(s
  * Keeps `inFlight` messages between the start of `send(i)` and FULFILLED
  * (the consumer's `onFulfilled`) until `run.count` have been fulfilled.
  */
+/**
+ * Fresh SQLite files in a temporary directory of the scope's: `use` gets a
+ * new file, removed with its WAL and journal once it is done.
+ */
+export const tempDatabases = (prefix: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const dir = yield* fs.makeTempDirectoryScoped({ prefix })
+    let files = 0
+    const fresh = <A, E, R>(use: (filename: string) => Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => `${dir}/run-${files++}.db`),
+        use,
+        (filename) =>
+          Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(filename + suffix)))
+      )
+    return { dir, fresh }
+  })
+
 export const drive = <E>(label: string, run: Run, inFlight: number, send: (i: number) => Effect.Effect<unknown, E>) =>
   Effect.gen(function*() {
     let next = 0
@@ -358,17 +377,8 @@ export const main = (args: ReadonlyArray<string>) =>
     const countFor = (inFlight: InFlight) => inFlight === 1 ? serialMessages : messages
     const appendEvents = Math.max(1, Math.round(messages / appendFibers)) * appendFibers
 
-    const fs = yield* FileSystem.FileSystem
-    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "switchboard-bench-" })
-    let files = 0
     // Each configuration on a fresh file, removed as soon as it is measured.
-    const sqlite = <A, E, R>(use: (filename: string) => Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => `${dir}/run-${files++}.db`),
-        use,
-        (filename) =>
-          Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(filename + suffix)))
-      )
+    const { dir, fresh: sqlite } = yield* tempDatabases("switchboard-bench-")
     const memory = EventLogMemory.layer()
 
     const natsUrl = process.env.SWITCHBOARD_NATS_URL ?? "127.0.0.1:4222"

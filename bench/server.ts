@@ -56,7 +56,6 @@
  * message as its own `POST /messages` at every level; BENCH_NODE_FLAGS adds
  * node flags to the server's process (`--max-semi-space-size=1`, ...).
  */
-import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Console, Effect, Option, Schema } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -78,7 +77,8 @@ import {
   routerConfig,
   routerRun,
   type Run,
-  sqliteLog
+  sqliteLog,
+  tempDatabases
 } from "./router.js"
 import type { ServerProcessConfig } from "./serverProcess.js"
 import { EventLogSqlite } from "../src/node.js"
@@ -456,16 +456,7 @@ export const main = (args: ReadonlyArray<string>) =>
     const modeFor = (inFlight: InFlight) => single || inFlight === 1 ? "single" as const : "batch" as const
     const warmup = Math.min(2_000, messages)
 
-    const fs = yield* FileSystem.FileSystem
-    const dir = yield* fs.makeTempDirectoryScoped({ prefix: "switchboard-bench-server-" })
-    let files = 0
-    const sqlite = <A, E, R>(use: (filename: string) => Effect.Effect<A, E, R>) =>
-      Effect.acquireUseRelease(
-        Effect.sync(() => `${dir}/run-${files++}.db`),
-        use,
-        (filename) =>
-          Effect.forEach(["", "-wal", "-shm", "-journal"], (suffix) => Effect.ignore(fs.remove(filename + suffix)))
-      )
+    const { fresh: sqlite } = yield* tempDatabases("switchboard-bench-server-")
     const inProcessLog = (filename: string) =>
       durability === "full" ? sqliteLog(filename) : EventLogSqlite.layer({ filename, durability })
 

@@ -6,7 +6,7 @@
  * PermissionDenied (403) and is recorded in the audit trail, so that a key
  * probing for other agents' data leaves a trace.
  */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import { PermissionDenied, ValidationError } from "../schema/Errors.js"
 import { Gateway } from "../services/Gateway.js"
 import type { Principal } from "../schema/Keys.js"
@@ -38,6 +38,18 @@ export const auditRefusal = (action: string, error: { readonly _tag: string; rea
     ? Effect.flatMap(Caller, (caller) =>
       caller._tag === "Agent" ? record(caller, action, error.reason ?? "permission denied") : Effect.void)
     : Effect.void
+
+/**
+ * The refusals of a batch (ACKs decided together) audited once, by the
+ * first: a key cannot grow the audit by a record for each item it sends.
+ */
+export const auditFirstRefusal = <E extends { readonly _tag: string; readonly reason?: string }>(
+  action: string,
+  results: ReadonlyArray<Either.Either<unknown, E>>
+) => {
+  const refused = results.find((result) => Either.isLeft(result) && result.left._tag === "PermissionDenied")
+  return refused === undefined || Either.isRight(refused) ? Effect.void : auditRefusal(action, refused.left)
+}
 
 /** Whether `caller` may act as `agent_id`: its own agent, or any agent for the operator. */
 export const mayActAs = (caller: Principal, agent_id: string): boolean =>

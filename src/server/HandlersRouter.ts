@@ -10,7 +10,7 @@ import { Duration, Effect, Either, Option, Schema } from "effect"
 import { MessageNotFound, NoRoute, OversizePayload, ValidationError } from "../schema/Errors.js"
 import { Registry } from "../services/Registry.js"
 import { Router } from "../services/Router.js"
-import { actAs, actAsOneOf, auditRefusal, mayActAs } from "./Access.js"
+import { actAs, actAsOneOf, auditFirstRefusal, auditRefusal, mayActAs } from "./Access.js"
 import { Caller, SendBatch, SendResult, SwitchboardApi } from "./Api.js"
 import { fastEncoder, fastInputDecoder } from "../internal/fastSchema.js"
 
@@ -97,8 +97,7 @@ export const messages = HttpApiBuilder.group(SwitchboardApi, "messages", (handle
           if (foreign !== undefined) yield* actAs(foreign.envelope.producer_id, "messages.send")
           const results = yield* router.sendMany(payload.sends)
           // Refused acks (ACKNOWLEDGEMENT envelopes) are audited once a batch, not once each.
-          const refused = results.find((result) => Either.isLeft(result) && result.left._tag === "PermissionDenied")
-          if (refused !== undefined && Either.isLeft(refused)) yield* auditRefusal("messages.ack", refused.left)
+          yield* auditFirstRefusal("messages.ack", results)
           const answers = results.map(Either.match({
             onLeft: (error) => ({ ok: false as const, error }),
             onRight: (receipt) => ({ ok: true as const, receipt })

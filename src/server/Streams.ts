@@ -36,7 +36,7 @@ import type { AckError } from "../model/Messages.js"
 import { Registry } from "../services/Registry.js"
 import type { Runtime } from "../services/Runtime.js"
 import { type AckRequest, type Inbound, type InboundSink, Router } from "../services/Router.js"
-import { actAs, auditRefusal, operatorOnly } from "./Access.js"
+import { actAs, auditFirstRefusal, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
 import { Authenticate } from "./Auth.js"
 import { AckFrame, ServerFrame } from "./Frames.js"
@@ -142,22 +142,22 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
     const caller = yield* authorize(agent_id, "stream.websocket")
     const gateway = yield* Gateway
     // An ACK the runtime refuses for this key (a message sent to another agent) is audited, as over HTTP.
-    const audit = (error: AckError) =>
-      auditRefusal("messages.ack", error).pipe(Effect.provideService(Caller, caller), Effect.provideService(Gateway, gateway))
+    const audit = (results: ReadonlyArray<Either.Either<unknown, AckError>>) =>
+      auditFirstRefusal("messages.ack", results).pipe(Effect.provideService(Caller, caller), Effect.provideService(Gateway, gateway))
     const request = yield* HttpServerRequest.HttpServerRequest
     yield* checkHandshake(request)
     // Refused now, while a status can still say so; the subscription itself starts once the socket is open.
     if (Option.isNone(yield* registry.get(agent_id))) return yield* new NoRoute({ to: agent_id })
     const socket = yield* request.upgrade
+    const connection = connectionOf(request)
     const opened = yield* Deferred.make<void>()
     runSocket(
       serveSocket(
         router,
         agent_id,
         socket,
-        Effect.zipRight(Effect.sync(() => limitFrames(request, maxFrameBytes)), Deferred.succeed(opened, undefined)),
-        corking(request),
-        () => connectionOf(request)?.writableLength ?? 0,
+        Effect.zipRight(Effect.sync(() => limitFrames(connection, maxFrameBytes)), Deferred.succeed(opened, undefined)),
+        wireOf(connection),
         audit
       ).pipe(Effect.ensuring(Deferred.succeed(opened, undefined)))
     )
@@ -166,11 +166,6 @@ const webSocket = (runSocket: (effect: Effect.Effect<void>) => unknown) =>
     return HttpServerResponse.empty()
   })
 
-/**
- * Writes made by `effect` leave in one write of the connection's TCP
- * socket: a chunk of deliveries, or the answers to a read's ACKs, reach the
- * consumer together (one packet, one read) instead of a system call each.
- */
 /** The TCP socket under a request (and, once upgraded, under its WebSocket), when served by Node. */
 const connectionOf = (request: HttpServerRequest.HttpServerRequest) =>
   (request.source instanceof Http.IncomingMessage ? request.source.socket : null) as Partial<NetSocket> | null
@@ -183,26 +178,32 @@ const connectionOf = (request: HttpServerRequest.HttpServerRequest) =>
  * the TCP socket it reads, so that a larger frame closes the connection
  * with 1009 (message too big) as it arrives, never buffered.
  */
-const limitFrames = (request: HttpServerRequest.HttpServerRequest, maxBytes: number) => {
-  const connection = connectionOf(request) as Record<symbol, unknown> | null
+const limitFrames = (connection: Partial<NetSocket> | null, maxBytes: number) => {
   if (connection === null) return
-  const key = Object.getOwnPropertySymbols(connection).find((symbol) => symbol.description === "websocket")
-  const receiver = key === undefined ? undefined : (connection[key] as { _receiver?: { _maxPayload?: unknown } } | undefined)?._receiver
+  const fields = connection as Record<symbol, unknown>
+  const key = Object.getOwnPropertySymbols(fields).find((symbol) => symbol.description === "websocket")
+  const receiver = key === undefined ? undefined : (fields[key] as { _receiver?: { _maxPayload?: unknown } } | undefined)?._receiver
   if (receiver !== undefined && typeof receiver._maxPayload === "number") receiver._maxPayload = maxBytes
 }
 
-type Corked = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-
-const corking = (request: HttpServerRequest.HttpServerRequest): Corked => {
-  const connection = connectionOf(request)
-  if (typeof connection?.cork !== "function" || typeof connection.uncork !== "function") return (effect) => effect
-  const { cork, uncork } = connection as NetSocket
-  return (effect) =>
-    Effect.zipRight(
-      Effect.sync(() => cork.call(connection)),
-      Effect.ensuring(effect, Effect.sync(() => uncork.call(connection)))
-    )
+/** What a stream asks of its TCP socket. */
+interface Wire {
+  /** Writes made by `effect` leave in one write: a chunk of deliveries, or the answers to a read's ACKs, reach the consumer together (one packet, one read) instead of a system call each. */
+  readonly corked: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** The bytes written and not yet sent. */
+  readonly buffered: () => number
 }
+
+const wireOf = (connection: Partial<NetSocket> | null): Wire => ({
+  corked: typeof connection?.cork !== "function" || typeof connection.uncork !== "function"
+    ? (effect) => effect
+    : (effect) =>
+      Effect.zipRight(
+        Effect.sync(() => connection.cork!()),
+        Effect.ensuring(effect, Effect.sync(() => connection.uncork!()))
+      ),
+  buffered: () => connection?.writableLength ?? 0
+})
 
 /**
  * Where the router pushes an agent's deliveries and notices (in its turn,
@@ -253,9 +254,8 @@ const serveSocket = (
   agent_id: string,
   socket: Socket.Socket,
   onOpen: Effect.Effect<unknown>,
-  corked: Corked,
-  buffered: () => number,
-  audit: (error: AckError) => Effect.Effect<void>
+  { buffered, corked }: Wire,
+  audit: (results: ReadonlyArray<Either.Either<unknown, AckError>>) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
@@ -300,11 +300,8 @@ const serveSocket = (
                     ? { type: "acked", ref: batch[i].ref, receipt: result.right }
                     : { type: "error", ref: batch[i].ref, error: problemOf(result.left) }
                 ), { discard: true })),
-              // Once a read, not once each: a key cannot grow the audit a record a frame.
-              Effect.suspend(() => {
-                const refused = results.find((result) => Either.isLeft(result) && result.left._tag === "PermissionDenied")
-                return refused === undefined || Either.isRight(refused) ? Effect.void : audit(refused.left)
-              })
+              // Once a read, not once each frame.
+              audit(results)
             )
         })
       )
