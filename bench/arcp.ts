@@ -44,7 +44,7 @@ interface Child {
 
 const startProcess = (config: ArcpProcessConfig) =>
   new Promise<Child>((resolve, reject) => {
-    const child: ChildProcess = spawn(process.execPath, ["--expose-gc", script, JSON.stringify(config)], {
+    const child: ChildProcess = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), "--expose-gc", script, JSON.stringify(config)], {
       stdio: ["ignore", "ignore", "inherit", "ipc"]
     })
     child.once("exit", (code) => reject(new Error(`the server exited (${code}) before listening`)))

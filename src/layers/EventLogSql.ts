@@ -15,6 +15,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { Deferred, Effect, Layer, Schedule, type Scope, Stream } from "effect"
 import { PersistenceError } from "../schema/Errors.js"
+import type { StoredEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import {
   type Batch,
@@ -192,8 +193,47 @@ export const makeStore = (options: { readonly table?: string; readonly readonly?
         )
         : Effect.succeed(undefined)
 
+    // On SQLite, a commit that fits one statement is that statement alone:
+    // SQLite makes it atomic, the rowid is the next offset, and RETURNING
+    // tells the offsets. The transaction's BEGIN, head read and COMMIT each
+    // cost as much again as the insert.
+    const singleTexts = new Map<number, string>()
+    const singleText = (rows: number) => {
+      let text = singleTexts.get(rows)
+      if (text === undefined) {
+        text = `INSERT INTO ${table} (committed_at, event_type, event_version, payload) VALUES ` +
+          Array.from({ length: rows }, () => "(?, ?, ?, ?)").join(", ") + " RETURNING log_offset"
+        singleTexts.set(rows, text)
+      }
+      return text
+    }
+    const commitOne = (events: ReadonlyArray<StoredEvent>, committedAt: number) =>
+      Effect.suspend(() => {
+        const params: Array<unknown> = new Array(events.length * 4)
+        for (let i = 0; i < events.length; i++) {
+          const event = events[i]
+          params[i * 4] = committedAt
+          params[i * 4 + 1] = event.type
+          params[i * 4 + 2] = event.version
+          params[i * 4 + 3] = event.payload
+        }
+        return Effect.flatMap(sql.unsafe<{ log_offset: number }>(singleText(events.length), params), (rows) => {
+          let first = Number.MAX_SAFE_INTEGER
+          let last = 0
+          for (const row of rows) {
+            if (row.log_offset < first) first = row.log_offset
+            if (row.log_offset > last) last = row.log_offset
+          }
+          // One writer inserts one row after another: anything else is a bug, never a gap in the log.
+          return rows.length === events.length && last - first + 1 === events.length
+            ? Effect.succeed(first)
+            : Effect.dieMessage(`event log: an append of ${events.length} events got offsets ${first}..${last}`)
+        })
+      }).pipe(persistence("event log append failed"))
+    const isSqlite = sql.onDialectOrElse({ sqlite: () => true, orElse: () => false })
+
     const commit: LogStore["commit"] = (events, committedAt, batch) =>
-      Effect.gen(function*() {
+      isSqlite && events.length <= rowsPerInsert ? commitOne(events, committedAt) : Effect.gen(function*() {
         yield* lockWriters
         const landed = yield* landedAt(batch.retryOf)
         if (landed !== undefined) return landed
