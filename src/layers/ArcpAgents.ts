@@ -12,7 +12,7 @@
  * counters as the state has them.
  */
 import { Cause, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Schema, Scheduler } from "effect"
-import { type AgentEvent, type ErrorCode, eventBodies, type EventKind, isVendorKind, type JobOutcome } from "../schema/Arcp.js"
+import { type AgentEvent, type ErrorCode, eventBodies, isVendorKind, type JobOutcome } from "../schema/Arcp.js"
 import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { isJson, type Json } from "../schema/Json.js"
 import { decideEmit, type EmitAnswer, type EmitItem, isCharge } from "../model/ArcpEmit.js"
@@ -54,10 +54,15 @@ const failure = (final_status: "error" | "cancelled" | "timed_out", code: ErrorC
   retryable: code === "INTERNAL_ERROR" || code === "TIMEOUT"
 })
 
+/** Each kind's body check, made once: `Schema.is` builds its checker anew on every call. */
+const bodyChecks = new Map<string, (body: unknown) => boolean>(
+  Object.entries(eventBodies).map(([kind, schema]) => [kind, Schema.is(schema as Schema.Schema<any, any>)])
+)
+
 const validBody = (kind: string, body: unknown): boolean => {
   if (isVendorKind(kind)) return isJson(body)
-  const schema = eventBodies[kind as EventKind] as Schema.Schema<any, any> | undefined
-  return schema !== undefined && isJson(body) && Schema.is(schema)(body)
+  const check = bodyChecks.get(kind)
+  return check !== undefined && isJson(body) && check(body)
 }
 
 /** An event in the form the SDK sends: a metric's `dimensions` (the spec's name) as `dims`. */

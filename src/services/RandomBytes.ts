@@ -16,13 +16,34 @@ export interface RandomBytesService {
 // `getRandomValues` refuses more than 65,536 bytes a call.
 const chunk = 65_536
 
+// Small requests (an id's 10 bytes, a token's 32) are cut from a pool filled
+// 4 KiB at a time: a call to the generator costs as much as the bytes of a
+// whole pool. Each byte is handed out once, and as a copy.
+const poolSize = 4096
+const pooledUpTo = 256
+let pool = new Uint8Array(0)
+let poolAt = 0
+
+const fresh = (length: number) => {
+  const bytes = new Uint8Array(length)
+  for (let start = 0; start < length; start += chunk) {
+    globalThis.crypto.getRandomValues(bytes.subarray(start, Math.min(length, start + chunk)))
+  }
+  return bytes
+}
+
 const crypto: RandomBytesService = {
   next: (length) =>
     Effect.sync(() => {
-      const bytes = new Uint8Array(length)
-      for (let start = 0; start < length; start += chunk) {
-        globalThis.crypto.getRandomValues(bytes.subarray(start, Math.min(length, start + chunk)))
+      if (length > pooledUpTo) return fresh(length)
+      if (poolAt + length > pool.length) {
+        pool = fresh(poolSize)
+        poolAt = 0
       }
+      const bytes = pool.slice(poolAt, poolAt + length)
+      // Handed out, then forgotten: a byte of the pool is never seen twice.
+      pool.fill(0, poolAt, poolAt + length)
+      poolAt += length
       return bytes
     })
 }
