@@ -113,3 +113,82 @@ describe("ARCP runtime on the TestClock", () => {
       expect(frames.filter((frame) => frame.type === "job.error").map((frame) => frame.payload.code)).toEqual(["DUPLICATE_KEY", "DUPLICATE_KEY"])
     }))
 })
+
+describe("ARCP runtime limits", () => {
+  const chatty = agent("chatty", (context) =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 10; i++) yield* context.log("info", `line ${i}`)
+      return "done"
+    }))
+  const buildWith = (options: { readonly ackWindow?: number; readonly maxRunningJobs?: number }) =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(
+        Layer.provideMerge(Layer.mergeAll(agents, chatty), Switchboard.layer({}, options)).pipe(Layer.provideMerge(EventLogMemory.layer()))
+      )
+      return { arcp: Context.get(context, Arcp), runtime: Context.get(context, Runtime), log: Context.get(context, EventLog) }
+    })
+  const settle = Effect.iterate(0, { while: (n) => n < 200, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+
+  it.scoped("says back_pressure as the last message of a full ACK window, holds the rest until an ACK, and replays the same", () =>
+    Effect.gen(function*() {
+      const { arcp, log, runtime } = yield* buildWith({ ackWindow: 4 })
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_bp", principal: operator, hello: hello() })
+      yield* arcp.submit(session_id, { submit: { agent: "chatty", input: null }, trace_id: undefined })
+      yield* settle
+      const stamped = () => frames.filter((frame) => frame.event_seq !== undefined)
+      expect(stamped().map((frame) => frame.event_seq)).toEqual([1, 2, 3, 4])
+      expect(stamped()[3].payload).toMatchObject({ kind: "status", body: { phase: "back_pressure" } })
+      expect(stamped().slice(0, 3).map((frame) => frame.payload.kind)).toEqual(["log", "log", "log"])
+      // An ACK of all four opens the window: four more of what was held (stamped already, so no status again).
+      yield* arcp.ack(session_id, 4)
+      yield* settle
+      expect(stamped().map((frame) => frame.event_seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+      expect(stamped().slice(4).map((frame) => frame.payload.kind)).toEqual(["log", "log", "log", "log"])
+      yield* arcp.ack(session_id, 8)
+      yield* settle
+      const all = stamped()
+      expect(all).toHaveLength(12)
+      expect(all.filter((frame) => frame.payload.body?.phase === "back_pressure")).toHaveLength(1)
+      expect(all.map((frame) => frame.event_seq)).toEqual(all.map((_, i) => i + 1))
+      // Ten lines and the result, none lost, in order, between the statuses.
+      expect(all.filter((frame) => frame.payload.kind === "log").map((frame) => frame.payload.body.message))
+        .toEqual(Array.from({ length: 10 }, (_, i) => `line ${i}`))
+      expect(all.at(-1)).toMatchObject({ type: "job.result", payload: { result: "done" } })
+      const live = yield* runtime.query((state) => arcpSnapshot(state))
+      const replayed = yield* foldLog(log, runtime.config)
+      expect(arcpSnapshot(replayed.state)).toEqual(live)
+    }))
+
+  it.scoped("refuses a submit past the session's running jobs with a session error, and takes it once one ends", () =>
+    Effect.gen(function*() {
+      const { arcp, log, runtime } = yield* buildWith({ maxRunningJobs: 2 })
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_cap", principal: operator, hello: hello() })
+      for (let i = 0; i < 2; i++) yield* arcp.submit(session_id, { submit: { agent: "forever", input: i }, trace_id: undefined })
+      const refused = yield* Effect.flip(arcp.submit(session_id, { submit: { agent: "forever", input: 2 }, trace_id: undefined }))
+      expect(refused.code).toBe("INVALID_REQUEST")
+      expect(refused.message).toContain("2 jobs running")
+      // Another session has its own count.
+      const other = recorder()
+      const { session_id: second } = yield* arcp.hello(other.connection, { session_id: "sess_cap2", principal: operator, hello: hello() })
+      yield* arcp.submit(second, { submit: { agent: "echo", input: 1 }, trace_id: undefined })
+      const first = frames.find((frame) => frame.type === "job.accepted")!.job_id
+      yield* arcp.cancel(session_id, first, "make room", "req")
+      yield* Effect.iterate(0, { while: () => !frames.some((frame) => frame.type === "job.error"), body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+      yield* arcp.submit(session_id, { submit: { agent: "forever", input: 3 }, trace_id: undefined })
+      expect(frames.filter((frame) => frame.type === "job.accepted")).toHaveLength(3)
+      const live = yield* runtime.query((state) => arcpSnapshot(state))
+      expect(live.arcp_sessions[session_id]).toMatchObject({ running: 2 })
+      const replayed = yield* foldLog(log, runtime.config)
+      expect(arcpSnapshot(replayed.state)).toEqual(live)
+    }))
+
+  it.effect("refuses options that would stall every session", () =>
+    Effect.gen(function*() {
+      for (const options of [{ ackWindow: 0 }, { maxRunningJobs: 1.5 }, { ackWindow: Number.NaN }]) {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(Switchboard.layer({}, options).pipe(Layer.provideMerge(EventLogMemory.layer())))))
+        expect(exit._tag).toBe("Failure")
+      }
+    }))
+})

@@ -83,8 +83,15 @@ const make = (options: ArcpOptions) =>
       resumeWindowSec: options.resumeWindowSec ?? 600,
       heartbeatIntervalSec: options.heartbeatIntervalSec ?? 30,
       ackWindow: options.ackWindow ?? 1000,
+      maxRunningJobs: options.maxRunningJobs ?? 1000,
       runtimeName: options.runtimeName ?? "switchboard",
       runtimeVersion: options.runtimeVersion ?? "0.1.0"
+    }
+    // Knobs of the code that embeds the runtime: 0, a fraction or NaN would stall every session.
+    for (const name of ["resumeWindowSec", "heartbeatIntervalSec", "ackWindow", "maxRunningJobs"] as const) {
+      if (!Number.isSafeInteger(config[name]) || config[name] < 1) {
+        return yield* Effect.dieMessage(`ARCP option ${name} must be a positive integer, got ${config[name]}`)
+      }
     }
     const runner = makeRunner(runtime, (effect) => runAgent(effect), () => clock.unsafeCurrentTimeMillis(), scheduler)
     const connections = new Map<string, Attached>()
@@ -236,10 +243,17 @@ const make = (options: ArcpOptions) =>
       }
     }).pipe(Effect.ignore, Effect.forkScoped)
 
-    const attach = (session_id: string, connection: Connection, features: ReadonlySet<string>, sent: number, prefix: string) => {
+    const attach = (
+      session_id: string,
+      connection: Connection,
+      features: ReadonlySet<string>,
+      ackWindow: number | undefined,
+      sent: number,
+      prefix: string
+    ) => {
       const before = connections.get(session_id)
       if (before !== undefined && before.connection !== connection) before.connection.close(1000, "the session was resumed on another connection")
-      const attached: Attached = { connection, sent, window: features.has("ack") ? config.ackWindow : Infinity, prefix, counter: 0 }
+      const attached: Attached = { connection, sent, window: ackWindow ?? (features.has("ack") ? config.ackWindow : Infinity), prefix, counter: 0 }
       connections.set(session_id, attached)
       return attached
     }
@@ -290,7 +304,7 @@ const make = (options: ArcpOptions) =>
                   last_event_seq: resume.last_event_seq
                 }, now),
               (session) => {
-                const attached = attach(session.session_id, connection, session.features, resume.last_event_seq, prefix)
+                const attached = attach(session.session_id, connection, session.features, session.ack_window, resume.last_event_seq, prefix)
                 welcome(attached, session, token)
                 pump(session)
                 return { session_id: session.session_id, heartbeat_interval_sec: session.heartbeat_interval_sec, features: session.features }
@@ -311,11 +325,12 @@ const make = (options: ArcpOptions) =>
                 features,
                 token_hash: hashToken(token),
                 resume_window_sec: config.resumeWindowSec,
+                ...(features.includes("ack") ? { ack_window: config.ackWindow } : {}),
                 ...(features.includes("heartbeat") ? { heartbeat_interval_sec: config.heartbeatIntervalSec } : {})
               }, now),
             () => {
               const session = current!.arcpSessions.get(session_id)!
-              const attached = attach(session_id, connection, session.features, 0, prefix)
+              const attached = attach(session_id, connection, session.features, session.ack_window, 0, prefix)
               welcome(attached, session, token)
               return { session_id, heartbeat_interval_sec: session.heartbeat_interval_sec, features: session.features }
             }
@@ -334,7 +349,12 @@ const make = (options: ArcpOptions) =>
           const id = yield* ulid
           return yield* runtime.run(
             (state, now) =>
-              decideSubmit(state, { session_id, job_id: `job_${id}`, lease_id: `lease_job_${id}`, submit, trace_id }, runner.catalog, now),
+              decideSubmit(
+                state,
+                { session_id, job_id: `job_${id}`, lease_id: `lease_job_${id}`, submit, trace_id, maxRunning: config.maxRunningJobs },
+                runner.catalog,
+                now
+              ),
             (answer) => {
               // A new job's acceptance was sent as it committed; a rejection is in the session's stream.
               if (answer._tag !== "Existing") return

@@ -151,6 +151,8 @@ export interface SubmitRequest {
   readonly submit: Submit
   readonly trace_id: string | undefined
   readonly parent?: { readonly job_id: string; readonly delegate_id: string } | undefined
+  /** The most jobs a session may have running; a submit past it is a session error (a delegation is never refused for it). */
+  readonly maxRunning?: number | undefined
 }
 
 /**
@@ -191,6 +193,9 @@ export const decideSubmit = (
         ? accept([], { _tag: "Existing", job_id: known.job_id })
         : reject("DUPLICATE_KEY", `idempotency key ${submit.idempotency_key} was used for job ${known.job_id} with other parameters`)
     }
+  }
+  if (request.parent === undefined && request.maxRunning !== undefined && session.running >= request.maxRunning) {
+    return refuse(arcpRefusal("INVALID_REQUEST", `this session has ${session.running} jobs running, the most it may: submit again when one ends`))
   }
   const [name, version] = submit.agent.split("@") as [string, string | undefined]
   const agent = catalog(name)
@@ -355,20 +360,22 @@ export const decideFailRunning = (state: RuntimeState, now: number): ReadonlyArr
 // Evolve
 
 /** Stamps a job's message into its submitting session and every subscriber. */
-const deliver = (state: RuntimeState, job: ArcpJob, entry: Stamped) => {
+const deliver = (state: RuntimeState, job: ArcpJob, entry: Stamped, at: number) => {
   const owner = state.arcpSessions.get(job.accepted.session_id)
   if (owner !== undefined) {
-    stamp(owner, entry)
+    stamp(owner, entry, at)
     job.lastOwnerSeq = owner.seq
   }
   job.history.push({ ownerSeq: job.lastOwnerSeq, entry })
   for (const session_id of job.audience) {
     const session = state.arcpSessions.get(session_id)
-    if (session !== undefined) stamp(session, entry)
+    if (session !== undefined) stamp(session, entry, at)
   }
 }
 
 const jobAccepted = (state: RuntimeState, event: ArcpJobAccepted) => {
+  const owner = state.arcpSessions.get(event.session_id)
+  if (owner !== undefined) owner.running++
   state.arcpJobs.set(event.job_id, {
     accepted: event,
     ordinal: ++state.arcpOrdinal,
@@ -405,7 +412,7 @@ const jobRejected = (state: RuntimeState, event: ArcpJobRejected) => {
     job_id: event.job_id,
     trace_id: event.trace_id,
     payload: { final_status: "error", code: event.code, message: event.message, retryable: false }
-  })
+  }, event.at)
 }
 
 const jobEvent = (state: RuntimeState, event: ArcpJobEvent) => {
@@ -425,12 +432,16 @@ const jobEvent = (state: RuntimeState, event: ArcpJobEvent) => {
     job_id: event.job_id,
     trace_id: job.accepted.trace_id,
     payload: { kind: event.kind, ts: event.ts, body: event.body }
-  })
+  }, event.at)
 }
 
 const jobFinished = (state: RuntimeState, event: ArcpJobFinished) => {
   const job = state.arcpJobs.get(event.job_id)
   if (job === undefined) return
+  if (!isTerminal(job.status)) {
+    const owner = state.arcpSessions.get(job.accepted.session_id)
+    if (owner !== undefined) owner.running--
+  }
   job.status = event.outcome.final_status
   job.outcome = event.outcome
   deliver(state, job, {
@@ -438,7 +449,7 @@ const jobFinished = (state: RuntimeState, event: ArcpJobFinished) => {
     job_id: event.job_id,
     trace_id: job.accepted.trace_id,
     payload: event.outcome
-  })
+  }, event.at)
   state.arcpFinished.push(event.job_id)
   if (state.arcpFinished.length > maxKeptHistories) {
     const oldest = state.arcpJobs.get(state.arcpFinished.shift()!)
@@ -456,7 +467,7 @@ const subscribed = (state: RuntimeState, event: ArcpJobSubscribed) => {
   const job = state.arcpJobs.get(event.job_id)
   if (session === undefined || job === undefined) return
   if (event.from_event_seq !== undefined) {
-    for (const { entry, ownerSeq } of job.history) if (ownerSeq > event.from_event_seq) stamp(session, entry)
+    for (const { entry, ownerSeq } of job.history) if (ownerSeq > event.from_event_seq) stamp(session, entry, event.at)
   }
   // The submitting session gets the job's messages already.
   if (job.accepted.session_id !== session.session_id) {

@@ -40,6 +40,12 @@ export interface ArcpSession {
   token_hash: string
   readonly resume_window_sec: number
   readonly heartbeat_interval_sec: number | undefined
+  /** With `ack`: the most unacknowledged messages sent; the runtime holds the rest until an ACK. */
+  readonly ack_window: number | undefined
+  /** Its window filled and a `back_pressure` status said so: not said again until an ACK makes room. */
+  pressured: boolean
+  /** Its submitted jobs (delegated children too) that have not ended. */
+  running: number
   attached: boolean
   detached_at: number | undefined
   /** The last `event_seq` stamped. */
@@ -66,8 +72,35 @@ export interface ArcpRefusal {
 }
 export const arcpRefusal = (code: ErrorCode, message: string): ArcpRefusal => ({ code, message })
 
-/** Appends to a session's buffer, stamping the next seq; evicts past the bound. */
-export const stamp = (session: ArcpSession, entry: Stamped) => {
+/** What a session hears when its ACK window fills: the last message sent before the runtime holds the rest. */
+const backPressure = (session: ArcpSession, entry: Stamped, at: number): Stamped => ({
+  type: "job.event",
+  job_id: entry.job_id,
+  trace_id: entry.trace_id,
+  payload: {
+    kind: "status",
+    ts: new Date(at).toISOString(),
+    body: { phase: "back_pressure", message: `${session.ack_window} messages unacknowledged: the rest are held until session.ack` }
+  }
+})
+
+/**
+ * Appends to a session's buffer, stamping the next seq; evicts past the
+ * bound. A message that would take the last place of the ACK window gives
+ * it to a `status { phase: "back_pressure" }` of its job instead, and goes
+ * after it, held: so the client learns why the stream pauses (`at`: the
+ * time of the event that stamps it). Decided by
+ * the fold, from what the log holds, so a replay stamps it the same.
+ */
+export const stamp = (session: ArcpSession, entry: Stamped, at: number) => {
+  if (session.ack_window !== undefined && !session.pressured && session.seq - session.floor === session.ack_window - 1) {
+    session.pressured = true
+    push(session, session.ack_window === 1 ? entry : backPressure(session, entry, at))
+  }
+  push(session, entry)
+}
+
+const push = (session: ArcpSession, entry: Stamped) => {
   session.seq++
   session.buffer.push(entry)
   if (session.buffer.length > maxBuffered) {
@@ -82,6 +115,7 @@ const release = (session: ArcpSession, seq: number) => {
   if (upTo <= session.floor) return
   session.buffer.splice(0, upTo - session.floor)
   session.floor = upTo
+  if (session.ack_window !== undefined && session.seq - session.floor < session.ack_window) session.pressured = false
 }
 
 /** The entry stamped `seq`, if the buffer still has it. */
@@ -195,6 +229,9 @@ const opened = (state: RuntimeState, event: ArcpSessionOpened) => {
     token_hash: event.token_hash,
     resume_window_sec: event.resume_window_sec,
     heartbeat_interval_sec: event.heartbeat_interval_sec,
+    ack_window: event.ack_window,
+    pressured: false,
+    running: 0,
     attached: true,
     detached_at: undefined,
     seq: 0,
@@ -240,6 +277,8 @@ export const sessionsSnapshot = (state: RuntimeState) =>
     detached_at: session.detached_at,
     seq: session.seq,
     floor: session.floor,
+    pressured: session.pressured,
+    running: session.running,
     buffered: session.buffer.map((entry) => `${entry.type}:${entry.job_id}`),
     subscriptions: [...session.subscriptions].sort()
   }))

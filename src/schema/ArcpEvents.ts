@@ -26,6 +26,8 @@ export const ArcpSessionOpened = Schema.TaggedStruct("ArcpSessionOpened", {
   token_hash: Schema.String,
   resume_window_sec: Schema.Int,
   heartbeat_interval_sec: Schema.optional(Schema.Int),
+  /** With `ack`: how many unacknowledged messages are sent at most (absent in logs from before it was recorded). */
+  ack_window: Schema.optional(Schema.Int.pipe(Schema.positive())),
   at: At
 })
 export type ArcpSessionOpened = typeof ArcpSessionOpened.Type

@@ -112,6 +112,8 @@ export interface ArcpOptions {
   readonly heartbeatIntervalSec?: number | undefined
   /** Unacknowledged events sent at most, when `ack` is negotiated (default 1,000). */
   readonly ackWindow?: number | undefined
+  /** Jobs a session may have running at once (default 1,000); a submit past it is a `session.error`. */
+  readonly maxRunningJobs?: number | undefined
   readonly runtimeName?: string | undefined
   readonly runtimeVersion?: string | undefined
 }
@@ -120,6 +122,7 @@ export interface ArcpConfig {
   readonly resumeWindowSec: number
   readonly heartbeatIntervalSec: number
   readonly ackWindow: number
+  readonly maxRunningJobs: number
   readonly runtimeName: string
   readonly runtimeVersion: string
 }

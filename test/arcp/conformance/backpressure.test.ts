@@ -56,6 +56,8 @@ describe("session.ack", () => {
     const results = () => conn.count("job.result")
     expect(results(), "every result arrived though nothing was acked").toBeLessThan(count)
     expect(held).toBeGreaterThan(0)
+    // The last frame before the pause says why: a status of phase back_pressure.
+    expect(conn.seqFrames().at(-1)).toMatchObject({ type: "job.event", payload: { kind: "status", body: { phase: "back_pressure" } } })
     // Acking what arrived releases more, until everything has come.
     let rounds = 0
     while (results() < count) {
