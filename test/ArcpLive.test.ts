@@ -3,7 +3,7 @@
  * detached session's window, and a replay of the log giving the same state.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, TestClock } from "effect"
+import { Context, Effect, Layer, Stream, TestClock } from "effect"
 import * as EventLogMemory from "../src/layers/EventLogMemory.js"
 import { foldLog } from "../src/layers/RuntimeLoop.js"
 import * as Switchboard from "../src/layers/Switchboard.js"
@@ -12,6 +12,7 @@ import { snapshot } from "../src/model/Runtime.js"
 import { agent, Arcp, type Connection, echoAgent } from "../src/services/Arcp.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Runtime } from "../src/services/Runtime.js"
+import { PersistenceError } from "../src/schema/Errors.js"
 
 const agents = Layer.mergeAll(
   echoAgent,
@@ -127,7 +128,11 @@ describe("ARCP runtime limits", () => {
       )
       return { arcp: Context.get(context, Arcp), runtime: Context.get(context, Runtime), log: Context.get(context, EventLog) }
     })
-  const settle = Effect.iterate(0, { while: (n) => n < 200, body: (n) => Effect.as(Effect.yieldNow(), n + 1) })
+  // The loop lets the event loop run before each turn: a few of its rounds, not only microtasks.
+  const settle = Effect.iterate(0, {
+    while: (n) => n < 50,
+    body: (n) => Effect.as(Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve))), n + 1)
+  })
 
   it.scoped("says back_pressure as the last message of a full ACK window, holds the rest until an ACK, and replays the same", () =>
     Effect.gen(function*() {
@@ -191,4 +196,40 @@ describe("ARCP runtime limits", () => {
         expect(exit._tag).toBe("Failure")
       }
     }))
+})
+
+describe("ARCP jobs and the log", () => {
+  it.live("starts no handler before the job's acceptance is durable: an append that fails runs nothing", () =>
+    Effect.gen(function*() {
+      let broken = false
+      let runs = 0
+      const counted = agent("counted", () => Effect.sync(() => ++runs))
+      const failing = Layer.effect(
+        EventLog,
+        Effect.map(EventLog, (log) =>
+          EventLog.of({
+            ...log,
+            append: (events) =>
+              broken && events.some((event) => event._tag === "ArcpJobAccepted")
+                ? Effect.fail(new PersistenceError({ message: "disk gone" }))
+                : log.append(events),
+            read: (range) => log.read(range) as Stream.Stream<any, any>
+          }))
+      ).pipe(Layer.provide(EventLogMemory.layer()))
+      const context = yield* Layer.build(Layer.provideMerge(counted, Switchboard.layer({}, {})).pipe(Layer.provideMerge(failing)))
+      const arcp = Context.get(context, Arcp)
+      const { connection, frames } = recorder()
+      const { session_id } = yield* arcp.hello(connection, { session_id: "sess_durable", principal: operator, hello: hello() })
+      broken = true
+      const failed = yield* Effect.flip(arcp.submit(session_id, { submit: { agent: "counted", input: null }, trace_id: undefined }))
+      expect(failed.code).toBe("INTERNAL_ERROR")
+      yield* Effect.sleep("20 millis")
+      expect(runs).toBe(0)
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome"])
+      broken = false
+      yield* arcp.submit(session_id, { submit: { agent: "counted", input: null }, trace_id: undefined })
+      yield* Effect.iterate(0, { while: () => !frames.some((frame) => frame.type === "job.result"), body: (n) => Effect.as(Effect.sleep("1 millis"), n + 1) })
+      expect(runs).toBe(1)
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted", "job.result"])
+    }).pipe(Effect.scoped))
 })

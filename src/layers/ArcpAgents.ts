@@ -74,9 +74,9 @@ const sdkForm = (event: AgentEvent): AgentEvent => {
 
 /**
  * The scheduler of the agents' fibers: the default one, except while a job
- * starts inside a turn (`eagerly`), when every task runs at once, in the
- * loop, so that what a handler does synchronously (an echo: all of it) is
- * done before the turn appends.
+ * starts (`eagerly`, as its acceptance commits), when every task runs at
+ * once, in the loop, so that what a handler does synchronously (an echo: all
+ * of it) is there for the very next turn to append.
  */
 export class EagerScheduler implements Scheduler.Scheduler {
   private eager = false
@@ -108,12 +108,10 @@ export interface AgentRunner {
   readonly catalog: (name: string) => AgentVersions | undefined
   readonly list: () => ReadonlyArray<{ readonly name: string; readonly versions: ReadonlyArray<string>; readonly default: string }>
   /**
-   * A job was accepted, in the turn being decided: its handler starts at
-   * once (`EagerScheduler`), and `decideStarted` takes what it emitted
-   * synchronously into the same turn, so that the job's acceptance and (for
-   * a handler that needs no I/O) its whole run are one durable append. If
-   * that append fails, the job does not exist and what it emits later is
-   * refused.
+   * A job's acceptance is durable (this runs as its turn commits): its
+   * handler starts at once (`EagerScheduler`), and the next turn's
+   * `decideStarted` takes what it emitted synchronously, so that (for a
+   * handler that needs no I/O) its whole run is one more durable append.
    */
   readonly start: (accepted: ArcpJobAccepted) => void
   /** The events of the jobs started in this turn, from what their handlers emitted so far (up to any awaited operation). */
@@ -130,7 +128,7 @@ export const makeRunner = (
   now: () => number,
   scheduler: EagerScheduler
 ): AgentRunner => {
-  /** The jobs started in the turn being decided. */
+  /** The jobs started since the last turn was decided: the next one takes what they emitted. */
   let started: Array<Running> = []
   const agents = new Map<string, { readonly handlers: Map<string, Handler>; defaultVersion: string | undefined }>()
   const running = new Map<string, Running>()
@@ -244,7 +242,7 @@ export const makeRunner = (
   }
 
   const start = (accepted: ArcpJobAccepted) => {
-    // Decided again after a failed append: the handler started then goes on.
+    // Started once, whatever tells of it twice.
     if (running.has(accepted.job_id)) return
     const handler = agents.get(accepted.agent)?.handlers.get(accepted.version)
     const job: Running = {
@@ -257,7 +255,7 @@ export const makeRunner = (
       cancelReason: undefined
     }
     running.set(accepted.job_id, job)
-    // Its flush waits for the turn: `decideStarted` takes the queue first.
+    // Its flush waits for the next turn: `decideStarted` takes the queue first.
     job.flushing = true
     started.push(job)
     if (handler === undefined) {

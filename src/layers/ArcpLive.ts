@@ -130,8 +130,10 @@ const make = (options: ArcpOptions) =>
       if (limit > attached.sent) attached.sent = limit
     }
 
-    const committed = (events: ReadonlyArray<Event>, state: RuntimeState) => {
+    /** Tells what the turn committed; whether it started a job, whose first events the next turn takes at once. */
+    const committed = (events: ReadonlyArray<Event>, state: RuntimeState): boolean => {
       current = state
+      let started = false
       let touched: Set<string> | undefined
       const touch = (session_id: string) => (touched ??= new Set()).add(session_id)
       for (const event of events) {
@@ -152,6 +154,13 @@ const make = (options: ArcpOptions) =>
             const job = state.arcpJobs.get(event.job_id)
             if (attached !== undefined && job !== undefined) {
               send(attached, event.session_id, "job.accepted", acceptedPayload(job), event.job_id, event.trace_id)
+            }
+            // Its handler starts once the acceptance is durable, never before: a job the log does not hold runs nowhere.
+            try {
+              runner.start(event)
+              started = true
+            } catch (defect) {
+              runFork(Effect.logError("arcp: a job could not start", defect))
             }
             break
           }
@@ -183,18 +192,11 @@ const make = (options: ArcpOptions) =>
           if (session !== undefined && !held.has(session_id)) pump(session)
         }
       }
+      return started
     }
     // A throw here would stop the loop: a fault in what a commit tells is logged, never thrown.
     yield* runtime.extend({
-      // A job starts as soon as it is accepted in the turn; what it emits at once is decided in the same turn.
-      afterApply: (_state, event) => {
-        if (event._tag !== "ArcpJobAccepted") return
-        try {
-          runner.start(event)
-        } catch (defect) {
-          runFork(Effect.logError("arcp: a job could not start", defect))
-        }
-      },
+      // What the jobs started by the last commit emitted at once (up to their first awaited operation): one turn for all of it.
       decide: (state, now) => {
         try {
           return runner.decideStarted(state, now)
@@ -205,9 +207,10 @@ const make = (options: ArcpOptions) =>
       },
       committed: (events, state) => {
         try {
-          committed(events, state)
+          return committed(events, state)
         } catch (defect) {
           runFork(Effect.logError("arcp: telling a commit failed", defect))
+          return false
         }
       }
     })
