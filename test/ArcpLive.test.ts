@@ -12,6 +12,7 @@ import { snapshot } from "../src/model/Runtime.js"
 import { agent, Arcp, type Connection, echoAgent } from "../src/services/Arcp.js"
 import { EventLog } from "../src/services/EventLog.js"
 import { Runtime } from "../src/services/Runtime.js"
+import { Registry } from "../src/services/Registry.js"
 import { PersistenceError } from "../src/schema/Errors.js"
 
 const agents = Layer.mergeAll(
@@ -231,5 +232,42 @@ describe("ARCP jobs and the log", () => {
       yield* Effect.iterate(0, { while: () => !frames.some((frame) => frame.type === "job.result"), body: (n) => Effect.as(Effect.sleep("1 millis"), n + 1) })
       expect(runs).toBe(1)
       expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted", "job.result"])
+    }).pipe(Effect.scoped))
+})
+
+describe("ARCP remote jobs across a restart", () => {
+  it.live("keeps a remote agent's job running across a restart, its message still in the router, while an in-process one fails", () =>
+    Effect.gen(function*() {
+      const store = yield* Layer.build(EventLogMemory.layer())
+      const boot = Effect.gen(function*() {
+        const context = yield* Layer.build(
+          Layer.provideMerge(agents, Switchboard.layer({}, {})).pipe(Layer.provideMerge(Layer.succeedContext(store)))
+        )
+        return { arcp: Context.get(context, Arcp), runtime: Context.get(context, Runtime), registry: Context.get(context, Registry) }
+      })
+      const first = yield* Effect.scoped(Effect.gen(function*() {
+        const { arcp, registry, runtime } = yield* boot
+        yield* registry.register({ agent_id: "remote-1", name: "remote-1", capabilities: ["arcp:summarise@1.0.0"] })
+        const { connection, frames } = recorder()
+        const { session_id } = yield* arcp.hello(connection, { session_id: "sess_restart", principal: operator, hello: hello() })
+        yield* arcp.submit(session_id, { submit: { agent: "summarise", input: 1 }, trace_id: undefined })
+        yield* arcp.submit(session_id, { submit: { agent: "forever", input: 2 }, trace_id: undefined })
+        const [remote, local] = frames.filter((frame) => frame.type === "job.accepted").map((frame) => frame.job_id)
+        // The remote job's message is sent once its acceptance is durable.
+        yield* Effect.iterate(0, {
+          while: (n) => n >= 0,
+          body: () =>
+            Effect.zipRight(Effect.sleep("5 millis"), runtime.query((state) =>
+              [...state.messages.values()].some((message) => message.correlationId === remote) ? -1 : 0))
+        })
+        return { remote, local }
+      }))
+      const { runtime } = yield* boot
+      const after = yield* runtime.query((state) => ({
+        remote: state.arcpJobs.get(first.remote)?.status,
+        local: state.arcpJobs.get(first.local)?.status,
+        messages: [...state.messages.values()].filter((message) => message.correlationId === first.remote).length
+      }))
+      expect(after).toEqual({ remote: "running", local: "error", messages: 1 })
     }).pipe(Effect.scoped))
 })

@@ -17,6 +17,7 @@ import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { isJson, type Json } from "../schema/Json.js"
 import { decideEmit, type EmitAnswer, type EmitItem, isCharge } from "../model/ArcpEmit.js"
 import { type AgentVersions, decideFinish } from "../model/ArcpJobs.js"
+import { remoteVersions, withRemote } from "../model/ArcpRemote.js"
 import { accept, type RuntimeState } from "../model/State.js"
 import type { Event } from "../schema/Event.js"
 import { ArcpError, type Handler, type JobContext, type StreamedResult } from "../services/Arcp.js"
@@ -59,14 +60,14 @@ const bodyChecks = new Map<string, (body: unknown) => boolean>(
   Object.entries(eventBodies).map(([kind, schema]) => [kind, Schema.is(schema as Schema.Schema<any, any>)])
 )
 
-const validBody = (kind: string, body: unknown): boolean => {
+export const validBody = (kind: string, body: unknown): boolean => {
   if (isVendorKind(kind)) return isJson(body)
   const check = bodyChecks.get(kind)
   return check !== undefined && isJson(body) && check(body)
 }
 
 /** An event in the form the SDK sends: a metric's `dimensions` (the spec's name) as `dims`. */
-const sdkForm = (event: AgentEvent): AgentEvent => {
+export const sdkForm = (event: AgentEvent): AgentEvent => {
   if (event.kind !== "metric") return event
   const { dimensions, ...body } = event.body as { readonly dims?: Json; readonly dimensions?: Json }
   return dimensions === undefined ? event : { ...event, body: { ...body, dims: body.dims ?? dimensions } } as AgentEvent
@@ -105,7 +106,12 @@ export class EagerScheduler implements Scheduler.Scheduler {
 
 export interface AgentRunner {
   readonly register: (name: string, version: string, isDefault: boolean, handler: Handler) => () => void
+  /** The in-process handlers' versions of `name`. */
   readonly catalog: (name: string) => AgentVersions | undefined
+  /** The versions of `name` in `state`: the in-process handlers' and the live remote agents'. */
+  readonly catalogIn: (state: RuntimeState) => (name: string) => AgentVersions | undefined
+  /** Whether an in-process handler runs `name@version`. */
+  readonly runsHere: (name: string, version: string) => boolean
   readonly list: () => ReadonlyArray<{ readonly name: string; readonly versions: ReadonlyArray<string>; readonly default: string }>
   /**
    * A job's acceptance is durable (this runs as its turn commits): its
@@ -140,6 +146,8 @@ export const makeRunner = (
     return { versions, default: agent.defaultVersion !== undefined && agent.handlers.has(agent.defaultVersion) ? agent.defaultVersion : versions[0] }
   }
 
+  const catalogIn = (state: RuntimeState) => (name: string) => withRemote(catalog(name), remoteVersions(state, name))
+
   const flush = (job: Running): Effect.Effect<void> =>
     Effect.suspend(() => {
       if (job.queue.length === 0) {
@@ -162,7 +170,7 @@ export const makeRunner = (
       }
       const items = batch.map((pending) => pending.item)
       return runtime.run((state, at) => {
-        const emitted = items.length === 0 ? accept<EmitAnswer>([], []) : decideEmit(state, { job_id: job.job_id, items }, catalog, at)
+        const emitted = items.length === 0 ? accept<EmitAnswer>([], []) : decideEmit(state, { job_id: job.job_id, items }, catalogIn(state), at)
         if (finish === undefined || emitted.events.some((event) => event._tag === "ArcpJobFinished")) return emitted
         const finished = decideFinish(state, job.job_id, finish, at)
         return accept([...emitted.events, ...finished.events], emitted._tag === "Accepted" ? emitted.value : [])
@@ -333,7 +341,7 @@ export const makeRunner = (
         job.queue.shift()
       }
       if (items.length > 0) {
-        const emitted = decideEmit(state, { job_id: job.job_id, items }, catalog, at)
+        const emitted = decideEmit(state, { job_id: job.job_id, items }, catalogIn(state), at)
         events.push(...emitted.events)
       }
       if (finish !== undefined && !events.some((event) => event._tag === "ArcpJobFinished" && event.job_id === job.job_id)) {
@@ -357,6 +365,8 @@ export const makeRunner = (
       }
     },
     catalog,
+    catalogIn,
+    runsHere: (name, version) => agents.get(name)?.handlers.has(version) === true,
     list: () =>
       [...agents.keys()].sort().flatMap((name) => {
         const entry = catalog(name)

@@ -19,7 +19,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js"
 import { bytesToHex } from "@noble/hashes/utils.js"
-import { Duration, Effect, Layer, Runtime as EffectRuntime } from "effect"
+import { Duration, Effect, FiberSet, Layer, Runtime as EffectRuntime } from "effect"
 import { allFeatures, type Feature, protocolVersion } from "../schema/Arcp.js"
 import type { PersistenceError, ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
@@ -39,8 +39,11 @@ import {
 import { accept, type RuntimeState } from "../model/State.js"
 import { Arcp, type ArcpConfig, ArcpError, type ArcpOptions, type Connection } from "../services/Arcp.js"
 import { RandomBytes } from "../services/RandomBytes.js"
+import { Router } from "../services/Router.js"
 import { Runtime } from "../services/Runtime.js"
 import { EagerScheduler, makeRunner } from "./ArcpAgents.js"
+import { makeRemote } from "./ArcpRemote.js"
+import { remoteAgents } from "../model/ArcpRemote.js"
 import { ulid } from "./Ulid.js"
 
 const implemented: ReadonlyArray<Feature> = allFeatures
@@ -94,6 +97,8 @@ const make = (options: ArcpOptions) =>
       }
     }
     const runner = makeRunner(runtime, (effect) => runAgent(effect), () => clock.unsafeCurrentTimeMillis(), scheduler)
+    const runScoped = yield* FiberSet.makeRuntime<never>()
+    const remote = makeRemote({ runtime, router: yield* Router, runner, run: (effect) => runScoped(effect), now: () => clock.unsafeCurrentTimeMillis() })
     const connections = new Map<string, Attached>()
     /** Sessions whose replay waits for their `job.subscribed`, sent when the subscribe is answered. */
     const held = new Set<string>()
@@ -134,6 +139,7 @@ const make = (options: ArcpOptions) =>
     const committed = (events: ReadonlyArray<Event>, state: RuntimeState): boolean => {
       current = state
       let started = false
+      remote.committed(events, state)
       let touched: Set<string> | undefined
       const touch = (session_id: string) => (touched ??= new Set()).add(session_id)
       for (const event of events) {
@@ -157,8 +163,11 @@ const make = (options: ArcpOptions) =>
             }
             // Its handler starts once the acceptance is durable, never before: a job the log does not hold runs nowhere.
             try {
-              runner.start(event)
-              started = true
+              if (event.remote === true) remote.accepted(event)
+              else {
+                runner.start(event)
+                started = true
+              }
             } catch (defect) {
               runFork(Effect.logError("arcp: a job could not start", defect))
             }
@@ -220,6 +229,7 @@ const make = (options: ArcpOptions) =>
     yield* runtime.run((state, now) => accept([...decideDetachAll(state, "the runtime restarted", now), ...decideFailRunning(state, now)])).pipe(
       Effect.catchTag("InternalError", (error) => Effect.die(error))
     )
+    yield* Effect.orDie(remote.atStart)
 
     // Expiry: sleeps until the first detached session's window closes, or
     // until a session detaches; idle when none is detached.
@@ -261,6 +271,19 @@ const make = (options: ArcpOptions) =>
       return attached
     }
 
+    /** The agents a welcome lists: the in-process handlers', and the live remote agents'. */
+    const agentList = () => {
+      const list = new Map(runner.list().map((agent) => [agent.name, agent]))
+      if (current !== undefined) {
+        for (const [name, versions] of remoteAgents(current)) {
+          const local = list.get(name)
+          const more = versions.filter((version) => local === undefined || !local.versions.includes(version))
+          list.set(name, { name, versions: [...(local?.versions ?? []), ...more], default: local?.default ?? more[0] })
+        }
+      }
+      return [...list.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    }
+
     const welcome = (attached: Attached, session: ArcpSession, token: string) =>
       send(attached, session.session_id, "session.welcome", {
         runtime: { name: config.runtimeName, version: config.runtimeVersion },
@@ -270,9 +293,7 @@ const make = (options: ArcpOptions) =>
         capabilities: {
           encodings: ["json"],
           features: [...session.features],
-          agents: session.features.has("agent_versions")
-            ? runner.list()
-            : runner.list().map((agent) => agent.name)
+          agents: session.features.has("agent_versions") ? agentList() : agentList().map((agent) => agent.name)
         }
       })
 
@@ -289,7 +310,9 @@ const make = (options: ArcpOptions) =>
           Effect.sync(() => runner.register(definition.name, definition.version, definition.default === true, handler)),
           (unregister) => Effect.sync(unregister)
         ).pipe(Effect.asVoid),
-      agents: Effect.sync(() => runner.list()),
+      agents: Effect.sync(agentList),
+      report: remote.report,
+      end: remote.end,
       hello: (connection, { hello, principal, session_id }) =>
         Effect.gen(function*() {
           const token = `rt_${bytesToHex(yield* random.next(32))}`
@@ -355,7 +378,7 @@ const make = (options: ArcpOptions) =>
               decideSubmit(
                 state,
                 { session_id, job_id: `job_${id}`, lease_id: `lease_job_${id}`, submit, trace_id, maxRunning: config.maxRunningJobs },
-                runner.catalog,
+                runner.catalogIn(state),
                 now
               ),
             (answer) => {
@@ -466,4 +489,4 @@ const toArcp = (error: unknown): ArcpError => {
   return ArcpError.of("INTERNAL_ERROR", error instanceof Error ? error.message : "the runtime failed")
 }
 
-export const layer = (options: ArcpOptions = {}): Layer.Layer<Arcp, ValidationError | PersistenceError, Runtime> => Layer.scoped(Arcp, make(options))
+export const layer = (options: ArcpOptions = {}): Layer.Layer<Arcp, ValidationError | PersistenceError, Runtime | Router> => Layer.scoped(Arcp, make(options))

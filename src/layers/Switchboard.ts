@@ -30,6 +30,8 @@ export const layer = (
   PersistenceError | UndecodableRecord | ValidationError,
   EventLog
 > =>
-  Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer, ArcpLive.layer(arcp)).pipe(
+  ArcpLive.layer(arcp).pipe(
+    // ARCP sends remote agents their jobs through the router.
+    Layer.provideMerge(Layer.mergeAll(RegistryLive.layer, RouterLive.layer, GatewayLive.layer)),
     Layer.provideMerge(RuntimeLoop.layer(options))
   )

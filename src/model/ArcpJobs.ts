@@ -137,6 +137,8 @@ export const paramsHash = (submit: Submit): string => {
 export interface AgentVersions {
   readonly versions: ReadonlyArray<string>
   readonly default: string
+  /** The versions only remote agents serve (`model/ArcpRemote.ts`): their jobs go through the router. */
+  readonly remote?: ReadonlySet<string> | undefined
 }
 
 export type SubmitAnswer =
@@ -249,6 +251,7 @@ export const decideSubmit = (
     ...(submit.max_runtime_sec === undefined ? {} : { max_runtime_sec: submit.max_runtime_sec }),
     ...(request.trace_id === undefined ? {} : { trace_id: request.trace_id }),
     ...(request.parent === undefined ? {} : { parent_job_id: request.parent.job_id, delegate_id: request.parent.delegate_id }),
+    ...(agent.remote?.has(version ?? agent.default) === true ? { remote: true as const } : {}),
     at: now
   }
   return accept([
@@ -335,11 +338,12 @@ export const decideFinish = (state: RuntimeState, job_id: string, outcome: JobOu
   return job === undefined || isTerminal(job.status) ? accept([], false) : accept([{ _tag: "ArcpJobFinished", job_id, outcome, at: now }], true)
 }
 
-/** After a restart, the jobs that were running have lost their agent's fiber: they fail, retryably. */
+/** After a restart, the in-process jobs that were running have lost their handler's fiber: they fail, retryably. */
 export const decideFailRunning = (state: RuntimeState, now: number): ReadonlyArray<Event> => {
   const events: Array<Event> = []
   for (const job of state.arcpJobs.values()) {
-    if (!isTerminal(job.status)) {
+    // A remote agent's job lives on in the router: its delivery outlasts the restart.
+    if (!isTerminal(job.status) && job.accepted.remote !== true) {
       events.push({
         _tag: "ArcpJobFinished",
         job_id: job.accepted.job_id,

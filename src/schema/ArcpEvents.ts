@@ -85,6 +85,8 @@ export const ArcpJobAccepted = Schema.TaggedStruct("ArcpJobAccepted", {
   trace_id: Schema.optional(Schema.String),
   parent_job_id: Schema.optional(Ref),
   delegate_id: Schema.optional(Schema.String),
+  /** Run by a remote agent, through the router (absent: by an in-process handler). */
+  remote: Schema.optional(Schema.Literal(true)),
   at: At
 })
 export type ArcpJobAccepted = typeof ArcpJobAccepted.Type

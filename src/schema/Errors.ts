@@ -284,6 +284,30 @@ export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("Budg
 }
 
 /** No message with this id is known (never accepted, or forgotten after the retention window). */
+/** No ARCP job of that id is known (it never was, or it ended more than a day ago). */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  code: Schema.tag("JOB_NOT_FOUND"),
+  retryable: Schema.tag(false),
+  job_id: Schema.String
+}) {
+  override get message(): string {
+    return `no job ${clip(this.job_id)}`
+  }
+}
+
+/** The ARCP job has ended (a result, an error, a cancel, a timeout): nothing more may be reported for it. */
+export class JobEnded extends Schema.TaggedError<JobEnded>()("JobEnded", {
+  code: Schema.tag("JOB_ENDED"),
+  retryable: Schema.tag(false),
+  job_id: Schema.String,
+  /** Not `status`: a problem's `status` is its HTTP status. */
+  job_status: Schema.String
+}) {
+  override get message(): string {
+    return `job ${clip(this.job_id)} has ended (${this.job_status})`
+  }
+}
+
 export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("MessageNotFound", {
   code: Schema.tag("VALIDATION_ERROR"),
   retryable: Schema.tag(false),

@@ -22,6 +22,7 @@ import { AuditCheckpoint, AuditContext } from "../schema/Audit.js"
 import { AckRequest, AgentState, Envelope, EnvelopeState, Id, Note } from "../schema/Envelope.js"
 import { GatedAction } from "../schema/GatewayEvents.js"
 import { Json } from "../schema/Json.js"
+import { ErrorCode as ArcpErrorCode } from "../schema/Arcp.js"
 import type { Principal } from "../schema/Keys.js"
 import { Lease, LeaseCheck } from "../schema/Lease.js"
 import { ApprovalStatus } from "../schema/Requests.js"
@@ -353,6 +354,50 @@ const assembly = HttpApiGroup.make("assembly")
 // ---------------------------------------------------------------------------
 // Health
 
+// ---------------------------------------------------------------------------
+// ARCP jobs run by remote agents: what the agent reports (README, "ARCP")
+
+const JobPath = Schema.Struct({ job_id: Id })
+/** The agent that reports: an agent key's own (it may leave it out); an operator's names any, or none. */
+const Reporter = { agent_id: Schema.optional(Id) }
+export const ReportEvents = Schema.Struct({
+  ...Reporter,
+  events: Schema.Array(Schema.Struct({ kind: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128)), body: Json }))
+    .pipe(Schema.minItems(1), Schema.maxItems(1024))
+}).annotations({ identifier: "ReportEvents" })
+export const ReportAnswer = Schema.Union(
+  Schema.Struct({ ok: Schema.Literal(true), child_job_id: Schema.optional(Schema.String) }),
+  Schema.Struct({ ok: Schema.Literal(false), code: ArcpErrorCode, message: Schema.String })
+).annotations({ identifier: "ReportAnswer" })
+export const ReportResult = Schema.Struct({
+  ...Reporter,
+  result: Schema.optional(Json),
+  result_id: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256))),
+  result_size: Schema.optional(Schema.NonNegativeInt),
+  summary: Schema.optional(Schema.String.pipe(Schema.maxLength(4096)))
+}).annotations({ identifier: "ReportResult" })
+export const ReportError = Schema.Struct({
+  ...Reporter,
+  code: ArcpErrorCode,
+  message: Schema.String.pipe(Schema.maxLength(4096)),
+  details: Schema.optional(Json)
+}).annotations({ identifier: "ReportError" })
+
+const arcp = HttpApiGroup.make("arcp")
+  .add(
+    HttpApiEndpoint.post("reportEvents", "/arcp/jobs/:job_id/events").setPath(JobPath).setPayload(ReportEvents)
+      .addSuccess(Schema.Array(ReportAnswer)).addError(P.NoJob).addError(P.Ended)
+  )
+  .add(
+    HttpApiEndpoint.post("reportResult", "/arcp/jobs/:job_id/result").setPath(JobPath).setPayload(ReportResult)
+      .addSuccess(NoContent).addError(P.NoJob).addError(P.Ended)
+  )
+  .add(
+    HttpApiEndpoint.post("reportError", "/arcp/jobs/:job_id/error").setPath(JobPath).setPayload(ReportError)
+      .addSuccess(NoContent).addError(P.NoJob).addError(P.Ended)
+  )
+  .middleware(Authorization)
+
 export const Health = Schema.Struct({ status: Schema.Literal("ok") })
 export const Readiness = Schema.Struct({ ready: Schema.Boolean, offset: Schema.Number })
 
@@ -405,6 +450,7 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(gateway)
   .add(audit)
   .add(assembly)
+  .add(arcp)
   .add(health)
   .addError(P.Invalid)
   .addError(P.Denied)

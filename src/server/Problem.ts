@@ -19,6 +19,8 @@ import {
   DuplicateDetected,
   ForcedPreemption,
   InternalError,
+  JobEnded,
+  JobNotFound,
   LeaseExpired,
   LeaseSubsetViolation,
   MessageNotFound,
@@ -92,11 +94,13 @@ export const Denied = problem(PermissionDenied, 403)
 export const Expired = problem(LeaseExpired, 403)
 export const NotSubset = problem(LeaseSubsetViolation, 403)
 export const NoMessage = problem(MessageNotFound, 404)
+export const NoJob = problem(JobNotFound, 404)
 export const NoAgent = problem(NoRoute, 404)
 export const NoPath = problem(RouteNotFound, 404)
 export const Duplicate = problem(DuplicateDetected, 409)
 export const Killed = problem(AgentKilled, 409)
 export const InProgress = problem(AlreadyInProgress, 409)
+export const Ended = problem(JobEnded, 409)
 export const Preempted = problem(ForcedPreemption, 409)
 export const Gone = problem(TtlExpired, 410)
 export const Oversize = problem(OversizePayload, 413)
@@ -118,8 +122,8 @@ export const ToolLate = problem(ToolTimeout, 504)
 export const retryAfterStatuses: ReadonlySet<number> = new Set([429, 503])
 
 const everyProblem = Schema.Union(
-  Invalid, PolicyInvalid, Unsupported, Unauthenticated, Denied, Expired, NotSubset, NoMessage, NoAgent, Duplicate,
-  Killed, InProgress, Preempted, NoPath, Gone, Oversize, Placeholder, Budget, Limited, Undecodable, NotStore, Internal, Persistence,
+  Invalid, PolicyInvalid, Unsupported, Unauthenticated, Denied, Expired, NotSubset, NoMessage, NoJob, NoAgent, Duplicate,
+  Killed, InProgress, Ended, Preempted, NoPath, Gone, Oversize, Placeholder, Budget, Limited, Undecodable, NotStore, Internal, Persistence,
   Full, Unavailable, Shutdown, InUse, AckLate, ToolLate
 )
 const encodeProblem = Schema.encodeUnknownEither(everyProblem)

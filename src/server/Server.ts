@@ -31,6 +31,7 @@ import { edge } from "./Edge.js"
 import { agents, messages } from "./HandlersRouter.js"
 import * as Docs from "./Docs.js"
 import * as Streams from "./Streams.js"
+import { arcp } from "./HandlersArcp.js"
 import { assembly, audit, gateway, health } from "./HandlersGateway.js"
 
 export interface ServerOptions {
@@ -128,7 +129,7 @@ const nodeServer = (maxConnections: number, idleTimeoutMs: number, upgrades?: Ar
 const maxPathParam = 4096
 
 const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
-  Layer.provide([agents, messages, gateway, audit, assembly, health])
+  Layer.provide([agents, messages, gateway, audit, assembly, arcp, health])
 )
 
 /** The HTTP app's layers, on whatever `HttpServer` is provided (and the ARCP edge's own upgrades, when given). */

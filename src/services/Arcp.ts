@@ -16,7 +16,8 @@
  * with is the job's error.
  */
 import { Context, Effect, Layer, Schema, type Scope } from "effect"
-import type { AgentEvent, ErrorCode, Hello, ListJobs, Submit } from "../schema/Arcp.js"
+import type { AgentEvent, ErrorCode, Hello, JobOutcome, ListJobs, Submit } from "../schema/Arcp.js"
+import type { InternalError, JobEnded, JobNotFound, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
 import { ErrorCode as ErrorCodeSchema, retryableCode } from "../schema/Arcp.js"
 import type { Json } from "../schema/Json.js"
 import type { LeaseGrants } from "../schema/Lease.js"
@@ -32,6 +33,13 @@ export class ArcpError extends Schema.TaggedError<ArcpError>()("ArcpError", {
     return new ArcpError({ code, message, retryable: retryableCode(code) })
   }
 }
+
+/** What a reported event became: emitted (a delegate, with its child job), or refused with the code an in-process handler would get. */
+export type ReportAnswer =
+  | { readonly ok: true; readonly child_job_id?: string }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
+
+export type ReportError = JobNotFound | JobEnded | PermissionDenied | ValidationError | PersistenceError | InternalError
 
 /** Where a session's frames go: a transport, as the edge holds it. */
 export interface Connection {
@@ -163,6 +171,22 @@ export class Arcp extends Context.Tag("switchboard/Arcp")<Arcp, {
     request_id: string
   ) => Effect.Effect<void, ArcpError>
   readonly unsubscribe: (session_id: string, job_id: string) => Effect.Effect<void>
+  /**
+   * A remote agent's events for a job it runs (`reporter`: the agent, or
+   * undefined for an operator): each answered as an in-process handler's
+   * emit is, in order (a refused tool call, say, is `ok: false`).
+   */
+  readonly report: (request: {
+    readonly job_id: string
+    readonly reporter: string | undefined
+    readonly events: ReadonlyArray<{ readonly kind: string; readonly body: Json }>
+  }) => Effect.Effect<ReadonlyArray<ReportAnswer>, ReportError>
+  /** A remote agent's end of a job it runs: its result, or its error. */
+  readonly end: (request: {
+    readonly job_id: string
+    readonly reporter: string | undefined
+    readonly outcome: JobOutcome
+  }) => Effect.Effect<void, ReportError>
   /** `session.list_jobs`: answers `session.jobs`. */
   readonly listJobs: (session_id: string, request: ListJobs, request_id: string) => Effect.Effect<void, ArcpError>
 }>() {}

@@ -11,6 +11,7 @@ import * as EventLogMemory from "../../src/layers/EventLogMemory.js"
 import * as KeysLive from "../../src/layers/KeysLive.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { KeyEntry, KeysFile } from "../../src/schema/Keys.js"
+import type { RuntimeOptions } from "../../src/schema/Config.js"
 import { encodeKey, hashKey, keyIdOf } from "../../src/model/Keys.js"
 import { Arcp, type ArcpOptions } from "../../src/services/Arcp.js"
 import type { EventLog } from "../../src/services/EventLog.js"
@@ -22,6 +23,8 @@ import * as Server from "../../src/server/Server.js"
 export interface Started {
   /** `ws://127.0.0.1:PORT/arcp` */
   readonly url: string
+  /** `http://127.0.0.1:PORT` */
+  readonly baseUrl: string
   readonly gateway: Gateway["Type"]
   readonly arcp: Arcp["Type"]
 }
@@ -31,9 +34,10 @@ export const start = (options: {
   readonly arcp?: ArcpOptions
   readonly agents?: Layer.Layer<never, never, Arcp>
   readonly keys?: KeysFile
+  readonly runtime?: RuntimeOptions
 } = {}): Effect.Effect<Started, unknown, Scope.Scope> =>
   Effect.gen(function*() {
-    const runtime = Switchboard.layer({}, options.arcp ?? {}).pipe(Layer.provideMerge(options.log ?? EventLogMemory.layer()))
+    const runtime = Switchboard.layer(options.runtime ?? {}, options.arcp ?? {}).pipe(Layer.provideMerge(options.log ?? EventLogMemory.layer()))
     const withAgents = options.agents === undefined ? runtime : Layer.provideMerge(options.agents, runtime)
     const layer = Server.layer({ port: 0 }).pipe(
       Layer.provideMerge(withAgents),
@@ -42,7 +46,7 @@ export const start = (options: {
     )
     const context = yield* Layer.build(layer)
     const address = Context.get(context, HttpServer.HttpServer).address as HttpServer.TcpAddress
-    return { url: `ws://127.0.0.1:${address.port}/arcp`, gateway: Context.get(context, Gateway), arcp: Context.get(context, Arcp) }
+    return { url: `ws://127.0.0.1:${address.port}/arcp`, baseUrl: `http://127.0.0.1:${address.port}`, gateway: Context.get(context, Gateway), arcp: Context.get(context, Arcp) }
   })
 
 /** A raw client: sends objects or text, and takes the frames it got in order, waiting for each as needed. */

@@ -92,7 +92,7 @@ describe("each route: its success and the failures it documents", () => {
         ],
         livenessTimeoutMs: 60_000
       }
-      const { url } = yield* start({ keys: keysFile, runtime, secrets: { API_KEY: SECRET } })
+      const { arcp, url } = yield* start({ keys: keysFile, runtime, secrets: { API_KEY: SECRET } })
       const op = client(url, keys.operator)
       const a = client(url, keys.a)
       const b = client(url, keys.b)
@@ -361,6 +361,38 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("assembly.dispatch", 422, a.post("/dispatch_tool", { tool: "http.get", args: { k: "${NOPE}" } }), { code: "VALIDATION_ERROR" })
       yield* hit("assembly.dispatch", 403, a.post("/dispatch_tool", { tool: "shell.exec", args: {} }), { code: "PERMISSION_DENIED" })
       yield* hit("assembly.dispatch", 400, a.post("/dispatch_tool", { args: {} }), { field: "tool" })
+
+      // --- ARCP: a remote agent's reports for a job it serves
+      yield* hit("agents.register", 200, op.post("/agents", { agent_id: "rs", name: "RS", capabilities: ["arcp:sum@1.0.0"] }))
+      const frames: Array<any> = []
+      const { session_id } = yield* arcp.hello({ send: (text) => frames.push(JSON.parse(text)), close: () => {} }, {
+        session_id: "sess_routes",
+        principal: { _tag: "Operator", key_id: "op" },
+        hello: { client: { name: "t", version: "1" }, auth: { scheme: "bearer", token: "" } }
+      })
+      yield* arcp.submit(session_id, { submit: { agent: "sum", input: 1 }, trace_id: undefined })
+      const job = `/arcp/jobs/${frames.find((frame) => frame.type === "job.accepted").job_id}`
+      const line = { events: [{ kind: "log", body: { level: "info", message: "x" } }] }
+      yield* hit("arcp.reportEvents", 200, op.post(`${job}/events`, { agent_id: "rs", ...line }))
+      yield* hit("arcp.reportEvents", 404, op.post("/arcp/jobs/job_nope/events", line), { code: "JOB_NOT_FOUND" })
+      yield* hit("arcp.reportEvents", 403, a.post(`${job}/events`, line), { code: "PERMISSION_DENIED" })
+      yield* hit("arcp.reportEvents", 400, op.post(`${job}/events`, { events: [] }), { field: "events" })
+      yield* hit("arcp.reportResult", 404, op.post("/arcp/jobs/job_nope/result", { result: 1 }), { code: "JOB_NOT_FOUND" })
+      yield* hit("arcp.reportResult", 400, op.post(`${job}/result`, { result_size: -1 }), { field: "result_size" })
+      yield* hit("arcp.reportResult", 403, b.post(`${job}/result`, { result: 1 }), { code: "PERMISSION_DENIED" })
+      yield* hit("arcp.reportError", 400, op.post(`${job}/error`, { code: "NOPE", message: "x" }), { field: "code" })
+      yield* hit("arcp.reportError", 404, op.post("/arcp/jobs/job_nope/error", { code: "INTERNAL_ERROR", message: "x" }), { code: "JOB_NOT_FOUND" })
+      yield* hit("arcp.reportError", 403, a.post(`${job}/error`, { code: "INTERNAL_ERROR", message: "x" }), { code: "PERMISSION_DENIED" })
+      yield* hit("arcp.reportResult", 204, op.post(`${job}/result`, { result: { done: true } }))
+      yield* hit("arcp.reportEvents", 409, op.post(`${job}/events`, line), { code: "JOB_ENDED" })
+      yield* hit("arcp.reportResult", 409, op.post(`${job}/result`, { result: 1 }), { code: "JOB_ENDED" })
+      yield* hit("arcp.reportError", 409, op.post(`${job}/error`, { code: "INTERNAL_ERROR", message: "x" }), { code: "JOB_ENDED" })
+      expect(frames.map((frame) => frame.type)).toEqual(["session.welcome", "job.accepted", "job.event", "job.result"])
+      // A job errs through the same route: a second one, ended by its agent's error.
+      yield* arcp.submit(session_id, { submit: { agent: "sum", input: 2 }, trace_id: undefined })
+      const second = `/arcp/jobs/${frames.filter((frame) => frame.type === "job.accepted")[1].job_id}`
+      yield* hit("arcp.reportError", 204, op.post(`${second}/error`, { agent_id: "rs", code: "PERMISSION_DENIED", message: "no" }))
+      expect(frames.at(-1)).toMatchObject({ type: "job.error", payload: { code: "PERMISSION_DENIED", retryable: false } })
 
       // --- Leaving
       yield* hit("agents.deregister", 403, a.post("/agents/b/deregister", { reason: "x" }), { code: "PERMISSION_DENIED" })

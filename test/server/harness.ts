@@ -11,6 +11,7 @@ import * as KeysLive from "../../src/layers/KeysLive.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { KeysFile } from "../../src/schema/Keys.js"
 import type { RuntimeOptions } from "../../src/schema/Config.js"
+import { Arcp } from "../../src/services/Arcp.js"
 import { Gateway } from "../../src/services/Gateway.js"
 import { Keys } from "../../src/services/Keys.js"
 import { Registry } from "../../src/services/Registry.js"
@@ -24,6 +25,7 @@ export interface Started {
   readonly registry: Registry["Type"]
   readonly router: Router["Type"]
   readonly gateway: Gateway["Type"]
+  readonly arcp: Arcp["Type"]
 }
 
 export const start = (options: {
@@ -47,7 +49,8 @@ export const start = (options: {
       url: `http://127.0.0.1:${address.port}`,
       registry: Context.get(context, Registry),
       router: Context.get(context, Router),
-      gateway: Context.get(context, Gateway)
+      gateway: Context.get(context, Gateway),
+      arcp: Context.get(context, Arcp)
     }
   })
 
