@@ -9,6 +9,7 @@ import { Either } from "effect"
 import { type EmitItem, decideEmit } from "../src/model/ArcpEmit.js"
 import { decideCancel, decideFinish, decideSubmit, decideSubscribe, idempotencyWindowMs, type SubmitRequest } from "../src/model/ArcpJobs.js"
 import { decideAck, decideDetach, decideExpireSessions, decideOpenSession, decideResume, entryAt } from "../src/model/ArcpSessions.js"
+import { decideRegister } from "../src/model/Agents.js"
 import { verifyChain } from "../src/model/Audit.js"
 import { evolve, initialState, type RuntimeState } from "../src/model/Runtime.js"
 import type { Decision } from "../src/model/State.js"
@@ -205,5 +206,13 @@ describe("ARCP emits", () => {
     const audits = log.flatMap((event, offset) => event._tag === "AuditRecorded" ? [{ offset: offset + 1, record: event.record }] : [])
     expect(audits.length).toBeGreaterThanOrEqual(6)
     expect(verifyChain(audits)).toEqual({ ok: true, count: audits.length })
+  })
+})
+
+describe("remote ARCP agents' reserved id", () => {
+  it("refuses to register an agent as the ARCP endpoint, which sends remote agents their jobs", () => {
+    const state = initialState()
+    const decision = decideRegister(state, defaultRuntimeConfig, { agent_id: "arcp", name: "impostor", capabilities: [] } as never, 0)
+    expect(decision._tag).toBe("Refused")
   })
 })

@@ -110,6 +110,9 @@ const knownAgent = (state: RuntimeState, agentId: string) => {
  * registration that would reach `maxDelegationDepth`, or whose parent
  * descends from the agent itself (a cycle), is refused.
  */
+/** The id under which the ARCP endpoint sends remote agents their jobs (`ArcpRemote.ts`): no agent may take it. */
+export const arcpEndpointId = "arcp"
+
 export const decideRegister = (
   state: RuntimeState,
   config: RuntimeConfig,
@@ -117,6 +120,9 @@ export const decideRegister = (
   now: number
 ): Decision<AgentInfo, AgentKilled | PermissionDenied | ValidationError> => {
   if (state.killed.has(agent.agent_id)) return refuse(new AgentKilled({ agent_id: agent.agent_id }))
+  if (agent.agent_id === arcpEndpointId) {
+    return refuse(new PermissionDenied({ reason: `agent id ${arcpEndpointId} is the ARCP endpoint's: no agent may register as it` }))
+  }
   const parentId = agent.parent_agent_id
   let depth = 0
   if (parentId !== undefined) {

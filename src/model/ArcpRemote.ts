@@ -10,7 +10,7 @@ import { type ErrorCode, isTerminal, type JobOutcome, retryableCode } from "../s
 import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { JobEnded, JobNotFound, PermissionDenied } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
-import { isAvailable } from "./Agents.js"
+import { arcpEndpointId, isAvailable } from "./Agents.js"
 import { type AgentVersions, type ArcpJob, decideFinish } from "./ArcpJobs.js"
 import { decideEmit, type EmitAnswer, type EmitItem } from "./ArcpEmit.js"
 import { accept, type Decision, refuse, type RuntimeState } from "./State.js"
@@ -18,8 +18,8 @@ import { accept, type Decision, refuse, type RuntimeState } from "./State.js"
 /** The content type of a job's message. */
 export const jobContentType = "application/vnd.switchboard.arcp-job+json;v=1"
 
-/** Who sends the jobs' messages: the runtime's ARCP endpoint. */
-export const jobProducer = "arcp"
+/** Who sends the jobs' messages: the runtime's ARCP endpoint, an id no agent may register. */
+export const jobProducer = arcpEndpointId
 
 const prefix = "arcp:"
 
