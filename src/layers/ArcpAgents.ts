@@ -12,7 +12,7 @@
  * counters as the state has them.
  */
 import { Cause, Deferred, Duration, Effect, Either, Exit, Fiber, FiberId, Option, Schema, Scheduler } from "effect"
-import { type AgentEvent, type ErrorCode, eventBodies, isVendorKind, type JobOutcome } from "../schema/Arcp.js"
+import { type AgentEvent, eventBodies, failure, isVendorKind, type JobOutcome } from "../schema/Arcp.js"
 import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { isJson, type Json } from "../schema/Json.js"
 import { decideEmit, type EmitAnswer, type EmitItem, isCharge } from "../model/ArcpEmit.js"
@@ -48,12 +48,6 @@ class TimedOut {
 const isStreamed = (value: unknown): value is StreamedResult =>
   typeof value === "object" && value !== null && (value as { _tag?: unknown })._tag === "StreamedResult"
 
-const failure = (final_status: "error" | "cancelled" | "timed_out", code: ErrorCode, message: string): JobOutcome => ({
-  final_status,
-  code,
-  message,
-  retryable: code === "INTERNAL_ERROR" || code === "TIMEOUT"
-})
 
 /** Each kind's body check, made once: `Schema.is` builds its checker anew on every call. */
 const bodyChecks = new Map<string, (body: unknown) => boolean>(

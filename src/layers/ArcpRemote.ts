@@ -19,7 +19,6 @@ import {
   decideMessageEnded,
   decideReport,
   decideReportEnd,
-  failed,
   jobContentType,
   jobDescription,
   jobProducer,
@@ -27,7 +26,7 @@ import {
 } from "../model/ArcpRemote.js"
 import type { EmitItem } from "../model/ArcpEmit.js"
 import { accept, type RuntimeState } from "../model/State.js"
-import { isTerminal, type JobOutcome } from "../schema/Arcp.js"
+import { failure, isTerminal, type JobOutcome } from "../schema/Arcp.js"
 import { ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
 import type { Arcp } from "../services/Arcp.js"
@@ -66,7 +65,7 @@ export const makeRemote = (deps: {
         yield* router.send({ to: { capability: arcpCapability(accepted.agent, accepted.version) }, envelope })
       }).pipe(
         Effect.catchAll((error) =>
-          finish(accepted.job_id, failed("AGENT_NOT_AVAILABLE", `no agent takes ${accepted.agent}@${accepted.version}: ${error.message}`))
+          finish(accepted.job_id, failure("error", "AGENT_NOT_AVAILABLE", `no agent takes ${accepted.agent}@${accepted.version}: ${error.message}`))
         )
       )
     )
@@ -77,7 +76,7 @@ export const makeRemote = (deps: {
     const left = Math.max(0, accepted.at + accepted.max_runtime_sec * 1000 - deps.now())
     run(Effect.zipRight(
       Effect.sleep(Duration.millis(left)),
-      finish(accepted.job_id, { final_status: "timed_out", code: "TIMEOUT", message: "the job ran past its max_runtime_sec", retryable: true })
+      finish(accepted.job_id, failure("timed_out", "TIMEOUT", "the job ran past its max_runtime_sec"))
     ))
   }
 

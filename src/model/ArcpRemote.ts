@@ -6,7 +6,7 @@
  * events and its end over the API, decided here like an in-process
  * handler's. The job's message carries the job's id as its correlation id.
  */
-import { type ErrorCode, isTerminal, type JobOutcome, retryableCode } from "../schema/Arcp.js"
+import { failure, isTerminal, type JobOutcome } from "../schema/Arcp.js"
 import type { ArcpJobAccepted } from "../schema/ArcpEvents.js"
 import { JobEnded, JobNotFound, PermissionDenied } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
@@ -26,22 +26,6 @@ const prefix = "arcp:"
 /** The capability an agent registers to serve `name` at `version`. */
 export const arcpCapability = (name: string, version: string) => `${prefix}${name}@${version}`
 
-/** The versions of `name` that live, available remote agents serve, in the order they registered. */
-export const remoteVersions = (state: RuntimeState, name: string): ReadonlyArray<string> => {
-  const versions: Array<string> = []
-  const wanted = `${prefix}${name}@`
-  for (const agent of state.agents.values()) {
-    if (!isAvailable(agent)) continue
-    for (const capability of agent.descriptor.capabilities) {
-      if (capability.startsWith(wanted)) {
-        const version = capability.slice(wanted.length)
-        if (version !== "" && !versions.includes(version)) versions.push(version)
-      }
-    }
-  }
-  return versions
-}
-
 /** Every agent name remote agents serve, with its versions. */
 export const remoteAgents = (state: RuntimeState): ReadonlyMap<string, ReadonlyArray<string>> => {
   const agents = new Map<string, Array<string>>()
@@ -59,6 +43,9 @@ export const remoteAgents = (state: RuntimeState): ReadonlyMap<string, ReadonlyA
   }
   return agents
 }
+
+/** The versions of `name` that live, available remote agents serve, in the order they registered. */
+export const remoteVersions = (state: RuntimeState, name: string): ReadonlyArray<string> => remoteAgents(state).get(name) ?? []
 
 /**
  * The catalogue of `name`: the in-process handlers' versions, and the
@@ -133,13 +120,6 @@ export const decideReportEnd = (
   return accept(decideFinish(state, request.job_id, request.outcome, now).events, undefined)
 }
 
-/** An error outcome with the code's retry class. */
-export const failed = (code: ErrorCode, message: string): JobOutcome => ({
-  final_status: "error",
-  code,
-  message,
-  retryable: retryableCode(code)
-})
 
 /**
  * The job's message finished while the job still runs: its agent gave up
@@ -160,10 +140,10 @@ export const decideMessageEnded = (
   const job = state.arcpJobs.get(message.correlationId)
   if (job === undefined || job.accepted.remote !== true || isTerminal(job.status)) return []
   const outcome = stage === "REJECTED"
-    ? failed("AGENT_NOT_AVAILABLE", `the agent refused job ${job.accepted.job_id}`)
+    ? failure("error", "AGENT_NOT_AVAILABLE", `the agent refused job ${job.accepted.job_id}`)
     : stage === "TIMED_OUT"
-    ? failed("INTERNAL_ERROR", `no agent ran job ${job.accepted.job_id} to its end (${message.errorCode ?? "timed out"})`)
-    : failed("INTERNAL_ERROR", `the agent ended job ${job.accepted.job_id}'s message (${stage}) without reporting its end`)
+    ? failure("error", "INTERNAL_ERROR", `no agent ran job ${job.accepted.job_id} to its end (${message.errorCode ?? "timed out"})`)
+    : failure("error", "INTERNAL_ERROR", `the agent ended job ${job.accepted.job_id}'s message (${stage}) without reporting its end`)
   return decideFinish(state, job.accepted.job_id, outcome, now).events
 }
 

@@ -261,6 +261,14 @@ export const JobOutcome = Schema.Union(
 )
 export type JobOutcome = typeof JobOutcome.Type
 
+/** A job's end in error, with its code's retry class. */
+export const failure = (final_status: "error" | "cancelled" | "timed_out", code: ErrorCode, message: string): JobOutcome => ({
+  final_status,
+  code,
+  message,
+  retryable: retryableCode(code)
+})
+
 /** An envelope the runtime sends. */
 export interface OutEnvelope {
   readonly arcp: "1.1"
