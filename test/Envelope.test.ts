@@ -23,7 +23,7 @@ import {
   UndecodableRecord,
   ValidationError
 } from "../src/index.js"
-import { maxIdLength, maxNoteLength } from "../src/schema/Envelope.js"
+import { AckStageNumber, ErrorCodeNumber, maxIdLength, maxNoteLength } from "../src/schema/Envelope.js"
 import { AgentRegistered } from "../src/schema/RouterEvents.js"
 import { decodeEvent, encodeEvent, eventVersions } from "../src/schema/Event.js"
 import { registered } from "./support/events.js"
@@ -70,6 +70,8 @@ interface FieldSpec {
   readonly kind: Kind
   readonly optional?: boolean
   readonly members?: ReadonlyArray<string>
+  /** For an enum also taken by its protocol number (an ACK's stage and error code): the numbers taken. */
+  readonly numbers?: ReadonlyArray<number>
   /** The longest string taken, for "id" and "string" (`maxIdLength` unless said). */
   readonly max?: number
 }
@@ -95,8 +97,8 @@ const envelopeFields: Record<string, FieldSpec> = {
 
 const ackFields: Record<string, FieldSpec> = {
   ack_for_message_id: { kind: "id" },
-  ack_stage: { kind: "enum", members: AckStage.literals },
-  error_code: { kind: "enum", optional: true, members: ErrorCode.literals },
+  ack_stage: { kind: "enum", members: AckStage.literals, numbers: Object.values(AckStageNumber) },
+  error_code: { kind: "enum", optional: true, members: ErrorCode.literals, numbers: [0, ...Object.values(ErrorCodeNumber)] },
   note: { kind: "string", optional: true, max: maxNoteLength }
 }
 
@@ -142,7 +144,7 @@ const wrongValue = (spec: FieldSpec): fc.Arbitrary<unknown> => {
       return fc.oneof(
         fc.string().filter((name) => !members.includes(name)),
         fc.constantFrom(...members).map((name) => name.toLowerCase()),
-        fc.integer({ min: 0, max: 20 }),
+        fc.integer({ min: 0, max: 120 }).filter((number) => !(spec.numbers ?? []).includes(number)),
         fc.constant(null)
       )
     }
@@ -408,6 +410,32 @@ describe("AckPayload", () => {
     expect(stage.message).toContain("\"DONE\"")
     expectIssuesAt(stage, "ack_stage")
     expectIssuesAt(validationFailure(() => decodeAckPayload({ ...ack, error_code: "OOPS" })), "error_code")
+  })
+
+  it("takes the stage and the error code by number too, as SW4RM's own clients write them", () => {
+    expect(runSync(decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 1 }))).toEqual({
+      ack_for_message_id: "m-1",
+      ack_stage: "RECEIVED"
+    })
+    // SW4RM's Python client writes every field, an unset error code as 0.
+    expect(runSync(decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 3, error_code: 0, note: "" }))).toEqual({
+      ack_for_message_id: "m-1",
+      ack_stage: "FULFILLED",
+      error_code: undefined,
+      note: ""
+    })
+    expect(runSync(decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 5, error_code: 99 }))).toMatchObject({
+      ack_stage: "FAILED",
+      error_code: "INTERNAL_ERROR"
+    })
+    expect(runSync(decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: "FAILED", error_code: 14 })).error_code)
+      .toBe("DUPLICATE_DETECTED")
+    for (const [field, value] of [["ack_stage", 0], ["ack_stage", 7], ["error_code", 11], ["error_code", 1.5]] as const) {
+      const error = validationFailure(() => decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 1, [field]: value }))
+      expectIssuesAt(error, field)
+    }
+    expect(validationFailure(() => decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 7 })).message)
+      .toContain("7 is not the number of an AckStage")
   })
 
   it("takes a note of up to maxNoteLength characters", () => {

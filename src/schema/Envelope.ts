@@ -273,6 +273,51 @@ export const AckPayload = Schema.Struct({
 export type AckPayload = typeof AckPayload.Type
 export type AckPayloadJson = typeof AckPayload.Encoded
 
+/**
+ * An enum given by its protocol number: SW4RM's own clients write an ACK's
+ * JSON payload with the protobuf numbers (`"ack_stage": 1`), Switchboard
+ * with the names. A number that names no member fails, saying which it is.
+ */
+const fromNumber = <L extends string>(
+  members: Schema.Schema<L>,
+  numbers: { readonly [K in L]: number },
+  what: string
+) => {
+  const byNumber = new Map(Object.entries<number>(numbers).map(([name, number]) => [number, name as L]))
+  return Schema.transformOrFail(Schema.Number, members, {
+    strict: true,
+    decode: (number, _, ast) => {
+      const name = byNumber.get(number)
+      return name === undefined
+        ? ParseResult.fail(new ParseResult.Type(ast, number, `${number} is not the number of an ${what}`))
+        : ParseResult.succeed(name)
+    },
+    encode: (name) => ParseResult.succeed(numbers[name])
+  })
+}
+
+/** 0 is protobuf's UNSPECIFIED: on an optional error code, no error code. */
+const errorCodeFromNumber = Schema.Union(
+  fromNumber(ErrorCode, ErrorCodeNumber, "ErrorCode"),
+  Schema.transform(Schema.Literal(0, "ERROR_CODE_UNSPECIFIED"), Schema.Undefined, {
+    strict: true,
+    decode: () => undefined,
+    encode: () => 0 as const
+  })
+)
+
+/**
+ * The payload of an ACKNOWLEDGEMENT envelope as it is taken from outside:
+ * `ack_stage` and `error_code` by name or by number (an error code of 0, or
+ * `ERROR_CODE_UNSPECIFIED`, is none), decoded to `AckPayload`.
+ */
+export const AckPayloadInput = Schema.Struct({
+  ack_for_message_id: Id,
+  ack_stage: Schema.Union(AckStage, fromNumber(AckStage, AckStageNumber, "AckStage")),
+  error_code: Schema.optional(Schema.Union(ErrorCode, errorCodeFromNumber)),
+  note: Schema.optional(Note)
+})
+
 /** An ACK as `Router.ack` takes it: the acknowledging agent, the message and the stage. */
 export const AckRequest = Schema.Struct({
   /** The acknowledging agent: a recipient of the message. */
@@ -322,5 +367,6 @@ export const decodeEnvelopeJson = decodeJsonWith(Envelope, "envelope")
 /** Encodes an envelope to JSON text. */
 export const encodeEnvelopeJson = encodeWith(Schema.parseJson(Envelope), "envelope")
 
-export const decodeAckPayload = decodeWith(AckPayload, "ack")
+/** Decodes an ACK payload from outside: enums by name or by number (`AckPayloadInput`). */
+export const decodeAckPayload = decodeWith(AckPayloadInput, "ack")
 export const encodeAckPayload = encodeWith(AckPayload, "ack")
