@@ -278,12 +278,70 @@ describe("Router ACK lifecycle", () => {
       ])
       for (const notice of notices) {
         expect(Schema.is(Envelope)(notice.envelope)).toBe(true)
-        expect(notice.envelope).toMatchObject({ producer_id: "switchboard", state: "RECEIVED", content_type: "application/json" })
         expect(payloadJson(notice.envelope)).toEqual({ ack_for_message_id: receipt.message_id, ack_stage: notice.ack.ack_stage })
       }
+      // The router's own for the READ acked by `ack`; b's very envelope for the FULFILLED it sent as one.
+      expect(notices[0]).toMatchObject({ relayed: false, to: "b" })
+      expect(notices[0].envelope).toMatchObject({ producer_id: "switchboard", state: "RECEIVED", content_type: "application/json" })
+      expect(notices[1]).toMatchObject({ relayed: true, to: "b" })
+      expect(notices[1].envelope).toMatchObject({ message_id: "ack-1", producer_id: "b", state: "RECEIVED" })
       const junk = buildEnvelope({ producer_id: "b", payload: "not json", message_type: "ACKNOWLEDGEMENT" }, "ack-2", 1500)
       expect(yield* Effect.flip(router.send({ to: "a", envelope: junk }))).toMatchObject({ _tag: "ValidationError" })
     }).pipe(Effect.provide(routerLayer({ ackWaitMs: 1000 }))))
+
+  it.scoped("a recipient's RECEIVED is recorded and told to the producer, and changes nothing", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const producerInbox = yield* inbox("a")
+      const receipt = yield* sendTo("b", { producer_id: "a", payload: "work" })
+      const next = yield* inbox("b")
+      const [delivery] = asDeliveries(yield* next(1))
+      // As SW4RM's clients write it: the stage by number.
+      const payload = new TextEncoder().encode(JSON.stringify({ ack_for_message_id: receipt.message_id, ack_stage: 1 }))
+      const received = buildEnvelope({ producer_id: "b", payload, message_type: "ACKNOWLEDGEMENT" }, "ack-r", 1)
+      expect(yield* router.send({ to: "a", envelope: received })).toMatchObject({ message_id: "ack-r", to: "a" })
+      expect(yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "RECEIVED" }))
+        .toMatchObject({ stage: "RECEIVED", late: false })
+      expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { stage: "RECEIVED", attempts: 1 } })
+      yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED", delivery_seq: delivery.delivery_seq })
+      // Late now: recorded, never told.
+      expect(yield* router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "RECEIVED" })).toMatchObject({ late: true })
+      const notices = (yield* producerInbox(3)) as ReadonlyArray<StageNotice>
+      expect(notices.map((notice) => [notice.ack.ack_stage, notice.relayed, notice.envelope.producer_id])).toEqual([
+        ["RECEIVED", true, "b"],
+        ["RECEIVED", false, "switchboard"],
+        ["FULFILLED", false, "switchboard"]
+      ])
+      expect(Array.from(notices[0].envelope.payload)).toEqual(Array.from(payload))
+      expect(yield* Effect.flip(router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "TIMED_OUT" })))
+        .toMatchObject({ _tag: "ValidationError" })
+    }).pipe(Effect.provide(routerLayer())))
+
+  it.scoped("a FAILED that asks for it makes a dead letter, which can be redriven", () =>
+    Effect.gen(function*() {
+      const router = yield* Router
+      yield* register("a")
+      yield* register("b")
+      const receipt = yield* sendTo("b", { producer_id: "a", payload: "poison" })
+      const next = yield* inbox("b")
+      const [delivery] = asDeliveries(yield* next(1))
+      expect(yield* Effect.flip(router.ack({ agent_id: "b", message_id: receipt.message_id, stage: "FULFILLED", dead_letter: true })))
+        .toMatchObject({ _tag: "ValidationError" })
+      yield* router.ack({
+        agent_id: "b",
+        message_id: receipt.message_id,
+        stage: "FAILED",
+        error_code: "VALIDATION_ERROR",
+        delivery_seq: delivery.delivery_seq,
+        dead_letter: true
+      })
+      expect(yield* router.status(receipt.message_id)).toMatchObject({ value: { stage: "FAILED", dead_letter: true } })
+      expect((yield* router.deadLetters("b")).map((status) => status.message_id)).toEqual([receipt.message_id])
+      yield* router.redrive(receipt.message_id)
+      expect(texts(yield* next(1))).toEqual(["poison"])
+    }).pipe(Effect.provide(routerLayer())))
 
   it.scoped("producers hear of each stage change once: READ and FULFILLED in one turn both, a late ACK never", () =>
     Effect.gen(function*() {

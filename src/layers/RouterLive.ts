@@ -141,8 +141,20 @@ const lastOffset = (results: ReadonlyArray<Either.Either<{ readonly offset: numb
 const toRoute = (to: Recipient): Route =>
   typeof to === "string" ? { _tag: "Agent", agent_id: to } : { _tag: "Capability", capability: to.capability }
 
-/** A stage change as the ACKNOWLEDGEMENT envelope Switchboard sends the producer. */
-const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice => {
+/** What a recipient's own ACKNOWLEDGEMENT envelope said: the producer is told with it, as it was sent. */
+interface Relay {
+  readonly envelope: Envelope
+  readonly ack: AckPayload
+}
+
+/**
+ * A stage change as the ACKNOWLEDGEMENT envelope the producer gets: the
+ * recipient's own when it acknowledged with one, else one Switchboard writes.
+ */
+const notice = (message: MessageEntry, stage: AckStage, at: number, relay: Relay | undefined): StageNotice => {
+  if (relay !== undefined) {
+    return { _tag: "StageNotice", ack: relay.ack, envelope: { ...relay.envelope, state: "RECEIVED" }, to: message.to, relayed: true }
+  }
   const ack: AckPayload = { ack_for_message_id: message.id, ack_stage: stage, error_code: message.errorCode }
   const envelope = buildEnvelope(
     {
@@ -155,7 +167,7 @@ const notice = (message: MessageEntry, stage: AckStage, at: number): StageNotice
     at
   )
   // Switchboard's own envelope, already in the producer's mailbox.
-  return { _tag: "StageNotice", ack, envelope: { ...envelope, state: "RECEIVED" } }
+  return { _tag: "StageNotice", ack, envelope: { ...envelope, state: "RECEIVED" }, to: message.to, relayed: false }
 }
 
 export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
@@ -180,7 +192,10 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
     // whole turn no longer tells which acks changed a stage (a late one does
     // not; a READ followed by a FULFILLED in the same turn does).
     let stageBefore: EnvelopeState | undefined
+    let lateAcksBefore = 0
     let notices = new Map<Event, StageNotice>()
+    // The ACK events decided from a recipient's ACKNOWLEDGEMENT envelope, for their notices.
+    const relays = new WeakMap<Event, Relay>()
 
     const hand = (event: Extract<Event, { readonly _tag: "MessageDelivered" }>, message: MessageEntry | undefined) => {
       // The least loaded of the agent's subscribers: one that stopped reading
@@ -220,15 +235,21 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
       },
       beforeApply: (state, event) => {
         if (event._tag === "MessageAcked" || event._tag === "MessageTimedOut") {
-          stageBefore = state.messages.get(event.message_id)?.stage
+          const message = state.messages.get(event.message_id)
+          stageBefore = message?.stage
+          lateAcksBefore = message?.lateAcks ?? 0
         }
       },
       afterApply: (state, event) => {
         if (event._tag !== "MessageAcked" && event._tag !== "MessageTimedOut") return
         const message = state.messages.get(event.message_id)
         // Built only for a producer that listens: most never subscribe, and this runs for every ack.
-        if (message !== undefined && message.stage !== stageBefore && subscribers.has(message.producerId)) {
-          notices.set(event, notice(message, event._tag === "MessageAcked" ? event.stage : "TIMED_OUT", event.at))
+        if (message === undefined || !subscribers.has(message.producerId)) return
+        // A recipient's RECEIVED changes no stage, and is told all the same (not when late).
+        const received = event._tag === "MessageAcked" && event.stage === "RECEIVED" && message.stage === "RECEIVED" &&
+          message.lateAcks === lateAcksBefore
+        if (message.stage !== stageBefore || received) {
+          notices.set(event, notice(message, event._tag === "MessageAcked" ? event.stage : "TIMED_OUT", event.at, relays.get(event)))
         }
       },
       committed: (events, state) => {
@@ -303,15 +324,25 @@ export const layer: Layer.Layer<Router, never, Runtime> = Layer.scoped(
           catch: () => ValidationError.single("envelope", "payload", "an ACKNOWLEDGEMENT payload must be JSON")
         })
         const ackPayload = yield* decodeAckPayload(payload)
-        const receipt = yield* ack({
+        const request = yield* validAck({
           agent_id: envelope.producer_id,
           message_id: ackPayload.ack_for_message_id,
           stage: ackPayload.ack_stage,
           error_code: ackPayload.error_code,
           note: ackPayload.note
         })
-        const producer = yield* query((state) => state.messages.get(ackPayload.ack_for_message_id)?.producerId)
-        return { message_id: envelope.message_id, to: producer ?? "", stage: "RECEIVED", offset: receipt.offset } satisfies SendReceipt
+        const relay: Relay = { envelope, ack: ackPayload }
+        let producer = ""
+        const receipt = yield* run((state, now) => {
+          const decision = decideAck(state, config, request, now)
+          if (decision._tag === "Accepted") {
+            // Its producer hears of it with this very envelope.
+            for (const event of decision.events) relays.set(event, relay)
+            producer = state.messages.get(decision.value.message_id)?.producerId ?? ""
+          }
+          return decision
+        }, ackReceipt)
+        return { message_id: envelope.message_id, to: producer, stage: "RECEIVED", offset: receipt.offset } satisfies SendReceipt
       })
 
     type Failure = PersistenceError | InternalError

@@ -252,7 +252,10 @@ export const mailboxesSlice: Slice<MailboxesState> = {
       message.location = "in_flight"
       dropStaleHeads(state, mailbox)
     },
-    MessageAcked: leaveIfFinished,
+    MessageAcked: (state, event) => {
+      const message = leaveIfFinished(state, event)
+      if (message !== undefined && message.deadLetter) mailboxOf(state, message.to).deadLetters.add(message.id)
+    },
     MessageTimedOut: (state, event) => {
       const message = leaveIfFinished(state, event)
       if (message !== undefined) mailboxOf(state, message.to).deadLetters.add(message.id)

@@ -216,11 +216,17 @@ export const decideAck = (
   // An ACK is something the agent sends: a suspended (or killed, or halted) one sends nothing.
   const blocked = blockedReason(state, command.agent_id)
   if (blocked !== undefined) return refuse(new PermissionDenied({ reason: blocked }))
-  if (command.stage === "RECEIVED" || command.stage === "TIMED_OUT") {
-    return refuse(ValidationError.single("ack", "ack_stage", `${command.stage} is recorded by the router, not acknowledged`))
+  // RECEIVED is the router's to record, once the message is in the mailbox; a
+  // recipient that says it too (SW4RM's clients do, on receipt) is recorded
+  // and told to the producer, and changes nothing.
+  if (command.stage === "TIMED_OUT") {
+    return refuse(ValidationError.single("ack", "ack_stage", "TIMED_OUT is recorded by the router, not acknowledged"))
   }
   if ((command.stage === "REJECTED" || command.stage === "FAILED") && command.error_code === undefined) {
     return refuse(ValidationError.single("ack", "error_code", `${command.stage} must carry an error code`))
+  }
+  if (command.dead_letter === true && command.stage !== "FAILED") {
+    return refuse(ValidationError.single("ack", "dead_letter", `only a FAILED makes a dead letter, not ${command.stage}`))
   }
   const late = isLate(message, command)
   const restartsWait = !late && command.stage === "READ" && message.location === "in_flight"
@@ -234,9 +240,10 @@ export const decideAck = (
       note: command.note,
       delivery_seq: command.delivery_seq,
       ack_deadline: restartsWait ? later(now, config.ackWaitMs) : undefined,
+      dead_letter: command.dead_letter === true ? true : undefined,
       at: now
     } satisfies MessageAcked
-  ], { message_id: command.message_id, stage: late ? message.stage : command.stage, late })
+  ], { message_id: command.message_id, stage: late || command.stage === "RECEIVED" ? message.stage : command.stage, late })
 }
 
 // ---------------------------------------------------------------------------
@@ -348,8 +355,10 @@ export const messagesSlice: Slice<MessagesState> = {
       } else if (event.stage === "READ") {
         message.stage = "READ"
         if (event.ack_deadline !== undefined) message.ackDeadline = event.ack_deadline
-      } else {
+      } else if (event.stage !== "RECEIVED") {
         message.errorCode = event.error_code
+        // Before it finishes: a dead letter keeps its envelope, to be redriven.
+        if (event.dead_letter === true) message.deadLetter = true
         finish(state, message, event.stage, event.at)
       }
     },

@@ -114,7 +114,8 @@ export const describe = (event: Event): string => {
       return `${event.message_id} delivered to ${event.to}, attempt ${event.attempt}, delivery_seq ${event.delivery_seq}`
     case "MessageAcked":
       return `${event.message_id} ${event.stage} by ${event.agent_id}` +
-        (event.error_code ? ` (${event.error_code})` : "") + (event.note ? `: ${event.note}` : "")
+        (event.error_code ? ` (${event.error_code})` : "") + (event.dead_letter ? ", dead letter" : "") +
+        (event.note ? `: ${event.note}` : "")
     case "MessageRequeued":
       return `${event.message_id} queued again for ${event.to} (${event.reason.replace("_", " ")})`
     case "MessageTimedOut":

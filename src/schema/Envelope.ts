@@ -332,7 +332,13 @@ export const AckRequest = Schema.Struct({
    * recorded, late; without it, the ACK is taken for the message's current
    * deliveries.
    */
-  delivery_seq: Schema.optional(Schema.Int.pipe(Schema.positive()))
+  delivery_seq: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /**
+   * FAILED only: the message also goes to the dead letters, to be redriven
+   * (SW4RM's `AckDelivery` with PERMANENT_FAILURE). A FAILED without it
+   * just ends the message.
+   */
+  dead_letter: Schema.optional(Schema.Boolean)
 })
 export type AckRequest = typeof AckRequest.Type
 

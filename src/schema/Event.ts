@@ -34,7 +34,7 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   MessageAccepted: 1,
   MessageRefused: 1,
   MessageDelivered: 1,
-  MessageAcked: 2,
+  MessageAcked: 3,
   MessageRequeued: 3,
   MessageTimedOut: 2,
   MessageRedriven: 1,
@@ -84,8 +84,9 @@ export const upcasters: {
   ApprovalOpened: { 1: (encoded) => encoded },
   // 2 adds the error code AGENT_SHUTDOWN.
   MessageTimedOut: { 1: (encoded) => encoded },
-  // 2 adds `delivery_seq`, the delivery an ACK names.
-  MessageAcked: { 1: (encoded) => encoded }
+  // 2 adds `delivery_seq`, the delivery an ACK names; 3 adds `dead_letter`,
+  // and a recipient's RECEIVED (recorded, changing nothing).
+  MessageAcked: { 1: (encoded) => encoded, 2: (encoded) => encoded }
 }
 
 // ---------------------------------------------------------------------------

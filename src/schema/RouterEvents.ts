@@ -113,6 +113,8 @@ export const MessageAcked = Schema.TaggedStruct("MessageAcked", {
   delivery_seq: Schema.optional(Count),
   /** The restarted ack wait, for a READ of a delivery in flight. */
   ack_deadline: Schema.optional(At),
+  /** A FAILED that also makes the message a dead letter. */
+  dead_letter: Schema.optional(Schema.Boolean),
   at: At
 })
 export type MessageAcked = typeof MessageAcked.Type

@@ -57,11 +57,19 @@ export interface Delivery {
   readonly lane: CommunicationClass
 }
 
-/** A stage change of a message this agent produced, as an ACKNOWLEDGEMENT envelope. Needs no ack. */
+/**
+ * A stage change of a message this agent produced, as an ACKNOWLEDGEMENT
+ * envelope, and a recipient's RECEIVED (which changes no stage). Needs no ack.
+ */
 export interface StageNotice {
   readonly _tag: "StageNotice"
+  /** The recipient's own ACKNOWLEDGEMENT envelope when it sent one (`relayed`), else one Switchboard wrote. */
   readonly envelope: Envelope
   readonly ack: AckPayload
+  /** The message's recipient (set in process; a remote stream does not carry it). */
+  readonly to?: string | undefined
+  /** Whether `envelope` is the recipient's own, as it sent it (set in process; a remote stream does not carry it). */
+  readonly relayed?: boolean | undefined
 }
 
 export type Inbound = Delivery | StageNotice
