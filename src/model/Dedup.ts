@@ -2,11 +2,12 @@
  * What counts as a duplicate (PROTOCOLS.md §1 "dedup", and "SW4RM over
  * gRPC"): within `dedupWindowMs` of a message, a send with its id, its
  * producer's idempotency token, or (without a token) its producer's sequence
- * number with the same type and payload is answered as that message, never
- * delivered twice.
+ * number with the same type and payload, to the same recipient, is answered
+ * as that message, never delivered twice.
  */
 import type { RuntimeConfig } from "../schema/Config.js"
 import type { Envelope, MessageType } from "../schema/Envelope.js"
+import type { Route } from "../schema/RouterEvents.js"
 import { Deque } from "./Deque.js"
 import type { MessageEntry } from "./Messages.js"
 import { type RuntimeState, type Slice, sortedRecord, timeOf } from "./State.js"
@@ -34,7 +35,10 @@ export interface DedupState {
  * What makes two sends one logical message (PROTOCOLS.md, "SW4RM over
  * gRPC"): the idempotency token; else the producer's sequence number, but
  * only for a retry, with the same type and payload (SW4RM's own clients
- * number every message 1), so its key holds a fingerprint of both: any
+ * number every message 1), sent the same way (to the same agent, or the same
+ * capability: SW4RM's clients number alike what they send to several agents,
+ * and a broadcast's copies, `Broadcast.ts`, are such sends), so its key
+ * holds a fingerprint of all three: any
  * earlier message with that number and that content is found, however many
  * others reused the number since. A sequence number of 0 means "not set", as
  * in protobuf, so a producer that numbers nothing is never deduplicated by it.
@@ -44,7 +48,8 @@ export interface DedupState {
  */
 const tokenKey = (envelope: Envelope) => `t\u0000${envelope.producer_id}\u0000${envelope.idempotency_token}`
 const numberKey = (envelope: Envelope) => `s\u0000${envelope.producer_id}\u0000${envelope.sequence_number}`
-const contentOf = (envelope: Envelope) => fingerprint(envelope.message_type, envelope.payload)
+const routeKey = (route: Route) => route._tag === "Agent" ? `a:${route.agent_id}` : `c:${route.capability}`
+const contentOf = (envelope: Envelope, route: Route) => `${routeKey(route)}\u0000${fingerprint(envelope.message_type, envelope.payload)}`
 
 /** What is remembered under a key for this content, if anything (a token's key remembers one message, whatever its content). */
 const seenFor = (remembered: Remembered | undefined, content: () => string | undefined): Seen | undefined => {
@@ -83,6 +88,7 @@ export const findDuplicate = (
   state: RuntimeState,
   config: RuntimeConfig,
   envelope: Envelope,
+  route: Route,
   now: number
 ): MessageEntry | undefined => {
   const same = state.messages.get(envelope.message_id)
@@ -90,13 +96,13 @@ export const findDuplicate = (
   const seen = envelope.idempotency_token !== undefined
     ? seenFor(state.dedup.get(tokenKey(envelope)), () => undefined)
     : envelope.sequence_number > 0
-    ? seenFor(state.dedup.get(numberKey(envelope)), () => contentOf(envelope))
+    ? seenFor(state.dedup.get(numberKey(envelope)), () => contentOf(envelope, route))
     : undefined
   if (seen === undefined || seen.at <= now - config.dedupWindowMs) return undefined
   return state.messages.get(seen.message_id)
 }
 
-const remember = (state: RuntimeState, { at, envelope }: { readonly envelope: Envelope; readonly at: number }) => {
+const remember = (state: RuntimeState, { at, envelope }: { readonly envelope: Envelope; readonly at: number }, route: Route) => {
   if (envelope.idempotency_token !== undefined) {
     const key = tokenKey(envelope)
     state.dedup.set(key, { message_id: envelope.message_id, at })
@@ -105,7 +111,7 @@ const remember = (state: RuntimeState, { at, envelope }: { readonly envelope: En
   }
   if (envelope.sequence_number <= 0) return
   const key = numberKey(envelope)
-  const content = contentOf(envelope)
+  const content = contentOf(envelope, route)
   const seen: Seen = { message_id: envelope.message_id, at, content }
   const earlier = state.dedup.get(key)
   if (earlier === undefined || (!(earlier instanceof Map) && earlier.content === content)) {
@@ -137,9 +143,9 @@ const forget = (state: RuntimeState, config: RuntimeConfig, at: number) => {
 export const dedupSlice: Slice<DedupState> = {
   initial: () => ({ dedup: new Map(), dedupOrder: new Deque() }),
   evolve: {
-    MessageAccepted: remember,
-    // Refused, it stays refused: sent again, it is its duplicate.
-    MessageRefused: remember
+    MessageAccepted: (state, event) => remember(state, event, event.route),
+    // Refused, it stays refused: sent again to the same agent, it is its duplicate.
+    MessageRefused: (state, event) => remember(state, event, { _tag: "Agent", agent_id: event.to })
   },
   after: (state, event, config) => forget(state, config, timeOf(event)),
   snapshot: (state) => ({

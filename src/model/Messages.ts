@@ -36,6 +36,7 @@ import { newEdge } from "./Agents.js"
 import { later } from "./Deadlines.js"
 import { Deque } from "./Deque.js"
 import { checkMessage } from "./Checks.js"
+import { copyId, maxBroadcastIdLength } from "./Broadcast.js"
 import { findDuplicate } from "./Dedup.js"
 import { blockedReason } from "./Governance.js"
 import { resolveRoute, reroute } from "./Placement.js"
@@ -137,7 +138,7 @@ export const decideSend = (
       ValidationError.single("envelope", "message_type", "an ACKNOWLEDGEMENT is an ack, not a message to deliver")
     )
   }
-  const duplicate = findDuplicate(state, config, envelope, now)
+  const duplicate = findDuplicate(state, config, envelope, route, now)
   if (duplicate !== undefined) {
     return refuse(new DuplicateDetected({ original_message_id: duplicate.id, stage: duplicate.stage }))
   }
@@ -200,13 +201,24 @@ const isLate = (message: MessageEntry, ack: { readonly agent_id: string; readonl
   (ack.delivery_seq !== undefined &&
     !deliveredAs(message, ack.agent_id, ack.delivery_seq))
 
+/**
+ * The message an ACK is about: the one with its id, or, for an agent that is
+ * not its recipient, that agent's own copy of a broadcast with that id, if
+ * there is one (`Broadcast.ts`: a copy's recipient sees the producer's id).
+ */
+const ackedMessage = (state: RuntimeState, agentId: string, messageId: string) => {
+  const message = state.messages.get(messageId)
+  if (message !== undefined && (message.to === agentId || deliveredAs(message, agentId, undefined))) return message
+  return messageId.length > maxBroadcastIdLength ? message : state.messages.get(copyId(messageId, agentId)) ?? message
+}
+
 export const decideAck = (
   state: RuntimeState,
   config: RuntimeConfig,
   command: AckRequest,
   now: number
 ): Decision<AckOutcome, AckError> => {
-  const message = state.messages.get(command.message_id)
+  const message = ackedMessage(state, command.agent_id, command.message_id)
   if (message === undefined) return refuse(new MessageNotFound({ message_id: command.message_id }, true))
   if (command.agent_id !== message.to && !deliveredAs(message, command.agent_id, undefined)) {
     return refuse(
@@ -233,7 +245,7 @@ export const decideAck = (
   return accept([
     {
       _tag: "MessageAcked",
-      message_id: command.message_id,
+      message_id: message.id,
       agent_id: command.agent_id,
       stage: command.stage,
       error_code: command.error_code,
@@ -243,7 +255,7 @@ export const decideAck = (
       dead_letter: command.dead_letter === true ? true : undefined,
       at: now
     } satisfies MessageAcked
-  ], { message_id: command.message_id, stage: late || command.stage === "RECEIVED" ? message.stage : command.stage, late })
+  ], { message_id: message.id, stage: late || command.stage === "RECEIVED" ? message.stage : command.stage, late })
 }
 
 // ---------------------------------------------------------------------------
