@@ -28,20 +28,21 @@ import { Cause, Deferred, Effect, Either, FiberSet, Option, type ParseResult, Sc
 import { clip } from "../internal/bounds.js"
 import { fastDecoder, fastEncoder } from "../internal/fastSchema.js"
 import { Id } from "../schema/Envelope.js"
-import { type InternalError, NoRoute, ValidationError } from "../schema/Errors.js"
+import { NoRoute, ValidationError } from "../schema/Errors.js"
 import { encodeEvent } from "../schema/Event.js"
 import { EventLog } from "../services/EventLog.js"
 import { Gateway } from "../services/Gateway.js"
 import type { AckError } from "../model/Messages.js"
 import { Registry } from "../services/Registry.js"
 import type { Runtime } from "../services/Runtime.js"
-import { type AckRequest, type Inbound, type InboundSink, Router } from "../services/Router.js"
+import { type AckRequest, type Inbound, Router } from "../services/Router.js"
 import { actAs, auditFirstRefusal, operatorOnly } from "./Access.js"
 import { Caller } from "./Api.js"
 import { Authenticate } from "./Auth.js"
 import { AckFrame, ServerFrame } from "./Frames.js"
 import { problemResponse } from "./Edge.js"
 import { problemOf } from "./Problem.js"
+import { outbox } from "./Outbox.js"
 import * as Prometheus from "./Prometheus.js"
 
 const encodeFrame = fastEncoder(ServerFrame)
@@ -204,50 +205,6 @@ const wireOf = (connection: Partial<NetSocket> | null): Wire => ({
       ),
   buffered: () => connection?.writableLength ?? 0
 })
-
-/**
- * Where the router pushes an agent's deliveries and notices (in its turn,
- * once durable), until the socket's writer takes them. One short fiber at a
- * time writes what waits, in order, each run in one corked write, after the
- * turn: a consumer costs no stream and no fiber while it is idle.
- */
-const outbox = () => {
-  let pending: Array<Inbound> = []
-  let ended: InternalError | undefined
-  let writing = false
-  let writer: { readonly write: (items: ReadonlyArray<Inbound>) => Effect.Effect<void>; readonly close: Effect.Effect<void>; readonly run: (effect: Effect.Effect<void>) => void } | undefined
-  const next: Effect.Effect<void> = Effect.suspend(() => {
-    if (pending.length > 0) {
-      const items = pending
-      pending = []
-      return Effect.zipRight(writer!.write(items), next)
-    }
-    writing = false
-    return ended === undefined ? Effect.void : writer!.close
-  })
-  const drain = () => {
-    if (writing || writer === undefined) return
-    writing = true
-    writer.run(next)
-  }
-  return {
-    sink: {
-      offer: (item: Inbound) => {
-        pending.push(item)
-        if (pending.length === 1 && !writing) queueMicrotask(drain)
-      },
-      end: (error: InternalError) => {
-        ended = error
-        queueMicrotask(drain)
-      }
-    } satisfies InboundSink,
-    /** From now on, `write` takes what is pushed, and `close` the end; what waits goes at once. */
-    start: (started: NonNullable<typeof writer>) => {
-      writer = started
-      if (pending.length > 0 || ended !== undefined) drain()
-    }
-  }
-}
 
 const serveSocket = (
   router: Router["Type"],
