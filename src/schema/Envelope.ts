@@ -172,7 +172,7 @@ const Rfc3339DateTime = Schema.String.pipe(
 )
 
 /** 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z: the instants RFC 3339 can write. */
-const rfc3339Range = { min: -62167219200000, max: 253402300799999 }
+export const rfc3339Range = { min: -62167219200000, max: 253402300799999 }
 
 /**
  * RFC 3339 on the wire, and only instants it can write (four-digit years): an

@@ -18,6 +18,7 @@ import { Registry } from "../../src/services/Registry.js"
 import { Router } from "../../src/services/Router.js"
 import { SecretStore } from "../../src/services/SecretStore.js"
 import * as Server from "../../src/server/Server.js"
+import * as Grpc from "../../src/server/Grpc.js"
 
 export interface Started {
   /** `http://127.0.0.1:PORT`, no trailing slash. */
@@ -26,6 +27,8 @@ export interface Started {
   readonly router: Router["Type"]
   readonly gateway: Gateway["Type"]
   readonly arcp: Arcp["Type"]
+  /** The port of SW4RM's gRPC services, when asked for (`grpc`). */
+  readonly grpcPort: number | undefined
 }
 
 export const start = (options: {
@@ -34,23 +37,28 @@ export const start = (options: {
   /** Without it the server is open: every caller is the operator. */
   readonly keys?: KeysFile
   readonly secrets?: Readonly<Record<string, string>>
+  /** Serves SW4RM's gRPC services too, on a free port unless said. */
+  readonly grpc?: Grpc.GrpcOptions
 } = {}): Effect.Effect<Started, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = Switchboard.layer(options.runtime ?? {}).pipe(Layer.provideMerge(EventLogMemory.layer()))
-    const layer = Server.layer({ port: 0, ...options.server }).pipe(
+    const server = options.grpc === undefined
+      ? Server.layer({ port: 0, ...options.server })
+      : Layer.merge(Server.layer({ port: 0, ...options.server }), Grpc.layer({ port: 0, ...options.grpc }))
+    const layer = server.pipe(
       Layer.provideMerge(runtime),
       Layer.provide(options.keys === undefined ? KeysLive.layerOpen : Layer.succeed(Keys, KeysLive.make(options.keys))),
       Layer.provide(SecretStore.layerMemory(options.secrets ?? {}))
     )
     const context = yield* Layer.build(layer)
-    const server = Context.get(context, HttpServer.HttpServer)
-    const address = server.address as HttpServer.TcpAddress
+    const address = Context.get(context, HttpServer.HttpServer).address as HttpServer.TcpAddress
     return {
       url: `http://127.0.0.1:${address.port}`,
       registry: Context.get(context, Registry),
       router: Context.get(context, Router),
       gateway: Context.get(context, Gateway),
-      arcp: Context.get(context, Arcp)
+      arcp: Context.get(context, Arcp),
+      grpcPort: options.grpc === undefined ? undefined : Context.unsafeGet(context, Grpc.GrpcServer).port
     }
   })
 
