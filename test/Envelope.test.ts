@@ -435,7 +435,7 @@ describe("AckPayload", () => {
       expectIssuesAt(error, field)
     }
     expect(validationFailure(() => decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 7 })).message)
-      .toContain("7 is not the number of an AckStage")
+      .toBe("invalid ack: ack_stage: 7 is not an AckStage: one of RECEIVED, READ, FULFILLED, REJECTED, FAILED, TIMED_OUT, or its number")
   })
 
   it("takes a note of up to maxNoteLength characters", () => {

@@ -274,37 +274,32 @@ export type AckPayload = typeof AckPayload.Type
 export type AckPayloadJson = typeof AckPayload.Encoded
 
 /**
- * An enum given by its protocol number: SW4RM's own clients write an ACK's
- * JSON payload with the protobuf numbers (`"ack_stage": 1`), Switchboard
- * with the names. A number that names no member fails, saying which it is.
+ * An enum by its name or by its protocol number: SW4RM's own clients write
+ * an ACK's JSON payload with the protobuf numbers (`"ack_stage": 1`),
+ * Switchboard with the names. `none` are the values that mean "not given"
+ * (protobuf's 0, `..._UNSPECIFIED`), where the field is optional.
  */
-const fromNumber = <L extends string>(
+const byNameOrNumber = <L extends string>(
   members: Schema.Schema<L>,
   numbers: { readonly [K in L]: number },
-  what: string
+  what: string,
+  none: ReadonlyArray<string | number> = []
 ) => {
   const byNumber = new Map(Object.entries<number>(numbers).map(([name, number]) => [number, name as L]))
-  return Schema.transformOrFail(Schema.Number, members, {
+  const names = new Set<string>(Object.keys(numbers))
+  const to = none.length === 0 ? members : Schema.UndefinedOr(members)
+  return Schema.transformOrFail(Schema.Union(Schema.String, Schema.Number), to as Schema.Schema<L>, {
     strict: true,
-    decode: (number, _, ast) => {
-      const name = byNumber.get(number)
-      return name === undefined
-        ? ParseResult.fail(new ParseResult.Type(ast, number, `${number} is not the number of an ${what}`))
-        : ParseResult.succeed(name)
+    decode: (value, _, ast) => {
+      if (none.includes(value)) return ParseResult.succeed(undefined as unknown as L)
+      const name = typeof value === "number" ? byNumber.get(value) : names.has(value) ? value as L : undefined
+      return name !== undefined ? ParseResult.succeed(name) : ParseResult.fail(
+        new ParseResult.Type(ast, value, `${JSON.stringify(value)} is not an ${what}: one of ${[...names].join(", ")}, or its number`)
+      )
     },
-    encode: (name) => ParseResult.succeed(numbers[name])
+    encode: (name) => ParseResult.succeed(name)
   })
 }
-
-/** 0 is protobuf's UNSPECIFIED: on an optional error code, no error code. */
-const errorCodeFromNumber = Schema.Union(
-  fromNumber(ErrorCode, ErrorCodeNumber, "ErrorCode"),
-  Schema.transform(Schema.Literal(0, "ERROR_CODE_UNSPECIFIED"), Schema.Undefined, {
-    strict: true,
-    decode: () => undefined,
-    encode: () => 0 as const
-  })
-)
 
 /**
  * The payload of an ACKNOWLEDGEMENT envelope as it is taken from outside:
@@ -313,8 +308,8 @@ const errorCodeFromNumber = Schema.Union(
  */
 export const AckPayloadInput = Schema.Struct({
   ack_for_message_id: Id,
-  ack_stage: Schema.Union(AckStage, fromNumber(AckStage, AckStageNumber, "AckStage")),
-  error_code: Schema.optional(Schema.Union(ErrorCode, errorCodeFromNumber)),
+  ack_stage: byNameOrNumber(AckStage, AckStageNumber, "AckStage"),
+  error_code: Schema.optional(byNameOrNumber(ErrorCode, ErrorCodeNumber, "ErrorCode", [0, "ERROR_CODE_UNSPECIFIED"])),
   note: Schema.optional(Note)
 })
 

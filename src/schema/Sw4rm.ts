@@ -90,6 +90,19 @@ const EmptyAsAbsent = Schema.transform(Schema.String, Schema.UndefinedOr(Schema.
   encode: (text) => text ?? ""
 })
 
+/** A message field protobuf leaves null when unset, where one is required. */
+const Present = <A, I>(schema: Schema.Schema<A, I>) =>
+  Schema.compose(
+    Schema.transformOrFail(Schema.Unknown, Schema.Unknown, {
+      strict: true,
+      decode: (value, _, ast) =>
+        value === null || value === undefined ? ParseResult.fail(new ParseResult.Type(ast, value, "is required")) : ParseResult.succeed(value),
+      encode: ParseResult.succeed
+    }),
+    schema,
+    { strict: false }
+  )
+
 const ProtoTimestamp = Schema.Struct({ seconds: Schema.Number, nanos: Schema.Number })
 
 /**
@@ -165,8 +178,7 @@ export type ProtoEnvelope = typeof ProtoEnvelope.Encoded
 // ---------------------------------------------------------------------------
 // RouterService
 
-/** `msg` is null when the request has none: the edge says it is required. */
-export const SendMessageRequest = Schema.Struct({ msg: Schema.NullOr(EnvelopeFromProto) })
+export const SendMessageRequest = Schema.Struct({ msg: Present(EnvelopeFromProto) })
 
 export const StreamRequest = Schema.Struct({ agent_id: Id })
 
@@ -232,8 +244,7 @@ export const AgentDescriptorFromProto = Schema.transform(ProtoAgentDescriptor, S
   })
 })
 
-/** `agent` is null when the request has none: the edge says it is required. */
-export const RegisterAgentRequest = Schema.Struct({ agent: Schema.NullOr(AgentDescriptorFromProto) })
+export const RegisterAgentRequest = Schema.Struct({ agent: Present(AgentDescriptorFromProto) })
 
 /** What an agent reports of its health: at most `maxListLength` entries, each name an id's length, each value a note's. */
 const Health = Schema.Record({ key: Header, value: Note }).pipe(

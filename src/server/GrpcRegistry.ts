@@ -8,7 +8,6 @@
 import type * as Grpc from "@grpc/grpc-js"
 import { Effect } from "effect"
 import { inputDecoder } from "../internal/decode.js"
-import { ValidationError } from "../schema/Errors.js"
 import { DeregisterAgentRequest, HeartbeatRequest, RegisterAgentRequest } from "../schema/Sw4rm.js"
 import type { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
@@ -27,7 +26,6 @@ export const make = (run: Run<Router | Registry | Gateway>, authenticate: Authen
     const register = (request: typeof RegisterAgentRequest.Type) =>
       Effect.gen(function*() {
         const agent = request.agent
-        if (agent === null) return yield* Effect.fail(ValidationError.single("request", "agent", "is required"))
         yield* actAs(agent.agent_id, "agents.register")
         yield* registry.register(agent)
         return { accepted: true, reason: "" }

@@ -136,7 +136,6 @@ export const make = (
     const sendMessage = (request: typeof SendMessageRequest.Type, call: Grpc.ServerUnaryCall<unknown, unknown>) =>
       Effect.gen(function*() {
         const envelope = request.msg
-        if (envelope === null) return yield* Effect.fail(ValidationError.single("request", "msg", "is required"))
         yield* actAs(envelope.producer_id, "messages.send")
         if (envelope.message_type === "ACKNOWLEDGEMENT") {
           // An ACK the runtime refuses for this key is audited, as over HTTP.

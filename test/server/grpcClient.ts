@@ -86,13 +86,15 @@ export const connect = (port: number, key?: string) => {
   const credentials = Grpc.credentials.createInsecure()
   const router = new sw4rm.router.RouterService(address, credentials)
   const registry = new sw4rm.registry.RegistryService(address, credentials)
-  const metadataOf = (extra: Record<string, string> = {}) => {
+  const metadataOf = (extra: Record<string, string | ReadonlyArray<string>> = {}) => {
     const metadata = new Grpc.Metadata()
     if (key !== undefined) metadata.set("authorization", `Bearer ${key}`)
-    for (const [name, value] of Object.entries(extra)) metadata.set(name, value)
+    for (const [name, values] of Object.entries(extra)) {
+      for (const value of typeof values === "string" ? [values] : values) metadata.add(name, value)
+    }
     return metadata
   }
-  const call = <A>(client: any, method: string, request: unknown, extra?: Record<string, string>) =>
+  const call = <A>(client: any, method: string, request: unknown, extra?: Record<string, string | ReadonlyArray<string>>) =>
     new Promise<A>((resolve, reject) =>
       client[method](request, metadataOf(extra), (error: CallError | null, response: A) =>
         error === null ? resolve(response) : reject(error)))
@@ -106,7 +108,7 @@ export const connect = (port: number, key?: string) => {
     send: (msg: unknown, to?: string) =>
       call<{ accepted: boolean; reason: string }>(router, "SendMessage", { msg }, to === undefined ? {} : { "sw4rm-to": to }),
     /** A raw request, for what the typed client would not send. */
-    sendRaw: (request: unknown, extra?: Record<string, string>) => call<any>(router, "SendMessage", request, extra),
+    sendRaw: (request: unknown, extra?: Record<string, string | ReadonlyArray<string>>) => call<any>(router, "SendMessage", request, extra),
     ack: (agent_id: string, seq: number, message_id = "", outcome = "DELIVERY_ACK_OUTCOME_DELIVERED") =>
       call<{ recorded: boolean }>(router, "AckDelivery", { agent_id, seq, message_id, outcome }),
     /** The agent's stream: what it received, in order, and a way to wait for more. */
@@ -116,20 +118,23 @@ export const connect = (port: number, key?: string) => {
       let ended: CallError | undefined
       let finished = false
       const stream = router.StreamIncoming({ agent_id }, metadataOf())
+      // Each waiter checks again, and waits again if it must: on a fresh list.
+      const wakeAll = () => {
+        const woken = waiting
+        waiting = []
+        for (const wake of woken) wake()
+      }
       stream.on("data", (item: { msg: Envelope; seq: number }) => {
         items.push(item)
-        for (const wake of waiting) wake()
-        waiting = []
+        wakeAll()
       })
       stream.on("error", (error: CallError) => {
         ended = error
-        for (const wake of waiting) wake()
-        waiting = []
+        wakeAll()
       })
       stream.on("end", () => {
         finished = true
-        for (const wake of waiting) wake()
-        waiting = []
+        wakeAll()
       })
       /** Waits until `n` items have come, the stream failed, or `timeoutMs` passed. */
       const until = (n: number, timeoutMs = 5_000) =>
