@@ -20,6 +20,7 @@ import * as Telemetry from "../layers/Telemetry.js"
 import { echoAgent } from "../services/Arcp.js"
 import { Gateway } from "../services/Gateway.js"
 import { SecretStore } from "../services/SecretStore.js"
+import * as Grpc from "./Grpc.js"
 import * as Server from "./Server.js"
 
 /** Where the log lives: `sqlite:FILE` (or a bare file name), or a `postgres://` URL. */
@@ -72,6 +73,10 @@ export const serveCommand = Command.make(
     echoAgent: Options.boolean("echo-agent").pipe(
       Options.withDescription("register the ARCP agent `echo` (version 1.0.0): a log, a progress, and its input back")
     ),
+    grpcPort: Options.integer("grpc-port").pipe(
+      Options.optional,
+      Options.withDescription("also serve SW4RM's router and registry over gRPC on this port (SW4RM's default is 50051; 0: any free port)")
+    ),
     secretsPrefix: Options.text("secrets-prefix").pipe(
       Options.withDefault("SWITCHBOARD_SECRET_"),
       Options.withDescription("secret NAME of a ${NAME} placeholder is the environment variable PREFIX + NAME")
@@ -84,7 +89,11 @@ export const serveCommand = Command.make(
       const runtime = Switchboard.layer().pipe(Layer.provideMerge(storeLayer(options.store)))
       const withAgents = options.echoAgent ? Layer.provideMerge(echoAgent, runtime) : runtime
       const ready = Layer.effectDiscard(loadPolicies(options.policy)).pipe(Layer.provideMerge(withAgents))
-      const server = Server.layer({ host: options.host, port: options.port }).pipe(
+      const http = Server.layer({ host: options.host, port: options.port })
+      const grpcPort = Option.getOrUndefined(options.grpcPort)
+      // SW4RM over gRPC, beside the HTTP API, on the same runtime, store and keys.
+      const served = grpcPort === undefined ? http : Layer.merge(http, Grpc.layer({ host: options.host, port: grpcPort }))
+      const server = served.pipe(
         Layer.provideMerge(ready),
         Layer.provide(keysFile === undefined ? KeysLive.layerOpen : KeysLive.layerFile(keysFile)),
         Layer.provide(SecretStore.layerEnv({ prefix: options.secretsPrefix })),
@@ -100,6 +109,10 @@ export const serveCommand = Command.make(
           )
         }
         yield* Console.log(`switchboard: listening on ${address}; API documentation at ${address}/docs; ARCP at ${address.replace(/^http/, "ws")}/arcp`)
+        const grpc = yield* Effect.serviceOption(Grpc.GrpcServer)
+        if (Option.isSome(grpc)) {
+          yield* Console.log(`switchboard: SW4RM gRPC (router and registry) on ${grpc.value.host}:${grpc.value.port}`)
+        }
         return yield* Effect.never
       }).pipe(Effect.provide(server))
     })
