@@ -20,125 +20,18 @@
  * transpiling and resolving modules (`SWITCHBOARD_DURABILITY_TSX=1` does that
  * instead). esbuild is the one tsx depends on.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
-import { createRequire } from "node:module"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Layer, Stream } from "effect"
-import { build } from "esbuild"
-import { EventLog, Replay } from "../../src/index.js"
-import { EventLogSqlite } from "../../src/node.js"
-import type { EventRecord } from "../../src/schema/Event.js"
 import { start as startScript } from "../support/child.js"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
+import { readFacts, readStore, terminal } from "../support/logFacts.js"
+import { bundleServer, freePort, killAll, killServer, sleep, startServer, track } from "../support/serverProcess.js"
 
 const producers = 2
 const perProducer = 200
 const total = producers * perProducer
 const kills = 3
-
-// ---------------------------------------------------------------------------
-// Child processes, every one killed when the file ends, however it ends
-
-const children = new Set<ChildProcess>()
-const track = (child: ChildProcess) => {
-  children.add(child)
-  child.once("exit", () => children.delete(child))
-  return child
-}
-const killAll = () => {
-  for (const child of children) child.kill("SIGKILL")
-}
-
-const exitOf = (child: ChildProcess) =>
-  new Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode })
-    else child.once("exit", (code, signal) => resolve({ code, signal }))
-  })
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-
-/** The server as one ES module; better-sqlite3 (native) stays where it is installed. */
-const bundleServer = async (dir: string) => {
-  const outfile = join(dir, "switchboard.mjs")
-  const requireHere = createRequire(join(root, "package.json"))
-  const sqlite = requireHere.resolve("better-sqlite3")
-  await build({
-    entryPoints: [join(root, "src/bin.ts")],
-    outfile,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "error",
-    // The CommonJS modules in the bundle require Node's own modules.
-    banner: {
-      js: `import { createRequire as __switchboardRequire } from "node:module"; ` +
-        `const require = __switchboardRequire(${JSON.stringify(join(root, "package.json"))});`
-    },
-    plugins: [{
-      name: "native-sqlite",
-      setup: (builder) => {
-        builder.onResolve({ filter: /^better-sqlite3$/ }, () => ({ path: sqlite, external: true }))
-      }
-    }]
-  })
-  return outfile
-}
-
-interface Server {
-  readonly child: ChildProcess
-  readonly output: () => string
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-/** `switchboard serve` on the store, answering /health; fails with what it printed if it never does. */
-const startServer = async (command: ReadonlyArray<string>, store: string, port: number): Promise<Server> => {
-  const child = track(spawn(process.execPath, [...command, "serve", "--store", `sqlite:${store}`, "--port", String(port)], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"]
-  }))
-  let output = ""
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8_000)
-  }
-  child.stdout!.on("data", keep)
-  child.stderr!.on("data", keep)
-  const url = `http://127.0.0.1:${port}`
-  const guard = Date.now() + 45_000
-  while (true) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`the server exited (code ${child.exitCode}, signal ${child.signalCode}) before answering /health:\n${output}`)
-    }
-    if (Date.now() > guard) {
-      child.kill("SIGKILL")
-      throw new Error(`the server did not answer /health within 45 s:\n${output}`)
-    }
-    const healthy = await fetch(`${url}/health`).then((response) => response.ok, () => false)
-    if (healthy) return { child, output: () => output }
-    await sleep(50)
-  }
-}
-
-const killServer = async (server: Server) => {
-  server.child.kill("SIGKILL")
-  const { signal } = await exitOf(server.child)
-  expect(signal, `the server died of ${signal}, not of the kill:\n${server.output()}`).toBe("SIGKILL")
-}
 
 /** A JSON request to the server; throws on a connection failure. */
 const call = async (url: string, init: { readonly method?: string; readonly body?: unknown } = {}) => {
@@ -209,79 +102,6 @@ const waitFor = (progress: Progress, checks: Array<() => void>, what: string, re
 const describeProgress = (progress: Progress) =>
   `${progress.receipts.size} of ${total} sends answered, ${progress.delivered.size} messages delivered, ` +
   `${progress.producersDone} of ${producers} producers done`
-
-// ---------------------------------------------------------------------------
-// The log, read on its own terms
-
-interface LogFacts {
-  readonly accepted: Map<string, Array<number>>
-  /** Per message, the ACKs that finished it: offset, time, and the delivery each named. */
-  readonly finishes: Map<string, Array<{ readonly offset: number; readonly at: number; readonly seq: number | undefined }>>
-  readonly lateAcks: Map<string, number>
-  readonly timedOut: Array<string>
-  readonly other: Array<string>
-  /** Per reason, the messages queued again for it. */
-  readonly requeued: Map<string, Array<string>>
-}
-
-const terminal = new Set(["FULFILLED", "REJECTED", "FAILED", "TIMED_OUT"])
-
-/**
- * The router's facts, walked record by record: a terminal ACK finishes its
- * message if none did before and the delivery it names went to its agent;
- * any other is late.
- */
-const readFacts = (records: ReadonlyArray<EventRecord>): LogFacts => {
-  const facts: LogFacts = {
-    accepted: new Map(),
-    finishes: new Map(),
-    lateAcks: new Map(),
-    timedOut: [],
-    other: [],
-    requeued: new Map()
-  }
-  const deliveries = new Map<string, Array<string>>()
-  const push = <A>(map: Map<string, Array<A>>, key: string, value: A) => map.set(key, [...(map.get(key) ?? []), value])
-  for (const { event, offset } of records) {
-    switch (event._tag) {
-      case "MessageAccepted":
-        push(facts.accepted, event.envelope.message_id, offset)
-        break
-      case "MessageDelivered":
-        push(deliveries, event.message_id, `${event.to}#${event.delivery_seq}`)
-        break
-      case "MessageAcked": {
-        if (!terminal.has(event.stage)) break
-        const finished = (facts.finishes.get(event.message_id) ?? []).length > 0
-        const named = event.delivery_seq === undefined ||
-          (deliveries.get(event.message_id) ?? []).includes(`${event.agent_id}#${event.delivery_seq}`)
-        if (finished || !named) facts.lateAcks.set(event.message_id, (facts.lateAcks.get(event.message_id) ?? 0) + 1)
-        else push(facts.finishes, event.message_id, { offset, at: event.at, seq: event.delivery_seq })
-        break
-      }
-      case "MessageRequeued":
-        push(facts.requeued, event.reason, event.message_id)
-        break
-      case "MessageTimedOut":
-        facts.timedOut.push(`${event.message_id} (${event.error_code}) at ${offset}`)
-        break
-      case "MessageRefused":
-      case "MessageRedriven":
-        facts.other.push(`${event._tag} of ${event._tag === "MessageRefused" ? event.envelope.message_id : event.message_id} at ${offset}`)
-        break
-    }
-  }
-  return facts
-}
-
-/** The records up to `to`, and the state `Replay` folds them to, from the store read-only (the server still has it open). */
-const readStore = (filename: string, to: number) =>
-  Effect.gen(function*() {
-    const log = yield* EventLog
-    const records = Chunk.toReadonlyArray(yield* Stream.runCollect(log.read({ to })))
-    const replayed = yield* Replay.stateAt(to)
-    return { records, replayed: { offset: replayed.offset, state: Replay.snapshot(replayed.state) } }
-  }).pipe(Effect.provide(Layer.orDie(EventLogSqlite.layerReadonly({ filename }))), Effect.runPromise)
 
 // ---------------------------------------------------------------------------
 

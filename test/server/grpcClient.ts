@@ -81,11 +81,12 @@ export const trailers = (error: CallError) => ({
   retryable: error.metadata.get("sw4rm-retryable")[0]
 })
 
-export const connect = (port: number, key?: string) => {
+/** `options`: grpc-js channel options (reconnect backoff, ...). */
+export const connect = (port: number, key?: string, options: Grpc.ChannelOptions = {}) => {
   const address = `127.0.0.1:${port}`
   const credentials = Grpc.credentials.createInsecure()
-  const router = new sw4rm.router.RouterService(address, credentials)
-  const registry = new sw4rm.registry.RegistryService(address, credentials)
+  const router = new sw4rm.router.RouterService(address, credentials, options)
+  const registry = new sw4rm.registry.RegistryService(address, credentials, options)
   const metadataOf = (extra: Record<string, string | ReadonlyArray<string>> = {}) => {
     const metadata = new Grpc.Metadata()
     if (key !== undefined) metadata.set("authorization", `Bearer ${key}`)
@@ -111,8 +112,11 @@ export const connect = (port: number, key?: string) => {
     sendRaw: (request: unknown, extra?: Record<string, string | ReadonlyArray<string>>) => call<any>(router, "SendMessage", request, extra),
     ack: (agent_id: string, seq: number, message_id = "", outcome = "DELIVERY_ACK_OUTCOME_DELIVERED") =>
       call<{ recorded: boolean }>(router, "AckDelivery", { agent_id, seq, message_id, outcome }),
-    /** The agent's stream: what it received, in order, and a way to wait for more. */
-    stream: (agent_id: string) => {
+    /** The agent's stream: what it received, in order, and a way to wait for more; `on` hears each item and the end. */
+    stream: (agent_id: string, on: {
+      readonly item?: (item: { msg: Envelope; seq: number }) => void
+      readonly end?: (error: CallError | undefined) => void
+    } = {}) => {
       const items: Array<{ msg: Envelope; seq: number }> = []
       let waiting: Array<() => void> = []
       let ended: CallError | undefined
@@ -126,14 +130,17 @@ export const connect = (port: number, key?: string) => {
       }
       stream.on("data", (item: { msg: Envelope; seq: number }) => {
         items.push(item)
+        on.item?.(item)
         wakeAll()
       })
       stream.on("error", (error: CallError) => {
         ended = error
+        on.end?.(error)
         wakeAll()
       })
       stream.on("end", () => {
         finished = true
+        on.end?.(undefined)
         wakeAll()
       })
       /** Waits until `n` items have come, the stream failed, or `timeoutMs` passed. */
