@@ -19,6 +19,7 @@ const benches: Record<string, () => Promise<Bench>> = {
   eventlog: () => import("./eventlog.js"),
   fold: () => import("./fold.js"),
   gateway: () => import("./gateway.js"),
+  grpc: () => import("./grpc.js"),
   policy: () => import("./policy.js"),
   router: () => import("./router.js"),
   server: () => import("./server.js")

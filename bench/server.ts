@@ -109,9 +109,11 @@ const benchRateLimit = { ratePerSecond: 1_000_000_000, burst: 1_000_000_000 }
 // ---------------------------------------------------------------------------
 // The server, in a child process
 
-interface ServerHandle {
+export interface ServerHandle {
   readonly url: string
   readonly wsUrl: string
+  /** SW4RM's gRPC port, when the server was started with it. */
+  readonly grpcPort: number | undefined
   readonly pid: number
   /** The server's `process.memoryUsage()`, after a full collection when `collect` (the child runs with `--expose-gc`). */
   readonly memory: (collect: boolean) => Promise<NodeJS.MemoryUsage>
@@ -147,7 +149,7 @@ const ask = <A>(
     child.send(message)
   })
 
-export const startServer = (filename: string, durability: "full" | "normal") =>
+export const startServer = (filename: string, durability: "full" | "normal", options: { readonly grpc?: boolean } = {}) =>
   Effect.acquireRelease(
     Effect.tryPromise(() =>
       new Promise<{ handle: ServerHandle; child: ChildProcess }>((resolve, reject) => {
@@ -155,7 +157,8 @@ export const startServer = (filename: string, durability: "full" | "normal") =>
           filename,
           durability,
           runtime: routerConfig,
-          server: { rateLimit: benchRateLimit, idleTimeoutMs: keepAliveMs }
+          server: { rateLimit: benchRateLimit, idleTimeoutMs: keepAliveMs },
+          grpc: options.grpc === true ? { rateLimit: benchRateLimit } : undefined
         }
         const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), "--expose-gc", serverScript, JSON.stringify(config)], {
           stdio: ["ignore", "inherit", "inherit", "ipc"]
@@ -171,6 +174,7 @@ export const startServer = (filename: string, durability: "full" | "normal") =>
             handle: {
               url,
               wsUrl: `ws://127.0.0.1:${message.port}`,
+              grpcPort: message.grpcPort,
               pid: child.pid!,
               cpu: () => ask(child, { type: "cpu" }, "cpu", (reply) => reply.usage),
               memory: (collect) => ask(child, { type: "memory", collect }, "memory", (reply) => reply.usage),
@@ -321,7 +325,7 @@ export const consume = (socket: WebSocket, run: Run) => {
 
 let runs = 0
 
-interface ServerFigures extends Figures {
+export interface ServerFigures extends Figures {
   /** CPU time (user and system) the server process spent per message during the run, in µs. */
   readonly serverCpuUs: number
   /** The same of the bench process: the producers and the consumer. */
@@ -430,6 +434,48 @@ export const idleMemory = (server: ServerHandle) =>
     }
   }).pipe(Effect.scoped)
 
+/**
+ * One level of the server bench over HTTP: a fresh server on `filename`,
+ * warmed up (which opens the connections the run uses, so that the run
+ * measures messages, not handshakes), then measured; with `profileDir`, the
+ * measured run's CPU profile of the server is written there and summarised.
+ */
+export const measureServer = (
+  filename: string,
+  durability: "full" | "normal",
+  label: string,
+  inFlight: number,
+  count: number,
+  options: {
+    readonly mode: "single" | "batch"
+    readonly maxConnections: number | undefined
+    readonly warmup: number
+    readonly profileDir?: string | undefined
+  }
+) =>
+  Effect.gen(function*() {
+    const server = yield* startServer(filename, durability)
+    const { mode } = options
+    const producers = yield* producerPool(
+      server,
+      Math.min(inFlight, options.maxConnections ?? (mode === "batch" ? batchConnections : inFlight))
+    )
+    yield* serverRun(server, producers, `warmup ${label} ${inFlight}`, Math.max(100, inFlight), options.warmup, mode)
+    if (options.profileDir !== undefined) yield* Effect.promise(() => server.profile.start())
+    const figures = yield* serverRun(server, producers, `${label} ${inFlight}`, inFlight, count, mode)
+    if (options.profileDir !== undefined) yield* profileStop(server, options.profileDir, `${label}-${inFlight}`)
+    return figures
+  }).pipe(Effect.scoped)
+
+/** Stops the server's CPU profiler, writes the profile to `dir` and prints where the time went. */
+export const profileStop = (server: ServerHandle, dir: string, name: string) =>
+  Effect.gen(function*() {
+    const file = `${dir}/${name}-${Date.now()}.cpuprofile`
+    yield* Effect.promise(() => server.profile.stop(file))
+    yield* Console.log(`  server CPU profile (measured run only): ${file}`)
+    yield* Effect.flatMap(Effect.promise(() => summarize(file, 25)), Console.log)
+  })
+
 // ---------------------------------------------------------------------------
 
 const ms = (value: number) => Math.round(value * 1_000) / 1_000
@@ -502,32 +548,16 @@ export const main = (args: ReadonlyArray<string>) =>
       const count = countFor(inFlight)
       yield* Console.log(`${inFlight} in flight, ${formatNumber(count)} messages:`)
       const measured: Array<[string, Figures]> = []
-      measured.push([
-        "server",
-        yield* sqlite((filename) =>
-          Effect.gen(function*() {
-            const server = yield* startServer(filename, durability)
-            // The warm-up opens the connections the run uses, so that the run measures messages, not handshakes.
-            const mode = modeFor(inFlight)
-            const producers = yield* producerPool(
-              server,
-              Math.min(inFlight, maxConnections ?? (mode === "batch" ? batchConnections : inFlight))
-            )
-            yield* serverRun(server, producers, `warmup server ${inFlight}`, Math.max(100, inFlight), warmup, mode)
-            const profiled = profileDir !== undefined && inFlight === profileInFlight
-            if (profiled) yield* Effect.promise(() => server.profile.start())
-            const figures = yield* serverRun(server, producers, `server ${inFlight}`, inFlight, count, mode)
-            if (profiled) {
-              const file = `${profileDir}/server-${inFlight}-${Date.now()}.cpuprofile`
-              yield* Effect.promise(() => server.profile.stop(file))
-              yield* Console.log(`  server CPU profile (measured run only): ${file}`)
-              yield* Effect.flatMap(Effect.promise(() => summarize(file, 25)), Console.log)
-            }
-            serverCosts[inFlight] = figures
-            return figures
-          }).pipe(Effect.scoped)
-        )
-      ])
+      const figures = yield* sqlite((filename) =>
+        measureServer(filename, durability, "server", inFlight, count, {
+          mode: modeFor(inFlight),
+          maxConnections,
+          warmup,
+          profileDir: profileDir !== undefined && inFlight === profileInFlight ? profileDir : undefined
+        })
+      )
+      serverCosts[inFlight] = figures
+      measured.push(["server", figures])
       if (Option.isSome(nats)) {
         measured.push(["jetstream", yield* jetStreamRun(nats.value, `jetstream ${inFlight}`, inFlight, count, "confirmed")])
       }

@@ -10,7 +10,10 @@
  * router bench's runtime options, so that neither the mailbox nor the
  * in-flight limit bounds what is measured.
  *
- * It talks to the bench over the IPC channel: `{ type: "ready", port }` once
+ * With `grpc` in its config it also serves SW4RM's gRPC services
+ * (`Grpc.layer`), as `switchboard serve --grpc-port` does.
+ *
+ * It talks to the bench over the IPC channel: `{ type: "ready", port, grpcPort }` once
  * it listens; asked `{ type: "memory" }`, it answers `{ type: "memory", usage }`
  * (asked `{ type: "cpu" }`, `{ type: "cpu", usage }`: `process.cpuUsage()`)
  * (with `collect`, after a full collection: node runs with `--expose-gc`);
@@ -29,6 +32,7 @@ import * as Switchboard from "../src/layers/Switchboard.js"
 import * as EventLogSqlite from "../src/layers/EventLogSqlite.js"
 import type { RuntimeOptions } from "../src/schema/Config.js"
 import { SecretStore } from "../src/services/SecretStore.js"
+import * as Grpc from "../src/server/Grpc.js"
 import * as Server from "../src/server/Server.js"
 
 export interface ServerProcessConfig {
@@ -36,6 +40,7 @@ export interface ServerProcessConfig {
   readonly durability: "full" | "normal"
   readonly runtime: RuntimeOptions
   readonly server: Server.ServerOptions
+  readonly grpc?: Grpc.GrpcOptions | undefined
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as ServerProcessConfig
@@ -94,7 +99,8 @@ process.on("disconnect", () => process.kill(process.pid, "SIGTERM"))
 const runtime = Switchboard.layer(config.runtime).pipe(
   Layer.provideMerge(EventLogSqlite.layer({ filename: config.filename, durability: config.durability }))
 )
-const server = Server.layer({ port: 0, ...config.server }).pipe(
+const http = Server.layer({ port: 0, ...config.server })
+const server = (config.grpc === undefined ? http : Layer.merge(http, Grpc.layer({ port: 0, ...config.grpc }))).pipe(
   Layer.provideMerge(runtime),
   Layer.provide(KeysLive.layerOpen),
   Layer.provide(SecretStore.layerMemory({}))
@@ -103,7 +109,8 @@ const server = Server.layer({ port: 0, ...config.server }).pipe(
 NodeRuntime.runMain(
   Effect.gen(function*() {
     const address = (yield* HttpServer.HttpServer).address as HttpServer.TcpAddress
-    send({ type: "ready", port: address.port })
+    const grpc = yield* Effect.serviceOption(Grpc.GrpcServer)
+    send({ type: "ready", port: address.port, grpcPort: grpc._tag === "Some" ? grpc.value.port : undefined })
     return yield* Effect.never
   }).pipe(Effect.provide(server))
 )
