@@ -21,6 +21,13 @@ describe("README", () => {
     expect(readme).toContain("serve --keys keys.json")
   })
 
+  it("shows the SW4RM example exactly as it is typechecked and run (test/server/Grpc.test.ts)", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8")
+    const example = readFileSync(new URL("../examples/sw4rm.ts", import.meta.url), "utf8")
+    expect(readme).toContain("```ts\n" + example + "```")
+    expect(readme).toContain("serve --grpc-port 50051")
+  })
+
   it.effect("the quickstart example runs to FULFILLED", () =>
     Effect.gen(function*() {
       const status = yield* main

@@ -10,6 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { status as Code } from "@grpc/grpc-js"
 import { ackEnvelope, type CallError, type Client, connect, envelope, trailers } from "./grpcClient.js"
+import { main } from "../../examples/sw4rm.js"
 import { start } from "./harness.js"
 
 const payloadOf = (item: { msg: { payload: Buffer } }) => JSON.parse(item.msg.payload.toString())
@@ -87,6 +88,13 @@ describe("SW4RM over gRPC", () => {
       expect(Option.getOrThrow(yield* registry.get("worker")).state).toBe("FAILED")
       expect(yield* promise(() => sw4rm.deregister("worker", "shutting down"))).toEqual({ ok: true })
       expect(Option.isNone(yield* registry.get("worker")) || !Option.getOrThrow(yield* registry.get("worker")).available).toBe(true)
+    }))
+
+  it.scoped("the README's SW4RM example, a plain grpc-js client, runs its ACK flow against the server", () =>
+    Effect.gen(function*() {
+      const { grpcPort } = yield* world()
+      const result = yield* promise(() => main(`127.0.0.1:${grpcPort}`))
+      expect(result).toEqual({ ack: { ack_for_message_id: result.sent, ack_stage: 1 }, recorded: true, sent: result.sent })
     }))
 
   it.scoped("SW4RM's ACK flow: B sends to no one in particular, A answers with an ACK envelope, and B hears it on its own stream", () =>
