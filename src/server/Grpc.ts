@@ -87,7 +87,9 @@ const make = (options: GrpcOptions) =>
     const maxReceive = options.maxReceiveMessageBytes ?? defaults.maxReceiveMessageBytes
     const server = new Grpc.Server({
       "grpc.max_receive_message_length": maxReceive,
-      "grpc.max_send_message_length": -1
+      "grpc.max_send_message_length": -1,
+      // grpc-js's own call accounting (channelz), on every call and read by nothing here.
+      "grpc.enable_channelz": 0
     })
     server.addService(services.router, router)
     server.addService(services.registry, registry)
