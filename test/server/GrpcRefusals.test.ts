@@ -133,6 +133,18 @@ describe("SW4RM over gRPC, refused", () => {
       expect(trailers(yield* refusalOf(() => operator.ack("", 1)))).toMatchObject({ code: Code.INVALID_ARGUMENT })
     }))
 
+  it.scoped("past its rate limit a caller is RESOURCE_EXHAUSTED with OVERLOADED and when to try again", () =>
+    Effect.gen(function*() {
+      const started = yield* start({ grpc: { rateLimit: { ratePerSecond: 1, burst: 2 } } })
+      const sw4rm = connect(started.grpcPort!)
+      yield* Effect.addFinalizer(() => Effect.sync(() => sw4rm.close()))
+      yield* promise(() => sw4rm.register("p"))
+      yield* promise(() => sw4rm.heartbeat("p"))
+      const limited = yield* refusalOf(() => sw4rm.heartbeat("p"))
+      expect(trailers(limited)).toEqual({ code: Code.RESOURCE_EXHAUSTED, sw4rm: "OVERLOADED", retryable: "true" })
+      expect(Number(limited.metadata.get("retry-after-ms")[0])).toBeGreaterThan(0)
+    }))
+
   it.scoped("a stream cancelled with deliveries unsettled gives them back at once: the next stream receives them", () =>
     Effect.gen(function*() {
       const started = yield* start({ grpc: {} })
