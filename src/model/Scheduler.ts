@@ -56,6 +56,8 @@ export interface Task {
   /** While queued with `max_wait_ms`: when a conflict that still blocks it goes to a human. */
   waitDeadline: number | undefined
   hitl: string | undefined
+  /** A human approved it over the tasks in its way: it goes first, and no automatic preemption takes it back. */
+  favoured: boolean
   errorCode: ErrorCode | undefined
   reason: string | undefined
   finishedAt: number | undefined
@@ -290,6 +292,7 @@ export const newTask = (event: TaskSubmitted, order: number): Task => {
     sectionUntil: undefined,
     waitDeadline: event.max_wait_ms === undefined ? undefined : event.at + event.max_wait_ms,
     hitl: undefined,
+    favoured: false,
     errorCode: undefined,
     reason: undefined,
     finishedAt: undefined,
@@ -386,6 +389,12 @@ export const schedulerSlice: Slice<SchedulerState> = {
       // A human decides from now on: the wait does not escalate again.
       task.waitDeadline = undefined
       timeNext(task)
+    },
+    HitlDecided: (state, event) => {
+      const invocation = state.hitl.get(event.hitl_id)
+      if (event.action !== "approve" || invocation?.subject._tag !== "Task") return
+      const task = state.tasks.get(invocation.subject.task_id)
+      if (task !== undefined && task.status === "QUEUED") task.favoured = true
     },
     AgentRegistered: (state, event, config) => {
       agentState(state, config, event.agent.agent_id, "RUNNABLE", event.at)

@@ -226,10 +226,14 @@ const dispatch = (d: Deciding, task: Task, agentId: string): { readonly events: 
 const failed = (d: Deciding, task: Task, code: ErrorCode, reason: string) =>
   TaskFinished.make({ task_id: task.task_id, status: "FAILED", error_code: code, reason: `its dispatch was refused: ${reason}`, at: d.now }, true)
 
-/** A task that cannot wait for the tasks whose scopes conflict with its own: a human decides (CONFLICT). */
+/**
+ * A task that cannot wait any longer: a human decides. For the tasks whose
+ * scopes conflict with its own (CONFLICT), or, with nothing in its way but
+ * no agent free to take it, for the task itself (TASK_ESCALATION).
+ */
 const escalateConflict = (d: Deciding, task: Task, conflicting: ReadonlyArray<Task>) =>
   openInvocation(d, {
-    reason: "CONFLICT",
+    reason: conflicting.length > 0 ? "CONFLICT" : "TASK_ESCALATION",
     subject: { _tag: "Task", task_id: task.task_id },
     context: {
       task_id: task.task_id,
@@ -251,9 +255,11 @@ const escalateConflict = (d: Deciding, task: Task, conflicting: ReadonlyArray<Ta
     invoked_by: task.submitted_by
   }).events
 
-/** Queued tasks, most urgent first, then by submission. */
+/** Queued tasks: those a human put first, then most urgent first, then by submission. */
 const queueOrder = (state: RuntimeState) =>
-  [...state.queuedTasks].map((id) => state.tasks.get(id)!).sort((a, b) => a.priority - b.priority || a.order - b.order)
+  [...state.queuedTasks].map((id) => state.tasks.get(id)!).sort((a, b) =>
+    Number(b.favoured) - Number(a.favoured) || a.priority - b.priority || a.order - b.order
+  )
 
 /**
  * One pass of the scheduler, run each turn when anything it depends on
@@ -296,14 +302,12 @@ export const decideSchedule = (d: Deciding): ReadonlyArray<Event> => {
     const conflicting = claimed.filter((other) => scopesConflict(task.scope, other.scope))
     if (conflicting.length > 0) {
       // Strictly more urgent than every task in its way: those yield to it.
-      if (conflicting.every((other) => other.priority > task.priority && other.agent !== undefined)) {
+      if (conflicting.every((other) => other.priority > task.priority && other.agent !== undefined && !other.favoured)) {
         for (const other of conflicting) {
           if (asked.has(other.task_id)) continue
           asked.add(other.task_id)
           events.push(...preempt(d, other, task.task_id, `scope ${other.scope} is wanted by ${task.task_id} (priority ${task.priority})`))
         }
-      } else if (task.waitDeadline !== undefined && task.waitDeadline <= d.now && !isOpen(state, task.hitl)) {
-        events.push(...escalateConflict(d, task, conflicting))
       }
       continue
     }
@@ -328,7 +332,7 @@ export const decideSchedule = (d: Deciding): ReadonlyArray<Event> => {
     let victim: Task | undefined
     for (const id of able) {
       const other = running.get(id)
-      if (other === undefined || asked.has(other.task_id) || other.priority <= task.priority) continue
+      if (other === undefined || asked.has(other.task_id) || other.priority <= task.priority || other.favoured) continue
       if (victim === undefined || other.priority > victim.priority || (other.priority === victim.priority && other.order > victim.order)) {
         victim = other
       }
@@ -444,8 +448,9 @@ export const decidePurgeActivity = (d: Deciding, request: PurgeActivityRequest):
 export const decideTaskDeadline = (d: Deciding, taskId: string): ReadonlyArray<Event> => {
   const task = d.state.tasks.get(taskId)!
   if (task.status === "QUEUED") {
+    // Its wait is over: a human decides, whatever holds it (its deadline is cleared by the invocation).
     const conflicting = [...runningOn(d.state).values()].filter((other) => scopesConflict(task.scope, other.scope))
-    return conflicting.length === 0 || isOpen(d.state, task.hitl) ? [] : escalateConflict(d, task, conflicting)
+    return escalateConflict(d, task, conflicting)
   }
   if (task.sectionUntil !== undefined && task.sectionUntil <= d.now) return sectionEnds(d, task, true)
   if (task.preemption?.grace_deadline !== undefined && task.preemption.grace_deadline <= d.now) {

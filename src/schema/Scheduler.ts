@@ -52,8 +52,9 @@ export const SubmitTaskRequest = Schema.Struct({
   /** What the agent is given, in the task's message. */
   input: Schema.optional(Json),
   /**
-   * How long it may wait for a conflicting scope before a human decides (a
-   * HITL invocation, reason CONFLICT); 0: it cannot wait. Absent: it waits.
+   * How long it may wait in the queue before a human decides (a HITL
+   * invocation: CONFLICT when tasks with conflicting scopes hold it,
+   * TASK_ESCALATION when no agent is free); 0: it cannot wait. Absent: it waits.
    */
   max_wait_ms: Schema.optional(DurationMs),
   /** Who submits it: an agent (its messages are then governed as that agent's), or the runtime when absent. */
