@@ -6,7 +6,8 @@
  * binding that fails is tried again at most 3 times, then a human is asked
  * after `bindEscalateAfterMs`. The gateway's policies decide which
  * repositories an agent may bind (the tool `worktree.bind`, with args
- * `repo_id` and `worktree_id`): deny refuses, pending asks a human. An
+ * `repo_id` and `worktree_id`; with no rule for it, not even `*`, binding
+ * is open): deny refuses, pending asks a human. An
  * envelope naming another worktree than its recipient's binding is refused
  * (`bindingMismatch`, checked by the router's send).
  */
@@ -135,6 +136,10 @@ export const checkBind = (d: Deciding, agentId: string, place: Place, what: stri
   if (mode === undefined) return record("deny", `unknown agent ${agentId}: fails closed`, "registry")
   if (mode === "disabled") return record("allow", "enforcement disabled: not evaluated", "enforcement mode")
   const evaluated = evaluateAction(d.state, action, d.now)
+  // Unlike a tool, a worktree is open when no policy speaks of it (a `*` rule does).
+  if (evaluated.rule === "default: no rule covers this tool") {
+    return record("allow", "no applicable policy restricts worktrees", "default: no policy governs worktrees")
+  }
   if (mode === "observe") return record("allow", evaluated.reason, evaluated.rule, true)
   return record(evaluated.decision === "redact" ? "allow" : evaluated.decision, evaluated.reason, evaluated.rule)
 }
@@ -152,7 +157,11 @@ const notify = (d: Deciding, agentId: string, payload: Record<string, string | n
 // ---------------------------------------------------------------------------
 // Decisions
 
-type Answer = { readonly status: WorktreeStatus; readonly hitl_id?: string | undefined }
+/**
+ * A command's own answer: the invocation it opened, if a human is asked.
+ * The agent's status after it is read once its events are applied.
+ */
+type Answer = { readonly hitl_id?: string | undefined }
 
 export const decideBind = (
   d: Deciding,
@@ -162,7 +171,7 @@ export const decideBind = (
   if (agent === undefined || !agent.registered) return refuse(new NoRoute({ to: request.agent_id }))
   const binding = d.state.worktrees.get(request.agent_id)
   const place = { repo_id: request.repo_id, worktree_id: request.worktree_id }
-  const status = (extra?: string) => ({ status: worktreeStatus(d.state, request.agent_id), hitl_id: extra })
+  const status = (hitl_id?: string) => ({ hitl_id })
   if (binding !== undefined && binding.state === "BOUND_HOME" && where(binding.home) === where(place)) {
     // Binding again where it is: a confirmation, which clears the failures of a retried bind.
     return binding.failures === 0 ? accept([], status()) : accept([WorktreeBound.make({ agent_id: request.agent_id, ...place, at: d.now }, true)], status())
@@ -190,12 +199,12 @@ export const decideBind = (
 
 export const decideUnbind = (d: Deciding, request: SwitchReject): Decision<Answer> => {
   const binding = d.state.worktrees.get(request.agent_id)
-  if (binding === undefined || binding.state === "UNBOUND") return accept([], { status: worktreeStatus(d.state, request.agent_id) })
+  if (binding === undefined || binding.state === "UNBOUND") return accept([], {})
   return accept([
     ...withdrawInvocation(d, binding.hitl, "the agent was unbound"),
     ...withdrawInvocation(d, binding.pending?.hitl_id, "the agent was unbound"),
     WorktreeUnbound.make({ agent_id: request.agent_id, reason: request.reason ?? `unbound by ${request.by ?? "the agent"}`, at: d.now }, true)
-  ], { status: worktreeStatus(d.state, request.agent_id) })
+  ], {})
 }
 
 export const decideRequestSwitch = (
@@ -231,7 +240,7 @@ export const decideRequestSwitch = (
     hitl_id: opened?.hitl_id,
     at: d.now
   }, true)
-  return accept([...checked.events, ...(opened?.events ?? []), requested], { status: worktreeStatus(d.state, request.agent_id), hitl_id: opened?.hitl_id })
+  return accept([...checked.events, ...(opened?.events ?? []), requested], { hitl_id: opened?.hitl_id })
 }
 
 const pendingSwitch = (d: Deciding, agentId: string) => {
@@ -246,9 +255,7 @@ export const decideApproveSwitch = (d: Deciding, request: SwitchApprove): Decisi
   if (request.target_worktree_id !== undefined && request.target_worktree_id !== pending.worktree_id) {
     return refuse(new FailedPrecondition({ reason: `${request.agent_id}'s pending switch is to ${pending.worktree_id}, not ${request.target_worktree_id}` }))
   }
-  return accept(approveSwitch(d, request.agent_id, request.ttl_ms, request.by ?? "operator", "answered through the worktree service"), {
-    status: worktreeStatus(d.state, request.agent_id)
-  })
+  return accept(approveSwitch(d, request.agent_id, request.ttl_ms, request.by ?? "operator", "answered through the worktree service"), {})
 }
 
 /** A pending switch approved: away from home until the TTL's end. */
@@ -283,9 +290,7 @@ export const decideRejectSwitch = (d: Deciding, request: SwitchReject): Decision
   if (pendingSwitch(d, request.agent_id) === undefined) {
     return refuse(new FailedPrecondition({ reason: `${request.agent_id} has no switch pending` }))
   }
-  return accept(returnHome(d, request.agent_id, "rejected", request.by ?? "operator", request.reason), {
-    status: worktreeStatus(d.state, request.agent_id)
-  })
+  return accept(returnHome(d, request.agent_id, "rejected", request.by ?? "operator", request.reason), {})
 }
 
 export const decideRevoke = (d: Deciding, request: SwitchReject): Decision<Answer, FailedPrecondition> => {
@@ -293,14 +298,12 @@ export const decideRevoke = (d: Deciding, request: SwitchReject): Decision<Answe
   if (binding === undefined || (binding.state !== "BOUND_NON_HOME" && binding.state !== "SWITCH_PENDING")) {
     return refuse(new FailedPrecondition({ reason: `${request.agent_id} is ${binding?.state ?? "UNBOUND"}: nothing to revoke` }))
   }
-  return accept(returnHome(d, request.agent_id, "revoked", request.by ?? "operator", request.reason), {
-    status: worktreeStatus(d.state, request.agent_id)
-  })
+  return accept(returnHome(d, request.agent_id, "revoked", request.by ?? "operator", request.reason), {})
 }
 
 export const decideBindFailure = (d: Deciding, request: BindFailure): Decision<Answer, FailedPrecondition | NotFound> => {
   const binding = d.state.worktrees.get(request.agent_id)
-  const status = () => ({ status: worktreeStatus(d.state, request.agent_id) })
+  const status = () => ({})
   if (binding === undefined || binding.state === "UNBOUND") return refuse(new NotFound({ what: "binding of", id: request.agent_id }))
   switch (binding.state) {
     case "BIND_FAILED":
