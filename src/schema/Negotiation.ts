@@ -92,6 +92,8 @@ export type Vote = typeof Vote.Type
 
 export const VoteRequest = Schema.extend(Vote, Schema.Struct({ negotiation_room_id: RoomId }))
 export type VoteRequest = typeof VoteRequest.Type
+/** A vote as a caller gives it: strengths, weaknesses and recommendations may be left out. */
+export type VoteInput = typeof VoteRequest.Encoded
 
 export const RoomRef = Schema.Struct({ negotiation_room_id: RoomId })
 

@@ -7,9 +7,9 @@
 import { Context, type Effect } from "effect"
 import type { AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound } from "../schema/CoordinationErrors.js"
 import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { DecisionView, ProposalRequest, RoomView, VoteRequest, WaitRequest } from "../schema/Negotiation.js"
+import type { DecisionView, ProposalRequest, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
 
-export type { DecisionView, ProposalRequest, RoomView, VoteRequest, WaitRequest } from "../schema/Negotiation.js"
+export type { DecisionView, ProposalRequest, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
 
 type Failure = ValidationError | PersistenceError | InternalError
 
@@ -17,7 +17,7 @@ export class Negotiation extends Context.Tag("switchboard/Negotiation")<Negotiat
   /** Opens a room; each requested critic (a registered agent) is sent the proposal (NEGOTIATION, correlation_id the room's id). */
   readonly submitProposal: (request: ProposalRequest) => Effect.Effect<RoomView, AlreadyExists | NoRoute | FailedPrecondition | Failure>
   /** One vote per requested critic (a second: ALREADY_EXISTS); the last one decides the room. */
-  readonly submitVote: (request: VoteRequest) => Effect.Effect<RoomView, NotFound | PermissionDenied | AlreadyExists | FailedPrecondition | Failure>
+  readonly submitVote: (request: VoteInput) => Effect.Effect<RoomView, NotFound | PermissionDenied | AlreadyExists | FailedPrecondition | Failure>
   readonly room: (room_id: string) => Effect.Effect<RoomView, NotFound | ValidationError | InternalError>
   /** The decision, once taken (None before). */
   readonly decision: (room_id: string) => Effect.Effect<DecisionView | undefined, NotFound | ValidationError | InternalError>
