@@ -210,7 +210,7 @@ export const decideUnbind = (d: Deciding, request: SwitchReject): Decision<Answe
 export const decideRequestSwitch = (
   d: Deciding,
   request: SwitchRequest
-): Decision<Answer, NoRoute | PermissionDenied | FailedPrecondition> => {
+): Decision<Answer, PermissionDenied | FailedPrecondition> => {
   const binding = d.state.worktrees.get(request.agent_id)
   if (binding === undefined || (binding.state !== "BOUND_HOME" && binding.state !== "BOUND_NON_HOME")) {
     return refuse(new FailedPrecondition({

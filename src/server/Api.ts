@@ -42,6 +42,7 @@ import {
   StateView,
   Verdict
 } from "../schema/Views.js"
+import * as Coordination from "./ApiCoordination.js"
 import * as P from "./Problem.js"
 
 // ---------------------------------------------------------------------------
@@ -451,6 +452,10 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(audit)
   .add(assembly)
   .add(arcp)
+  .add(Coordination.scheduler.middleware(Authorization))
+  .add(Coordination.worktrees.middleware(Authorization))
+  .add(Coordination.negotiation.middleware(Authorization))
+  .add(Coordination.hitl.middleware(Authorization))
   .add(health)
   .addError(P.Invalid)
   .addError(P.Denied)

@@ -33,6 +33,8 @@ import * as Docs from "./Docs.js"
 import * as Streams from "./Streams.js"
 import { arcp } from "./HandlersArcp.js"
 import { assembly, audit, gateway, health } from "./HandlersGateway.js"
+import * as HandlersCoordination from "./HandlersCoordination.js"
+import type { Coordination } from "../layers/Switchboard.js"
 
 export interface ServerOptions {
   /** Default 127.0.0.1. */
@@ -129,7 +131,19 @@ const nodeServer = (maxConnections: number, idleTimeoutMs: number, upgrades?: Ar
 const maxPathParam = 4096
 
 const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
-  Layer.provide([agents, messages, gateway, audit, assembly, arcp, health])
+  Layer.provide([
+    agents,
+    messages,
+    gateway,
+    audit,
+    assembly,
+    arcp,
+    health,
+    HandlersCoordination.scheduler,
+    HandlersCoordination.worktrees,
+    HandlersCoordination.negotiation,
+    HandlersCoordination.hitl
+  ])
 )
 
 /** The HTTP app's layers, on whatever `HttpServer` is provided (and the ARCP edge's own upgrades, when given). */
@@ -154,7 +168,11 @@ export const app = (options: ServerOptions = {}, upgrades?: ArcpEdge.Upgrades) =
 /** The server, listening on `host:port`, over the services in context. */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp> => {
+): Layer.Layer<
+  HttpServer.HttpServer,
+  HttpServerError.ServeError,
+  Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp | Coordination
+> => {
   const upgrades = ArcpEdge.makeUpgrades()
   return app(options, upgrades).pipe(
     Layer.provideMerge(

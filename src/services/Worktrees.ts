@@ -23,7 +23,7 @@ export class Worktrees extends Context.Tag("switchboard/Worktrees")<Worktrees, {
   readonly bind: (request: BindRequest) => Effect.Effect<WorktreeStatus, NoRoute | PermissionDenied | FailedPrecondition | Failure>
   readonly unbind: (request: SwitchReject) => Effect.Effect<WorktreeStatus, Failure>
   /** SWITCH_PENDING until approved (BOUND_NON_HOME for a TTL), rejected or timed out (home). */
-  readonly requestSwitch: (request: SwitchRequest) => Effect.Effect<WorktreeStatus, NoRoute | PermissionDenied | FailedPrecondition | Failure>
+  readonly requestSwitch: (request: SwitchRequest) => Effect.Effect<WorktreeStatus, PermissionDenied | FailedPrecondition | Failure>
   readonly approveSwitch: (request: SwitchApprove) => Effect.Effect<WorktreeStatus, FailedPrecondition | Failure>
   readonly rejectSwitch: (request: SwitchReject) => Effect.Effect<WorktreeStatus, FailedPrecondition | Failure>
   /** Ends a switch early (or a pending one): the agent goes home. Not in SW4RM's proto. */
