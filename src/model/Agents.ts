@@ -204,7 +204,8 @@ export const decideHeartbeat = (
 ): Decision<AgentInfo, NoRoute> => {
   const agent = knownAgent(state, command.agent_id)
   if (agent === undefined) return refuse(new NoRoute({ to: command.agent_id }))
-  const reported = command.state ?? agent.state
+  // Shut down by ShutdownAgent, it stays SHUTTING_DOWN whatever it reports: no new work reaches it.
+  const reported = state.shutdowns.has(command.agent_id) ? "SHUTTING_DOWN" : command.state ?? agent.state
   const capabilities = agent.descriptor.capabilities
   const heartbeat = AgentHeartbeat.make({
     agent_id: command.agent_id,

@@ -375,8 +375,10 @@ describe("agents", () => {
     expect(w.state.agents.get("a")!.state).toBe("SHUTTING_DOWN")
     submit(w, { task_id: "u", capability: "work" })
     expect(task(w, "u").status).toBe("QUEUED")
-    // Asked again: the same deadline.
+    // Asked again: the same deadline. What it reports does not lift it.
     expect(w.ok((d) => decideShutdown(d, { agent_id: "a", grace_ms: 99 })).deadline).toBe(10_000)
+    w.heartbeat("a", "RUNNING")
+    expect(w.state.agents.get("a")!.state).toBe("SHUTTING_DOWN")
     // Its state's own timeout (30 s) does not apply: the grace does.
     finish(w, "a")
     expect(w.state.agents.get("a")!.registered).toBe(false)
