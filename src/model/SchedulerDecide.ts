@@ -40,7 +40,7 @@ import {
 import { decideDeregister } from "./Agents.js"
 import { later } from "./Deadlines.js"
 import { buildEnvelope } from "./Envelopes.js"
-import { blockedReason } from "./Governance.js"
+import { auditor, blockedReason } from "./Governance.js"
 import { type Deciding, openInvocation, withdrawInvocation, isOpen } from "./Hitl.js"
 import { load } from "./Mailboxes.js"
 import { decideSend, isTerminal } from "./Messages.js"
@@ -268,9 +268,24 @@ const queueOrder = (state: RuntimeState) =>
  * first, is dispatched to a free agent that may run it, or preempts a
  * strictly less urgent one (or waits).
  */
-export const decideSchedule = (d: Deciding): ReadonlyArray<Event> => {
-  const { state } = d
+export const decideSchedule = (pass: Deciding): ReadonlyArray<Event> => {
+  const { state } = pass
   const events: Array<Event> = []
+  // Several decisions in one pass may each seal audit records (a dispatch a
+  // message policy checks, a question withdrawn): each must chain to the one
+  // before it, so each decides against the state with the chain's head so far.
+  let head = state.auditHead
+  const chained = (): Deciding => {
+    const view: RuntimeState = head === state.auditHead ? state : Object.assign(Object.create(state), { auditHead: head })
+    return { ...pass, state: view, audit: auditor(view, pass.now) }
+  }
+  const record = (decided: ReadonlyArray<Event>) => {
+    for (const event of decided) {
+      if (event._tag === "AuditRecorded") head = event.record.hash
+      events.push(event)
+    }
+  }
+  const d = pass
   const running = runningOn(state)
 
   for (const [agentId] of state.shutdowns) {
@@ -316,15 +331,15 @@ export const decideSchedule = (d: Deciding): ReadonlyArray<Event> => {
     if (free.length > 0) {
       let pick = free[0]
       for (const id of free) if (load(state, id) < load(state, pick)) pick = id
-      const sent = dispatch(d, task, pick)
-      events.push(...sent.events)
+      const sent = dispatch(chained(), task, pick)
+      record(sent.events)
       if (!sent.sent) continue
       // In this pass the task is running: it holds its agent, its scope, a place of its kind.
       const placed = { ...task, agent: pick, preemption: undefined }
       running.set(pick, placed)
       claimed.push(placed)
       kinds.set(task.kind, (kinds.get(task.kind) ?? 0) + 1)
-      if (isOpen(state, task.hitl)) events.push(...withdrawInvocation(d, task.hitl, "the conflict cleared: the task runs"))
+      if (isOpen(state, task.hitl)) record(withdrawInvocation(chained(), task.hitl, "the conflict cleared: the task runs"))
       continue
     }
     if (forWhom.has(task.task_id)) continue

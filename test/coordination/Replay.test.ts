@@ -16,6 +16,7 @@ import { snapshot } from "../../src/model/Runtime.js"
 import { differences } from "../../src/model/Timeline.js"
 import type { RuntimeOptions } from "../../src/schema/Config.js"
 import { EventLog } from "../../src/services/EventLog.js"
+import { Gateway } from "../../src/services/Gateway.js"
 import { Hitl } from "../../src/services/Hitl.js"
 import { Negotiation } from "../../src/services/Negotiation.js"
 import { Registry } from "../../src/services/Registry.js"
@@ -39,12 +40,22 @@ const config: RuntimeOptions = {
   roomDeadlineMs: 1_800
 }
 
+/** Messages are checked (and audited); binding w2 needs a human. */
+const policy = `
+id: coordination
+scope: { kind: global }
+messages:
+  - { from: "*", to: "*", allow: true }
+tools:
+  worktree.bind: { allow: true, requires_approval_if: "args.worktree_id == 'w2'" }
+`
+
 const agents = ["a", "b", "c"] as const
 const agent = fc.constantFrom(...agents)
 const pick = fc.nat()
 
 const command = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ _tag: fc.constant("submit" as const), to: fc.oneof(agent, fc.constant("work")), priority: fc.constantFrom(-5, 0, 5), scope: fc.constantFrom(undefined, "repo", "repo/a", "other"), wait: fc.constantFrom(undefined, undefined, 0, 400), parallel: fc.constantFrom(undefined, 1) }) },
+  { weight: 5, arbitrary: fc.record({ _tag: fc.constant("submit" as const), by: fc.boolean(), to: fc.oneof(agent, fc.constant("work")), priority: fc.constantFrom(-5, 0, 5), scope: fc.constantFrom(undefined, "repo", "repo/a", "other"), wait: fc.constantFrom(undefined, undefined, 0, 400), parallel: fc.constantFrom(undefined, 1) }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("subscribe" as const), agent }) },
   { weight: 5, arbitrary: fc.record({ _tag: fc.constant("ack" as const), agent, pick, stage: fc.constantFrom("READ" as const, "FULFILLED" as const, "FAILED" as const), preempted: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ _tag: fc.constant("yield" as const), pick }) },
@@ -62,7 +73,7 @@ const command = fc.oneof(
 )
 type Command = typeof command extends fc.Arbitrary<infer A> ? A : never
 
-type Services = Router | Registry | Scheduler | Worktrees | Negotiation | Hitl | Runtime | EventLog
+type Services = Router | Registry | Scheduler | Worktrees | Negotiation | Hitl | Runtime | EventLog | Gateway
 
 /** The live state equals the one its log folds to at the same offset. */
 const checkReplay = Effect.gen(function*() {
@@ -101,6 +112,7 @@ const scenario = (commands: ReadonlyArray<Command>) =>
         }).pipe(Effect.provide(context), Scope.extend(sub)))
       })
     yield* run(Effect.forEach(["p", ...agents], register))
+    yield* run(Effect.flatMap(Gateway, (gateway) => gateway.loadPolicy(policy)))
     yield* Effect.forEach(agents, subscribe)
     const pickOf = <A>(items: ReadonlyArray<A>, i: number) => items.length === 0 ? undefined : items[i % items.length]
     const tasks = (status: string) =>
@@ -115,7 +127,9 @@ const scenario = (commands: ReadonlyArray<Command>) =>
               scope: step.scope,
               max_wait_ms: step.wait,
               ...(step.parallel === undefined ? {} : { kind: "k", max_parallel_instances: step.parallel }),
-              input: { n: n++ }
+              input: { n: n++ },
+              // Sent as p's messages, its sends are checked (and audited) by the message policy.
+              submitted_by: step.by ? "p" : undefined
             })))
           break
         case "subscribe":
@@ -223,6 +237,9 @@ const scenario = (commands: ReadonlyArray<Command>) =>
       if (Either.isLeft(checked)) return yield* Effect.die(checked.left)
     }
     yield* run(Effect.flatMap(EventLog, (log) => Stream.runForEach(log.read(), (record) => Effect.sync(() => seen.add(record.event._tag)))))
+    // Every audit record of the run (invocations, decisions, checks of binds and sends) chains to the one before it.
+    const verified = yield* run(Effect.flatMap(Gateway, (gateway) => gateway.verifyAudit))
+    if (Either.isLeft(verified) || !verified.right.ok) return yield* Effect.die(new Error(`the audit chain breaks: ${JSON.stringify(verified)}`))
     yield* Scope.close(scope, Exit.void)
   }).pipe(Effect.scoped, Effect.provide(TestContext.TestContext))
 
@@ -231,9 +248,9 @@ const seen = new Set<string>()
 
 /** A hand-written history that reaches every corner, run before the random ones. */
 const tour: Array<Command> = [
-  { _tag: "submit", to: "a", priority: 5, scope: "repo", wait: undefined, parallel: undefined },
+  { _tag: "submit", by: true, to: "a", priority: 5, scope: "repo", wait: undefined, parallel: undefined },
   { _tag: "section", pick: 0, enter: true },
-  { _tag: "submit", to: "a", priority: -5, scope: undefined, wait: undefined, parallel: undefined },
+  { _tag: "submit", by: false, to: "a", priority: -5, scope: undefined, wait: undefined, parallel: undefined },
   { _tag: "worktree", agent: "a", op: "away", target: "w2", hitl: false },
   { _tag: "worktree", agent: "b", op: "bind", target: "w1", hitl: false },
   { _tag: "worktree", agent: "b", op: "fail", target: "w1", hitl: false },

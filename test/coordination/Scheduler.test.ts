@@ -20,6 +20,11 @@ import {
 import { decideHitl } from "../../src/model/HitlDecide.js"
 import { activityEntry, scopesConflict, taskView } from "../../src/model/Scheduler.js"
 import type { SubmitTaskRequest } from "../../src/schema/Scheduler.js"
+import { verifyChain } from "../../src/model/Audit.js"
+import { decideLoadPolicy } from "../../src/model/Governance.js"
+import { accept } from "../../src/model/State.js"
+import type { AuditRecorded } from "../../src/schema/GatewayEvents.js"
+import { parsePolicy } from "../../src/schema/Policy.js"
 import { sameReplay, type World, world } from "../support/coordination.js"
 
 const submit = (w: World, request: SubmitTaskRequest) => w.ok((d) => decideSubmit(d, request))
@@ -121,6 +126,28 @@ describe("dispatch", () => {
     expect(status(w, "k1", "k2", "k3", "free")).toEqual(["DISPATCHED", "DISPATCHED", "QUEUED", "DISPATCHED"])
     finish(w, task(w, "k1").assigned_to!)
     expect(status(w, "k3")).toEqual(["DISPATCHED"])
+  })
+
+  it("dispatches in one pass that a message policy audits keep the audit chain whole", () => {
+    const w = world()
+    const yaml = `
+id: messages
+scope: { kind: global }
+messages:
+  - { from: "*", to: "*", allow: true }
+`
+    w.ok((d) => decideLoadPolicy(d.state, Either.getOrThrow(parsePolicy(yaml)), yaml, d.now))
+    for (const id of ["planner", "w1", "w2"]) w.register(id, ["work"])
+    // Two tasks in one decision: the next pass dispatches both, each send audited.
+    w.ok((d) => {
+      const first = decideSubmit(d, { task_id: "t1", capability: "work", submitted_by: "planner" })
+      const second = decideSubmit(d, { task_id: "t2", capability: "work", submitted_by: "planner" })
+      return accept([...first.events, ...second.events])
+    })
+    expect(status(w, "t1", "t2")).toEqual(["DISPATCHED", "DISPATCHED"])
+    const records = (w.events("AuditRecorded") as Array<AuditRecorded>).map((event, i) => ({ offset: i + 1, record: event.record }))
+    expect(records.filter((entry) => entry.record.action.startsWith("message")).length).toBe(2)
+    expect(verifyChain(records)).toMatchObject({ ok: true })
   })
 
   it("a task submitted by an agent is sent as that agent's message, governed as it", () => {
