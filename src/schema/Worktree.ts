@@ -24,8 +24,6 @@ export const BindRequest = Schema.Struct({
 })
 export type BindRequest = typeof BindRequest.Type
 
-export const AgentOnly = Schema.Struct({ agent_id: Id })
-
 export const SwitchRequest = Schema.Struct({
   agent_id: Id,
   /** The repository of the target; the current one when absent. */
