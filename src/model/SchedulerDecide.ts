@@ -285,19 +285,18 @@ export const decideSchedule = (pass: Deciding): ReadonlyArray<Event> => {
       events.push(event)
     }
   }
-  const d = pass
   const running = runningOn(state)
 
   for (const [agentId] of state.shutdowns) {
     if (!running.has(agentId) && (state.mailboxes.get(agentId)?.inFlight ?? 0) === 0) {
-      const deregistered = decideDeregister(state, { agent_id: agentId, reason: "shut down: its work is done" }, d.now)
+      const deregistered = decideDeregister(state, { agent_id: agentId, reason: "shut down: its work is done" }, pass.now)
       if (deregistered._tag === "Accepted") events.push(...deregistered.events)
     }
   }
   for (const [agentId, task] of running) {
     const agent = state.agents.get(agentId)
     if (agent === undefined || !agent.registered || !agent.live) {
-      events.push(...takeBack(d, task, "agent_lost", "AGENT_UNAVAILABLE", `its agent ${agentId} is gone`))
+      events.push(...takeBack(pass, task, "agent_lost", "AGENT_UNAVAILABLE", `its agent ${agentId} is gone`))
       running.delete(agentId)
     }
   }
@@ -321,7 +320,7 @@ export const decideSchedule = (pass: Deciding): ReadonlyArray<Event> => {
         for (const other of conflicting) {
           if (asked.has(other.task_id)) continue
           asked.add(other.task_id)
-          events.push(...preempt(d, other, task.task_id, `scope ${other.scope} is wanted by ${task.task_id} (priority ${task.priority})`))
+          events.push(...preempt(pass, other, task.task_id, `scope ${other.scope} is wanted by ${task.task_id} (priority ${task.priority})`))
         }
       }
       continue
@@ -355,7 +354,7 @@ export const decideSchedule = (pass: Deciding): ReadonlyArray<Event> => {
     if (victim !== undefined) {
       asked.add(victim.task_id)
       forWhom.add(task.task_id)
-      events.push(...preempt(d, victim, task.task_id, `${task.task_id} (priority ${task.priority}) outranks it (priority ${victim.priority})`))
+      events.push(...preempt(pass, victim, task.task_id, `${task.task_id} (priority ${task.priority}) outranks it (priority ${victim.priority})`))
     }
   }
   return events
