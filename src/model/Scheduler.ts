@@ -18,7 +18,7 @@ import type { RequeueReason, TaskSubmitted } from "../schema/SchedulerEvents.js"
 import { Deque } from "./Deque.js"
 import { isOpen } from "./Hitl.js"
 import type { RuntimeConfig } from "../schema/Config.js"
-import { type RuntimeState, type Slice, sortedRecord } from "./State.js"
+import { type RuntimeState, type Slice, sortedRecord, timeOf } from "./State.js"
 
 export interface Task {
   readonly task_id: string
@@ -85,6 +85,8 @@ export interface SchedulerState {
   readonly shutdowns: Map<string, number>
   readonly activity: Map<string, Deque<ActivityLine>>
   tasksSubmitted: number
+  /** Finished tasks, oldest first: each is forgotten `retentionMs` after it finished, as a finished message is. */
+  readonly finishedTasks: Deque<{ readonly id: string; readonly at: number }>
   /** Moves whenever something the dispatch depends on may have changed: lets the turn skip a pass that would find nothing new. */
   schedulerVersion: number
 }
@@ -228,6 +230,7 @@ const finish = (state: RuntimeState, task: Task, status: TaskStatus, at: number,
   task.errorCode = code
   task.reason = reason
   task.finishedAt = at
+  state.finishedTasks.pushBack({ id: task.task_id, at })
   task.waitDeadline = undefined
 }
 
@@ -326,6 +329,7 @@ export const schedulerSlice: Slice<SchedulerState> = {
     shutdowns: new Map(),
     activity: new Map(),
     tasksSubmitted: 0,
+    finishedTasks: new Deque(),
     schedulerVersion: 0
   }),
   evolve: {
@@ -424,8 +428,14 @@ export const schedulerSlice: Slice<SchedulerState> = {
       else state.activity.set(event.agent_id, fresh)
     }
   },
-  after: (state, event) => {
+  after: (state, event, config) => {
     if (!quiet.has(event._tag)) state.schedulerVersion++
+    const horizon = timeOf(event) - config.retentionMs
+    while (state.finishedTasks.length > 0 && state.finishedTasks.at(0).at <= horizon) {
+      const { id } = state.finishedTasks.popFront()!
+      const task = state.tasks.get(id)
+      if (task?.finishedAt !== undefined && task.finishedAt <= horizon) state.tasks.delete(id)
+    }
   },
   // Not in the runtime's snapshot, whose shape the HTTP API serves: `coordinationSnapshot` has it.
   snapshot: () => ({})

@@ -432,6 +432,24 @@ describe("agents", () => {
   })
 })
 
+describe("memory", () => {
+  it("a finished task is forgotten retentionMs after it finished, as a finished message is", () => {
+    const w = world({ retentionMs: 1_000, dedupWindowMs: 1_000 })
+    w.register("w")
+    submit(w, { task_id: "t", agent_id: "w" })
+    finish(w, "w")
+    w.at(999)
+    w.heartbeat("w")
+    expect(w.state.tasks.has("t")).toBe(true)
+    w.at(1_000)
+    w.heartbeat("w")
+    expect(w.state.tasks.has("t")).toBe(false)
+    // Its id is free again.
+    submit(w, { task_id: "t", agent_id: "w" })
+    expectReplay(w)
+  })
+})
+
 describe("the activity buffer", () => {
   it("records what each agent's tasks did; PurgeActivity forgets the lines of some", () => {
     const w = world()
