@@ -43,6 +43,7 @@ import {
   Verdict
 } from "../schema/Views.js"
 import * as Coordination from "./ApiCoordination.js"
+import { inspect } from "./ApiInspect.js"
 import * as P from "./Problem.js"
 
 // ---------------------------------------------------------------------------
@@ -457,6 +458,7 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(Coordination.negotiation.middleware(Authorization))
   .add(Coordination.hitl.middleware(Authorization))
   .add(health)
+  .add(inspect.middleware(Authorization))
   .addError(P.Invalid)
   .addError(P.Denied)
   .addError(P.Oversize)

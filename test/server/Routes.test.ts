@@ -562,6 +562,60 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("messages.send", 503, a.post("/messages", { to: "u", envelope: envelope("a") }), { code: "AGENT_UNAVAILABLE" })
     }))
 
+  it.scoped("the read-only views: the caller, mailboxes, kill switch, edges, the log, a timeline, ARCP", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile })
+      const op = client(url, keys.operator)
+      const a = client(url, keys.a)
+      yield* a.post("/agents", { agent_id: "a", name: "A" })
+      yield* op.post("/agents", { agent_id: "b", name: "B" })
+      const sent = (yield* a.post("/messages", { to: "b", envelope: envelope("a") })).body.message_id as string
+      const other = (yield* op.post("/messages", { to: "a", envelope: envelope("b") })).body.message_id as string
+      yield* op.post("/agents", { agent_id: "c", name: "C" })
+      const unrelated = (yield* op.post("/messages", { to: "c", envelope: envelope("b") })).body.message_id as string
+      yield* op.post("/agents/b/suspend", { reason: "review" })
+
+      yield* hit("inspect.whoami", 200, a.get("/whoami")).pipe(
+        Effect.tap((answer) => expect(answer.body).toMatchObject({ role: "agent", agent_id: "a", open: false }))
+      )
+      yield* hit("inspect.mailboxes", 200, op.get("/mailboxes")).pipe(
+        Effect.tap((answer) => expect(answer.body.map((box: any) => box.agent_id)).toEqual(["a", "b", "c"]))
+      )
+      yield* hit("inspect.mailboxes", 200, a.get("/mailboxes")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual([expect.objectContaining({ agent_id: "a", queued: 1 })]))
+      )
+      yield* hit("inspect.mailboxes", 400, op.get(`/mailboxes?agent_id=${long}`), { field: "agent_id" })
+      yield* hit("inspect.mailboxes", 403, a.get("/mailboxes?agent_id=b"), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.killSwitch", 200, op.get("/kill-switch")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual({ suspended: [{ agent_id: "b", reason: "review" }], killed: [] }))
+      )
+      yield* hit("inspect.killSwitch", 200, a.get("/kill-switch")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual({ suspended: [], killed: [] }))
+      )
+      yield* a.post("/topology/edges", { source_agent_id: "a", target_agent_id: "b", edge_type: "calls" })
+      yield* hit("inspect.edges", 200, a.get("/topology/edges")).pipe(
+        Effect.tap((answer) => expect(answer.body).toContainEqual(expect.objectContaining({ from: "a", to: "b", edge_type: "calls" })))
+      )
+      yield* hit("inspect.log", 200, op.get("/log?limit=2")).pipe(
+        Effect.tap((answer) => {
+          expect(answer.body.records.map((record: any) => record.offset)).toEqual([answer.body.head, answer.body.head - 1])
+          expect(answer.body.next).toBe(answer.body.head - 1)
+        })
+      )
+      yield* hit("inspect.log", 400, op.get("/log?stage=SOON"), { field: "stage" })
+      yield* hit("inspect.log", 403, a.get("/log"), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.timeline", 200, a.get(`/messages/${sent}/timeline`)).pipe(
+        Effect.tap((answer) => expect(answer.body.entries[0].event._tag).toBe("MessageAccepted"))
+      )
+      yield* hit("inspect.timeline", 400, a.get(`/messages/${long}/timeline`), { field: "message_id" })
+      yield* hit("inspect.timeline", 404, op.get("/messages/nothing/timeline"), { code: "VALIDATION_ERROR" })
+      yield* hit("inspect.timeline", 200, a.get(`/messages/${other}/timeline`))
+      yield* hit("inspect.timeline", 403, a.get(`/messages/${unrelated}/timeline`), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.arcpSessions", 200, op.get("/arcp/sessions")).pipe(Effect.tap((answer) => expect(answer.body).toEqual([])))
+      yield* hit("inspect.arcpJobs", 200, a.get("/arcp/jobs?limit=10")).pipe(Effect.tap((answer) => expect(answer.body).toEqual({ jobs: [] })))
+      yield* hit("inspect.arcpJobs", 400, op.get("/arcp/jobs?status=lost"), { field: "status" })
+    }))
+
   it.scoped("401 without a key or with an unknown one, on every route that needs a key", () =>
     Effect.gen(function*() {
       const { url } = yield* start({ keys: keysFile })
@@ -653,7 +707,9 @@ describe("each route: its success and the failures it documents", () => {
   it.scoped("every route was answered its success and each failure it documents (but those of a broken store), and nothing else", () =>
     Effect.sync(() => {
       /** Readable by every key: nothing to refuse. */
-      const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready"])
+      const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready",
+        // An agent's key sees its own part of these: nothing to refuse either.
+        "inspect.whoami", "inspect.killSwitch", "inspect.edges", "inspect.arcpSessions", "inspect.arcpJobs"])
       const missing: Array<string> = []
       const undocumented: Array<string> = []
       for (const route of routes) {
