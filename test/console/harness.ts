@@ -17,6 +17,7 @@ import * as KeysLive from "../../src/layers/KeysLive.js"
 import * as Switchboard from "../../src/layers/Switchboard.js"
 import type { RuntimeOptions } from "../../src/schema/Config.js"
 import type { KeysFile } from "../../src/schema/Keys.js"
+import { echoAgent } from "../../src/services/Arcp.js"
 import { Gateway } from "../../src/services/Gateway.js"
 import { Keys } from "../../src/services/Keys.js"
 import { Registry } from "../../src/services/Registry.js"
@@ -84,11 +85,14 @@ export const serve = async (options: {
   readonly keys: KeysFile
   readonly directory: string
   readonly runtime?: RuntimeOptions
+  /** Register the ARCP agent `echo`, as `switchboard serve --echo-agent` does. */
+  readonly echoAgent?: boolean
 }): Promise<Running> => {
   const folder = mkdtempSync(join(tmpdir(), "switchboard-console-store-"))
   const filename = join(folder, "console.db")
   const scope = Effect.runSync(Scope.make())
-  const runtime = Switchboard.layer(options.runtime ?? {}).pipe(Layer.provideMerge(EventLogSqlite.layer({ filename })))
+  const core = Switchboard.layer(options.runtime ?? {}).pipe(Layer.provideMerge(EventLogSqlite.layer({ filename })))
+  const runtime = options.echoAgent === true ? Layer.provideMerge(echoAgent, core) : core
   const layer = Server.layer({ port: 0, consoleDirectory: options.directory }).pipe(
     Layer.provideMerge(runtime),
     Layer.provide(Layer.succeed(Keys, KeysLive.make(options.keys))),

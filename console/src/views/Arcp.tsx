@@ -50,7 +50,7 @@ export const ArcpView = ({ params }: ViewProps) => {
                 <td>
                   {row.attached
                     ? <Badge tone="ok">attached</Badge>
-                    : <Badge tone="warn">detached {time(row.detached_at)}{row.expires_at !== undefined && `, resumable until ${time(row.expires_at)}`}</Badge>}
+                    : <><Badge tone="warn">detached</Badge> {time(row.detached_at)}{row.expires_at !== undefined && <span class="muted">, resumable until {time(row.expires_at)}</span>}</>}
                 </td>
                 <td class="num">{row.event_seq} ({row.acked_seq})</td>
                 <td class="num">{row.running_jobs}</td>

@@ -104,7 +104,7 @@ export const ReplayView = ({ params }: ViewProps) => {
     <Page title="Replay" actions={<span class="muted">the log has {last} records</span>}>
       <ErrorNote error={head.error ?? error} />
       <div class="scrubber">
-        <button type="button" aria-label="The empty state, before the first record" onClick={() => moveTo(0)} disabled={at === 0}>⏮</button>
+        <button type="button" aria-label="The empty state, before the first record" onClick={() => moveTo(0)} disabled={at === 0}>First</button>
         <button type="button" aria-label="One record back" onClick={() => moveTo(at - 1)} disabled={at === 0}>◀</button>
         <input
           type="range"
@@ -119,7 +119,7 @@ export const ReplayView = ({ params }: ViewProps) => {
           }}
         />
         <button type="button" aria-label="One record on" onClick={() => moveTo(at + 1)} disabled={at >= last}>▶</button>
-        <button type="button" aria-label="The last record" onClick={() => moveTo(last)} disabled={at >= last}>⏭</button>
+        <button type="button" aria-label="The last record" onClick={() => moveTo(last)} disabled={at >= last}>Last</button>
         <Field label="Offset">
           <input type="number" name="offset" min={0} max={last} value={target} onChange={(event) => moveTo(Number(event.currentTarget.value))} />
         </Field>

@@ -82,37 +82,57 @@ interface Drawn {
   readonly width: number
   readonly height: number
   readonly nodes: ReadonlyArray<{ id: string; x: number; y: number; width: number; height: number }>
-  readonly links: ReadonlyArray<{ key: string; points: ReadonlyArray<{ x: number; y: number }>; label: string; lineage: boolean }>
+  readonly links: ReadonlyArray<{
+    key: string
+    points: ReadonlyArray<{ x: number; y: number }>
+    label: string
+    /** Where dagre left room for the label. */
+    at: { x: number; y: number }
+    /** Only the lineage: drawn dashed. */
+    lineage: boolean
+  }>
 }
 
+/**
+ * One arrow per pair of agents, labelled with every edge type between them
+ * in that direction ("spawned" for the lineage): the registry records a
+ * `delegates_to` and a `messages` edge beside most lineage, and three
+ * arrows for one relation would bury the graph.
+ */
 const draw = (rows: ReadonlyArray<AgentRow>, edges: ReadonlyArray<Edge>, ids: ReadonlySet<string>): Drawn => {
-  const graph = new Graph({ multigraph: true })
-  graph.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 48, marginx: 12, marginy: 12 })
-  graph.setDefaultEdgeLabel(() => ({}))
-  for (const id of ids) graph.setNode(id, { width: Math.min(220, 24 + id.length * 7.5), height: 30 })
+  const pairs = new Map<string, { from: string; to: string; types: Array<string> }>()
+  const relate = (from: string, to: string, type: string) => {
+    if (!ids.has(from) || !ids.has(to) || from === to) return
+    const key = `${from}\u0000${to}`
+    const pair = pairs.get(key) ?? { from, to, types: [] }
+    if (!pair.types.includes(type)) pair.types.push(type)
+    pairs.set(key, pair)
+  }
   for (const row of rows) {
     const { agent_id, parent_agent_id } = row.agent.descriptor
-    if (parent_agent_id !== undefined && ids.has(agent_id) && ids.has(parent_agent_id)) {
-      graph.setEdge(parent_agent_id, agent_id, { label: "spawned", width: 50, height: 14 }, `lineage`)
-    }
+    if (parent_agent_id !== undefined) relate(parent_agent_id, agent_id, "spawned")
   }
-  for (const edge of edges) {
-    if (ids.has(edge.from) && ids.has(edge.to) && edge.from !== edge.to) {
-      graph.setEdge(edge.from, edge.to, { label: edge.edge_type, width: 70, height: 14, minlen: 1 }, edge.edge_type)
-    }
+  for (const edge of edges) relate(edge.from, edge.to, edge.edge_type)
+  const graph = new Graph({ multigraph: false })
+  graph.setGraph({ rankdir: "TB", nodesep: 28, ranksep: 56, edgesep: 12, marginx: 12, marginy: 12 })
+  graph.setDefaultEdgeLabel(() => ({}))
+  for (const id of ids) graph.setNode(id, { width: Math.min(220, 24 + id.length * 7.5), height: 30 })
+  for (const pair of pairs.values()) {
+    const label = pair.types.join(" · ")
+    graph.setEdge(pair.from, pair.to, { label, width: label.length * 6.2, height: 14, labelpos: "c" })
   }
   layout(graph)
-  const label = graph.graph() as { width?: number; height?: number }
+  const size = graph.graph() as { width?: number; height?: number }
   return {
-    width: label.width ?? 0,
-    height: label.height ?? 0,
+    width: size.width ?? 0,
+    height: size.height ?? 0,
     nodes: graph.nodes().map((id) => {
       const node = graph.node(id) as { x: number; y: number; width: number; height: number }
       return { id, x: node.x, y: node.y, width: node.width, height: node.height }
     }),
     links: graph.edges().map((edge) => {
-      const data = graph.edge(edge) as { points: Array<{ x: number; y: number }>; label: string }
-      return { key: `${edge.v}>${edge.w}>${edge.name ?? ""}`, points: data.points, label: data.label, lineage: edge.name === "lineage" }
+      const data = graph.edge(edge) as { points: Array<{ x: number; y: number }>; label: string; x: number; y: number }
+      return { key: `${edge.v}>${edge.w}`, points: data.points, label: data.label, at: { x: data.x, y: data.y }, lineage: data.label === "spawned" }
     })
   }
 }
@@ -125,15 +145,12 @@ const GraphView = ({ drawn, selected, onSelect }: { readonly drawn: Drawn; reado
           <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
         </marker>
       </defs>
-      {drawn.links.map((link) => {
-        const mid = link.points[Math.floor(link.points.length / 2)]
-        return (
-          <g key={link.key} class={link.lineage ? "link lineage" : "link"}>
-            <polyline points={link.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end="url(#arrow)" />
-            {!link.lineage && <text x={mid.x + 4} y={mid.y - 3}>{link.label}</text>}
-          </g>
-        )
-      })}
+      {drawn.links.map((link) => (
+        <g key={link.key} class={link.lineage ? "link lineage" : "link"}>
+          <polyline points={link.points.map((p) => `${p.x},${p.y}`).join(" ")} marker-end="url(#arrow)" />
+          <text x={link.at.x} y={link.at.y + 4} text-anchor="middle">{link.label}</text>
+        </g>
+      ))}
       {drawn.nodes.map((node) => (
         <g
           key={node.id}
@@ -188,7 +205,7 @@ export const TopologyView = ({ params }: ViewProps) => {
         </section>
         <section class="card wide" aria-labelledby="graph-title">
           <h2 id="graph-title">{selected === undefined ? "Graph" : <>Around <span class="mono">{selected}</span></>}</h2>
-          <p class="legend muted">Solid arrows: typed edges, labelled. Dashed: lineage (spawned).</p>
+          <p class="legend muted">Arrows are labelled with their edge types; "spawned" is the lineage, dashed when it is the only relation.</p>
           {drawn !== undefined
             ? <GraphView drawn={drawn} selected={selected} onSelect={select} />
             : <p class="muted">{rows.length} agents are too many to draw at once: select one to draw its lineage, subtree, team and edges.</p>}
