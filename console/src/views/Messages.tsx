@@ -65,13 +65,15 @@ const Feed = ({ filter, selected, onSelect }: { readonly filter: Filter; readonl
   useEffect(() => {
     let stale = false
     loading.current = true
+    newest.current = 0
     setRecords([])
     setHeld([])
     api.get<LogPageBody>("/log", { ...params, limit: 200 }).then(
       (page) => {
         if (stale) return
-        newest.current = Math.max(page.head, page.records[0]?.offset ?? 0)
-        setRecords(page.records)
+        // Records the live stream brought while the page was read are kept above it.
+        newest.current = Math.max(newest.current, page.head)
+        setRecords((live) => [...live.filter((record) => record.offset > page.head), ...page.records])
         setNext(page.next)
         setError(undefined)
         loading.current = false
