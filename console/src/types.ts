@@ -20,7 +20,8 @@ import type {
   LogPage,
   LogRecordView,
   MailboxView,
-  MessageTimeline
+  MessageTimeline,
+  StateSummary
 } from "../../src/server/ApiInspect.js"
 
 export type Agent = typeof AgentView.Encoded
@@ -37,6 +38,7 @@ export type LogRecord = typeof LogRecordView.Encoded
 export type LogPageBody = typeof LogPage.Encoded
 export type Timeline = typeof MessageTimeline.Encoded
 export type ArcpSession = typeof ArcpSessionView.Encoded
+export type Summary = typeof StateSummary.Encoded
 export type ArcpJobs = typeof ArcpJobPage.Encoded
 export type AuditPage = { readonly entries: ReadonlyArray<AuditEntry>; readonly next?: number }
 export type LogEvent = LogRecord["event"]

@@ -3,7 +3,8 @@
  * dashboard of its own) see what the runtime holds without folding the whole
  * state: who a key is, each agent's mailbox, the kill switch, every edge of
  * the topology, the log a page at a time (newest first), one message's
- * timeline as `replay --message` tells it, and the ARCP sessions and jobs.
+ * timeline as `replay --message` tells it, the state at any offset in
+ * figures and pages, and the ARCP sessions and jobs.
  *
  * Defined here, apart from `Api.ts`, so that the API's main module stays
  * readable; `Api.ts` adds the group behind the same `Authorization` as the
@@ -144,6 +145,52 @@ export const ArcpJobPage = Schema.Struct({
   next: Schema.optional(Schema.Number)
 }).annotations({ identifier: "ArcpJobPage" })
 
+const Counts = Schema.Record({ key: Schema.String, value: Schema.Number })
+
+export const StateSummaryQuery = Schema.Struct({
+  /** The offset to fold the log to (default: the head); 0 is the empty state. */
+  at: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())),
+  /** The page of messages starts after this message (a page's `next`). */
+  after: Schema.optional(Id),
+  /** At most this many messages (default 100, at most 1,000). */
+  limit: Schema.optional(PageSize(1000)),
+  stage: Schema.optional(EnvelopeState)
+})
+
+export const StateSummary = Schema.Struct({
+  /** The offset the state reflects: every record up to it, none after. */
+  offset: Schema.Number,
+  agents: Schema.Struct({ registered: Schema.Number, live: Schema.Number, by_state: Counts }),
+  messages: Schema.Struct({
+    total: Schema.Number,
+    by_stage: Counts,
+    queued: Schema.Number,
+    in_flight: Schema.Number,
+    dead_letters: Schema.Number
+  }),
+  gateway: Schema.Struct({
+    halted: Schema.optional(Schema.String),
+    suspended: Schema.Array(Schema.String),
+    killed: Schema.Array(Schema.String),
+    approvals: Counts,
+    policies: Schema.Number,
+    audits: Schema.Number
+  }),
+  edges: Schema.Number,
+  /** A page of the messages the state holds, in the order accepted. */
+  page: Schema.Array(Schema.Struct({
+    message_id: Schema.String,
+    producer_id: Schema.String,
+    to: Schema.String,
+    stage: EnvelopeState,
+    location: Schema.Literal("queued", "in_flight", "done"),
+    attempts: Schema.Number,
+    dead_letter: Schema.Boolean
+  })),
+  /** Pass as `after` for the next page; absent on the last one. */
+  next: Schema.optional(Schema.String)
+}).annotations({ identifier: "StateSummary" })
+
 /** The group, without its middleware: `Api.ts` puts it behind `Authorization`. */
 export const inspect = HttpApiGroup.make("inspect")
   .add(
@@ -172,6 +219,14 @@ export const inspect = HttpApiGroup.make("inspect")
     HttpApiEndpoint.get("timeline", "/messages/:message_id/timeline").setPath(Schema.Struct({ message_id: Id }))
       .addSuccess(MessageTimeline).addError(P.NoMessage).addError(P.Undecodable)
       .annotate(OpenApi.Description, "Every record of one message, described: for its producer, its recipient or the operator")
+  )
+  .add(
+    HttpApiEndpoint.get("stateSummary", "/state/summary").setUrlParams(StateSummaryQuery).addSuccess(StateSummary)
+      .addError(P.Undecodable)
+      .annotate(
+        OpenApi.Description,
+        "Operators: the state at an offset (a replay) in figures, with a page of its messages; stepping forward folds only the records since the last step"
+      )
   )
   .add(
     HttpApiEndpoint.get("arcpSessions", "/arcp/sessions").addSuccess(Schema.Array(ArcpSessionView))

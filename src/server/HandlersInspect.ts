@@ -1,14 +1,15 @@
 /**
  * The read-only views of `ApiInspect.ts`. Each reads the state between two
- * turns (`Runtime.query`) or the log, and answers only what its caller may
- * see: an agent's key its own agent's mailbox, kill switch and ARCP work,
- * the timelines of messages it sent or was sent; the log is the operator's,
- * as `/log/follow` is.
+ * turns (`Runtime.query`) or the log (or folds it: a replay), and answers
+ * only what its caller may see: an agent's key its own agent's mailbox,
+ * kill switch and ARCP work, the timelines of messages it sent or was sent;
+ * the log and its replay are the operator's, as `/log/follow` is.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Chunk, Effect, Either, Option, Stream } from "effect"
 import * as Replay from "../layers/Replay.js"
 import { expiresAt } from "../model/ArcpSessions.js"
+import { initialState, type RuntimeState } from "../model/Runtime.js"
 import { agentsOf, messageOf } from "../model/Timeline.js"
 import { MessageNotFound } from "../schema/Errors.js"
 import { encodeEvent, type Event, type EventRecord } from "../schema/Event.js"
@@ -57,12 +58,114 @@ const matches = (filter: LogFilter, event: Event) =>
   (filter.message_id === undefined || messageOf(event) === filter.message_id) &&
   (filter.agent_id === undefined || agentsOf(event).includes(filter.agent_id))
 
+const countBy = <A>(values: Iterable<A>, key: (value: A) => string) => {
+  const counts: Record<string, number> = {}
+  for (const value of values) counts[key(value)] = (counts[key(value)] ?? 0) + 1
+  return counts
+}
+
+/** The state in figures, and a page of its messages in the order accepted. */
+const summarize = (
+  offset: number,
+  state: RuntimeState,
+  page: { readonly after: string | undefined; readonly limit: number; readonly stage: EnvelopeState | undefined }
+) => {
+  const agents = [...state.agents.values()].filter((agent) => agent.registered)
+  const mailboxes = [...state.mailboxes.values()]
+  const messages: Array<{
+    message_id: string
+    producer_id: string
+    to: string
+    stage: EnvelopeState
+    location: "queued" | "in_flight" | "done"
+    attempts: number
+    dead_letter: boolean
+  }> = []
+  let next: string | undefined
+  let started = page.after === undefined
+  for (const message of state.messages.values()) {
+    if (!started) {
+      started = message.id === page.after
+      continue
+    }
+    if (page.stage !== undefined && message.stage !== page.stage) continue
+    if (messages.length === page.limit) {
+      next = messages[messages.length - 1].message_id
+      break
+    }
+    messages.push({
+      message_id: message.id,
+      producer_id: message.producerId,
+      to: message.to,
+      stage: message.stage,
+      location: message.location,
+      attempts: message.attempts,
+      dead_letter: message.deadLetter
+    })
+  }
+  return {
+    offset,
+    agents: { registered: agents.length, live: agents.filter((agent) => agent.live).length, by_state: countBy(agents, (agent) => agent.state) },
+    messages: {
+      total: state.messages.size,
+      by_stage: countBy(state.messages.values(), (message) => message.stage),
+      queued: mailboxes.reduce((sum, mailbox) => sum + mailbox.queued, 0),
+      in_flight: mailboxes.reduce((sum, mailbox) => sum + mailbox.inFlight, 0),
+      dead_letters: mailboxes.reduce((sum, mailbox) => sum + mailbox.deadLetters.size, 0)
+    },
+    gateway: {
+      halted: state.halted,
+      suspended: [...state.suspended.keys()],
+      killed: [...state.killed],
+      approvals: countBy(state.approvals.values(), (approval) => approval.status),
+      policies: state.policies.size,
+      audits: state.audits
+    },
+    edges: state.edges.size,
+    page: messages,
+    next
+  }
+}
+
 export const inspect = HttpApiBuilder.group(SwitchboardApi, "inspect", (handlers) =>
   Effect.gen(function*() {
     const runtime = yield* Runtime
     const router = yield* Router
     const log = yield* EventLog
     const keys = yield* Keys
+    // The last state a replay reached: a step forward folds only the records
+    // since. One at a time, since folding changes it in place; it costs as much
+    // memory as the live state, once an operator has replayed.
+    let replayed: { readonly offset: number; readonly state: RuntimeState } | undefined
+    const replaying = yield* Effect.makeSemaphore(1)
+    const stateAt = (at: number) =>
+      Effect.gen(function*() {
+        const start = replayed !== undefined && replayed.offset <= at ? replayed : { offset: 0, state: initialState() }
+        replayed = yield* Replay.advance(start, at, runtime.config).pipe(
+          Effect.provideService(EventLog, log),
+          // A fold that failed half way left the state between two offsets.
+          Effect.tapErrorCause(() => Effect.sync(() => void (replayed = undefined)))
+        )
+        return replayed
+      })
+
+    /**
+     * The first offset committed at `at` or later (the head + 1 when none is),
+     * found by halving: records are committed in offset order, by one clock.
+     */
+    const firstCommittedSince = (at: number) =>
+      Effect.gen(function*() {
+        let low = 1
+        let high = (yield* log.head) + 1
+        while (low < high) {
+          const middle = Math.floor((low + high) / 2)
+          const [record] = Chunk.toReadonlyArray(yield* Stream.runCollect(log.read({ from: middle, to: middle })))
+          if (record !== undefined && record.committedAt < at) low = middle + 1
+          else high = middle
+        }
+        return low
+      })
+
     /** The agent an agent's key is bound to; undefined for the operator. */
     const ownAgent = Effect.map(Caller, (caller) => caller._tag === "Agent" ? caller.agent_id : undefined)
 
@@ -152,9 +255,17 @@ export const inspect = HttpApiBuilder.group(SwitchboardApi, "inspect", (handlers
       .handle("timeline", ({ path }) =>
         Effect.gen(function*() {
           const status = Option.getOrUndefined(yield* router.status(path.message_id))
-          const entries = Chunk.toReadonlyArray(
-            yield* Stream.runCollect(Replay.timeline({ message: path.message_id }).pipe(Stream.take(maxTimeline)))
-          )
+          const read = (from: number) =>
+            Effect.map(
+              Stream.runCollect(Replay.timeline({ message: path.message_id, from }).pipe(Stream.take(maxTimeline))),
+              Chunk.toReadonlyArray
+            )
+          // A message the runtime holds was accepted at a known time: its records are read
+          // from about there, not from the log's start. Should that miss its acceptance (a
+          // clock set back), the whole log is read, as it is for a message let go.
+          const start = status === undefined ? 1 : yield* firstCommittedSince(status.accepted_at - 1000)
+          const near = yield* read(start)
+          const entries = start === 1 || near.some((entry) => entry.record.event._tag === "MessageAccepted") ? near : yield* read(1)
           // Once the runtime lets a finished message go, its acceptance in the log still names its agents.
           const accepted = entries.find((entry) => entry.record.event._tag === "MessageAccepted")?.record.event
           const agents = status !== undefined
@@ -170,6 +281,13 @@ export const inspect = HttpApiBuilder.group(SwitchboardApi, "inspect", (handlers
             entries: entries.map((entry) => ({ offset: entry.offset, at: entry.at, text: entry.text, event: entry.record.event }))
           }
         }).pipe(Effect.provideService(EventLog, log)))
+      .handle("stateSummary", ({ urlParams }) =>
+        Effect.gen(function*() {
+          yield* operatorOnly("state.read")
+          const head = yield* log.head
+          return yield* replaying.withPermits(1)(Effect.map(stateAt(Math.min(urlParams.at ?? head, head)), ({ offset, state }) =>
+            summarize(offset, state, { after: urlParams.after, limit: urlParams.limit ?? 100, stage: urlParams.stage })))
+        }))
       .handle("arcpSessions", () =>
         Effect.gen(function*() {
           const caller = yield* Caller

@@ -73,6 +73,37 @@ describe("GET /log", () => {
     }))
 })
 
+describe("GET /state/summary", () => {
+  it.scoped("is the state /state?at=N folds to, forward a step at a time and back, with its messages a page at a time", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile, runtime: { livenessTimeoutMs: undefined } })
+      const get = (path: string) => Effect.map(request(`${url}${path}`, { key: keys.operator }), (answer) => answer.body)
+      yield* request(`${url}/agents`, { body: { agent_id: "a", name: "A" }, key: keys.a })
+      yield* request(`${url}/agents`, { body: { agent_id: "b", name: "B" }, key: keys.b })
+      const sent: Array<string> = []
+      for (let i = 0; i < 7; i++) {
+        sent.push((yield* request(`${url}/messages`, { body: { to: "b", envelope: envelope("a") }, key: keys.a })).body.message_id)
+      }
+      yield* request(`${url}/acks`, { body: { agent_id: "b", message_id: sent[2], stage: "FULFILLED" }, key: keys.b })
+      yield* request(`${url}/agents/b/suspend`, { body: { reason: "r" }, key: keys.operator })
+      const head = (yield* get("/log/head")).offset as number
+      for (const at of [0, 3, 4, head - 1, head, 2, head]) {
+        const summary = yield* get(`/state/summary?at=${at}&limit=1000`)
+        const { state } = yield* get(`/state?at=${at}`)
+        const stages: Record<string, number> = {}
+        for (const message of Object.values<any>(state.messages)) stages[message.stage] = (stages[message.stage] ?? 0) + 1
+        expect({ at, summary: summary.offset, agents: summary.agents.registered, stages: summary.messages.by_stage, suspended: summary.gateway.suspended, page: summary.page.map((m: any) => m.message_id).sort() })
+          .toEqual({ at, summary: at, agents: Object.keys(state.agents).length, stages, suspended: Object.keys(state.gateway.suspended), page: Object.keys(state.messages).sort() })
+      }
+      const first = yield* get("/state/summary?limit=3")
+      expect(first.page.map((m: any) => m.message_id)).toEqual(sent.slice(0, 3))
+      const second = yield* get(`/state/summary?limit=3&after=${first.next}`)
+      expect(second.page.map((m: any) => m.message_id)).toEqual(sent.slice(3, 6))
+      expect((yield* get("/state/summary?stage=FULFILLED")).page.map((m: any) => m.message_id)).toEqual([sent[2]])
+      expect((yield* get(`/state/summary?at=${head + 50}`)).offset).toBe(head)
+    }))
+})
+
 describe("GET /messages/{id}/timeline", () => {
   it.scoped("tells a message's story after the runtime let it go, to its agents and the operator only", () =>
     Effect.gen(function*() {
@@ -96,6 +127,26 @@ describe("GET /messages/{id}/timeline", () => {
       ])
       expect((yield* request(`${url}/messages/${message_id}/timeline`, { key: keys.operator })).status).toBe(200)
       expect((yield* request(`${url}/messages/${message_id}/timeline`, { key: keys.b })).status).toBe(403)
+    }))
+})
+
+describe("GET /messages/{id}/timeline, on a clock set back", () => {
+  it.scoped("still finds every record of a message accepted before the clock went back", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile, runtime: { livenessTimeoutMs: undefined } })
+      yield* request(`${url}/agents`, { body: { agent_id: "a", name: "A" }, key: keys.a })
+      yield* request(`${url}/agents`, { body: { agent_id: "b", name: "B" }, key: keys.b })
+      yield* TestClock.setTime(50_000)
+      const { message_id } = (yield* request(`${url}/messages`, { body: { to: "b", envelope: envelope("a") }, key: keys.a })).body
+      // Records committed earlier than it by the clock, then later: halving by time lands past it.
+      yield* TestClock.setTime(0)
+      for (let i = 0; i < 20; i++) yield* request(`${url}/agents/a/keepalive`, { method: "POST", key: keys.a })
+      yield* TestClock.setTime(200_000)
+      for (let i = 0; i < 20; i++) yield* request(`${url}/agents/a/keepalive`, { method: "POST", key: keys.a })
+      yield* request(`${url}/acks`, { body: { agent_id: "b", message_id, stage: "FULFILLED" }, key: keys.b })
+      expect((yield* request(`${url}/log/head`, { key: keys.operator })).body.offset).toBeGreaterThan(40)
+      const story = yield* request(`${url}/messages/${message_id}/timeline`, { key: keys.operator })
+      expect(story.body.entries.map((entry: any) => entry.event._tag)).toEqual(["MessageAccepted", "MessageAcked"])
     }))
 })
 

@@ -611,6 +611,11 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("inspect.timeline", 404, op.get("/messages/nothing/timeline"), { code: "VALIDATION_ERROR" })
       yield* hit("inspect.timeline", 200, a.get(`/messages/${other}/timeline`))
       yield* hit("inspect.timeline", 403, a.get(`/messages/${unrelated}/timeline`), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.stateSummary", 200, op.get("/state/summary?at=2&limit=1")).pipe(
+        Effect.tap((answer) => expect(answer.body).toMatchObject({ offset: 2, agents: { registered: 2 }, page: [] }))
+      )
+      yield* hit("inspect.stateSummary", 400, op.get("/state/summary?at=-1"), { field: "at" })
+      yield* hit("inspect.stateSummary", 403, a.get("/state/summary"), { code: "PERMISSION_DENIED" })
       yield* hit("inspect.arcpSessions", 200, op.get("/arcp/sessions")).pipe(Effect.tap((answer) => expect(answer.body).toEqual([])))
       yield* hit("inspect.arcpJobs", 200, a.get("/arcp/jobs?limit=10")).pipe(Effect.tap((answer) => expect(answer.body).toEqual({ jobs: [] })))
       yield* hit("inspect.arcpJobs", 400, op.get("/arcp/jobs?status=lost"), { field: "status" })
