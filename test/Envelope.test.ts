@@ -435,7 +435,7 @@ describe("AckPayload", () => {
       expectIssuesAt(error, field)
     }
     expect(validationFailure(() => decodeAckPayload({ ack_for_message_id: "m-1", ack_stage: 7 })).message)
-      .toBe("invalid ack: ack_stage: 7 is not an AckStage: one of RECEIVED, READ, FULFILLED, REJECTED, FAILED, TIMED_OUT, or its number")
+      .toBe("invalid ack: ack_stage: Expected an AckStage (one of RECEIVED, READ, FULFILLED, REJECTED, FAILED, TIMED_OUT) or its number, actual 7")
   })
 
   it("takes a note of up to maxNoteLength characters", () => {

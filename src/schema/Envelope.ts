@@ -28,6 +28,7 @@
  */
 import { Arbitrary, Effect, Either, ParseResult, Schema } from "effect"
 import { ValidationError } from "./Errors.js"
+import { preview } from "../internal/bounds.js"
 import { guarded, schemaDecoder } from "../internal/decode.js"
 
 // ---------------------------------------------------------------------------
@@ -294,7 +295,7 @@ const byNameOrNumber = <L extends string>(
       if (none.includes(value)) return ParseResult.succeed(undefined as unknown as L)
       const name = typeof value === "number" ? byNumber.get(value) : names.has(value) ? value as L : undefined
       return name !== undefined ? ParseResult.succeed(name) : ParseResult.fail(
-        new ParseResult.Type(ast, value, `${JSON.stringify(value)} is not an ${what}: one of ${[...names].join(", ")}, or its number`)
+        new ParseResult.Type(ast, value, `Expected an ${what} (one of ${[...names].join(", ")}) or its number, actual ${preview(value)}`)
       )
     },
     encode: (name) => ParseResult.succeed(name)

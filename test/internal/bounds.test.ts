@@ -146,9 +146,10 @@ describe("ValidationError.fromParseError", () => {
 
   it("shows a huge value by its start", () => {
     const error = Effect.runSync(Effect.flip(decodeAckPayload({ ack_for_message_id: "m", ack_stage: "x".repeat(10_000_000) })))
-    // One problem per stage it is not, each naming the stage and showing the start of the value.
-    expect(error.issues.map((issue) => issue.path)).toEqual(Array(6).fill("ack_stage"))
-    expect(error.issues[0].message).toBe(`Expected "RECEIVED", actual "${"x".repeat(maxShownValue - 1)}…`)
+    // One problem, naming the stages (by name or number) and showing the start of the value.
+    expect(error.issues.map((issue) => issue.path)).toEqual(["ack_stage"])
+    expect(error.issues[0].message).toMatch(/^Expected an AckStage \(one of RECEIVED, .*\) or its number, actual "x+…$/)
+    expect(error.issues[0].message.length).toBeLessThan(200 + maxShownValue)
   })
 
   it("lists at most maxProblems problems, then how many more", () => {
