@@ -32,7 +32,7 @@ import {
   WorktreeSwitchRequested,
   WorktreeUnbound
 } from "../schema/Worktree.js"
-import { modeOf, evaluateAction } from "./Checks.js"
+import { bindTool, evaluateAction, modeOf } from "./Checks.js"
 import { later } from "./Deadlines.js"
 import { blockedReason } from "./Governance.js"
 import { type Deciding, isOpen, openInvocation, withdrawInvocation } from "./Hitl.js"
@@ -124,7 +124,7 @@ const where = (place: Place | undefined) => place === undefined ? "no worktree" 
  * gateway approval: the caller asks a human through the HITL queue instead.
  */
 export const checkBind = (d: Deciding, agentId: string, place: Place, what: string) => {
-  const action = { kind: "tool_call" as const, agent_id: agentId, tool: "worktree.bind", args: { ...place } }
+  const action = { kind: "tool_call" as const, agent_id: agentId, tool: bindTool, args: { ...place } }
   const record = (decision: "allow" | "deny" | "pending", reason: string, rule: string, dry_run = false) => ({
     verdict: decision,
     reason,

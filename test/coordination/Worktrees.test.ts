@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
+import { decideCheck } from "../../src/model/Checks.js"
 import { decideLoadPolicy } from "../../src/model/Governance.js"
 import { decideHitl } from "../../src/model/HitlDecide.js"
 import { buildEnvelope } from "../../src/model/Envelopes.js"
@@ -190,6 +191,32 @@ tools:
     const denial = w.events("AuditRecorded").slice(audits) as Array<any>
     expect(denial).toMatchObject([{ record: { agent_id: "a", action: "worktree.bind:sandbox/w", decision: "deny" } }])
     expectReplay(w)
+  })
+})
+
+describe("a tool that works in a worktree", () => {
+  it("is denied with worktree_not_bound while its agent is unbound or its binding failed, and allowed once bound", () => {
+    const w = world({ livenessTimeoutMs: undefined })
+    w.register("a")
+    // Even under a `*` that needs a worktree, binding one stays possible.
+    policy(w, `
+id: git
+scope: { kind: global }
+tools:
+  "*": { allow: true, requires_worktree: true }
+  web.search: { allow: true }
+`)
+    const call = (tool: string) => decideCheck(w.state, { kind: "tool_call", agent_id: "a", tool, args: {} }, 0).decision
+    expect(call("git.commit")).toMatchObject({ decision: "deny", rule: "policy git: tools.*.requires_worktree" })
+    expect(call("git.commit").reason).toMatch(/^worktree_not_bound: tool git\.commit works in a worktree, and agent a is bound to none/)
+    expect(call("web.search").decision).toBe("allow")
+    w.ok((d) => decideBind(d, { agent_id: "a", repo_id: "r", worktree_id: "main" }))
+    expect(call("git.commit").decision).toBe("allow")
+    w.ok((d) => decideRequestSwitch(d, { agent_id: "a", target_worktree_id: "feature" }))
+    expect(call("git.commit").decision).toBe("allow")
+    w.ok((d) => decideRejectSwitch(d, { agent_id: "a" }))
+    w.ok((d) => decideBindFailure(d, { agent_id: "a", reason: "disk full" }))
+    expect(call("git.commit").decision).toBe("deny")
   })
 })
 
