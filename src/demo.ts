@@ -6,7 +6,9 @@
  * request expires by TTL before any translator shows up; an archive job that
  * its agent never finishes lands in the dead letters. Every fact is printed as
  * it lands in the log, and the run ends with a summary and the replayed
- * timeline of the message whose worker died.
+ * timeline of the message whose worker died. Its last act is coordination
+ * (`demoCoordination.ts`): a preemption, and a negotiation room that
+ * escalates to a human.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -23,6 +25,7 @@ import { EventLog } from "./services/EventLog.js"
 import { Ids } from "./services/Ids.js"
 import { Registry } from "./services/Registry.js"
 import { Router } from "./services/Router.js"
+import { coordinationAct } from "./demoCoordination.js"
 
 const store = process.env.SWITCHBOARD_DEMO_STORE ?? "demo.db"
 const jobs = 9
@@ -129,9 +132,11 @@ const program = Effect.gen(function*() {
     Stream.runForEach((entry) => Console.log(`  #${entry.offset}  ${entry.text}`))
   )
   yield* Console.log(`\nReplay it yourself: npm run switchboard -- replay ${store} --message ${doomed.message_id}`)
+
+  yield* coordinationAct
 })
 
-const runtime = Switchboard.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000 }).pipe(
+const runtime = Switchboard.layer({ ackWaitMs: 1_500, maxAttempts: 3, livenessTimeoutMs: 1_000, preemptionGraceMs: 1_000 }).pipe(
   Layer.provideMerge(EventLogSqlite.layer({ filename: store })),
   Layer.provideMerge(Ids.layerUuid)
 )

@@ -73,6 +73,13 @@ export {
   ValidationError
 } from "./schema/Errors.js"
 
+// Coordination (PROTOCOLS.md §1): the scheduler, worktree bindings, negotiation rooms, human in the loop
+export { AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound } from "./schema/CoordinationErrors.js"
+export * as SchedulerWire from "./schema/Scheduler.js"
+export * as WorktreeWire from "./schema/Worktree.js"
+export * as NegotiationWire from "./schema/Negotiation.js"
+export * as HitlWire from "./schema/Hitl.js"
+
 // Rules: pure functions a user may call on their own
 export { buildEnvelope, type EnvelopeInput, payloadJson, payloadText } from "./model/Envelopes.js"
 export { type RuntimeSnapshot, type RuntimeState } from "./model/Runtime.js"
@@ -83,6 +90,9 @@ export { type ChainOptions, type ChainVerification, GENESIS_HASH, verifyChain } 
 export { findPlaceholders, resolvePlaceholders } from "./model/Placeholders.js"
 export { hashKey, isKeyShaped, keyIdOf } from "./model/Keys.js"
 export * as RateLimit from "./model/RateLimit.js"
+export { aggregate as aggregateVotes, decideOutcome as decideRoomOutcome } from "./model/Negotiation.js"
+export { scopesConflict } from "./model/Scheduler.js"
+export { coordinationSnapshot } from "./model/Coordination.js"
 
 // Services: what each promises
 export { EventLog, type ReadRange } from "./services/EventLog.js"
@@ -115,6 +125,10 @@ export {
   type SubscriptionOptions
 } from "./services/Router.js"
 export { type Committed, Runtime, type TurnExtension } from "./services/Runtime.js"
+export { Scheduler } from "./services/Scheduler.js"
+export { Worktrees } from "./services/Worktrees.js"
+export { Negotiation } from "./services/Negotiation.js"
+export { Hitl } from "./services/Hitl.js"
 
 // Layers and machinery
 export { newEnvelope } from "./layers/Envelopes.js"
@@ -126,6 +140,10 @@ export * as Processor from "./layers/Processor.js"
 export * as Replay from "./layers/Replay.js"
 export { injectSecrets } from "./layers/Secrets.js"
 export * as Switchboard from "./layers/Switchboard.js"
+export * as SchedulerLive from "./layers/SchedulerLive.js"
+export * as WorktreesLive from "./layers/WorktreesLive.js"
+export * as NegotiationLive from "./layers/NegotiationLive.js"
+export * as HitlLive from "./layers/HitlLive.js"
 
 // Remote: the typed HTTP client, an agent's live stream, and the Router and Registry of a server
 export * as SwitchboardClient from "./client/SwitchboardClient.js"

@@ -147,7 +147,7 @@ describe("parsePolicy", () => {
         "a misspelled key in a tool rule",
         "id: p\nscope: { kind: global }\ntools:\n  pay: { allow: true, requires_aproval_if: x }",
         [
-          "tools.pay.requires_aproval_if: is unexpected, expected: \"allow\" | \"limit_per_hour\" | \"requires_approval_if\" | \"redact\""
+          "tools.pay.requires_aproval_if: is unexpected, expected: \"allow\" | \"limit_per_hour\" | \"requires_approval_if\" | \"redact\" | \"requires_worktree\""
         ]
       ],
       ["a limit that is not a positive integer", "id: p\nscope: { kind: global }\ntools:\n  web.search: { allow: true, limit_per_hour: 0 }", [
@@ -163,7 +163,7 @@ describe("parsePolicy", () => {
         "tools.web.search.allow: must be true or false"
       ]],
       ["a tool rule that is not a mapping", "id: p\nscope: { kind: global }\ntools:\n  web.search: true", [
-        "tools.web.search: must be a mapping (allow, and optionally limit_per_hour, requires_approval_if, redact)"
+        "tools.web.search: must be a mapping (allow, and optionally limit_per_hour, requires_approval_if, redact, requires_worktree)"
       ]],
       ["an empty condition", "id: p\nscope: { kind: global }\ntools:\n  pay: { allow: true, requires_approval_if: '' }", [
         "tools.pay.requires_approval_if: must be a non-empty string"

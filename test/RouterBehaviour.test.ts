@@ -532,7 +532,8 @@ describe("Message processor", () => {
       expect(yield* isAvailable("silent")).toBe(false)
       // It keeps the agent's own state: one going away stays unavailable.
       yield* registry.heartbeat({ agent_id: "beating", state: "SHUTTING_DOWN", health: { reason: "draining" } })
-      yield* TestClock.adjust("40 seconds")
+      // Within the SHUTTING_DOWN timeout (30 s): past it the agent would be FAILED.
+      yield* TestClock.adjust("25 seconds")
       expect(yield* registry.get("beating")).toMatchObject({ value: { state: "SHUTTING_DOWN", health: { reason: "draining" } } })
       expect(yield* isAvailable("beating")).toBe(false)
       yield* registry.heartbeat({ agent_id: "beating", state: "RUNNING" })

@@ -64,6 +64,22 @@ export const stateAt = (at?: number, config: RuntimeOptions = {}) =>
     )
   })
 
+/**
+ * `reached` (a state folded up to its offset) folded on up to offset `at`
+ * (or the head): for a reader that steps forward through a log, each step
+ * costs the records since the last, not the whole log again. The state is
+ * changed in place, and returned with the offset it reached.
+ */
+export const advance = (reached: { readonly offset: number; readonly state: RuntimeState }, at: number, config: RuntimeOptions = {}) =>
+  Effect.flatMap(Effect.all([EventLog, folder(config)]), ([log, fold]) =>
+    at <= reached.offset
+      ? Effect.succeed(reached)
+      : Stream.runFold(
+        log.read({ from: reached.offset + 1, to: at }),
+        reached,
+        (folded, record) => ({ offset: record.offset, state: fold(folded.state, record) })
+      ))
+
 export interface TimelineEntry {
   readonly offset: number
   readonly at: number
@@ -72,11 +88,19 @@ export interface TimelineEntry {
 }
 
 /** The records concerning an agent and/or a message, each described in a line. */
-export const timeline = (filter: { readonly agent?: string; readonly message?: string; readonly to?: number } = {}) =>
+export const timeline = (
+  filter: {
+    readonly agent?: string
+    readonly message?: string
+    /** Start here rather than at the first record: only for a message, whose records all follow its acceptance. */
+    readonly from?: number
+    readonly to?: number
+  } = {}
+) =>
   Stream.unwrap(Effect.map(EventLog, (log) => {
     // Made here, once per read: it remembers the agents of every message met so far.
     const concernsAgent = filter.agent === undefined ? () => true : concerning(filter.agent)
-    return log.read({ to: filter.to }).pipe(
+    return log.read({ from: filter.agent === undefined ? filter.from : undefined, to: filter.to }).pipe(
       Stream.filter((record) =>
         concernsAgent(record.event) && (filter.message === undefined || messageOf(record.event) === filter.message)
       ),

@@ -57,8 +57,9 @@ export const agentInfo = (agent: AgentEntry): AgentInfo => ({
 
 const edgeKey = (from: string, to: string, type: EdgeType) => `${from}\u0000${to}\u0000${type}`
 
+/** An agent marked FAILED (a state timeout) takes no messages until it reports another state. */
 export const isAvailable = (agent: AgentEntry | undefined): agent is AgentEntry =>
-  agent !== undefined && agent.registered && agent.live && agent.state !== "SHUTTING_DOWN"
+  agent !== undefined && agent.registered && agent.live && agent.state !== "SHUTTING_DOWN" && agent.state !== "FAILED"
 
 /** An edge to record, unless it is already known. */
 export const newEdge = (state: RuntimeState, from: string, to: string, edge_type: EdgeType, now: number) =>
@@ -203,7 +204,9 @@ export const decideHeartbeat = (
 ): Decision<AgentInfo, NoRoute> => {
   const agent = knownAgent(state, command.agent_id)
   if (agent === undefined) return refuse(new NoRoute({ to: command.agent_id }))
-  const reported = command.state ?? agent.state
+  // Shut down by ShutdownAgent, it stays SHUTTING_DOWN whatever it reports: no new work reaches it.
+  const reported = state.shutdowns.has(command.agent_id) ? "SHUTTING_DOWN" : command.state ?? agent.state
+  const capabilities = agent.descriptor.capabilities
   const heartbeat = AgentHeartbeat.make({
     agent_id: command.agent_id,
     state: reported,
@@ -215,9 +218,9 @@ export const decideHeartbeat = (
     [
       heartbeat,
       // Back from unavailable: it may take the work that waits for its capabilities.
-      ...((agent.live && agent.state !== "SHUTTING_DOWN") || reported === "SHUTTING_DOWN"
+      ...(isAvailable(agent) || reported === "SHUTTING_DOWN" || reported === "FAILED"
         ? []
-        : adoptStranded(state, command.agent_id, agent.descriptor.capabilities, now))
+        : adoptStranded(state, command.agent_id, capabilities, now))
     ],
     agentInfo({ ...agent, state: heartbeat.state, health: heartbeat.health, live: true })
   )
@@ -274,6 +277,15 @@ export const agentsSlice: Slice<AgentsState> = {
     },
     AgentDeregistered: unregister,
     AgentKilled: unregister,
+    // Coordination's word on an agent's state: shut down (ShutdownAgent), or FAILED past a state timeout.
+    AgentShutdownRequested: (state, event) => {
+      const agent = state.agents.get(event.agent_id)
+      if (agent !== undefined) agent.state = "SHUTTING_DOWN"
+    },
+    AgentStateTimedOut: (state, event) => {
+      const agent = state.agents.get(event.agent_id)
+      if (agent !== undefined) agent.state = "FAILED"
+    },
     AgentLivenessLost: (state, event) => {
       const agent = state.agents.get(event.agent_id)
       if (agent !== undefined) agent.live = false

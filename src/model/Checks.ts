@@ -72,8 +72,19 @@ export const evaluateAction = (state: RuntimeState, action: Action, now: number,
     ...(action.kind === "message" && modeOf(state, action.to) !== undefined
       ? { recipient: { agent_id: action.to, team_id: teamOf(state, action.to) } }
       : {}),
-    callsInLastHour: counted ? () => 0 : callsInLastHour(state, action.agent_id, now)
+    callsInLastHour: counted ? () => 0 : callsInLastHour(state, action.agent_id, now),
+    // Binding is how an agent gets a worktree: it never needs one already.
+    worktreeBound: action.kind === "tool_call" && (action.tool === bindTool || worksInWorktree(state, action.agent_id))
   })
+
+/** The tool the gateway decides worktree bindings by (`Worktrees.checkBind`). */
+export const bindTool = "worktree.bind"
+
+/** Whether the agent has a worktree to work in: bound at home or away, or at home while a switch waits. */
+const worksInWorktree = (state: RuntimeState, agentId: string): boolean => {
+  const binding = state.worktrees.get(agentId)?.state
+  return binding === "BOUND_HOME" || binding === "BOUND_NON_HOME" || binding === "SWITCH_PENDING"
+}
 
 /**
  * The gateway's decision on an action, and the events recording it. The kill

@@ -41,6 +41,7 @@ import { findDuplicate } from "./Dedup.js"
 import { blockedReason } from "./Governance.js"
 import { resolveRoute, reroute } from "./Placement.js"
 import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord, timeOf } from "./State.js"
+import { bindingMismatch } from "./Worktrees.js"
 
 export type Location = "queued" | "in_flight" | "done"
 
@@ -149,6 +150,8 @@ export const decideSend = (
   const routed = resolveRoute(state, config, route)
   if (typeof routed !== "string") return refuse(routed)
   const to = routed
+  const mismatch = bindingMismatch(state, to, envelope)
+  if (mismatch !== undefined) return refuse(mismatch)
   const checked = checkMessage(state, { agent_id: envelope.producer_id, to, message_type: envelope.message_type }, now)
   if (checked.denial !== undefined) {
     const { reason, rule } = checked.denial

@@ -80,7 +80,7 @@ export const resolveRoute = (state: RuntimeState, config: RuntimeConfig, route: 
     const agent = state.agents.get(route.agent_id)
     if (agent === undefined || !agent.registered) return new NoRoute({ to: route.agent_id })
     if (agent.state === "SHUTTING_DOWN") return new AgentShutdown({ agent_id: route.agent_id }, true)
-    if (!agent.live) return new AgentUnavailable({ agent_id: route.agent_id }, true)
+    if (!agent.live || agent.state === "FAILED") return new AgentUnavailable({ agent_id: route.agent_id }, true)
     if (load(state, route.agent_id) >= config.mailboxCapacity) {
       return new BufferFull({ agent_id: route.agent_id, capacity: config.mailboxCapacity })
     }

@@ -70,6 +70,11 @@ export interface EvaluationContext {
   readonly recipient?: Subject | undefined
   /** Calls of this tool by this agent in the last hour, for limit_per_hour. */
   readonly callsInLastHour: (tool: string) => number
+  /**
+   * Whether the acting agent has a worktree to work in now, for tools that
+   * say `requires_worktree`. Not given: not known, and such a tool is denied.
+   */
+  readonly worktreeBound?: boolean | undefined
 }
 
 export type Verdict = "allow" | "deny" | "pending" | "redact"
@@ -319,6 +324,13 @@ const toolOpinion = (policy: CompiledPolicy, tool: string, facts: Facts): Opinio
   const path = `tools.${key}`
   const through = key === tool ? "" : ` (by the rule for ${key})`
   if (!rule.allow) return opinion("deny", `tool ${tool} is not allowed${through}`, `${path}.allow`)
+  if (rule.requires_worktree === true && facts.context.worktreeBound !== true) {
+    return opinion(
+      "deny",
+      `worktree_not_bound: tool ${tool} works in a worktree, and agent ${facts.context.agent.agent_id} is bound to none${through}`,
+      `${path}.requires_worktree`
+    )
+  }
   if (rule.limit_per_hour !== undefined) {
     const calls = callsOf(facts, tool)
     // A count that is not a number cannot prove the limit is not reached.

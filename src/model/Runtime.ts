@@ -18,10 +18,14 @@ import { arcpJobsSlice } from "./ArcpJobs.js"
 import { arcpSessionsSlice } from "./ArcpSessions.js"
 import { dedupSlice } from "./Dedup.js"
 import { type ApprovalStatus, governanceSlice } from "./Governance.js"
+import { hitlSlice } from "./Hitl.js"
 import { mailboxesSlice } from "./Mailboxes.js"
 import { type Location, messagesSlice } from "./Messages.js"
+import { negotiationSlice } from "./Negotiation.js"
+import { schedulerSlice } from "./Scheduler.js"
 import type { RuntimeState, Slice } from "./State.js"
 import { timersSlice } from "./Timers.js"
+import { worktreesSlice } from "./Worktrees.js"
 
 export type { RuntimeState } from "./State.js"
 
@@ -31,6 +35,11 @@ const slices: ReadonlyArray<Slice<object>> = [
   messagesSlice,
   dedupSlice,
   mailboxesSlice,
+  // Coordination reads the router's state as its events left it, and the timers its own.
+  hitlSlice,
+  worktreesSlice,
+  negotiationSlice,
+  schedulerSlice,
   timersSlice,
   arcpSessionsSlice,
   arcpJobsSlice

@@ -13,9 +13,13 @@ import type { ArcpJobsState } from "./ArcpJobs.js"
 import type { ArcpSessionsState } from "./ArcpSessions.js"
 import type { DedupState } from "./Dedup.js"
 import type { GovernanceState } from "./Governance.js"
+import type { HitlState } from "./Hitl.js"
 import type { MailboxesState } from "./Mailboxes.js"
 import type { MessagesState } from "./Messages.js"
+import type { NegotiationState } from "./Negotiation.js"
+import type { SchedulerState } from "./Scheduler.js"
 import type { TimersState } from "./Timers.js"
+import type { WorktreesState } from "./Worktrees.js"
 
 /** The state of the whole runtime: `fold(evolve, log)`. */
 export interface RuntimeState
@@ -27,7 +31,11 @@ export interface RuntimeState
     TimersState,
     GovernanceState,
     ArcpSessionsState,
-    ArcpJobsState
+    ArcpJobsState,
+    HitlState,
+    WorktreesState,
+    NegotiationState,
+    SchedulerState
 {}
 
 /**

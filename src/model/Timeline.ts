@@ -3,6 +3,7 @@
  * one line describing each.
  */
 import type { Event } from "../schema/Event.js"
+import { coordinationAgents, describeCoordination, isCoordinationEvent } from "./CoordinationTimeline.js"
 
 /** The message an event is about, if any. */
 export const messageOf = (event: Event): string | undefined =>
@@ -14,6 +15,7 @@ export const messageOf = (event: Event): string | undefined =>
 
 /** The agents an event concerns. */
 export const agentsOf = (event: Event): ReadonlyArray<string> => {
+  if (isCoordinationEvent(event)) return coordinationAgents(event)
   switch (event._tag) {
     case "AgentRegistered":
       return [event.agent.agent_id]
@@ -93,6 +95,7 @@ export const concerning = (agent: string): (event: Event) => boolean => {
 }
 
 export const describe = (event: Event): string => {
+  if (isCoordinationEvent(event)) return describeCoordination(event)
   switch (event._tag) {
     case "AgentRegistered":
       return `agent ${event.agent.agent_id} registered` +

@@ -8,12 +8,19 @@ import type { RuntimeConfig } from "../schema/Config.js"
 import type { Event } from "../schema/Event.js"
 import { AgentLivenessLost, MessageTimedOut } from "../schema/RouterEvents.js"
 import { decideApprovalDeadline, isWaiting } from "./Approvals.js"
+import {
+  coordinationDeadline,
+  type CoordinationTimer,
+  decideCoordinationDeadlines,
+  isCoordinationPending,
+  isCoordinationTimer
+} from "./CoordinationTimers.js"
 import { type Deadline, Deadlines } from "./Deadlines.js"
 import { auditor } from "./Governance.js"
 import { moveQueuedCapabilityMessages, type Move, placement, requeueAll, reroute } from "./Placement.js"
 import type { RuntimeState, Slice } from "./State.js"
 
-export type TimerKind = "ack_wait" | "ttl" | "liveness" | "approval"
+export type TimerKind = "ack_wait" | "ttl" | "liveness" | "approval" | CoordinationTimer
 
 export interface TimersState {
   readonly deadlines: Deadlines<TimerKind>
@@ -36,6 +43,8 @@ const isPending = (state: RuntimeState, deadline: Deadline<TimerKind>): boolean 
     }
     case "approval":
       return isWaiting(state.approvals.get(deadline.id), deadline.at)
+    default:
+      return isCoordinationPending(state, deadline as Deadline<CoordinationTimer>)
   }
 }
 
@@ -60,6 +69,8 @@ export const decideTick = (state: RuntimeState, config: RuntimeConfig, now: numb
   const events: Array<Event> = due.flatMap((deadline) =>
     deadline.kind === "approval" ? decideApprovalDeadline(state.approvals.get(deadline.id)!, audit, now) : []
   )
+  const coordination = due.filter((deadline): deadline is Deadline<CoordinationTimer> => isCoordinationTimer(deadline.kind))
+  events.push(...decideCoordinationDeadlines(state, config, coordination, now, audit))
   // Every event of the tick is decided against the state before it: an agent
   // lost later in the tick must not take work moved earlier in it.
   const moving = placement(due.flatMap((deadline) => deadline.kind === "liveness" ? [deadline.id] : []))
@@ -67,7 +78,7 @@ export const decideTick = (state: RuntimeState, config: RuntimeConfig, now: numb
   const requeues: Array<Move> = []
   const handled = new Set<string>()
   for (const deadline of due) {
-    if (deadline.kind === "approval" || handled.has(deadline.id)) continue
+    if (deadline.kind === "approval" || isCoordinationTimer(deadline.kind) || handled.has(deadline.id)) continue
     handled.add(deadline.id)
     if (deadline.kind === "liveness") {
       events.push(AgentLivenessLost.make({ agent_id: deadline.id, at: now }, true))
@@ -106,7 +117,9 @@ export const timersSlice: Slice<TimersState> = {
     }
   },
   // Deadlines that no longer matter leave the top of the heap, so that its top is the next one due.
-  after: (state) => {
+  after: (state, event) => {
+    const coordination = coordinationDeadline(state, event)
+    if (coordination !== undefined) state.deadlines.push(coordination)
     for (let top = state.deadlines.peek(); top !== undefined && !isPending(state, top); top = state.deadlines.peek()) {
       state.deadlines.pop()
     }

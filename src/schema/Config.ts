@@ -59,7 +59,35 @@ export const RuntimeOptions = Schema.Struct({
   /** Message types accepted by `send`; undefined: all. */
   supportedMessageTypes: withDefault(Schema.UndefinedOr(Schema.Array(MessageType)), undefined),
   /** A registration whose depth (root 0) would reach this is refused. */
-  maxDelegationDepth: withDefault(Positive(maxCount), 10)
+  maxDelegationDepth: withDefault(Positive(maxCount), 10),
+  // Coordination (PROTOCOLS.md §1 "Coordination")
+  /** Scheduler: how long a preempted agent has to yield before its task is taken back (FORCED_PREEMPTION). */
+  preemptionGraceMs: withDefault(Duration, 10_000),
+  /** Scheduler: the longest non-preemptible section an agent may declare; a longer one is cut to it. */
+  maxSectionMs: withDefault(Duration, 300_000),
+  /** Scheduler: deliveries of a task that may fail (retryably) before the task fails; preemptions do not count. */
+  maxTaskAttempts: withDefault(Positive(1_000), 3),
+  /** How long an agent may stay in each of these states before it is marked FAILED and its work requeued. */
+  agentStateTimeoutsMs: withDefault(
+    Schema.Struct({
+      INITIALIZING: withDefault(Duration, 60_000),
+      WAITING_RESOURCES: withDefault(Duration, 300_000),
+      SUSPENDED: withDefault(Duration, 3_600_000),
+      RECOVERING: withDefault(Duration, 120_000),
+      SHUTTING_DOWN: withDefault(Duration, 30_000)
+    }),
+    { INITIALIZING: 60_000, WAITING_RESOURCES: 300_000, SUSPENDED: 3_600_000, RECOVERING: 120_000, SHUTTING_DOWN: 30_000 }
+  ),
+  /** Human in the loop: how long a human has to answer, unless the invocation says. */
+  hitlTimeoutMs: withDefault(Duration, 300_000),
+  /** Worktrees: how long a switch away from home lasts, unless its approval says. */
+  worktreeTtlMs: withDefault(Duration, 3_600_000),
+  /** Worktrees: the pause before a failed bind is tried again (at most 3 times). */
+  bindRetryDelayMs: withDefault(Duration, 5_000),
+  /** Worktrees: after the last retry failed, how long before a human is asked. */
+  bindEscalateAfterMs: withDefault(Duration, 60_000),
+  /** Negotiation: how long a room waits for its votes, unless its proposal says. */
+  roomDeadlineMs: withDefault(Duration, 300_000)
 })
 
 /** The runtime's options, every one set. */

@@ -15,12 +15,24 @@ import { guarded } from "../internal/decode.js"
 import { compileFast, type Fast, Invalid, isRecord, Unsure } from "../internal/fastSchema.js"
 import { ArcpEvent } from "./ArcpEvents.js"
 import { GatewayEvent } from "./GatewayEvents.js"
+import { HitlEvent } from "./Hitl.js"
+import { NegotiationEvent } from "./Negotiation.js"
 import { RouterEvent } from "./RouterEvents.js"
+import { SchedulerEvent } from "./SchedulerEvents.js"
+import { WorktreeEvent } from "./Worktree.js"
 
 // ---------------------------------------------------------------------------
 // Events
 
-export const Event = Schema.Union(...RouterEvent.members, ...GatewayEvent.members, ...ArcpEvent.members)
+export const Event = Schema.Union(
+  ...RouterEvent.members,
+  ...GatewayEvent.members,
+  ...ArcpEvent.members,
+  ...SchedulerEvent.members,
+  ...WorktreeEvent.members,
+  ...NegotiationEvent.members,
+  ...HitlEvent.members
+)
 export type Event = typeof Event.Type
 export type EventType = Event["_tag"]
 
@@ -64,7 +76,33 @@ export const eventVersions: { readonly [K in EventType]: number } = {
   ArcpJobCancelRequested: 1,
   ArcpJobFinished: 1,
   ArcpJobSubscribed: 1,
-  ArcpJobUnsubscribed: 1
+  ArcpJobUnsubscribed: 1,
+  TaskSubmitted: 1,
+  TaskDispatched: 1,
+  TaskPreemptionRequested: 1,
+  TaskSectionEntered: 1,
+  TaskSectionExited: 1,
+  TaskRequeued: 1,
+  TaskFinished: 1,
+  TaskModified: 1,
+  AgentStateTimedOut: 1,
+  AgentShutdownRequested: 1,
+  ActivityPurged: 1,
+  WorktreeBound: 1,
+  WorktreeUnbound: 1,
+  WorktreeSwitchRequested: 1,
+  WorktreeSwitchApproved: 1,
+  WorktreeReturnedHome: 1,
+  WorktreeBindFailed: 1,
+  WorktreeBindRetried: 1,
+  RoomOpened: 1,
+  VoteCast: 1,
+  RoomDecided: 1,
+  RoomResolved: 1,
+  HitlInvoked: 1,
+  HitlDecided: 1,
+  HitlExtended: 1,
+  HitlWithdrawn: 1
 }
 
 /**

@@ -148,8 +148,10 @@ export const ToolRule = Schema.Struct({
   /** A condition in the expression language (`src/model/Expression.ts`); true, or not evaluable on the call, means a human must approve. */
   requires_approval_if: optional(NonEmptyString),
   /** Paths into the action to redact; a non-empty list turns "allow" into "redact". */
-  redact: optional(Schema.Array(FieldPath).annotations(mustBeAList("field paths")))
-}).annotations(mustBeAMapping("allow, and optionally limit_per_hour, requires_approval_if, redact"))
+  redact: optional(Schema.Array(FieldPath).annotations(mustBeAList("field paths"))),
+  /** The tool works in the agent's worktree: a call by an agent bound to none is denied (`worktree_not_bound`). */
+  requires_worktree: optional(Flag)
+}).annotations(mustBeAMapping("allow, and optionally limit_per_hour, requires_approval_if, redact, requires_worktree"))
 export type ToolRule = typeof ToolRule.Type
 
 /**

@@ -42,6 +42,8 @@ import {
   StateView,
   Verdict
 } from "../schema/Views.js"
+import * as Coordination from "./ApiCoordination.js"
+import { inspect } from "./ApiInspect.js"
 import * as P from "./Problem.js"
 
 // ---------------------------------------------------------------------------
@@ -451,7 +453,12 @@ export class SwitchboardApi extends HttpApi.make("switchboard")
   .add(audit)
   .add(assembly)
   .add(arcp)
+  .add(Coordination.scheduler.middleware(Authorization))
+  .add(Coordination.worktrees.middleware(Authorization))
+  .add(Coordination.negotiation.middleware(Authorization))
+  .add(Coordination.hitl.middleware(Authorization))
   .add(health)
+  .add(inspect.middleware(Authorization))
   .addError(P.Invalid)
   .addError(P.Denied)
   .addError(P.Oversize)

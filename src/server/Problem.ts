@@ -40,6 +40,7 @@ import {
   UnsupportedMessageType,
   ValidationError
 } from "../schema/Errors.js"
+import { AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound } from "../schema/CoordinationErrors.js"
 import { InvalidPolicy } from "../schema/Policy.js"
 
 /** The members RFC 7807 defines, beside the error's own fields. */
@@ -117,6 +118,11 @@ export const Shutdown = problem(AgentShutdown, 503)
 export const InUse = problem(StoreInUse, 503)
 export const AckLate = problem(AckTimeout, 504)
 export const ToolLate = problem(ToolTimeout, 504)
+// Coordination (scheduler, worktrees, negotiation rooms, HITL)
+export const Unknown = problem(NotFound, 404)
+export const Exists = problem(AlreadyExists, 409)
+export const Precondition = problem(FailedPrecondition, 409)
+export const WaitedOut = problem(DeadlineExceeded, 504)
 
 /** Statuses a client may retry after a pause: answered with `Retry-After`. */
 export const retryAfterStatuses: ReadonlySet<number> = new Set([429, 503])
@@ -124,7 +130,7 @@ export const retryAfterStatuses: ReadonlySet<number> = new Set([429, 503])
 const everyProblem = Schema.Union(
   Invalid, PolicyInvalid, Unsupported, Unauthenticated, Denied, Expired, NotSubset, NoMessage, NoJob, NoAgent, Duplicate,
   Killed, InProgress, Ended, Preempted, NoPath, Gone, Oversize, Placeholder, Budget, Limited, Undecodable, NotStore, Internal, Persistence,
-  Full, Unavailable, Shutdown, InUse, AckLate, ToolLate
+  Full, Unavailable, Shutdown, InUse, AckLate, ToolLate, Unknown, Exists, Precondition, WaitedOut
 )
 const encodeProblem = Schema.encodeUnknownEither(everyProblem)
 

@@ -1,11 +1,11 @@
 /**
  * The network server: the HTTP API (with its OpenAPI document at
- * `/openapi.json` and a documentation page at `/docs`), the live streams and
- * `/metrics`, over the runtime's services in context. One layer: give it the
- * runtime (`Switchboard.layer` over an event log), the keys and a secret
- * store, and it listens until its scope closes. Closing it stops accepting,
- * lets requests in flight finish, ends the streams, then lets the runtime
- * below close the log.
+ * `/openapi.json` and a documentation page at `/docs`), the live streams,
+ * `/metrics` and the console's files at `/console`, over the runtime's
+ * services in context. One layer: give it the runtime (`Switchboard.layer`
+ * over an event log), the keys and a secret store, and it listens until its
+ * scope closes. Closing it stops accepting, lets requests in flight finish,
+ * ends the streams, then lets the runtime below close the log.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -29,10 +29,14 @@ import * as ArcpEdge from "./Arcp.js"
 import * as Auth from "./Auth.js"
 import { edge } from "./Edge.js"
 import { agents, messages } from "./HandlersRouter.js"
+import * as Console from "./Console.js"
 import * as Docs from "./Docs.js"
 import * as Streams from "./Streams.js"
 import { arcp } from "./HandlersArcp.js"
 import { assembly, audit, gateway, health } from "./HandlersGateway.js"
+import * as HandlersCoordination from "./HandlersCoordination.js"
+import type { Coordination } from "../layers/Switchboard.js"
+import { inspect } from "./HandlersInspect.js"
 
 export interface ServerOptions {
   /** Default 127.0.0.1. */
@@ -47,6 +51,8 @@ export interface ServerOptions {
   readonly rateLimit?: Auth.RateLimit | undefined
   /** An idle keep-alive connection is closed after this long (default 5 s). */
   readonly idleTimeoutMs?: number | undefined
+  /** Where the console's built files are (default `console/dist` of this package). */
+  readonly consoleDirectory?: string | undefined
 }
 
 export const defaults = {
@@ -129,7 +135,20 @@ const nodeServer = (maxConnections: number, idleTimeoutMs: number, upgrades?: Ar
 const maxPathParam = 4096
 
 const ApiLive = HttpApiBuilder.api(SwitchboardApi).pipe(
-  Layer.provide([agents, messages, gateway, audit, assembly, arcp, health])
+  Layer.provide([
+    agents,
+    messages,
+    gateway,
+    audit,
+    assembly,
+    arcp,
+    health,
+    inspect,
+    HandlersCoordination.scheduler,
+    HandlersCoordination.worktrees,
+    HandlersCoordination.negotiation,
+    HandlersCoordination.hitl
+  ])
 )
 
 /** The HTTP app's layers, on whatever `HttpServer` is provided (and the ARCP edge's own upgrades, when given). */
@@ -140,6 +159,7 @@ export const app = (options: ServerOptions = {}, upgrades?: ArcpEdge.Upgrades) =
     Layer.provide(HttpApiBuilder.middleware(edge(maxBodyBytes))),
     Layer.provide(Streams.layer),
     Layer.provide(Docs.layer),
+    Layer.provide(Console.layer(options.consoleDirectory)),
     Layer.provide(ArcpEdge.layer(upgrades)),
     Layer.provide(ApiLive),
     Layer.provide(Auth.layer),
@@ -154,7 +174,11 @@ export const app = (options: ServerOptions = {}, upgrades?: ArcpEdge.Upgrades) =
 /** The server, listening on `host:port`, over the services in context. */
 export const layer = (
   options: ServerOptions = {}
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp> => {
+): Layer.Layer<
+  HttpServer.HttpServer,
+  HttpServerError.ServeError,
+  Registry | Router | Gateway | Runtime | EventLog | Keys | SecretStore | Arcp | Coordination
+> => {
   const upgrades = ArcpEdge.makeUpgrades()
   return app(options, upgrades).pipe(
     Layer.provideMerge(

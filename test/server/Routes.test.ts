@@ -80,6 +80,162 @@ const long = "x".repeat(300)
 
 // ---------------------------------------------------------------------------
 
+describe("coordination routes: each one's success and the failures it documents", () => {
+  it.scoped("the scheduler, worktree bindings, negotiation rooms and the HITL queue, in one server's life", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile, runtime: { livenessTimeoutMs: undefined } })
+      const op = client(url, keys.operator)
+      const a = client(url, keys.a)
+      const b = client(url, keys.b)
+      yield* a.post("/agents", { agent_id: "a", name: "A", capabilities: ["work"] })
+      yield* b.post("/agents", { agent_id: "b", name: "B" })
+      yield* op.post("/agents", { agent_id: "s", name: "S" })
+
+      // --- The scheduler (its rules: test/coordination/Scheduler.test.ts)
+      const t1 = yield* hit("scheduler.submit", 200, a.post("/tasks", { task_id: "t1", agent_id: "a", priority: 5, input: { n: 1 } }))
+      expect(t1.body).toMatchObject({ task_id: "t1", status: "QUEUED", submitted_by: "a" })
+      yield* hit("scheduler.submit", 400, a.post("/tasks", { agent_id: "a", priority: 99 }), { field: "priority" })
+      yield* hit("scheduler.submit", 403, a.post("/tasks", { agent_id: "a", submitted_by: "b" }), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.submit", 404, a.post("/tasks", { agent_id: "nobody" }), { code: "NO_ROUTE" })
+      yield* hit("scheduler.submit", 409, a.post("/tasks", { task_id: "t1", agent_id: "a" }), { code: "ALREADY_EXISTS" })
+      yield* hit("scheduler.submit", 200, a.post("/tasks", { task_id: "t2", agent_id: "a", priority: 5 }))
+      yield* hit("scheduler.tasks", 200, a.get("/tasks")).pipe(Effect.tap((answer) => expect(answer.body.map((t: any) => [t.task_id, t.status])).toEqual([["t1", "DISPATCHED"], ["t2", "QUEUED"]])))
+      yield* hit("scheduler.tasks", 200, b.get("/tasks")).pipe(Effect.tap((answer) => expect(answer.body).toEqual([])))
+      yield* hit("scheduler.tasks", 200, op.get("/tasks?status=QUEUED&agent_id=a"))
+      yield* hit("scheduler.tasks", 400, op.get("/tasks?status=NOPE"), { field: "status" })
+      yield* hit("scheduler.tasks", 403, a.get("/tasks?agent_id=b"), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.task", 200, a.get("/tasks/t1")).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ status: "DISPATCHED", assigned_to: "a", message_id: "t1/1" })))
+      yield* hit("scheduler.task", 400, a.get(`/tasks/${"x".repeat(129)}`), { field: "task_id" })
+      yield* hit("scheduler.task", 403, b.get("/tasks/t1"), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.task", 404, op.get("/tasks/nope"), { code: "NOT_FOUND" })
+      yield* hit("scheduler.enterSection", 200, a.post("/tasks/t1/section", { agent_id: "a", max_ms: 60_000 }))
+      yield* hit("scheduler.enterSection", 400, a.post("/tasks/t1/section", { agent_id: "a", max_ms: 0 }), { field: "max_ms" })
+      yield* hit("scheduler.enterSection", 403, b.post("/tasks/t1/section", { agent_id: "a", max_ms: 10 }), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.enterSection", 404, a.post("/tasks/nope/section", { agent_id: "a", max_ms: 10 }), { code: "NOT_FOUND" })
+      yield* hit("scheduler.enterSection", 409, a.post("/tasks/t2/section", { agent_id: "a", max_ms: 10 }), { code: "FAILED_PRECONDITION" })
+      yield* hit("scheduler.exitSection", 200, a.post("/tasks/t1/section/exit", { agent_id: "a" }))
+      yield* hit("scheduler.exitSection", 400, a.post("/tasks/t1/section/exit", {}), { field: "agent_id" })
+      yield* hit("scheduler.exitSection", 403, b.post("/tasks/t1/section/exit", { agent_id: "a" }), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.exitSection", 404, a.post("/tasks/nope/section/exit", { agent_id: "a" }), { code: "NOT_FOUND" })
+      yield* hit("scheduler.exitSection", 409, a.post("/tasks/t2/section/exit", { agent_id: "a" }), { code: "FAILED_PRECONDITION" })
+      yield* hit("scheduler.preempt", 200, op.post("/tasks/t2/preempt", { agent_id: "a" })).pipe(Effect.tap((answer) => expect(answer.body.enqueued).toBe(false)))
+      yield* hit("scheduler.preempt", 400, op.post("/tasks/t2/preempt", {}), { field: "agent_id" })
+      yield* hit("scheduler.preempt", 403, a.post("/tasks/t2/preempt", { agent_id: "a" }), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.preempt", 404, op.post("/tasks/nope/preempt", { agent_id: "a" }), { code: "NOT_FOUND" })
+      yield* hit("scheduler.preempt", 404, op.post("/tasks/t2/preempt", { agent_id: "nobody" }), { code: "NO_ROUTE" })
+      yield* hit("scheduler.yield", 403, b.post("/tasks/t1/yield", { agent_id: "a" }), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.yield", 200, a.post("/tasks/t1/yield", { agent_id: "a" })).pipe(Effect.tap((answer) => expect(answer.body.status).toBe("QUEUED")))
+      yield* hit("scheduler.yield", 400, a.post("/tasks/t1/yield", { agent_id: 5 }), { field: "agent_id" })
+      yield* hit("scheduler.yield", 404, a.post("/tasks/nope/yield", { agent_id: "a" }), { code: "NOT_FOUND" })
+      yield* hit("scheduler.yield", 409, a.post("/tasks/t2/yield", { agent_id: "a" }), { code: "FAILED_PRECONDITION" })
+      yield* hit("scheduler.shutdown", 200, op.post("/agents/s/shutdown", { grace_ms: 1_000 })).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ ok: true, deregistered: true })))
+      yield* hit("scheduler.shutdown", 400, op.post("/agents/s/shutdown", { grace_ms: -1 }), { field: "grace_ms" })
+      yield* hit("scheduler.shutdown", 403, a.post("/agents/b/shutdown", {}), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.shutdown", 404, op.post("/agents/nobody/shutdown", {}), { code: "NO_ROUTE" })
+      yield* hit("scheduler.activity", 200, a.get("/agents/a/activity")).pipe(Effect.tap((answer) => expect(answer.body.entries[0]).toMatchObject({ task_id: "t1", branch: "" })))
+      yield* hit("scheduler.activity", 400, a.get(`/agents/${long}/activity`), { field: "agent_id" })
+      yield* hit("scheduler.activity", 403, a.get("/agents/b/activity"), { code: "PERMISSION_DENIED" })
+      yield* hit("scheduler.purgeActivity", 200, a.post("/agents/a/activity/purge", { task_ids: ["t1"] }))
+      yield* hit("scheduler.purgeActivity", 400, a.post("/agents/a/activity/purge", {}), { field: "task_ids" })
+      yield* hit("scheduler.purgeActivity", 403, b.post("/agents/a/activity/purge", { task_ids: [] }), { code: "PERMISSION_DENIED" })
+
+      // --- Worktree bindings (their rules: test/coordination/Worktrees.test.ts)
+      yield* hit("worktrees.status", 200, a.get("/agents/a/worktree")).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ state: "UNBOUND", repo_id: "" })))
+      yield* hit("worktrees.status", 400, a.get(`/agents/${long}/worktree`), { field: "agent_id" })
+      yield* hit("worktrees.status", 403, b.get("/agents/a/worktree"), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.bind", 200, a.post("/agents/a/worktree/bind", { repo_id: "r", worktree_id: "main" })).pipe(Effect.tap((answer) => expect(answer.body.state).toBe("BOUND_HOME")))
+      yield* hit("worktrees.bind", 400, a.post("/agents/a/worktree/bind", { repo_id: "r" }), { field: "worktree_id" })
+      yield* hit("worktrees.bind", 403, b.post("/agents/a/worktree/bind", { repo_id: "r", worktree_id: "main" }), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.bind", 404, op.post("/agents/nobody/worktree/bind", { repo_id: "r", worktree_id: "main" }), { code: "NO_ROUTE" })
+      yield* hit("worktrees.bind", 409, a.post("/agents/a/worktree/bind", { repo_id: "r", worktree_id: "other" }), { code: "FAILED_PRECONDITION" })
+      // An envelope naming another worktree than a's is refused (VALIDATION_ERROR, 400).
+      yield* hit("messages.send", 400, b.post("/messages", { to: "a", envelope: envelope("b", { repo_id: "r", worktree_id: "other" }) }), { field: "worktree_id" })
+      yield* hit("worktrees.requestSwitch", 200, a.post("/agents/a/worktree/switch", { target_worktree_id: "feature" })).pipe(Effect.tap((answer) => expect(answer.body.state).toBe("SWITCH_PENDING")))
+      yield* hit("worktrees.requestSwitch", 400, a.post("/agents/a/worktree/switch", {}), { field: "target_worktree_id" })
+      yield* hit("worktrees.requestSwitch", 403, b.post("/agents/a/worktree/switch", { target_worktree_id: "x" }), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.requestSwitch", 409, b.post("/agents/b/worktree/switch", { target_worktree_id: "x" }), { code: "FAILED_PRECONDITION" })
+      yield* hit("worktrees.bindFailed", 409, a.post("/agents/a/worktree/failed", { reason: "disk" }), { code: "FAILED_PRECONDITION" })
+      yield* hit("worktrees.approveSwitch", 200, op.post("/agents/a/worktree/approve", { ttl_ms: 60_000 })).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ state: "BOUND_NON_HOME", worktree_id: "feature" })))
+      yield* hit("worktrees.approveSwitch", 400, op.post("/agents/a/worktree/approve", { ttl_ms: -1 }), { field: "ttl_ms" })
+      yield* hit("worktrees.approveSwitch", 403, a.post("/agents/a/worktree/approve", {}), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.approveSwitch", 409, op.post("/agents/b/worktree/approve", {}), { code: "FAILED_PRECONDITION" })
+      yield* hit("worktrees.revoke", 200, op.post("/agents/a/worktree/revoke", { reason: "done" })).pipe(Effect.tap((answer) => expect(answer.body.state).toBe("BOUND_HOME")))
+      yield* hit("worktrees.revoke", 400, op.post("/agents/a/worktree/revoke", { reason: 5 }), { field: "reason" })
+      yield* hit("worktrees.revoke", 403, a.post("/agents/a/worktree/revoke", {}), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.revoke", 409, op.post("/agents/a/worktree/revoke", {}), { code: "FAILED_PRECONDITION" })
+      yield* a.post("/agents/a/worktree/switch", { target_worktree_id: "feature" })
+      yield* hit("worktrees.rejectSwitch", 200, op.post("/agents/a/worktree/reject", { reason: "not now" }))
+      yield* hit("worktrees.rejectSwitch", 400, op.post("/agents/a/worktree/reject", { reason: 5 }), { field: "reason" })
+      yield* hit("worktrees.rejectSwitch", 403, a.post("/agents/a/worktree/reject", {}), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.rejectSwitch", 409, op.post("/agents/a/worktree/reject", {}), { code: "FAILED_PRECONDITION" })
+      yield* hit("worktrees.bindFailed", 200, a.post("/agents/a/worktree/failed", { reason: "disk" })).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ state: "BIND_FAILED", failures: 1 })))
+      yield* hit("worktrees.bindFailed", 400, a.post("/agents/a/worktree/failed", {}), { field: "reason" })
+      yield* hit("worktrees.bindFailed", 403, b.post("/agents/a/worktree/failed", { reason: "x" }), { code: "PERMISSION_DENIED" })
+      yield* hit("worktrees.bindFailed", 404, b.post("/agents/b/worktree/failed", { reason: "x" }), { code: "NOT_FOUND" })
+      yield* hit("worktrees.unbind", 200, a.post("/agents/a/worktree/unbind", {})).pipe(Effect.tap((answer) => expect(answer.body.state).toBe("UNBOUND")))
+      yield* hit("worktrees.unbind", 400, a.post("/agents/a/worktree/unbind", { reason: 5 }), { field: "reason" })
+      yield* hit("worktrees.unbind", 403, b.post("/agents/a/worktree/unbind", {}), { code: "PERMISSION_DENIED" })
+
+      // --- Negotiation rooms (their rules: test/coordination/Negotiation.test.ts)
+      const proposal = { negotiation_room_id: "r1", artifact_type: "CODE", artifact: { diff: "+1" }, producer_id: "a", requested_critics: ["b"] }
+      yield* hit("negotiation.propose", 200, a.post("/rooms", proposal)).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ negotiation_room_id: "r1", votes: [] })))
+      yield* hit("negotiation.propose", 400, a.post("/rooms", { ...proposal, artifact_type: "NOVEL" }), { field: "artifact_type" })
+      yield* hit("negotiation.propose", 403, a.post("/rooms", { ...proposal, producer_id: "b" }), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.propose", 404, a.post("/rooms", { ...proposal, negotiation_room_id: "r0", requested_critics: ["ghost"] }), { code: "NO_ROUTE" })
+      yield* hit("negotiation.propose", 409, a.post("/rooms", proposal), { code: "ALREADY_EXISTS" })
+      yield* hit("negotiation.propose", 409, a.post("/rooms", { ...proposal, negotiation_room_id: "r0", requested_critics: ["b", "b"] }), { code: "FAILED_PRECONDITION" })
+      yield* b.post("/rooms", { ...proposal, negotiation_room_id: "r2", producer_id: "b" })
+      yield* hit("negotiation.room", 200, b.get("/rooms/r1"))
+      yield* hit("negotiation.room", 400, b.get(`/rooms/${"x".repeat(129)}`), { field: "room_id" })
+      yield* hit("negotiation.room", 403, a.get("/rooms/r2"), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.room", 404, op.get("/rooms/nope"), { code: "NOT_FOUND" })
+      yield* hit("negotiation.decision", 409, a.get("/rooms/r1/decision"), { code: "FAILED_PRECONDITION" })
+      yield* hit("negotiation.waitForDecision", 504, a.get("/rooms/r1/decision/wait?timeout_ms=0"), { code: "DEADLINE_EXCEEDED" })
+      const ballot = { critic_id: "b", score: 9, confidence: 0.9, passed: true, strengths: ["small"] }
+      yield* hit("negotiation.vote", 400, b.post("/rooms/r1/votes", { ...ballot, score: 11 }), { field: "score" })
+      yield* hit("negotiation.vote", 403, a.post("/rooms/r1/votes", ballot), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.vote", 404, b.post("/rooms/nope/votes", ballot), { code: "NOT_FOUND" })
+      yield* hit("negotiation.vote", 200, b.post("/rooms/r1/votes", ballot)).pipe(Effect.tap((answer) => expect(answer.body.decision).toMatchObject({ outcome: "APPROVED" })))
+      yield* hit("negotiation.vote", 409, b.post("/rooms/r1/votes", ballot), { code: "ALREADY_EXISTS" })
+      yield* hit("negotiation.votes", 200, a.get("/rooms/r1/votes")).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ vote_count: 1, votes: [{ critic_id: "b", strengths: ["small"] }] })))
+      yield* hit("negotiation.votes", 400, a.get(`/rooms/${"x".repeat(129)}/votes`), { field: "room_id" })
+      yield* hit("negotiation.votes", 403, a.get("/rooms/r2/votes"), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.votes", 404, op.get("/rooms/nope/votes"), { code: "NOT_FOUND" })
+      yield* hit("negotiation.decision", 200, a.get("/rooms/r1/decision")).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ outcome: "APPROVED", aggregated_score: { vote_count: 1 } })))
+      yield* hit("negotiation.decision", 400, a.get(`/rooms/${"x".repeat(129)}/decision`), { field: "room_id" })
+      yield* hit("negotiation.decision", 403, a.get("/rooms/r2/decision"), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.decision", 404, op.get("/rooms/nope/decision"), { code: "NOT_FOUND" })
+      yield* hit("negotiation.waitForDecision", 200, a.get("/rooms/r1/decision/wait")).pipe(Effect.tap((answer) => expect(answer.body.outcome).toBe("APPROVED")))
+      yield* hit("negotiation.waitForDecision", 400, a.get("/rooms/r1/decision/wait?timeout_ms=99999999"), { field: "timeout_ms" })
+      yield* hit("negotiation.waitForDecision", 403, a.get("/rooms/r2/decision/wait"), { code: "PERMISSION_DENIED" })
+      yield* hit("negotiation.waitForDecision", 404, op.get("/rooms/nope/decision/wait"), { code: "NOT_FOUND" })
+
+      // --- Human in the loop (its rules: test/coordination/Hitl.test.ts)
+      const asked = yield* hit("hitl.invoke", 200, a.post("/hitl", { reason: "MANUAL_OVERRIDE", context: { deploy: "prod" } }))
+      const id = asked.body.hitl_id as string
+      expect(asked.body).toMatchObject({ invoked_by: "a", status: "open", fallback: "DENY_BY_DEFAULT" })
+      yield* hit("hitl.invoke", 400, a.post("/hitl", { reason: "BORED" }), { field: "reason" })
+      yield* hit("hitl.invoke", 403, a.post("/hitl", { reason: "CONFLICT", invoked_by: "b" }), { code: "PERMISSION_DENIED" })
+      yield* hit("hitl.queue", 200, op.get("/hitl")).pipe(Effect.tap((answer) => expect(answer.body.map((item: any) => item.id)).toEqual([id])))
+      yield* hit("hitl.queue", 400, op.get("/hitl?status=maybe"), { field: "status" })
+      yield* hit("hitl.queue", 403, a.get("/hitl"), { code: "PERMISSION_DENIED" })
+      yield* hit("hitl.invocation", 200, a.get(`/hitl/${id}`))
+      yield* hit("hitl.invocation", 400, a.get(`/hitl/${long}`), { field: "id" })
+      yield* hit("hitl.invocation", 403, b.get(`/hitl/${id}`), { code: "PERMISSION_DENIED" })
+      yield* hit("hitl.invocation", 404, op.get("/hitl/nope"), { code: "NOT_FOUND" })
+      yield* hit("hitl.wait", 504, a.get(`/hitl/${id}/wait?timeout_ms=0`), { code: "DEADLINE_EXCEEDED" })
+      yield* hit("hitl.decide", 400, op.post(`/hitl/${id}/decide`, { action: "maybe", rationale: "x" }), { field: "action" })
+      yield* hit("hitl.decide", 403, a.post(`/hitl/${id}/decide`, { action: "approve", rationale: "mine" }), { code: "PERMISSION_DENIED" })
+      yield* hit("hitl.decide", 404, op.post("/hitl/nope/decide", { action: "approve", rationale: "x" }), { code: "NOT_FOUND" })
+      yield* hit("hitl.decide", 200, op.post(`/hitl/${id}/decide`, { action: "approve", rationale: "ship it", by: "alice" })).pipe(Effect.tap((answer) => expect(answer.body).toMatchObject({ status: "decided", decision: { action: "approve", by: "alice" } })))
+      yield* hit("hitl.decide", 409, op.post(`/hitl/${id}/decide`, { action: "deny", rationale: "late" }), { code: "FAILED_PRECONDITION" })
+      yield* hit("hitl.wait", 200, a.get(`/hitl/${id}/wait`)).pipe(Effect.tap((answer) => expect(answer.body.decision.rationale).toBe("ship it")))
+      yield* hit("hitl.wait", 400, a.get(`/hitl/${id}/wait?timeout_ms=-1`), { field: "timeout_ms" })
+      yield* hit("hitl.wait", 403, b.get(`/hitl/${id}/wait`), { code: "PERMISSION_DENIED" })
+      yield* hit("hitl.wait", 404, op.get("/hitl/nope/wait"), { code: "NOT_FOUND" })
+    }))
+})
+
 describe("each route: its success and the failures it documents", () => {
   it.scoped("agents, messages, governance, audit, Agent Assembly and health, in one server's life", () =>
     Effect.gen(function*() {
@@ -406,6 +562,65 @@ describe("each route: its success and the failures it documents", () => {
       yield* hit("messages.send", 503, a.post("/messages", { to: "u", envelope: envelope("a") }), { code: "AGENT_UNAVAILABLE" })
     }))
 
+  it.scoped("the read-only views: the caller, mailboxes, kill switch, edges, the log, a timeline, ARCP", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start({ keys: keysFile })
+      const op = client(url, keys.operator)
+      const a = client(url, keys.a)
+      yield* a.post("/agents", { agent_id: "a", name: "A" })
+      yield* op.post("/agents", { agent_id: "b", name: "B" })
+      const sent = (yield* a.post("/messages", { to: "b", envelope: envelope("a") })).body.message_id as string
+      const other = (yield* op.post("/messages", { to: "a", envelope: envelope("b") })).body.message_id as string
+      yield* op.post("/agents", { agent_id: "c", name: "C" })
+      const unrelated = (yield* op.post("/messages", { to: "c", envelope: envelope("b") })).body.message_id as string
+      yield* op.post("/agents/b/suspend", { reason: "review" })
+
+      yield* hit("inspect.whoami", 200, a.get("/whoami")).pipe(
+        Effect.tap((answer) => expect(answer.body).toMatchObject({ role: "agent", agent_id: "a", open: false }))
+      )
+      yield* hit("inspect.mailboxes", 200, op.get("/mailboxes")).pipe(
+        Effect.tap((answer) => expect(answer.body.map((box: any) => box.agent_id)).toEqual(["a", "b", "c"]))
+      )
+      yield* hit("inspect.mailboxes", 200, a.get("/mailboxes")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual([expect.objectContaining({ agent_id: "a", queued: 1 })]))
+      )
+      yield* hit("inspect.mailboxes", 400, op.get(`/mailboxes?agent_id=${long}`), { field: "agent_id" })
+      yield* hit("inspect.mailboxes", 403, a.get("/mailboxes?agent_id=b"), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.killSwitch", 200, op.get("/kill-switch")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual({ suspended: [{ agent_id: "b", reason: "review" }], killed: [] }))
+      )
+      yield* hit("inspect.killSwitch", 200, a.get("/kill-switch")).pipe(
+        Effect.tap((answer) => expect(answer.body).toEqual({ suspended: [], killed: [] }))
+      )
+      yield* a.post("/topology/edges", { source_agent_id: "a", target_agent_id: "b", edge_type: "calls" })
+      yield* hit("inspect.edges", 200, a.get("/topology/edges")).pipe(
+        Effect.tap((answer) => expect(answer.body).toContainEqual(expect.objectContaining({ from: "a", to: "b", edge_type: "calls" })))
+      )
+      yield* hit("inspect.log", 200, op.get("/log?limit=2")).pipe(
+        Effect.tap((answer) => {
+          expect(answer.body.records.map((record: any) => record.offset)).toEqual([answer.body.head, answer.body.head - 1])
+          expect(answer.body.next).toBe(answer.body.head - 1)
+        })
+      )
+      yield* hit("inspect.log", 400, op.get("/log?stage=SOON"), { field: "stage" })
+      yield* hit("inspect.log", 403, a.get("/log"), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.timeline", 200, a.get(`/messages/${sent}/timeline`)).pipe(
+        Effect.tap((answer) => expect(answer.body.entries[0].event._tag).toBe("MessageAccepted"))
+      )
+      yield* hit("inspect.timeline", 400, a.get(`/messages/${long}/timeline`), { field: "message_id" })
+      yield* hit("inspect.timeline", 404, op.get("/messages/nothing/timeline"), { code: "VALIDATION_ERROR" })
+      yield* hit("inspect.timeline", 200, a.get(`/messages/${other}/timeline`))
+      yield* hit("inspect.timeline", 403, a.get(`/messages/${unrelated}/timeline`), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.stateSummary", 200, op.get("/state/summary?at=2&limit=1")).pipe(
+        Effect.tap((answer) => expect(answer.body).toMatchObject({ offset: 2, agents: { registered: 2 }, page: [] }))
+      )
+      yield* hit("inspect.stateSummary", 400, op.get("/state/summary?at=-1"), { field: "at" })
+      yield* hit("inspect.stateSummary", 403, a.get("/state/summary"), { code: "PERMISSION_DENIED" })
+      yield* hit("inspect.arcpSessions", 200, op.get("/arcp/sessions")).pipe(Effect.tap((answer) => expect(answer.body).toEqual([])))
+      yield* hit("inspect.arcpJobs", 200, a.get("/arcp/jobs?limit=10")).pipe(Effect.tap((answer) => expect(answer.body).toEqual({ jobs: [] })))
+      yield* hit("inspect.arcpJobs", 400, op.get("/arcp/jobs?status=lost"), { field: "status" })
+    }))
+
   it.scoped("401 without a key or with an unknown one, on every route that needs a key", () =>
     Effect.gen(function*() {
       const { url } = yield* start({ keys: keysFile })
@@ -497,7 +712,9 @@ describe("each route: its success and the failures it documents", () => {
   it.scoped("every route was answered its success and each failure it documents (but those of a broken store), and nothing else", () =>
     Effect.sync(() => {
       /** Readable by every key: nothing to refuse. */
-      const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready"])
+      const openToEveryKey = new Set(["agents.list", "agents.get", "agents.lineage", "agents.subtree", "agents.team", "agents.edges", "health.health", "health.ready",
+        // An agent's key sees its own part of these: nothing to refuse either.
+        "inspect.whoami", "inspect.killSwitch", "inspect.edges", "inspect.arcpSessions", "inspect.arcpJobs"])
       const missing: Array<string> = []
       const undocumented: Array<string> = []
       for (const route of routes) {
