@@ -8,9 +8,10 @@
  * a state that does not allow it, an agent's key acting for another, a
  * bounded wait that runs out.
  */
+import * as Grpc from "@grpc/grpc-js"
 import { status as Code } from "@grpc/grpc-js"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Schedule, TestClock } from "effect"
+import { Chunk, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
 import { type CallError, type Client, connect, trailers } from "./grpcClient.js"
 import { request, start } from "./harness.js"
 import { keys, keysFile, strangerKey } from "./wire.js"
@@ -135,7 +136,7 @@ describe("SW4RM's coordination over gRPC", () => {
 
   it.scoped("WorktreeService: bind, switch, approve, reject, status, unbind; the operator's approvals; refusals", () =>
     Effect.gen(function*() {
-      const { a, b, op } = yield* world
+      const { a, b, gateway, op } = yield* world
       yield* promise(() => a.register("a"))
       yield* promise(() => b.register("b"))
       expect((yield* promise(() => a.rpc("worktree", "Bind", { agent_id: "a", repo_id: "repo", worktree_id: "main" }))).answer)
@@ -167,6 +168,12 @@ describe("SW4RM's coordination over gRPC", () => {
       yield* expectRefusal(() => a.rpc("worktree", "Bind", { agent_id: "b", repo_id: "repo", worktree_id: "main" }), Code.PERMISSION_DENIED, "PERMISSION_DENIED", /not b/)
       yield* expectRefusal(() => a.rpc("worktree", "Status", { agent_id: "b" }), Code.PERMISSION_DENIED, "PERMISSION_DENIED", /not b/)
       yield* expectRefusal(() => a.rpc("worktree", "Bind", { agent_id: "a", repo_id: "", worktree_id: "main" }), Code.INVALID_ARGUMENT, "VALIDATION_ERROR", /repo_id: must not be empty/)
+      // The key's refusals are in the audit, as over HTTP.
+      const denied = Chunk.toReadonlyArray(yield* Stream.runCollect(gateway.audit))
+        .map((entry) => entry.record)
+        .filter((record) => record.agent_id === "a" && /^den/.test(record.decision))
+        .map((record) => record.action)
+      expect(denied).toEqual(expect.arrayContaining(["worktree.approve", "worktree.bind", "worktree.status"]))
     }))
 
   it.scoped("NegotiationRoomService: propose, vote, read the votes, get and wait for the decision; refusals and a bounded wait", () =>
@@ -223,7 +230,7 @@ describe("SW4RM's coordination over gRPC", () => {
 
   it.scoped("HitlService: Decide asks a human in the one queue and answers the human's decision; bounded by the call's deadline", () =>
     Effect.gen(function*() {
-      const { a, url } = yield* world
+      const { a, grpcPort, url } = yield* world
       yield* promise(() => a.register("a"))
       const asked = yield* Effect.fork(promise(() =>
         a.rpc("hitl", "Decide", { reason_type: "SECURITY_APPROVAL", context: json({ secret: "db" }), proposed_actions: ["rotate"], priority: 2 })
@@ -249,5 +256,19 @@ describe("SW4RM's coordination over gRPC", () => {
       yield* expectRefusal(() => a.rpc("hitl", "Decide", { reason_type: 0 }), Code.INVALID_ARGUMENT, "VALIDATION_ERROR", /reason_type: is required \(0 is HITL_REASON_UNSPECIFIED\)/)
       const late = yield* refusalOf(() => a.rpc("hitl", "Decide", { reason_type: "MANUAL_OVERRIDE" }, 300))
       expect(late.code).toBe(Code.DEADLINE_EXCEEDED)
+      // Bytes that are no HitlInvocation (a field cut short): INVALID_ARGUMENT, as on the router.
+      const malformed = yield* promise(() =>
+        new Promise<CallError>((resolve, reject) => {
+          const raw = new Grpc.Client(`127.0.0.1:${grpcPort}`, Grpc.credentials.createInsecure())
+          const metadata = new Grpc.Metadata()
+          metadata.set("authorization", `Bearer ${keys.a}`)
+          raw.makeUnaryRequest("/sw4rm.hitl.HitlService/Decide", (value: Buffer) => value, (value: Buffer) => value, Buffer.from([0x12, 0xff, 0xff]), metadata, (error) => {
+            raw.close()
+            if (error === null) reject(new Error("expected a refusal"))
+            else resolve(error as CallError)
+          })
+        })
+      )
+      expect(trailers(malformed)).toEqual({ code: Code.INVALID_ARGUMENT, sw4rm: "VALIDATION_ERROR", retryable: "false" })
     }))
 })
