@@ -11,6 +11,7 @@
 import * as Grpc from "@grpc/grpc-js"
 import { status as Code } from "@grpc/grpc-js"
 import { describe, expect, it } from "@effect/vitest"
+import fc from "fast-check"
 import { Chunk, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
 import { type CallError, type Client, connect, trailers } from "./grpcClient.js"
 import { request, start } from "./harness.js"
@@ -270,5 +271,40 @@ describe("SW4RM's coordination over gRPC", () => {
         })
       )
       expect(trailers(malformed)).toEqual({ code: Code.INVALID_ARGUMENT, sw4rm: "VALIDATION_ERROR", retryable: "false" })
+    }))
+
+  it.scoped("any bytes, to any coordination RPC: an answer or a typed status, never INTERNAL, never a crash", () =>
+    Effect.gen(function*() {
+      const { grpcPort, op } = yield* world
+      yield* promise(() => op.register("a"))
+      const methods: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+        ["sw4rm.scheduler.SchedulerService", ["SubmitTask", "RequestPreemption", "ShutdownAgent", "PollActivityBuffer", "PurgeActivity"]],
+        ["sw4rm.worktree.WorktreeService", ["Bind", "Unbind", "RequestSwitch", "ApproveSwitch", "RejectSwitch", "Status"]],
+        ["sw4rm.negotiation_room.NegotiationRoomService", ["SubmitProposal", "SubmitVote", "GetVotes", "GetDecision", "WaitForDecision"]],
+        ["sw4rm.hitl.HitlService", ["Decide"]]
+      ]
+      const paths = methods.flatMap(([service, names]) => names.map((name) => `/${service}/${name}`))
+      const raw = new Grpc.Client(`127.0.0.1:${grpcPort}`, Grpc.credentials.createInsecure())
+      yield* Effect.addFinalizer(() => Effect.sync(() => raw.close()))
+      const metadata = new Grpc.Metadata()
+      metadata.set("authorization", `Bearer ${keys.operator}`)
+      // What bounded waits (a vote-less room, a question nobody answers) may end with: the call's own deadline.
+      const typed = new Set([Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ALREADY_EXISTS, Code.FAILED_PRECONDITION, Code.PERMISSION_DENIED, Code.DEADLINE_EXCEEDED])
+      const send = (path: string, bytes: Uint8Array) =>
+        new Promise<number>((resolve) => {
+          raw.makeUnaryRequest(path, (value: Buffer) => value, (value: Buffer) => value, Buffer.from(bytes), metadata, { deadline: Date.now() + 250 }, (error) =>
+            resolve(error === null ? Code.OK : (error as CallError).code))
+        })
+      yield* promise(() =>
+        fc.assert(
+          fc.asyncProperty(fc.constantFrom(...paths), fc.uint8Array({ maxLength: 64 }), async (path, bytes) => {
+            const code = await send(path, bytes)
+            if (!typed.has(code)) throw new Error(`${path} answered ${Buffer.from(bytes).toString("hex")} with status ${code}`)
+          }),
+          { numRuns: 240, seed: 15 }
+        )
+      )
+      // And the server still serves.
+      expect((yield* promise(() => op.rpc("worktree", "Status", { agent_id: "a" }))).answer).toEqual({ repo_id: "", worktree_id: "", state: "UNBOUND" })
     }))
 })
