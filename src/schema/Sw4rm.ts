@@ -52,7 +52,7 @@ import {
  * A protobuf enum, by number, as the runtime's name. Its 0 is `zero` where
  * the field has a default, and refused where a value is required.
  */
-const enumFromNumber = <L extends string>(
+export const enumFromNumber = <L extends string>(
   members: Schema.Schema<L>,
   numbers: { readonly [K in L]: number },
   what: string,
@@ -84,14 +84,14 @@ const optionalEnumFromNumber = <L extends string>(
   )
 
 /** protobuf's empty string, an absent optional field. */
-const EmptyAsAbsent = Schema.transform(Schema.String, Schema.UndefinedOr(Schema.String), {
+export const EmptyAsAbsent = Schema.transform(Schema.String, Schema.UndefinedOr(Schema.String), {
   strict: true,
   decode: (text) => text === "" ? undefined : text,
   encode: (text) => text ?? ""
 })
 
 /** A message field protobuf leaves null when unset, where one is required. */
-const Present = <A, I>(schema: Schema.Schema<A, I>) =>
+export const Present = <A, I>(schema: Schema.Schema<A, I>) =>
   Schema.compose(
     Schema.transformOrFail(Schema.Unknown, Schema.Unknown, {
       strict: true,
@@ -103,7 +103,7 @@ const Present = <A, I>(schema: Schema.Schema<A, I>) =>
     { strict: false }
   )
 
-const ProtoTimestamp = Schema.Struct({ seconds: Schema.Number, nanos: Schema.Number })
+export const ProtoTimestamp = Schema.Struct({ seconds: Schema.Number, nanos: Schema.Number })
 
 /**
  * `google.protobuf.Timestamp`, kept to the millisecond like every timestamp

@@ -1,9 +1,13 @@
 /**
- * SW4RM over gRPC (PROTOCOLS.md §1): `sw4rm.router.RouterService` and
- * `sw4rm.registry.RegistryService` on one port, over the runtime's services
- * in context, so that an unmodified SW4RM client uses Switchboard as its
- * router and registry by address. The same runtime, store and keys as the
- * HTTP API: beside `Server.layer`, or alone.
+ * SW4RM over gRPC (PROTOCOLS.md §1): `sw4rm.router.RouterService`,
+ * `sw4rm.registry.RegistryService`, and coordination's
+ * `sw4rm.scheduler.SchedulerService`, `sw4rm.worktree.WorktreeService`,
+ * `sw4rm.negotiation_room.NegotiationRoomService` and
+ * `sw4rm.hitl.HitlService`, on one port, over the runtime's services in
+ * context, so that an unmodified SW4RM client uses Switchboard as its
+ * router, registry, scheduler, worktree, negotiation and HITL services by
+ * address. The same runtime, store and keys as the HTTP API: beside
+ * `Server.layer`, or alone.
  *
  * The wire is SW4RM's own `.proto` (`proto/`, loaded by `GrpcProto.ts`),
  * served by grpc-js and wrapped in Effect at the edge (`GrpcCalls.ts`):
@@ -17,13 +21,24 @@
 import * as Grpc from "@grpc/grpc-js"
 import { Context, Data, Deferred, Effect, FiberSet, Layer } from "effect"
 import type { Gateway } from "../services/Gateway.js"
+import type { Hitl } from "../services/Hitl.js"
 import type { Keys } from "../services/Keys.js"
+import type { Negotiation } from "../services/Negotiation.js"
 import type { Registry } from "../services/Registry.js"
 import type { Router } from "../services/Router.js"
+import type { Scheduler } from "../services/Scheduler.js"
+import type { Worktrees } from "../services/Worktrees.js"
 import * as Auth from "./Auth.js"
+import * as GrpcHitl from "./GrpcHitl.js"
+import * as GrpcNegotiation from "./GrpcNegotiation.js"
 import * as GrpcProto from "./GrpcProto.js"
 import * as GrpcRegistry from "./GrpcRegistry.js"
 import * as GrpcRouter from "./GrpcRouter.js"
+import * as GrpcScheduler from "./GrpcScheduler.js"
+import * as GrpcWorktree from "./GrpcWorktree.js"
+
+/** What the services served need of the runtime. */
+export type Services = Router | Registry | Gateway | Scheduler | Worktrees | Negotiation | Hitl
 
 export interface GrpcOptions {
   /** Default 127.0.0.1. */
@@ -88,6 +103,10 @@ const make = (options: GrpcOptions) =>
     const runStream = yield* FiberSet.runtime(streams)<Router | Registry | Gateway>()
     const router = yield* GrpcRouter.make(runCall, runStream, authenticate, { maxBufferedBytes: options.maxBufferedBytes })
     const registry = yield* GrpcRegistry.make(runCall, authenticate)
+    const scheduler = yield* GrpcScheduler.make(runCall, authenticate)
+    const worktree = yield* GrpcWorktree.make(runCall, authenticate)
+    const negotiation = yield* GrpcNegotiation.make(runCall, authenticate)
+    const hitl = yield* GrpcHitl.make(runCall, authenticate)
     const maxReceive = options.maxReceiveMessageBytes ?? defaults.maxReceiveMessageBytes
     const server = new Grpc.Server({
       "grpc.max_receive_message_length": maxReceive,
@@ -97,6 +116,10 @@ const make = (options: GrpcOptions) =>
     })
     server.addService(services.router, router)
     server.addService(services.registry, registry)
+    server.addService(services.scheduler, scheduler)
+    server.addService(services.worktree, worktree)
+    server.addService(services.negotiation, negotiation)
+    server.addService(services.hitl, hitl)
     const wanted = address(host, options.port ?? defaults.port)
     const port = yield* Effect.async<number, GrpcBindError>((resume) => {
       server.bindAsync(wanted, Grpc.ServerCredentials.createInsecure(), (error, port) => {
@@ -121,7 +144,7 @@ const make = (options: GrpcOptions) =>
  * The SW4RM services on `host:port`, over the runtime's services in context
  * and the server's keys, until the scope closes.
  */
-export const layer = (options: GrpcOptions = {}): Layer.Layer<GrpcServer, GrpcBindError, Router | Registry | Gateway | Keys> =>
+export const layer = (options: GrpcOptions = {}): Layer.Layer<GrpcServer, GrpcBindError, Services | Keys> =>
   Layer.scoped(GrpcServer, make(options)).pipe(
     Layer.provide(Auth.layerAuthenticate(options.rateLimit ?? defaults.rateLimit))
   )

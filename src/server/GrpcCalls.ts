@@ -8,14 +8,14 @@
  * interrupts its fiber.
  */
 import type * as Grpc from "@grpc/grpc-js"
-import { status as Code } from "@grpc/grpc-js"
-import { Cause, Effect, Either, Exit, type Fiber, FiberId, Option, type Scope } from "effect"
+import { Metadata, status as Code } from "@grpc/grpc-js"
+import { Cause, Clock, Effect, Either, Exit, type Fiber, FiberId, Option, type Scope } from "effect"
 import { ValidationError } from "../schema/Errors.js"
 import type { Principal } from "../schema/Keys.js"
 import { Caller } from "./Api.js"
 import type { Authenticate } from "./Auth.js"
 import { Undecodable } from "./GrpcProto.js"
-import { refusal, type Status, statusOf } from "./GrpcStatus.js"
+import { asciiValue, refusal, type Status, statusOf } from "./GrpcStatus.js"
 
 /** Runs an effect on the server's runtime, as a fiber of its own. */
 export type Run<R> = <A, E>(effect: Effect.Effect<A, E, R>) => Fiber.RuntimeFiber<A, E>
@@ -50,6 +50,26 @@ const statusOfCause = (cause: Cause.Cause<unknown>): Status => {
 /** The caller of a call, authenticated as over HTTP. */
 const callerOf = (authenticate: Authenticate["Type"], call: { readonly metadata: Grpc.Metadata; getPeer(): string }) =>
   authenticate(tokenOf(call.metadata), addressOf(call.getPeer()))
+
+/** How long a call may still run by its deadline, on the runtime's clock; undefined when it has none. */
+export const remainingMs = (call: { getDeadline(): Grpc.Deadline }) =>
+  Effect.map(Clock.currentTimeMillis, (now) => {
+    const deadline = call.getDeadline()
+    const at = deadline instanceof Date ? deadline.getTime() : deadline
+    return Number.isFinite(at) ? Math.max(0, at - now) : undefined
+  })
+
+/**
+ * Response headers, sent before the answer: what a caller needs while it
+ * waits, or if it stops waiting (the id of the task or the question it
+ * made), where SW4RM's response message has no place for it.
+ */
+export const sendHeaders = (call: { sendMetadata(metadata: Grpc.Metadata): void }, headers: Record<string, string>) =>
+  Effect.sync(() => {
+    const metadata = new Metadata()
+    for (const [key, value] of Object.entries(headers)) metadata.set(key, asciiValue(value))
+    call.sendMetadata(metadata)
+  })
 
 /** A unary method: decode, handle as the caller, answer or fail with a status. */
 export const unary = <Req, Res, R>(

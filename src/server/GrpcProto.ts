@@ -19,7 +19,14 @@ import { fileURLToPath } from "node:url"
 export const loaderOptions: ProtoLoader.Options = { keepCase: true, longs: Number, defaults: true, oneofs: true }
 
 /** The `.proto` files of the services served. */
-export const protoFiles = ["router.proto", "registry.proto"] as const
+export const protoFiles = [
+  "router.proto",
+  "registry.proto",
+  "scheduler.proto",
+  "worktree.proto",
+  "negotiation_room.proto",
+  "hitl.proto"
+] as const
 
 /**
  * The folder of the `.proto` files: `proto/` beside the nearest package root
@@ -61,13 +68,21 @@ const serviceOf = (definition: ProtoLoader.PackageDefinition, name: string): Grp
 export interface Services {
   readonly router: Grpc.ServiceDefinition
   readonly registry: Grpc.ServiceDefinition
+  readonly scheduler: Grpc.ServiceDefinition
+  readonly worktree: Grpc.ServiceDefinition
+  readonly negotiation: Grpc.ServiceDefinition
+  readonly hitl: Grpc.ServiceDefinition
 }
 
-/** `sw4rm.router.RouterService` and `sw4rm.registry.RegistryService`, loaded from `dir`. */
+/** SW4RM's six services (router, registry, and the four of coordination), loaded from `dir`. */
 export const load = (dir: string = protoDir()): Services => {
   const definition = ProtoLoader.loadSync([...protoFiles], { ...loaderOptions, includeDirs: [dir] })
   return {
     router: serviceOf(definition, "sw4rm.router.RouterService"),
-    registry: serviceOf(definition, "sw4rm.registry.RegistryService")
+    registry: serviceOf(definition, "sw4rm.registry.RegistryService"),
+    scheduler: serviceOf(definition, "sw4rm.scheduler.SchedulerService"),
+    worktree: serviceOf(definition, "sw4rm.worktree.WorktreeService"),
+    negotiation: serviceOf(definition, "sw4rm.negotiation_room.NegotiationRoomService"),
+    hitl: serviceOf(definition, "sw4rm.hitl.HitlService")
   }
 }

@@ -42,7 +42,12 @@ const codes: Readonly<Record<string, Code>> = {
   AgentShutdown: Code.UNAVAILABLE,
   TtlExpired: Code.FAILED_PRECONDITION,
   DuplicateDetected: Code.ALREADY_EXISTS,
-  AlreadyInProgress: Code.ABORTED
+  AlreadyInProgress: Code.ABORTED,
+  // Coordination's errors: their codes are the statuses' own names.
+  NotFound: Code.NOT_FOUND,
+  AlreadyExists: Code.ALREADY_EXISTS,
+  FailedPrecondition: Code.FAILED_PRECONDITION,
+  DeadlineExceeded: Code.DEADLINE_EXCEEDED
 }
 
 /**
@@ -58,7 +63,7 @@ export interface Status extends StatusObject {
 }
 
 /** A text trailer must be printable ASCII: anything else (an id may be any text) is sent percent-encoded. */
-const asciiValue = (value: string) => /^[ -~]*$/.test(value) ? value : encodeURIComponent(value)
+export const asciiValue = (value: string) => /^[ -~]*$/.test(value) ? value : encodeURIComponent(value)
 
 const statusWith = (code: Code, sw4rm: string, retryable: boolean, details: string, extra: Record<string, string> = {}): Status => {
   const metadata = new Metadata()

@@ -75,7 +75,7 @@ export const serveCommand = Command.make(
     ),
     grpcPort: Options.integer("grpc-port").pipe(
       Options.optional,
-      Options.withDescription("also serve SW4RM's router and registry over gRPC on this port (SW4RM's default is 50051; 0: any free port)")
+      Options.withDescription("also serve SW4RM's gRPC services (router, registry, scheduler, worktree, negotiation room, HITL) on this port (SW4RM's default is 50051; 0: any free port)")
     ),
     secretsPrefix: Options.text("secrets-prefix").pipe(
       Options.withDefault("SWITCHBOARD_SECRET_"),
@@ -111,7 +111,7 @@ export const serveCommand = Command.make(
         yield* Console.log(`switchboard: listening on ${address}; API documentation at ${address}/docs; ARCP at ${address.replace(/^http/, "ws")}/arcp`)
         const grpc = yield* Effect.serviceOption(Grpc.GrpcServer)
         if (Option.isSome(grpc)) {
-          yield* Console.log(`switchboard: SW4RM gRPC (router and registry) on ${grpc.value.host}:${grpc.value.port}`)
+          yield* Console.log(`switchboard: SW4RM gRPC (router, registry, scheduler, worktree, negotiation room, HITL) on ${grpc.value.host}:${grpc.value.port}`)
         }
         return yield* Effect.never
       }).pipe(Effect.provide(server))

@@ -13,7 +13,14 @@ import { fileURLToPath } from "node:url"
 
 const protoDir = fileURLToPath(new URL("../../proto", import.meta.url))
 
-const definition = ProtoLoader.loadSync(["router.proto", "registry.proto"], {
+const definition = ProtoLoader.loadSync([
+  "router.proto",
+  "registry.proto",
+  "scheduler.proto",
+  "worktree.proto",
+  "negotiation_room.proto",
+  "hitl.proto"
+], {
   includeDirs: [protoDir],
   keepCase: true,
   longs: Number,
@@ -87,6 +94,12 @@ export const connect = (port: number, key?: string, options: Grpc.ChannelOptions
   const credentials = Grpc.credentials.createInsecure()
   const router = new sw4rm.router.RouterService(address, credentials, options)
   const registry = new sw4rm.registry.RegistryService(address, credentials, options)
+  const coordination = {
+    scheduler: new sw4rm.scheduler.SchedulerService(address, credentials, options),
+    worktree: new sw4rm.worktree.WorktreeService(address, credentials, options),
+    negotiation: new sw4rm.negotiation_room.NegotiationRoomService(address, credentials, options),
+    hitl: new sw4rm.hitl.HitlService(address, credentials, options)
+  }
   const metadataOf = (extra: Record<string, string | ReadonlyArray<string>> = {}) => {
     const metadata = new Grpc.Metadata()
     if (key !== undefined) metadata.set("authorization", `Bearer ${key}`)
@@ -99,7 +112,23 @@ export const connect = (port: number, key?: string, options: Grpc.ChannelOptions
     new Promise<A>((resolve, reject) =>
       client[method](request, metadataOf(extra), (error: CallError | null, response: A) =>
         error === null ? resolve(response) : reject(error)))
+  /**
+   * A unary call of a coordination service, bounded by `deadlineMs` when
+   * given: its answer, and the response headers the server sent (the first
+   * value of each).
+   */
+  const rpc = <A = any>(service: keyof typeof coordination, method: string, request: unknown, deadlineMs?: number) =>
+    new Promise<{ readonly answer: A; readonly headers: Record<string, string> }>((resolve, reject) => {
+      const headers: Record<string, string> = {}
+      const callOptions: Grpc.CallOptions = deadlineMs === undefined ? {} : { deadline: Date.now() + deadlineMs }
+      const call = coordination[service][method](request, metadataOf(), callOptions, (error: CallError | null, answer: A) =>
+        error === null ? resolve({ answer, headers }) : reject(error))
+      call.on("metadata", (metadata: Grpc.Metadata) => {
+        for (const [name, value] of Object.entries(metadata.getMap())) headers[name] = String(value)
+      })
+    })
   return {
+    rpc,
     register: (agent_id: string, extra: Record<string, unknown> = {}) =>
       call<{ accepted: boolean; reason: string }>(registry, "RegisterAgent", { agent: { agent_id, name: agent_id, ...extra } }),
     heartbeat: (agent_id: string, state?: string, health: Record<string, string> = {}) =>
@@ -165,6 +194,7 @@ export const connect = (port: number, key?: string, options: Grpc.ChannelOptions
     close: () => {
       router.close()
       registry.close()
+      for (const client of Object.values(coordination)) client.close()
     }
   }
 }
