@@ -72,7 +72,7 @@ export const ApprovalsView = (_: ViewProps) => {
     all.reload()
   }
   return (
-    <Page title="Approvals" actions={<span class="muted" aria-live="polite">{queue.length} waiting</span>}>
+    <Page title="Approvals" actions={<span class="muted" aria-live="polite">{queue.length} {queue.length === 1 ? "approval" : "approvals"} waiting</span>}>
       <ErrorNote error={pending.error} />
       {queue.length === 0 && !pending.loading && <p class="muted">Nothing waits for a human.</p>}
       <ul class="plain approvals">

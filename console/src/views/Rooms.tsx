@@ -97,7 +97,7 @@ const Detail = ({ room_id }: { readonly room_id: string }) => {
               <td>{(vote.strengths ?? []).join("; ")}</td>
               <td>{(vote.weaknesses ?? []).join("; ")}</td>
               <td>{(vote.recommendations ?? []).join("; ")}</td>
-              <td>{time(vote.voted_at)}</td>
+              <td title={time(vote.voted_at)}>{time(vote.voted_at).slice(11)}</td>
             </tr>
           ))}
         </tbody>

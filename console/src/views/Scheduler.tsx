@@ -97,7 +97,7 @@ const Detail = ({ task, onChanged }: { readonly task: Task; readonly onChanged: 
         <dt>Scope</dt><dd class="mono">{task.scope ?? "—"}</dd>
         <dt>Kind</dt><dd>{task.kind}{task.max_parallel_instances !== undefined && ` (at most ${task.max_parallel_instances} at once)`}</dd>
         <dt>Submitted</dt><dd>{time(task.submitted_at)}{task.submitted_by !== undefined && ` by ${task.submitted_by}`}</dd>
-        <dt>Attempts</dt><dd>{task.attempts} · preempted {task.preemptions} times</dd>
+        <dt>Attempts</dt><dd>{task.attempts} · preempted {task.preemptions === 1 ? "once" : `${task.preemptions} times`}</dd>
         {task.max_wait_ms !== undefined && (<><dt>Waits at most</dt><dd>{duration(task.max_wait_ms)}, then a human decides</dd></>)}
         {task.preemption !== undefined && (
           <>
@@ -226,7 +226,7 @@ export const SchedulerView = ({ params }: ViewProps) => {
           onActivate={(task) => open({ task: task.task_id })}
           header={
             <div class="cols task-cols">
-              <span>Task</span><span>Priority</span><span>Status</span><span>Agent</span><span>Scope</span><span>Kind</span><span>Preempted</span><span>Submitted</span>
+              <span>Task</span><span>Priority</span><span>Status</span><span>Agent</span><span>Scope</span><span>Preempted</span><span>Submitted</span>
             </div>
           }
           row={(task) => (
@@ -239,9 +239,8 @@ export const SchedulerView = ({ params }: ViewProps) => {
               </span>
               <span class="mono">{target(task)}</span>
               <span class="mono">{task.scope ?? ""}</span>
-              <span>{task.kind}</span>
               <span class="num">{task.preemptions}</span>
-              <span>{time(task.submitted_at)}</span>
+              <span title={time(task.submitted_at)}>{time(task.submitted_at).slice(11)}</span>
             </div>
           )}
         />

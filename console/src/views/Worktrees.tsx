@@ -152,7 +152,7 @@ export const WorktreesView = ({ params }: ViewProps) => {
   const selected = rows.find((row) => row.agent_id === named)
   const pending = useMemo(() => rows.filter((row) => row.state === "SWITCH_PENDING").length, [rows])
   return (
-    <Page title="Worktrees" actions={<span class="muted" aria-live="polite">{rows.length} agents, {pending} switches waiting</span>}>
+    <Page title="Worktrees" actions={<span class="muted" aria-live="polite">{rows.length} agents, {pending} {pending === 1 ? "switch" : "switches"} waiting</span>}>
       <ErrorNote error={loaded.error} />
       <form
         class="toolbar"
