@@ -1,12 +1,13 @@
 /**
  * The console's coordination views in Chromium, against a real server: a
  * task submitted over the API shows in the scheduler (and one submitted
- * from the console reaches the API), an agent's key sees its own tasks
- * only, a room's votes and decision show, a pending worktree switch is
+ * from the console reaches the API), a preemption shows with its grace,
+ * an agent's key sees its own tasks and binding only, a room's votes and decision show, a pending worktree switch is
  * approved from the console, and a HITL invocation answered from the
  * Approvals view is resolved, as the API then says. Every wait is on a
  * condition, none a fixed sleep.
  */
+import { Chunk, Effect, Stream } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { keys, keysFile } from "../server/wire.js"
@@ -38,7 +39,7 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
 
   beforeAll(async () => {
     const directory = await consoleDirectory()
-    server = await serve({ keys: keysFile, directory, runtime: { livenessTimeoutMs: undefined } })
+    server = await serve({ keys: keysFile, directory, runtime: { livenessTimeoutMs: undefined, preemptionGraceMs: 120_000 } })
     browser = await launch()
     page = await browser.newPage()
     for (const [agent_id, capabilities] of [["builder", ["build"]], ["alice", ["review"]], ["bob", ["review"]], ["a", ["lint"]]] as const) {
@@ -73,6 +74,24 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
     expect(tasks.find((task) => task.capability === "deploy")).toMatchObject({ priority: 3, scope: "repo/web" })
   })
 
+  it("shows a running task asked to yield to a more urgent one, and its grace counting down", async () => {
+    const row = grid("Tasks").locator('[data-key="build-api"]')
+    await shows(row, "DISPATCHED")
+    // The builder reads its task (one not yet delivered would be taken back at once, not asked to yield).
+    await server.run(Effect.scoped(Effect.gen(function*() {
+      const inbound = yield* server.router.subscription("builder")
+      const [delivery] = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.take(inbound, 1)))
+      if (delivery._tag !== "Delivery") throw new Error("expected a delivery")
+      yield* server.router.ack({ agent_id: "builder", message_id: delivery.envelope.message_id, stage: "READ", delivery_seq: delivery.delivery_seq })
+    })))
+    await ok("/tasks", { task_id: "hotfix", agent_id: "builder", priority: -12, scope: "repo/hotfix" })
+    await shows(row, "yield asked")
+    await row.click()
+    const detail = page.getByRole("complementary", { name: "Task build-api" })
+    await shows(detail, "for hotfix")
+    await shows(detail.getByRole("timer", { name: "grace left" }), "left")
+  })
+
   it("signed in with an agent's key, shows that agent's tasks only", async () => {
     await ok("/tasks", { task_id: "lint-a", agent_id: "a", priority: 1 }, keys.a)
     const context = await browser.newContext()
@@ -83,6 +102,9 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
       await own.getByRole("button", { name: "Sign in" }).click()
       await shows(own.getByRole("grid", { name: "Tasks" }).locator('[data-key="lint-a"]'))
       await gone(own.getByRole("grid", { name: "Tasks" }).locator('[data-key="build-api"]'))
+      await own.getByRole("navigation").getByRole("link", { name: "Worktrees" }).click()
+      await shows(own.getByRole("grid", { name: "Worktree bindings" }).locator('[data-key="a"]'), "UNBOUND")
+      expect(await own.getByRole("grid", { name: "Worktree bindings" }).getByRole("row").count()).toBe(1)
     } finally {
       await context.close()
     }
