@@ -3,6 +3,10 @@
  * the server's own Schemas, imported as types only, so a field renamed on
  * the server fails the console's typecheck rather than its users.
  */
+import type { InvocationView, QueueItem } from "../../src/schema/Hitl.js"
+import type { RoomView } from "../../src/schema/Negotiation.js"
+import type { PreemptAnswer, TaskView } from "../../src/schema/Scheduler.js"
+import type { WorktreeStatus } from "../../src/schema/Worktree.js"
 import type {
   AgentView,
   ApprovalView,
@@ -42,3 +46,12 @@ export type Summary = typeof StateSummary.Encoded
 export type ArcpJobs = typeof ArcpJobPage.Encoded
 export type AuditPage = { readonly entries: ReadonlyArray<AuditEntry>; readonly next?: number }
 export type LogEvent = LogRecord["event"]
+
+// Coordination: the scheduler, worktree bindings, negotiation rooms, the human's queue.
+
+export type Task = typeof TaskView.Encoded
+export type Preempted = typeof PreemptAnswer.Encoded
+export type Worktree = typeof WorktreeStatus.Encoded
+export type Room = typeof RoomView.Encoded
+export type HitlItem = typeof QueueItem.Encoded
+export type Invocation = typeof InvocationView.Encoded

@@ -109,6 +109,7 @@ export const serveCommand = Command.make(
           )
         }
         yield* Console.log(`switchboard: listening on ${address}; API documentation at ${address}/docs; ARCP at ${address.replace(/^http/, "ws")}/arcp`)
+        yield* Console.log(`switchboard: console at ${address}/console`)
         const grpc = yield* Effect.serviceOption(Grpc.GrpcServer)
         if (Option.isSome(grpc)) {
           yield* Console.log(`switchboard: SW4RM gRPC (router, registry, scheduler, worktree, negotiation room, HITL) on ${grpc.value.host}:${grpc.value.port}`)

@@ -2,7 +2,8 @@
  * The README's screenshots of the console (`docs/console-*.png`), taken
  * from a real server with a small world in it: a planner that spawned
  * researchers and writers in two teams, messages settled, one dead letter,
- * a tool call waiting for a human, a suspended agent, an ARCP job. Run with
+ * a tool call waiting for a human, a suspended agent, an ARCP job, tasks,
+ * negotiation rooms, worktree bindings and a question for a human. Run with
  * `npm run console:screenshots` after changing a view.
  */
 import { NodeSocket } from "@effect/platform-node"
@@ -99,6 +100,44 @@ const main = async () => {
       yield* job.result
     })).pipe(Effect.provide(NodeSocket.layerWebSocketConstructor)))
     await api("/messages", { to: "writer-1", envelope: envelope("planner", { payload: { text: "one more section" } }) })
+    // Coordination: tasks by priority, a room decided and one still voting, worktrees (one switch
+    // waiting for the operator, one agent away from home), and a question for a human.
+    const tasks: Array<[string, string, number, string | undefined]> = [
+      ["plan-q3", "plan", -5, "repo/roadmap"],
+      ["search-papers", "search", 0, "corpus/papers"],
+      ["search-patents", "search", 2, "corpus/patents"],
+      ["summarize-week", "summarize", 5, undefined],
+      ["archive-logs", "archive", 10, "store/logs"],
+      ["review-draft", "review", -2, "docs/report"],
+      // The planner is busy: one waits, and a more urgent one asks plan-q3 to yield to it.
+      ["plan-q4", "plan", 3, "repo/roadmap-q4"],
+      ["plan-incident", "plan", -12, "repo/incident"]
+    ]
+    for (const [task_id, capability, priority, scope] of tasks) await api("/tasks", { task_id, capability, priority, scope, input: { task_id } })
+    await api("/rooms", {
+      negotiation_room_id: "report-outline",
+      artifact_type: "PLAN",
+      producer_id: "writer-1",
+      requested_critics: ["reviewer", "planner"],
+      artifact: { sections: ["context", "findings", "next steps"] }
+    })
+    await api("/rooms/report-outline/votes", { critic_id: "reviewer", score: 8, confidence: 0.9, passed: true, strengths: ["clear order"], recommendations: ["cite the sources"] })
+    await api("/rooms/report-outline/votes", { critic_id: "planner", score: 7.5, confidence: 0.8, passed: true, weaknesses: ["findings too long"] })
+    await api("/rooms", { negotiation_room_id: "release-plan", artifact_type: "DEPLOYMENT", producer_id: "planner", requested_critics: ["reviewer", "archiver"] })
+    await api("/rooms/release-plan/votes", { critic_id: "archiver", score: 6, confidence: 0.7, passed: true })
+    for (const [agent_id, repo_id] of [["writer-1", "report"], ["reviewer", "report"], ["researcher-1", "corpus"], ["planner", "roadmap"]]) {
+      await api(`/agents/${agent_id}/worktree/bind`, { repo_id, worktree_id: "main" })
+    }
+    await api("/agents/reviewer/worktree/switch", { target_worktree_id: "hotfix-12" })
+    await api("/agents/researcher-1/worktree/switch", { target_worktree_id: "patents" })
+    await api("/agents/researcher-1/worktree/approve", { ttl_ms: 45 * 60_000, by: "ops" })
+    await api("/hitl", {
+      reason: "MANUAL_OVERRIDE",
+      context: { question: "publish the report before the review ends?" },
+      proposed_actions: ["publish now", "wait for the review"],
+      invoked_by: "writer-1",
+      timeout_ms: 15 * 60_000
+    })
 
     const browser = await launch()
     try {
@@ -124,6 +163,9 @@ const main = async () => {
       await shot("audit", "audit", (p) => shows(p.getByTestId("audit-verdict")))
       await shot("replay?at=30", "replay", (p) => shows(p.getByTestId("replay-offset"), /State at offset 30$/))
       await shot("arcp", "arcp", (p) => shows(p.getByRole("cell", { name: "success" })))
+      await shot("scheduler?task=plan-q3", "scheduler", (p) => shows(p.getByRole("complementary", { name: "Task plan-q3" })))
+      await shot("worktrees?agent=reviewer", "worktrees", (p) => shows(p.getByRole("complementary", { name: "Worktree of reviewer" })))
+      await shot("rooms?room=report-outline", "rooms", (p) => shows(p.getByTestId("room-decision")))
       await page.emulateMedia({ colorScheme: "dark" })
       await shot("agents", "agents-dark", (p) => shows(p.getByRole("grid", { name: "Agents" }).locator('[data-key="planner"]')))
     } finally {

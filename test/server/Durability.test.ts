@@ -192,6 +192,10 @@ describe("durability over the network", () => {
         ? ["--import", "tsx", "src/bin.ts"]
         : [await bundleServer(dir)]
       let server = await startServer(command, store, port)
+      // serve says where its console is (stdout may trail the first /health answer a little).
+      const consoleLine = `switchboard: console at http://127.0.0.1:${port}/console`
+      for (let waited = 0; !server.output().includes(consoleLine) && waited < 5_000; waited += 50) await sleep(50)
+      expect(server.output()).toContain(consoleLine)
 
       for (const agent_id of ["consumer", ...Array.from({ length: producers }, (_, p) => `producer-${p}`)]) {
         const registered = await call(`${url}/agents`, { body: { agent_id, name: agent_id } })

@@ -4,12 +4,15 @@
  * and its deadline counting down; approve or reject with a note, through
  * `POST /approvals/{id}/approve` and `/reject`. A caller waiting on one
  * (`Gateway.awaitApproval`) goes on once it is answered. Below, the ones
- * answered recently.
+ * answered recently. The HITL queue's own invocations (a room deadlocked, a
+ * task that cannot wait, a worktree switch, a question an agent asked)
+ * follow, answered the same way (`Hitl.tsx`).
  */
 import { useState } from "preact/hooks"
 import { seg } from "../api.js"
 import type { Approval, LogRecord } from "../types.js"
 import { Badge, Done, duration, ErrorNote, Field, Page, time, useAction, useLoad, useNow, useSession } from "../ui.js"
+import { HitlQueue } from "./Hitl.js"
 import type { ViewProps } from "./registry.js"
 
 const approvalEvent = (record: LogRecord) => record.event._tag.startsWith("Approval")
@@ -69,13 +72,14 @@ export const ApprovalsView = (_: ViewProps) => {
     all.reload()
   }
   return (
-    <Page title="Approvals" actions={<span class="muted" aria-live="polite">{queue.length} waiting</span>}>
+    <Page title="Approvals" actions={<span class="muted" aria-live="polite">{queue.length} {queue.length === 1 ? "approval" : "approvals"} waiting</span>}>
       <ErrorNote error={pending.error} />
       {queue.length === 0 && !pending.loading && <p class="muted">Nothing waits for a human.</p>}
       <ul class="plain approvals">
         {queue.map((approval) => <Pending key={approval.approval_id} approval={approval} onAnswered={reload} />)}
       </ul>
-      <h2>Answered recently</h2>
+      <HitlQueue />
+      <h2>Approvals answered recently</h2>
       <table>
         <thead><tr><th>Approval</th><th>Agent</th><th>Action</th><th>Status</th><th>By</th><th>Note</th><th>When</th></tr></thead>
         <tbody>

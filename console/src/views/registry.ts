@@ -3,9 +3,10 @@
  * is a component of the location's query (`params`), that reads and acts
  * through the session's API only.
  *
- * The scheduler, worktrees and negotiation rooms get a view each here once
- * their services and routes land: one module under `views/`, one line
- * below (with `operatorOnly` as their routes' access rules say).
+ * A new view is one module under `views/` and one line below (with
+ * `operatorOnly` as its routes' access rules say). The coordination views
+ * are open to an agent's key: their routes answer it with its own agent's
+ * tasks, binding and rooms, and keep the operator's actions to the operator.
  */
 import type { ComponentType } from "preact"
 import { AgentsView } from "./Agents.js"
@@ -16,7 +17,10 @@ import { DeadLettersView } from "./DeadLetters.js"
 import { KillSwitchView } from "./KillSwitch.js"
 import { MessagesView } from "./Messages.js"
 import { ReplayView } from "./Replay.js"
+import { RoomsView } from "./Rooms.js"
+import { SchedulerView } from "./Scheduler.js"
 import { TopologyView } from "./Topology.js"
+import { WorktreesView } from "./Worktrees.js"
 
 export interface ViewProps {
   readonly params: URLSearchParams
@@ -40,5 +44,8 @@ export const views: ReadonlyArray<View> = [
   { id: "kill-switch", title: "Kill switch", operatorOnly: true, component: KillSwitchView },
   { id: "audit", title: "Audit", operatorOnly: true, component: AuditView },
   { id: "replay", title: "Replay", operatorOnly: true, component: ReplayView },
-  { id: "arcp", title: "ARCP", operatorOnly: false, component: ArcpView }
+  { id: "arcp", title: "ARCP", operatorOnly: false, component: ArcpView },
+  { id: "scheduler", title: "Scheduler", operatorOnly: false, component: SchedulerView },
+  { id: "worktrees", title: "Worktrees", operatorOnly: false, component: WorktreesView },
+  { id: "rooms", title: "Rooms", operatorOnly: false, component: RoomsView }
 ]
