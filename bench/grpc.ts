@@ -23,7 +23,8 @@
  *
  * Figures: messages/s from the first send to the last FULFILLED; latency from
  * a message's send to its delivery reaching the consumer (p50, p99); the CPU
- * time the server process spends per message.
+ * time the server process spends per message, and the bench's own (its
+ * clients').
  *
  * Flags: `--messages N` (BENCH_MESSAGES; default 20,000) with 100 and 1,000
  * in flight; `--serial-messages N` (BENCH_SERIAL_MESSAGES; default 2,000)
@@ -141,16 +142,19 @@ const grpcRun = (server: ServerHandle, label: string, inFlight: number, count: n
     const metadata = new Grpc.Metadata()
     metadata.set("sw4rm-to", consumer)
     const serverBefore = yield* Effect.promise(() => server.cpu())
+    const clientBefore = process.cpuUsage()
     const figures = yield* drive(label, run, inFlight, (i) => {
       const message_id = `${tag}-${i}`
       // Numbered, as the HTTP bench's: the payloads are alike, and a number with a like payload is a retry.
       const msg = { ...template, message_id, correlation_id: message_id, sequence_number: i + 1 }
       return unary(client.router, "SendMessage", { msg }, metadata)
     })
+    const clientUsed = process.cpuUsage(clientBefore)
     const serverAfter = yield* Effect.promise(() => server.cpu())
     return {
       ...figures,
-      serverCpuUs: (serverAfter.user - serverBefore.user + serverAfter.system - serverBefore.system) / count
+      serverCpuUs: (serverAfter.user - serverBefore.user + serverAfter.system - serverBefore.system) / count,
+      clientCpuUs: (clientUsed.user + clientUsed.system) / count
     }
   }).pipe(Effect.scoped)
 
@@ -208,15 +212,18 @@ const wireRun = (server: ServerHandle, label: string, inFlight: number, count: n
     }
     const metadata = { "sw4rm-to": consumer }
     const serverBefore = yield* Effect.promise(() => server.cpu())
+    const clientBefore = process.cpuUsage()
     const figures = yield* drive(label, run, inFlight, (i) => {
       const message_id = `${tag}-${i}`
       const msg = { ...template, message_id, correlation_id: message_id, sequence_number: i + 1 }
       return call(sendMessage, frame(types.SendMessageRequest, { msg }), types.SendMessageResponse, metadata)
     })
+    const clientUsed = process.cpuUsage(clientBefore)
     const serverAfter = yield* Effect.promise(() => server.cpu())
     return {
       ...figures,
-      serverCpuUs: (serverAfter.user - serverBefore.user + serverAfter.system - serverBefore.system) / count
+      serverCpuUs: (serverAfter.user - serverBefore.user + serverAfter.system - serverBefore.system) / count,
+      clientCpuUs: (clientUsed.user + clientUsed.system) / count
     }
   }).pipe(Effect.scoped)
 
@@ -292,6 +299,7 @@ export const main = (args: ReadonlyArray<string>) =>
         const grpcjs = yield* measureGrpc("grpc-js")
         results[`grpcjs_${inFlight}`] = grpcjs
         cpu[`grpcjs_${inFlight}_cpu_us_per_msg`] = Math.round(grpcjs.serverCpuUs)
+        cpu[`grpcjs_${inFlight}_client_cpu_us_per_msg`] = Math.round(grpcjs.clientCpuUs)
       }
       const http: ServerFigures | undefined = !baselines ? undefined : yield* sqlite((filename) =>
         measureServer(filename, "full", "http", inFlight, count, {
@@ -302,6 +310,7 @@ export const main = (args: ReadonlyArray<string>) =>
       )
       results[`grpc_${inFlight}`] = grpc
       cpu[`grpc_${inFlight}_cpu_us_per_msg`] = Math.round(grpc.serverCpuUs)
+      cpu[`grpc_${inFlight}_client_cpu_us_per_msg`] = Math.round(grpc.clientCpuUs)
       if (http !== undefined) {
         results[`http_${inFlight}`] = http
         cpu[`http_${inFlight}_cpu_us_per_msg`] = Math.round(http.serverCpuUs)
@@ -324,7 +333,11 @@ export const main = (args: ReadonlyArray<string>) =>
           (cpu[`grpcjs_${inFlight}_cpu_us_per_msg`] === undefined
             ? ""
             : ` (with grpc-js's client ${formatNumber(cpu[`grpcjs_${inFlight}_cpu_us_per_msg`])} µs)`) +
-          (http === undefined ? "" : `, HTTP ${formatNumber(http.serverCpuUs)} µs`)
+          (http === undefined ? "" : `, HTTP ${formatNumber(http.serverCpuUs)} µs`) +
+          `; the gRPC client's ${formatNumber(grpc.clientCpuUs)} µs` +
+          (cpu[`grpcjs_${inFlight}_client_cpu_us_per_msg`] === undefined
+            ? ""
+            : ` (grpc-js's ${formatNumber(cpu[`grpcjs_${inFlight}_client_cpu_us_per_msg`])} µs)`)
       )
     }
 

@@ -40,6 +40,7 @@ import { Caller } from "./Api.js"
 import type { Authenticate } from "./Auth.js"
 import * as Batch from "./GrpcBatch.js"
 import { type Run, serverStream } from "./GrpcCalls.js"
+import { constant } from "./GrpcProto.js"
 import { refusal } from "./GrpcStatus.js"
 import { outbox } from "./Outbox.js"
 
@@ -57,6 +58,9 @@ const decodeDeliveryAck = inputDecoder(DeliveryAckRequest, "request")
 const decodeRecipient = inputDecoder(Id, "sw4rm-to")
 const encodeEnvelope = fastEncoder(EnvelopeFromProto)
 const encoder = new TextEncoder()
+
+const recorded = constant({ recorded: true })
+const notRecorded = constant({ recorded: false })
 
 /** The most deliveries remembered by seq for an agent, for an `AckDelivery` that names no message. */
 const maxRemembered = 20_000
@@ -98,7 +102,7 @@ export const make = (
     const router = yield* Router
     const registry = yield* Registry
     const maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024
-    const accepted = { accepted: true, reason: "" }
+    const accepted = constant({ accepted: true, reason: "" })
 
     // Per agent, its deliveries by seq, as its streams handed them out, and how many streams it has open.
     const delivered = new Map<string, Map<number, string>>()
@@ -223,7 +227,7 @@ export const make = (
           return yield* Effect.fail(ValidationError.single("request", "seq", "is required: the delivery's seq, from 1"))
         }
         const message_id = request.message_id !== "" ? request.message_id : delivered.get(agent_id)?.get(request.seq)
-        if (message_id === undefined) return Batch.answer({ recorded: false })
+        if (message_id === undefined) return Batch.answer(notRecorded)
         const failed = request.outcome === "PERMANENT_FAILURE"
         const ack: AckRequest = {
           agent_id,
@@ -245,14 +249,14 @@ export const make = (
           const { ack, caller } = items[i]
           if (Either.isRight(result)) {
             delivered.get(ack.agent_id)?.delete(ack.delivery_seq!)
-            answers.push(Either.right({ recorded: !result.right.late }))
+            answers.push(Either.right(result.right.late ? notRecorded : recorded))
             continue
           }
           const error = result.left
           // Another agent's message, or one the router does not know: nothing recorded.
           if (error._tag === "PermissionDenied") yield* Effect.provideService(auditRefusal("messages.ack", error), Caller, caller)
           answers.push(
-            error._tag === "PermissionDenied" || error._tag === "MessageNotFound" ? Either.right({ recorded: false }) : Either.left(error)
+            error._tag === "PermissionDenied" || error._tag === "MessageNotFound" ? Either.right(notRecorded) : Either.left(error)
           )
         }
         return answers
