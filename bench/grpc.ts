@@ -4,7 +4,12 @@
  * `Grpc.layer` over `Switchboard.layer` on SQLite, WAL, durability `full`)
  * runs in a child process of its own (`serverProcess.ts`), fresh for each
  * configuration. The bench is an SW4RM client built from the project's own
- * `.proto` files: a producer sends each message with `SendMessage` (one
+ * `.proto` files, two of them, each on a fresh server: a lean one over
+ * `node:http2` with gRPC's framing and protobufjs (`grpcWire.ts`; the
+ * `grpc` figures, at every level) and grpc-js's own client (the `grpcjs`
+ * figures, with 1,000 in flight; `--grpc-js` at every level). grpc-js's
+ * client costs about twice the lean one's CPU a message, on the same
+ * cores as the server under test. A producer sends each message with `SendMessage` (one
  * unary call a message, its recipient in the `sw4rm-to` metadata, as SW4RM's
  * wire has no batch), one consumer agent receives its deliveries on
  * `StreamIncoming` and settles each with `AckDelivery` (DELIVERED); a message
