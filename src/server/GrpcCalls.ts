@@ -33,22 +33,22 @@ const tokenOf = (metadata: Grpc.Metadata) => {
 /** The client's address without its port (`127.0.0.1:5000`, `[::1]:5000`), for an open server's per-address limit. */
 const addressOf = (peer: string) => Option.some(peer.replace(/^\[(.*)\](:\d+)?$/, "$1").replace(/^([^:]+):\d+$/, "$1"))
 
-const decodeRequest = <A>(input: unknown, decode: Decode<A>, name: string) =>
+export const decodeRequest = <A>(input: unknown, decode: Decode<A>, name: string) =>
   input instanceof Undecodable
     ? Either.left(ValidationError.single("request", "", `is not a ${name} message: ${input.reason}`))
     : decode(input)
 
-const stopping = refusal(Code.UNAVAILABLE, "INTERNAL_ERROR", "the server is stopping; try again", true)
+export const stopping = refusal(Code.UNAVAILABLE, "INTERNAL_ERROR", "the server is stopping; try again", true)
 
 /** The status a call that did not succeed ends with. */
-const statusOfCause = (cause: Cause.Cause<unknown>): Status => {
+export const statusOfCause = (cause: Cause.Cause<unknown>): Status => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) return statusOf(failure.value)
   return Cause.isInterruptedOnly(cause) ? stopping : statusOf(undefined)
 }
 
 /** The caller of a call, authenticated as over HTTP. */
-const callerOf = (authenticate: Authenticate["Type"], call: { readonly metadata: Grpc.Metadata; getPeer(): string }) =>
+export const callerOf = (authenticate: Authenticate["Type"], call: { readonly metadata: Grpc.Metadata; getPeer(): string }) =>
   authenticate(tokenOf(call.metadata), addressOf(call.getPeer()))
 
 /** How long a call may still run by its deadline, on the runtime's clock; undefined when it has none. */

@@ -49,8 +49,32 @@ export class Undecodable {
 
 type MethodDefinition = Grpc.MethodDefinition<unknown, unknown>
 
+const constants = new WeakSet<object>()
+
+/**
+ * An answer given as it is to many calls (`{ accepted: true }`,
+ * `{ recorded: true }`): serialized once per method, not once per call,
+ * as nearly every call of the hot methods answers one of these.
+ */
+export const constant = <A extends object>(answer: A): A => {
+  constants.add(answer)
+  return Object.freeze(answer)
+}
+
 const safely = (method: MethodDefinition): MethodDefinition => ({
   ...method,
+  responseSerialize: ((serialize) => {
+    const cached = new WeakMap<object, Buffer>()
+    return (value: unknown) => {
+      if (typeof value !== "object" || value === null || !constants.has(value)) return serialize(value)
+      let bytes = cached.get(value)
+      if (bytes === undefined) {
+        bytes = serialize(value)
+        cached.set(value, bytes)
+      }
+      return bytes
+    }
+  })(method.responseSerialize),
   requestDeserialize: (bytes: Buffer) => {
     try {
       return method.requestDeserialize(bytes)

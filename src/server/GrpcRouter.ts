@@ -28,15 +28,19 @@ import { clip, maxMessage } from "../internal/bounds.js"
 import { inputDecoder } from "../internal/decode.js"
 import { fastEncoder, fastInputDecoder } from "../internal/fastSchema.js"
 import { checkBroadcast, copyFor, originalId, recipientsOf, restore } from "../model/Broadcast.js"
-import { AckStageNumber, type Envelope, ErrorCodeNumber, Id } from "../schema/Envelope.js"
+import { type AckRequest, AckStageNumber, type Envelope, ErrorCodeNumber, Id } from "../schema/Envelope.js"
+import type { Principal } from "../schema/Keys.js"
 import { NoRoute, ValidationError } from "../schema/Errors.js"
 import { DeliveryAckRequest, EnvelopeFromProto, SendMessageRequest, StreamRequest } from "../schema/Sw4rm.js"
 import type { Gateway } from "../services/Gateway.js"
 import { Registry } from "../services/Registry.js"
 import { type Inbound, type Recipient, Router, type StageNotice } from "../services/Router.js"
 import { actAs, actingAgent, auditRefusal } from "./Access.js"
+import { Caller } from "./Api.js"
 import type { Authenticate } from "./Auth.js"
-import { type Run, serverStream, unary } from "./GrpcCalls.js"
+import * as Batch from "./GrpcBatch.js"
+import { type Run, serverStream } from "./GrpcCalls.js"
+import { constant } from "./GrpcProto.js"
 import { refusal } from "./GrpcStatus.js"
 import { outbox } from "./Outbox.js"
 
@@ -54,6 +58,9 @@ const decodeDeliveryAck = inputDecoder(DeliveryAckRequest, "request")
 const decodeRecipient = inputDecoder(Id, "sw4rm-to")
 const encodeEnvelope = fastEncoder(EnvelopeFromProto)
 const encoder = new TextEncoder()
+
+const recorded = constant({ recorded: true })
+const notRecorded = constant({ recorded: false })
 
 /** The most deliveries remembered by seq for an agent, for an `AckDelivery` that names no message. */
 const maxRemembered = 20_000
@@ -95,7 +102,7 @@ export const make = (
     const router = yield* Router
     const registry = yield* Registry
     const maxBufferedBytes = options.maxBufferedBytes ?? 16 * 1024 * 1024
-    const accepted = { accepted: true, reason: "" }
+    const accepted = constant({ accepted: true, reason: "" })
 
     // Per agent, its deliveries by seq, as its streams handed them out, and how many streams it has open.
     const delivered = new Map<string, Map<number, string>>()
@@ -133,22 +140,24 @@ export const make = (
         }
       })
 
-    const sendMessage = (request: typeof SendMessageRequest.Type, call: Grpc.ServerUnaryCall<unknown, unknown>) =>
+    // Unicast sends (nearly all) join the batch; an ACK envelope or a broadcast goes alone.
+    const prepareSend = (request: typeof SendMessageRequest.Type, call: Grpc.ServerUnaryCall<unknown, unknown>) =>
       Effect.gen(function*() {
         const envelope = request.msg
         yield* actAs(envelope.producer_id, "messages.send")
         if (envelope.message_type === "ACKNOWLEDGEMENT") {
           // An ACK the runtime refuses for this key is audited, as over HTTP.
-          yield* router.send({ to: envelope.producer_id, envelope }).pipe(
-            Effect.tapError((error) => auditRefusal("messages.ack", error))
-          )
-          return accepted
+          return Batch.alone(router.send({ to: envelope.producer_id, envelope }).pipe(
+            Effect.tapError((error) => auditRefusal("messages.ack", error)),
+            Effect.as(accepted)
+          ))
         }
         const to = yield* recipientOf(call.metadata)
-        if (to === undefined) return yield* broadcast(envelope)
-        yield* router.send({ to, envelope })
-        return accepted
+        return to === undefined ? Batch.alone(broadcast(envelope)) : Batch.item({ to, envelope })
       })
+
+    const sendMany = (sends: ReadonlyArray<{ readonly to: Recipient; readonly envelope: Envelope }>) =>
+      Effect.map(router.sendMany(sends), (results) => results.map((result) => Either.map(result, () => accepted)))
 
     const streamIncoming = (request: typeof StreamRequest.Type, call: Grpc.ServerWritableStream<unknown, unknown>) =>
       Effect.gen(function*() {
@@ -211,38 +220,54 @@ export const make = (
         yield* Deferred.await(ended)
       })
 
-    const ackDelivery = (request: typeof DeliveryAckRequest.Type) =>
+    const prepareAck = (request: typeof DeliveryAckRequest.Type) =>
       Effect.gen(function*() {
         const agent_id = yield* actingAgent(request.agent_id === "" ? undefined : request.agent_id, "messages.ack")
         if (request.seq === 0) {
           return yield* Effect.fail(ValidationError.single("request", "seq", "is required: the delivery's seq, from 1"))
         }
-        const seqs = delivered.get(agent_id)
-        const message_id = request.message_id !== "" ? request.message_id : seqs?.get(request.seq)
-        if (message_id === undefined) return { recorded: false }
+        const message_id = request.message_id !== "" ? request.message_id : delivered.get(agent_id)?.get(request.seq)
+        if (message_id === undefined) return Batch.answer(notRecorded)
         const failed = request.outcome === "PERMANENT_FAILURE"
-        const result = yield* Effect.either(router.ack({
+        const ack: AckRequest = {
           agent_id,
           message_id,
           delivery_seq: request.seq,
           ...(failed
             ? { stage: "FAILED", error_code: "VALIDATION_ERROR", dead_letter: true, note: "PERMANENT_FAILURE (AckDelivery)" }
             : { stage: "FULFILLED" })
-        }))
-        if (Either.isRight(result)) {
-          seqs?.delete(request.seq)
-          return { recorded: !result.right.late }
         }
-        const error = result.left
-        // Another agent's message, or one the router does not know: nothing recorded.
-        if (error._tag === "PermissionDenied") yield* auditRefusal("messages.ack", error)
-        if (error._tag === "PermissionDenied" || error._tag === "MessageNotFound") return { recorded: false }
-        return yield* Effect.fail(error)
+        return Batch.item({ ack, caller: yield* Caller })
+      })
+
+    const ackMany = (items: ReadonlyArray<{ readonly ack: AckRequest; readonly caller: Principal }>) =>
+      Effect.gen(function*() {
+        const results = yield* router.ackMany(items.map(({ ack }) => ack))
+        const answers: Array<Either.Either<{ readonly recorded: boolean }, unknown>> = []
+        for (let i = 0; i < results.length; i++) {
+          const result = results[i]
+          const { ack, caller } = items[i]
+          if (Either.isRight(result)) {
+            delivered.get(ack.agent_id)?.delete(ack.delivery_seq!)
+            answers.push(Either.right(result.right.late ? notRecorded : recorded))
+            continue
+          }
+          const error = result.left
+          // Another agent's message, or one the router does not know: nothing recorded.
+          if (error._tag === "PermissionDenied") yield* Effect.provideService(auditRefusal("messages.ack", error), Caller, caller)
+          answers.push(
+            error._tag === "PermissionDenied" || error._tag === "MessageNotFound" ? Either.right(notRecorded) : Either.left(error)
+          )
+        }
+        return answers
       })
 
     return {
-      SendMessage: unary(run, authenticate, "SendMessageRequest", decodeSend, sendMessage),
+      SendMessage: Batch.batchedUnary(run, authenticate, "SendMessageRequest", decodeSend, { prepare: prepareSend, handleMany: sendMany }),
       StreamIncoming: serverStream(runStream, authenticate, "StreamRequest", decodeStream, streamIncoming),
-      AckDelivery: unary(run, authenticate, "DeliveryAckRequest", decodeDeliveryAck, ackDelivery)
+      AckDelivery: Batch.batchedUnary(run, authenticate, "DeliveryAckRequest", decodeDeliveryAck, {
+        prepare: prepareAck,
+        handleMany: ackMany
+      })
     } satisfies Grpc.UntypedServiceImplementation
   })

@@ -137,6 +137,15 @@ export const connect = (port: number, key?: string, options: Grpc.ChannelOptions
     /** `to`: the `sw4rm-to` metadata; none for a broadcast. */
     send: (msg: unknown, to?: string) =>
       call<{ accepted: boolean; reason: string }>(router, "SendMessage", { msg }, to === undefined ? {} : { "sw4rm-to": to }),
+    /** A send that can be cancelled while in flight. */
+    sendCancellable: (msg: unknown, to: string) => {
+      let call: { cancel(): void } | undefined
+      const answer = new Promise<{ accepted: boolean; reason: string }>((resolve, reject) => {
+        call = router.SendMessage({ msg }, metadataOf({ "sw4rm-to": to }), (error: CallError | null, response: any) =>
+          error === null ? resolve(response) : reject(error))
+      })
+      return { answer, cancel: () => call!.cancel() }
+    },
     /** A raw request, for what the typed client would not send. */
     sendRaw: (request: unknown, extra?: Record<string, string | ReadonlyArray<string>>) => call<any>(router, "SendMessage", request, extra),
     ack: (agent_id: string, seq: number, message_id = "", outcome = "DELIVERY_ACK_OUTCOME_DELIVERED") =>
