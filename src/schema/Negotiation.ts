@@ -107,15 +107,16 @@ export type WaitRequest = typeof WaitRequest.Type
 // ---------------------------------------------------------------------------
 // Views
 
+// Finite: it is stored in RoomDecided, and JSON would write NaN or Infinity as null.
 export const AggregatedScore = Schema.Struct({
-  mean: Schema.Number,
-  min_score: Schema.Number,
-  max_score: Schema.Number,
-  std_dev: Schema.Number,
-  weighted_mean: Schema.Number,
-  vote_count: Schema.Number,
-  mean_confidence: Schema.Number,
-  pass_ratio: Schema.Number
+  mean: Schema.Finite,
+  min_score: Schema.Finite,
+  max_score: Schema.Finite,
+  std_dev: Schema.Finite,
+  weighted_mean: Schema.Finite,
+  vote_count: Schema.Finite,
+  mean_confidence: Schema.Finite,
+  pass_ratio: Schema.Finite
 }).annotations({ identifier: "AggregatedScore" })
 export type AggregatedScore = typeof AggregatedScore.Type
 
