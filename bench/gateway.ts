@@ -39,7 +39,7 @@ import { type Action, compilePolicy, type EvaluationContext, evaluate } from "..
 import { EventLogSqlite } from "../src/node.js"
 import { parsePolicy } from "../src/schema/Policy.js"
 import { Gateway } from "../src/services/Gateway.js"
-import { formatNumber, intOption, printComparison, printResult } from "./report.js"
+import { formatNumber, intOption, printComparison, printResult, ratio } from "./report.js"
 
 const targetP99Us = 100
 const checkers = 100
@@ -382,7 +382,6 @@ const makeSpin = (us: number) => {
 // ---------------------------------------------------------------------------
 
 const us = (value: number) => Math.round(value * 100) / 100
-const ratio = (figure: number, baseline: number) => Math.round((figure / baseline) * 1000) / 1000
 
 const latencyLine = (label: string, figure: number, baseline: number, baselineLabel: string) =>
   Console.log(

@@ -46,7 +46,7 @@ import { Console, Effect, Option } from "effect"
 import type protobuf from "protobufjs"
 import { loaderOptions, protoDir, protoFiles } from "../src/server/GrpcProto.js"
 import { connectWire, frame, types } from "./grpcWire.js"
-import { formatNumber, intOption, printComparison, printResult } from "./report.js"
+import { formatNumber, intOption, latencies, ms, perS, printComparison, printResult, ratio, textOption } from "./report.js"
 import {
   connectNats,
   drive,
@@ -238,16 +238,6 @@ const streamIncoming = "/sw4rm.router.RouterService/StreamIncoming"
 const ackDelivery = "/sw4rm.router.RouterService/AckDelivery"
 
 // ---------------------------------------------------------------------------
-
-const ms = (value: number) => Math.round(value * 1_000) / 1_000
-const perS = (value: number) => `${formatNumber(value).padStart(9)} msgs/s`
-const latencies = (f: Figures) => `p50 ${f.p50Ms.toFixed(3).padStart(7)} ms, p99 ${f.p99Ms.toFixed(3).padStart(8)} ms`
-const ratio = (figure: number, baseline: number) => Math.round((figure / baseline) * 1000) / 1000
-
-const textOption = (args: ReadonlyArray<string>, name: string): string | undefined => {
-  const at = args.indexOf(`--${name}`)
-  return at >= 0 ? args[at + 1] : args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
-}
 
 export const main = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {

@@ -64,3 +64,16 @@ export const printResult = (result: {
 }) => Console.log(JSON.stringify(result))
 
 export { number as formatNumber }
+
+/** Milliseconds to three decimals, for the JSON line. */
+export const ms = (value: number) => Math.round(value * 1_000) / 1_000
+export const perS = (value: number) => `${number(value).padStart(9)} msgs/s`
+export const latencies = (f: { readonly p50Ms: number; readonly p99Ms: number }) =>
+  `p50 ${f.p50Ms.toFixed(3).padStart(7)} ms, p99 ${f.p99Ms.toFixed(3).padStart(8)} ms`
+export const ratio = (figure: number, baseline: number) => Math.round((figure / baseline) * 1000) / 1000
+
+/** `--name VALUE` or `--name=VALUE`. */
+export const textOption = (args: ReadonlyArray<string>, name: string): string | undefined => {
+  const at = args.indexOf(`--${name}`)
+  return at >= 0 ? args[at + 1] : args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
+}

@@ -52,7 +52,7 @@ import {
   openRaw,
   withLog
 } from "./eventlog.js"
-import { formatNumber, intOption, printComparison, printResult, rate } from "./report.js"
+import { formatNumber, intOption, latencies, ms, perS, printComparison, printResult, rate } from "./report.js"
 
 const inFlights = [1, 100, 1_000] as const
 type InFlight = (typeof inFlights)[number]
@@ -364,10 +364,6 @@ export const jetStreamRun = ({ js, jsm }: Nats, label: string, inFlight: number,
   }).pipe(Effect.scoped)
 
 // ---------------------------------------------------------------------------
-
-const ms = (value: number) => Math.round(value * 1_000) / 1_000
-const perS = (value: number) => `${formatNumber(value).padStart(9)} msgs/s`
-const latencies = (f: Figures) => `p50 ${f.p50Ms.toFixed(3).padStart(7)} ms, p99 ${f.p99Ms.toFixed(3).padStart(8)} ms`
 
 export const main = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {

@@ -64,7 +64,7 @@ import { Pool } from "undici"
 import WebSocket from "ws"
 import { buildEnvelope } from "../src/index.js"
 import { Envelope } from "../src/schema/Envelope.js"
-import { formatNumber, hasFlag, intOption, printComparison, printResult } from "./report.js"
+import { formatNumber, hasFlag, intOption, latencies, ms, perS, printComparison, printResult, ratio, textOption } from "./report.js"
 import {
   connectNats,
   drive,
@@ -477,16 +477,6 @@ export const profileStop = (server: ServerHandle, dir: string, name: string) =>
   })
 
 // ---------------------------------------------------------------------------
-
-const ms = (value: number) => Math.round(value * 1_000) / 1_000
-const perS = (value: number) => `${formatNumber(value).padStart(9)} msgs/s`
-const latencies = (f: Figures) => `p50 ${f.p50Ms.toFixed(3).padStart(7)} ms, p99 ${f.p99Ms.toFixed(3).padStart(8)} ms`
-const ratio = (figure: number, baseline: number) => Math.round((figure / baseline) * 1000) / 1000
-
-const textOption = (args: ReadonlyArray<string>, name: string): string | undefined => {
-  const at = args.indexOf(`--${name}`)
-  return at >= 0 ? args[at + 1] : args.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
-}
 
 export const main = (args: ReadonlyArray<string>) =>
   Effect.gen(function*() {
