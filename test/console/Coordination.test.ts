@@ -2,7 +2,7 @@
  * The console's coordination views in Chromium, against a real server: a
  * task submitted over the API shows in the scheduler (and one submitted
  * from the console reaches the API), a preemption shows with its grace,
- * an agent's key sees its own tasks and binding only, a room's votes and decision show, a pending worktree switch is
+ * an agent's key sees its own tasks, binding and rooms only, a room's votes and decision show, a pending worktree switch is
  * approved from the console, and a HITL invocation answered from the
  * Approvals view is resolved, as the API then says. Every wait is on a
  * condition, none a fixed sleep.
@@ -125,6 +125,25 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
     await shows(votes.getByRole("row").filter({ hasText: "bob" }), "no rollback")
     await shows(votes.getByRole("row").filter({ hasText: "bob" }), "0.8")
     await shows(room.getByTestId("room-decision"), "APPROVED")
+  })
+
+  it("signed in with an agent's key, lists the rooms that agent produces or criticises only", async () => {
+    await ok("/rooms", { negotiation_room_id: "lint-plan", artifact_type: "PLAN", producer_id: "a", requested_critics: ["bob"], artifact: {} }, keys.a)
+    const context = await browser.newContext()
+    try {
+      const own = await context.newPage()
+      await own.goto(`${server.url}/console#/rooms`)
+      await own.getByLabel("API key").fill(keys.a)
+      await own.getByRole("button", { name: "Sign in" }).click()
+      const rooms = own.getByRole("grid", { name: "Rooms" })
+      await shows(rooms.locator('[data-key="lint-plan"]'), "open")
+      await gone(rooms.locator('[data-key="plan-1"]'))
+      expect(await rooms.getByRole("row").count()).toBe(1)
+      await rooms.locator('[data-key="lint-plan"]').click()
+      await shows(own.getByRole("complementary", { name: "Room lint-plan" }), "Not decided yet")
+    } finally {
+      await context.close()
+    }
   })
 
   it("approves a pending worktree switch, with a TTL counting down", async () => {
