@@ -43,9 +43,9 @@ const AgentPath = Schema.Struct({ agent_id: Id })
 const TaskPath = Schema.Struct({ task_id: TaskId })
 const RoomPath = Schema.Struct({ room_id: RoomId })
 const HitlPath = Schema.Struct({ id: Id })
-/** A long poll's bound, in milliseconds: at most a minute, 30 s when absent. */
 /** A list's filter in a query string: its page size is text there. */
 const Query = <F extends Schema.Struct.Fields>(filter: Schema.Struct<F>) => Schema.Struct({ ...filter.fields, limit: Schema.optional(PageSize(1000)) })
+/** A long poll's bound, in milliseconds: at most a minute, 30 s when absent. */
 const Wait = Schema.Struct({ timeout_ms: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 60_000))) })
 
 // ---------------------------------------------------------------------------
