@@ -4,7 +4,7 @@
  * does, any client with the same key could do, and the server audits it the
  * same way.
  */
-import type { LogPageBody, LogRecord } from "./types.js"
+import type { LogRecord } from "./types.js"
 
 /** A problem+json answer (or a failure to reach the server), as the console shows it. */
 export class ApiError extends Error {
@@ -63,30 +63,6 @@ export const makeApi = (key: string): Api => {
     get: (path, params) => send(`${path}${query(params)}`, { headers: headers(false) }),
     post: (path, body = {}) => send(path, { method: "POST", headers: headers(true), body: JSON.stringify(body) })
   }
-}
-
-/**
- * The operator's newest records of some event types (`GET /log?type=`),
- * `want` of them at most, read page after page from `before` (the head when
- * absent). A page reads at most 20,000 records whatever matches, so a rare
- * type takes several; `pages` bounds them, and `next` says where to go on.
- * The log is the only list of what has no list route of its own (the rooms,
- * the agents ever bound to a worktree).
- */
-export const scanLog = async (
-  api: Api,
-  types: ReadonlyArray<string>,
-  options: { readonly want: number; readonly before?: number | undefined; readonly pages?: number }
-): Promise<{ readonly records: ReadonlyArray<LogRecord>; readonly next: number | undefined }> => {
-  const records: Array<LogRecord> = []
-  let before = options.before
-  for (let page = 0; page < (options.pages ?? 10) && records.length < options.want; page++) {
-    const body = await api.get<LogPageBody>("/log", { type: types.join(","), limit: Math.min(1000, options.want - records.length), before })
-    records.push(...body.records)
-    before = body.next
-    if (before === undefined) break
-  }
-  return { records, next: before }
 }
 
 /** How one path segment goes into a URL. */

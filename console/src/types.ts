@@ -4,9 +4,9 @@
  * the server fails the console's typecheck rather than its users.
  */
 import type { InvocationView, QueueItem } from "../../src/schema/Hitl.js"
-import type { RoomView } from "../../src/schema/Negotiation.js"
+import type { RoomPage, RoomView } from "../../src/schema/Negotiation.js"
 import type { PreemptAnswer, TaskView } from "../../src/schema/Scheduler.js"
-import type { WorktreeStatus } from "../../src/schema/Worktree.js"
+import type { BindingPage, WorktreeStatus } from "../../src/schema/Worktree.js"
 import type {
   AgentView,
   ApprovalView,
@@ -53,5 +53,7 @@ export type Task = typeof TaskView.Encoded
 export type Preempted = typeof PreemptAnswer.Encoded
 export type Worktree = typeof WorktreeStatus.Encoded
 export type Room = typeof RoomView.Encoded
+export type Rooms = typeof RoomPage.Encoded
+export type Worktrees = typeof BindingPage.Encoded
 export type HitlItem = typeof QueueItem.Encoded
 export type Invocation = typeof InvocationView.Encoded

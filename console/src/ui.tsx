@@ -92,6 +92,38 @@ export const useLoad = <A,>(
   return { ...state, reload: run }
 }
 
+/**
+ * A list route's pages (`after`, `limit`, each answer's `next`), one more
+ * each time `more` is called (as the list scrolls to its end). A reload (a
+ * change of `deps`, the timer, a live record, as `useLoad`) reads again
+ * every page shown so far, so the rows on screen follow the runtime too.
+ */
+export const usePages = <A,>(
+  page: (after: string | undefined) => Promise<{ readonly items: ReadonlyArray<A>; readonly next?: string | undefined }>,
+  deps: ReadonlyArray<unknown>,
+  options: { readonly every?: number; readonly when?: (record: LogRecord) => boolean } = {}
+) => {
+  const [pages, setPages] = useState(1)
+  // Another filter starts from its first page.
+  useEffect(() => setPages(1), deps)
+  const loaded = useLoad(async () => {
+    const items: Array<A> = []
+    let after: string | undefined
+    for (let read = 0; read < pages; read++) {
+      const body = await page(after)
+      items.push(...body.items)
+      after = body.next
+      if (after === undefined) break
+    }
+    return { items, next: after }
+  }, [...deps, pages], options)
+  const { data, loading } = loaded
+  const more = useCallback(() => {
+    if (!loading && data?.next !== undefined) setPages((count) => count + 1)
+  }, [loading, data])
+  return { ...loaded, items: data?.items ?? [], more: data?.next !== undefined, loadMore: more }
+}
+
 export const asApiError = (error: unknown) =>
   error instanceof ApiError ? error : new ApiError(0, "ERROR", error instanceof Error ? error.message : String(error), undefined)
 

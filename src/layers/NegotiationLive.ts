@@ -3,13 +3,13 @@
  * a decision is registered in the loop (nothing slips between looking and
  * waiting), woken when the decision is durable, and bounded.
  */
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, Layer, Schema } from "effect"
 import { inputDecoder } from "../internal/decode.js"
-import { decideProposal, decideVote, decisionView, roomView } from "../model/Negotiation.js"
+import { decideProposal, decideVote, decisionView, roomView, selectRooms } from "../model/Negotiation.js"
 import type { RuntimeState } from "../model/State.js"
 import { NotFound } from "../schema/CoordinationErrors.js"
 import { copyJson } from "../schema/Json.js"
-import { type DecisionView, ProposalRequest, RoomId, VoteRequest, WaitRequest } from "../schema/Negotiation.js"
+import { type DecisionView, ProposalRequest, RoomId, RoomsFilter, VoteRequest, WaitRequest } from "../schema/Negotiation.js"
 import { Negotiation } from "../services/Negotiation.js"
 import { Runtime } from "../services/Runtime.js"
 import { bounded, commands, defaultWaitMs } from "./Coordinated.js"
@@ -24,6 +24,7 @@ const validProposal = (input: unknown) =>
 const validVote = inputDecoder(VoteRequest, "vote", strict)
 const validWait = inputDecoder(WaitRequest, "wait", strict)
 const validRoomId = inputDecoder(RoomId, "negotiation_room_id")
+const validFilter = inputDecoder(Schema.UndefinedOr(RoomsFilter), "rooms", strict)
 
 export const layer: Layer.Layer<Negotiation, never, Runtime> = Layer.scoped(
   Negotiation,
@@ -63,6 +64,8 @@ export const layer: Layer.Layer<Negotiation, never, Runtime> = Layer.scoped(
         ...ofRoom(request),
         agent_id: idOf(fieldOf(request, "critic_id"))
       })),
+      rooms: traced("Negotiation.rooms", (filter) =>
+        Effect.flatMap(validFilter(filter), (valid) => runtime.query((state) => selectRooms(state, valid ?? {})))),
       room: traced("Negotiation.room", (roomId) => read(roomId, (state, id) => {
         const room = state.rooms.get(id)
         return room === undefined ? undefined : roomView(room)

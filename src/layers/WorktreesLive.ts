@@ -3,7 +3,7 @@
  * command answers with the agent's status once its events are durable, read
  * in the loop right after.
  */
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { inputDecoder } from "../internal/decode.js"
 import {
   decideApproveSwitch,
@@ -13,10 +13,11 @@ import {
   decideRequestSwitch,
   decideRevoke,
   decideUnbind,
+  selectBindings,
   worktreeStatus
 } from "../model/Worktrees.js"
 import { Id } from "../schema/Envelope.js"
-import { BindFailure, BindRequest, SwitchApprove, SwitchReject, SwitchRequest } from "../schema/Worktree.js"
+import { BindFailure, BindingsFilter, BindRequest, SwitchApprove, SwitchReject, SwitchRequest } from "../schema/Worktree.js"
 import { Runtime } from "../services/Runtime.js"
 import { Worktrees } from "../services/Worktrees.js"
 import { commands } from "./Coordinated.js"
@@ -29,6 +30,7 @@ const validApprove = inputDecoder(SwitchApprove, "switch", strict)
 const validReject = inputDecoder(SwitchReject, "switch", strict)
 const validFailure = inputDecoder(BindFailure, "bind_failure", strict)
 const validAgentId = inputDecoder(Id, "agent_id")
+const validFilter = inputDecoder(Schema.UndefinedOr(BindingsFilter), "worktrees", strict)
 
 export const layer: Layer.Layer<Worktrees, never, Runtime> = Layer.scoped(
   Worktrees,
@@ -48,6 +50,8 @@ export const layer: Layer.Layer<Worktrees, never, Runtime> = Layer.scoped(
       rejectSwitch: traced("Worktrees.rejectSwitch", then(command(validReject, decideRejectSwitch)), ofAgent),
       revoke: traced("Worktrees.revoke", then(command(validReject, decideRevoke)), ofAgent),
       reportBindFailure: traced("Worktrees.reportBindFailure", then(command(validFailure, decideBindFailure)), ofAgent),
+      bindings: traced("Worktrees.bindings", (filter) =>
+        Effect.flatMap(validFilter(filter), (valid) => runtime.query((state) => selectBindings(state, valid ?? {})))),
       status: traced("Worktrees.status", (agentId) => Effect.flatMap(validAgentId(agentId), status), (id) => ({ agent_id: idOf(id) }))
     })
   })

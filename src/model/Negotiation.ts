@@ -22,6 +22,8 @@ import {
   RoomDecided,
   RoomOpened,
   RoomResolved,
+  type RoomPage,
+  type RoomsFilter,
   type RoomView,
   type Thresholds,
   type Vote,
@@ -32,7 +34,7 @@ import type { HitlFallback } from "../schema/Hitl.js"
 import { later } from "./Deadlines.js"
 import { type Deciding, openInvocation } from "./Hitl.js"
 import { bestEffortNotice } from "./Notices.js"
-import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
+import { accept, type Decision, pageOf, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
 
 export interface Room {
   readonly room_id: string
@@ -180,6 +182,14 @@ export const roomView = (room: Room): RoomView => ({
   votes: votesOf(room),
   decision: decisionView(room)
 })
+
+/** A page of the rooms, in the order opened: decided or not, and those an agent produces or criticises. */
+export const selectRooms = (state: RuntimeState, filter: RoomsFilter): RoomPage => {
+  const { entries, next } = pageOf(state.rooms, filter, (room) =>
+    (filter.status === undefined || (filter.status === "decided") === (room.decision !== undefined)) &&
+    (filter.agent_id === undefined || room.producer_id === filter.agent_id || room.critics.includes(filter.agent_id)))
+  return { rooms: entries.map(([, room]) => roomView(room)), next }
+}
 
 // ---------------------------------------------------------------------------
 // Decisions

@@ -94,3 +94,35 @@ export const sortedRecord = <A, B>(entries: Iterable<readonly [string, A]>, f: (
 
 /** When an event happened: an audit record keeps its time inside. */
 export const timeOf = (event: Event) => event._tag === "AuditRecorded" ? event.record.at : event.at
+
+/** A list's page size when the caller names none. */
+export const defaultPageSize = 100
+
+/**
+ * A page of a map's entries, in the map's order (the order the log first
+ * named them, so the same on every replay and a cursor stays valid while
+ * the map grows): those after the key `after` (from the first when absent;
+ * none when no entry has that key), that `keep` keeps, at most `limit`.
+ * `next` is the page's last key when more follow, for the next page's `after`.
+ */
+export const pageOf = <A>(
+  entries: ReadonlyMap<string, A>,
+  page: { readonly after?: string | undefined; readonly limit?: number | undefined },
+  keep: (value: A, key: string) => boolean
+): { readonly entries: ReadonlyArray<readonly [string, A]>; readonly next?: string } => {
+  const limit = page.limit ?? defaultPageSize
+  const found: Array<readonly [string, A]> = []
+  let last = ""
+  let started = page.after === undefined
+  for (const [key, value] of entries) {
+    if (!started) {
+      started = key === page.after
+      continue
+    }
+    if (!keep(value, key)) continue
+    if (found.length === limit) return { entries: found, next: last }
+    found.push([key, value])
+    last = key
+  }
+  return { entries: found }
+}

@@ -17,6 +17,8 @@ import { NoRoute, PermissionDenied, ValidationError } from "../schema/Errors.js"
 import type { Event } from "../schema/Event.js"
 import {
   type BindFailure,
+  type BindingPage,
+  type BindingsFilter,
   type BindRequest,
   headerValue,
   type SwitchApprove,
@@ -37,7 +39,7 @@ import { later } from "./Deadlines.js"
 import { blockedReason } from "./Governance.js"
 import { type Deciding, isOpen, openInvocation, withdrawInvocation } from "./Hitl.js"
 import { bestEffortNotice } from "./Notices.js"
-import { accept, type Decision, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
+import { accept, type Decision, pageOf, refuse, type RuntimeState, type Slice, sortedRecord } from "./State.js"
 
 export interface Place {
   readonly repo_id: string
@@ -110,6 +112,13 @@ export const worktreeStatus = (state: RuntimeState, agentId: string): WorktreeSt
     escalate_at: binding.escalateAt,
     hitl_id: isOpen(state, binding.hitl) ? binding.hitl : undefined
   }
+}
+
+/** A page of the bindings, agents in the order first bound, by state or of one agent. */
+export const selectBindings = (state: RuntimeState, filter: BindingsFilter): BindingPage => {
+  const { entries, next } = pageOf(state.worktrees, filter, (binding, agentId) =>
+    (filter.state === undefined || binding.state === filter.state) && (filter.agent_id === undefined || agentId === filter.agent_id))
+  return { bindings: entries.map(([agentId]) => worktreeStatus(state, agentId)), next }
 }
 
 const where = (place: Place | undefined) => place === undefined ? "no worktree" : `${place.repo_id}/${place.worktree_id}`

@@ -159,6 +159,26 @@ export const RoomView = Schema.Struct({
 }).annotations({ identifier: "NegotiationRoom" })
 export type RoomView = typeof RoomView.Type
 
+/** Which rooms `Negotiation.rooms` lists: a page of them, in the order they were opened. */
+export const RoomsFilter = Schema.Struct({
+  /** `open`: no decision yet; `decided`: decided (an escalated room is decided; a human's answer is its resolution). */
+  status: Schema.optional(Schema.Literal("open", "decided")),
+  /** The rooms this agent produces or is a requested critic of. */
+  agent_id: Schema.optional(Id),
+  /** The page starts after this room (a page's `next`). */
+  after: Schema.optional(RoomId),
+  /** At most this many rooms (default 100, at most 1,000). */
+  limit: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+})
+export type RoomsFilter = typeof RoomsFilter.Type
+
+export const RoomPage = Schema.Struct({
+  rooms: Schema.Array(RoomView),
+  /** Pass as `after` for the next page; absent on the last one. */
+  next: Schema.optional(Schema.String)
+}).annotations({ identifier: "NegotiationRoomPage" })
+export type RoomPage = typeof RoomPage.Type
+
 // ---------------------------------------------------------------------------
 // Events
 

@@ -88,6 +88,25 @@ export const WorktreeStatus = Schema.Struct({
 }).annotations({ identifier: "WorktreeStatus" })
 export type WorktreeStatus = typeof WorktreeStatus.Type
 
+/** Which bindings `Worktrees.bindings` lists: a page of them, agents in the order they were first bound. */
+export const BindingsFilter = Schema.Struct({
+  state: Schema.optional(WorktreeState),
+  /** This agent's binding only. */
+  agent_id: Schema.optional(Id),
+  /** The page starts after this agent's binding (a page's `next`). */
+  after: Schema.optional(Id),
+  /** At most this many bindings (default 100, at most 1,000). */
+  limit: Schema.optional(Schema.Int.pipe(Schema.between(1, 1000)))
+})
+export type BindingsFilter = typeof BindingsFilter.Type
+
+export const BindingPage = Schema.Struct({
+  bindings: Schema.Array(WorktreeStatus),
+  /** Pass as `after` for the next page; absent on the last one. */
+  next: Schema.optional(Schema.String)
+}).annotations({ identifier: "WorktreeBindingPage" })
+export type BindingPage = typeof BindingPage.Type
+
 // ---------------------------------------------------------------------------
 // Events
 

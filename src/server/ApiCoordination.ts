@@ -11,7 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { Schema } from "effect"
 import { Id } from "../schema/Envelope.js"
 import { DecideRequest, InvocationView, InvokeRequest, QueueFilter, QueueItem } from "../schema/Hitl.js"
-import { DecisionView, ProposalRequest, RoomId, RoomView, Vote, VoteView } from "../schema/Negotiation.js"
+import { DecisionView, ProposalRequest, RoomId, RoomPage, RoomsFilter, RoomView, Vote, VoteView } from "../schema/Negotiation.js"
 import {
   ActivityAnswer,
   EnterSection,
@@ -26,13 +26,25 @@ import {
   TasksFilter,
   TaskView
 } from "../schema/Scheduler.js"
-import { BindFailure, BindRequest, SwitchApprove, SwitchReject, SwitchRequest, WorktreeStatus } from "../schema/Worktree.js"
+import {
+  BindFailure,
+  BindingPage,
+  BindingsFilter,
+  BindRequest,
+  SwitchApprove,
+  SwitchReject,
+  SwitchRequest,
+  WorktreeStatus
+} from "../schema/Worktree.js"
+import { PageSize } from "./ApiInspect.js"
 import * as P from "./Problem.js"
 
 const AgentPath = Schema.Struct({ agent_id: Id })
 const TaskPath = Schema.Struct({ task_id: TaskId })
 const RoomPath = Schema.Struct({ room_id: RoomId })
 const HitlPath = Schema.Struct({ id: Id })
+/** A list's filter in a query string: its page size is text there. */
+const Query = <F extends Schema.Struct.Fields>(filter: Schema.Struct<F>) => Schema.Struct({ ...filter.fields, limit: Schema.optional(PageSize(1000)) })
 /** A long poll's bound, in milliseconds: at most a minute, 30 s when absent. */
 const Wait = Schema.Struct({ timeout_ms: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 60_000))) })
 
@@ -81,6 +93,10 @@ export const scheduler = HttpApiGroup.make("scheduler")
 // Worktree bindings
 
 export const worktrees = HttpApiGroup.make("worktrees")
+  .add(
+    HttpApiEndpoint.get("bindings", "/worktrees").setUrlParams(Query(BindingsFilter)).addSuccess(BindingPage)
+      .annotate(OpenApi.Description, "The bindings, a page at a time, agents in the order first bound; an agent's key sees its own only")
+  )
   .add(HttpApiEndpoint.get("status", "/agents/:agent_id/worktree").setPath(AgentPath).addSuccess(WorktreeStatus))
   .add(
     HttpApiEndpoint.post("bind", "/agents/:agent_id/worktree/bind").setPath(AgentPath).setPayload(BindRequest.omit("agent_id"))
@@ -121,6 +137,10 @@ export const negotiation = HttpApiGroup.make("negotiation")
   .add(
     HttpApiEndpoint.post("propose", "/rooms").setPayload(ProposalRequest).addSuccess(RoomView)
       .addError(P.Exists).addError(P.NoAgent).addError(P.Precondition)
+  )
+  .add(
+    HttpApiEndpoint.get("rooms", "/rooms").setUrlParams(Query(RoomsFilter)).addSuccess(RoomPage)
+      .annotate(OpenApi.Description, "The rooms, a page at a time in the order opened; an agent's key sees those it produces or is a critic of")
   )
   .add(HttpApiEndpoint.get("room", "/rooms/:room_id").setPath(RoomPath).addSuccess(RoomView).addError(P.Unknown))
   .add(

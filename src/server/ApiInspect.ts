@@ -22,7 +22,8 @@ import * as P from "./Problem.js"
 
 const Millis = Schema.Number.annotations({ description: "epoch milliseconds" })
 const Offset = Schema.NumberFromString.pipe(Schema.int(), Schema.positive())
-const PageSize = (max: number) => Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, max))
+/** A page's size in a query string: at most `max`. */
+export const PageSize = (max: number) => Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, max))
 
 /** Who the key of a request makes its caller. */
 export const CallerView = Schema.Struct({

@@ -40,6 +40,15 @@ const operator = <A, E, R>(action: string, effect: Effect.Effect<A, E, R>) => Ef
 
 type In<F> = F extends (request: infer A) => unknown ? A : never
 
+/**
+ * A list's filter as the caller may ask it: an agent's key lists what
+ * concerns its own agent (naming another is refused), the operator what it
+ * names. The runtime then selects the page itself, so that a page an agent
+ * reads is full and its cursor holds, where thinning a page here would not.
+ */
+const listed = <F extends { readonly agent_id?: string | undefined }>(filter: F | undefined, action: string) =>
+  Effect.map(asCaller(filter?.agent_id, action), (agent_id): F => ({ ...filter, agent_id }) as F)
+
 export const scheduler = (service: Scheduler["Type"]) => {
   /** A task is read by its submitter, the agent running it, the agent it names, and the operator. */
   const concerning = (task_id: string, action: string) =>
@@ -73,6 +82,8 @@ export const scheduler = (service: Scheduler["Type"]) => {
 }
 
 export const worktrees = (service: Worktrees["Type"]) => ({
+  /** An agent's key lists its own binding only. */
+  bindings: (filter: In<typeof service.bindings>) => Effect.flatMap(listed(filter, "worktree.list"), service.bindings),
   status: (agent_id: string) => own(agent_id, "worktree.status", service.status(agent_id)),
   bind: (request: In<typeof service.bind>) => own(request.agent_id, "worktree.bind", service.bind(request)),
   unbind: (request: In<typeof service.unbind>) => own(request.agent_id, "worktree.unbind", service.unbind(request)),
@@ -93,6 +104,8 @@ export const negotiation = (service: Negotiation["Type"]) => {
     submitProposal: (request: In<typeof service.submitProposal>) =>
       Effect.zipRight(actAs(request.producer_id, "rooms.propose"), service.submitProposal(request)),
     submitVote: (request: In<typeof service.submitVote>) => own(request.critic_id, "rooms.vote", service.submitVote(request)),
+    /** An agent's key lists the rooms it produces or is a critic of. */
+    rooms: (filter: In<typeof service.rooms>) => Effect.flatMap(listed(filter, "rooms.list"), service.rooms),
     room,
     /** The decision, once taken; FailedPrecondition before. */
     decision: (room_id: string) =>

@@ -34,6 +34,7 @@ export const worktrees = HttpApiBuilder.group(SwitchboardApi, "worktrees", (hand
   Effect.map(Worktrees, (service) => {
     const worktrees = Access.worktrees(service)
     return handlers
+      .handle("bindings", ({ urlParams }) => worktrees.bindings(urlParams))
       .handle("status", ({ path }) => worktrees.status(path.agent_id))
       .handle("bind", ({ path, payload }) => worktrees.bind({ ...payload, agent_id: path.agent_id }))
       .handle("unbind", ({ path, payload }) => worktrees.unbind({ ...payload, agent_id: path.agent_id }))
@@ -49,6 +50,7 @@ export const negotiation = HttpApiBuilder.group(SwitchboardApi, "negotiation", (
     const rooms = Access.negotiation(service)
     return handlers
       .handle("propose", ({ payload }) => rooms.submitProposal(payload))
+      .handle("rooms", ({ urlParams }) => rooms.rooms(urlParams))
       .handle("room", ({ path }) => rooms.room(path.room_id))
       .handle("vote", ({ path, payload }) => rooms.submitVote({ ...payload, negotiation_room_id: path.room_id }))
       .handle("votes", ({ path }) =>

@@ -7,9 +7,9 @@
 import { Context, type Effect } from "effect"
 import type { AlreadyExists, DeadlineExceeded, FailedPrecondition, NotFound } from "../schema/CoordinationErrors.js"
 import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { DecisionView, ProposalRequest, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
+import type { DecisionView, ProposalRequest, RoomPage, RoomsFilter, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
 
-export type { DecisionView, ProposalRequest, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
+export type { DecisionView, ProposalRequest, RoomPage, RoomsFilter, RoomView, VoteInput, WaitRequest } from "../schema/Negotiation.js"
 
 type Failure = ValidationError | PersistenceError | InternalError
 
@@ -18,6 +18,12 @@ export class Negotiation extends Context.Tag("switchboard/Negotiation")<Negotiat
   readonly submitProposal: (request: ProposalRequest) => Effect.Effect<RoomView, AlreadyExists | NoRoute | FailedPrecondition | Failure>
   /** One vote per requested critic (a second: ALREADY_EXISTS); the last one decides the room. */
   readonly submitVote: (request: VoteInput) => Effect.Effect<RoomView, NotFound | PermissionDenied | AlreadyExists | FailedPrecondition | Failure>
+  /**
+   * A page of the rooms, in the order they were opened (at most `limit`,
+   * default 100), optionally decided or not, or those an agent produces or
+   * is a critic of; `next` is the `after` of the next page.
+   */
+  readonly rooms: (filter?: RoomsFilter) => Effect.Effect<RoomPage, ValidationError | InternalError>
   readonly room: (room_id: string) => Effect.Effect<RoomView, NotFound | ValidationError | InternalError>
   /** The decision, once taken (None before). */
   readonly decision: (room_id: string) => Effect.Effect<DecisionView | undefined, NotFound | ValidationError | InternalError>

@@ -8,9 +8,27 @@
 import { Context, type Effect } from "effect"
 import type { FailedPrecondition, NotFound } from "../schema/CoordinationErrors.js"
 import type { InternalError, NoRoute, PermissionDenied, PersistenceError, ValidationError } from "../schema/Errors.js"
-import type { BindFailure, BindRequest, SwitchApprove, SwitchReject, SwitchRequest, WorktreeStatus } from "../schema/Worktree.js"
+import type {
+  BindFailure,
+  BindingPage,
+  BindingsFilter,
+  BindRequest,
+  SwitchApprove,
+  SwitchReject,
+  SwitchRequest,
+  WorktreeStatus
+} from "../schema/Worktree.js"
 
-export type { BindFailure, BindRequest, SwitchApprove, SwitchReject, SwitchRequest, WorktreeStatus } from "../schema/Worktree.js"
+export type {
+  BindFailure,
+  BindingPage,
+  BindingsFilter,
+  BindRequest,
+  SwitchApprove,
+  SwitchReject,
+  SwitchRequest,
+  WorktreeStatus
+} from "../schema/Worktree.js"
 
 type Failure = ValidationError | PersistenceError | InternalError
 
@@ -30,5 +48,12 @@ export class Worktrees extends Context.Tag("switchboard/Worktrees")<Worktrees, {
   readonly revoke: (request: SwitchReject) => Effect.Effect<WorktreeStatus, FailedPrecondition | Failure>
   /** The agent could not set up its worktree: BIND_FAILED, retried at most 3 times, then a human is asked. */
   readonly reportBindFailure: (request: BindFailure) => Effect.Effect<WorktreeStatus, NotFound | FailedPrecondition | Failure>
+  /**
+   * A page of the bindings, agents in the order they were first bound (at
+   * most `limit`, default 100), optionally in one state or of one agent; an
+   * agent never bound has none (its `status` is UNBOUND). `next` is the
+   * `after` of the next page.
+   */
+  readonly bindings: (filter?: BindingsFilter) => Effect.Effect<BindingPage, ValidationError | InternalError>
   readonly status: (agent_id: string) => Effect.Effect<WorktreeStatus, ValidationError | InternalError>
 }>() {}

@@ -2,10 +2,11 @@
  * The console's coordination views in Chromium, against a real server: a
  * task submitted over the API shows in the scheduler (and one submitted
  * from the console reaches the API), a preemption shows with its grace,
- * an agent's key sees its own tasks and binding only, a room's votes and decision show, a pending worktree switch is
- * approved from the console, and a HITL invocation answered from the
- * Approvals view is resolved, as the API then says. Every wait is on a
- * condition, none a fixed sleep.
+ * an agent's key sees its own tasks, binding and rooms only, a room's votes
+ * and decision show, a pending worktree switch is approved from the
+ * console, a HITL invocation answered from the Approvals view is resolved,
+ * as the API then says, and the rooms' list reads its next page as it
+ * scrolls. Every wait is on a condition, none a fixed sleep.
  */
 import { Chunk, Effect, Stream } from "effect"
 import type { Browser, Page } from "playwright-core"
@@ -127,6 +128,25 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
     await shows(room.getByTestId("room-decision"), "APPROVED")
   })
 
+  it("signed in with an agent's key, lists the rooms that agent produces or criticises only", async () => {
+    await ok("/rooms", { negotiation_room_id: "lint-plan", artifact_type: "PLAN", producer_id: "a", requested_critics: ["bob"], artifact: {} }, keys.a)
+    const context = await browser.newContext()
+    try {
+      const own = await context.newPage()
+      await own.goto(`${server.url}/console#/rooms`)
+      await own.getByLabel("API key").fill(keys.a)
+      await own.getByRole("button", { name: "Sign in" }).click()
+      const rooms = own.getByRole("grid", { name: "Rooms" })
+      await shows(rooms.locator('[data-key="lint-plan"]'), "open")
+      await gone(rooms.locator('[data-key="plan-1"]'))
+      expect(await rooms.getByRole("row").count()).toBe(1)
+      await rooms.locator('[data-key="lint-plan"]').click()
+      await shows(own.getByRole("complementary", { name: "Room lint-plan" }), "Not decided yet")
+    } finally {
+      await context.close()
+    }
+  })
+
   it("approves a pending worktree switch, with a TTL counting down", async () => {
     await ok("/agents/alice/worktree/bind", { repo_id: "api", worktree_id: "main" })
     await ok("/agents/alice/worktree/switch", { target_worktree_id: "hotfix" })
@@ -163,5 +183,25 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
     const answered = await ok(`/hitl/${invoked.hitl_id}`)
     expect(answered).toMatchObject({ status: "decided", decision: { action: "deny", rationale: "not on a Friday", by: "console", automatic: false } })
     await shows(page.getByRole("table", { name: "Invocations closed lately" }).getByRole("row").filter({ hasText: invoked.hitl_id }), "decided")
+  })
+
+  it("lists rooms a page at a time, the next one read as the list scrolls to its end", async () => {
+    const ids = Array.from({ length: 510 }, (_, i) => `bulk-${String(i).padStart(3, "0")}`)
+    for (let i = 0; i < ids.length; i += 30) {
+      await Promise.all(ids.slice(i, i + 30).map((negotiation_room_id) =>
+        ok("/rooms", { negotiation_room_id, artifact_type: "CODE", producer_id: "builder", requested_critics: ["bob"], artifact: {} })))
+    }
+    await open("rooms")
+    const rooms = grid("Rooms")
+    // plan-1 and lint-plan, then the bulk: the first page holds 500 of the 512.
+    await shows(page.getByText("500+ rooms"))
+    await gone(rooms.locator('[data-key="bulk-509"]'))
+    await rooms.focus()
+    await page.keyboard.press("End")
+    await shows(page.getByText("512 rooms"))
+    // The new page is below the row the key reached: the list's end is one more key away.
+    await page.keyboard.press("End")
+    await shows(rooms.locator('[data-key="bulk-509"]'), "open")
+    expect(await rooms.getByRole("row").count()).toBeLessThan(60)
   })
 })

@@ -3,12 +3,12 @@
  * decision rule and its thresholds per room, one vote per critic, the
  * decision at the last vote or the deadline, the room's id as every
  * envelope's correlation_id, and an escalation answered by a human or by
- * the fallback.
+ * the fallback; the list of rooms, a page at a time in the order opened.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either, FastCheck as fc } from "effect"
 import { decideHitl } from "../../src/model/HitlDecide.js"
-import { aggregate, decideOutcome, decideProposal, decideVote } from "../../src/model/Negotiation.js"
+import { aggregate, decideOutcome, decideProposal, decideVote, selectRooms } from "../../src/model/Negotiation.js"
 import { defaultThresholds, type ProposalRequest, type Vote } from "../../src/schema/Negotiation.js"
 import { sameReplay, type World, world } from "../support/coordination.js"
 
@@ -161,5 +161,32 @@ describe("a room", () => {
     expect(w.run((d) => decideHitl(d, { id: hitl, action: "modify", rationale: "x", args: { outcome: "MAYBE" } }))).toMatchObject(Either.left({ _tag: "ValidationError" }))
     w.ok((d) => decideHitl(d, { id: hitl, action: "modify", rationale: "needs tests", args: { outcome: "REVISION_REQUESTED" } }))
     expect(w.state.rooms.get("r1")!.resolution).toMatchObject({ outcome: "REVISION_REQUESTED", action: "modify" })
+  })
+})
+
+describe("the list of rooms", () => {
+  const ids = (page: ReturnType<typeof selectRooms>) => [page.rooms.map((found) => found.negotiation_room_id), page.next]
+
+  it("pages rooms in the order opened, decided or not, by producer or critic; a replay lists them alike", () => {
+    // Ids that sort otherwise than they were opened: the order is the log's, not the ids'.
+    const w = room({}, { negotiation_room_id: "z" })
+    w.ok((d) => decideProposal(d, { negotiation_room_id: "b", artifact_type: "PLAN", artifact: {}, producer_id: "c1", requested_critics: ["c2"] }))
+    w.ok((d) => decideProposal(d, { negotiation_room_id: "m", artifact_type: "PLAN", artifact: {}, producer_id: "c2", requested_critics: ["c3"] }))
+    w.ok((d) => decideVote(d, { ...vote("c2", 9, 1), negotiation_room_id: "b" }))
+    expect(ids(selectRooms(w.state, {}))).toEqual([["z", "b", "m"], undefined])
+    expect(ids(selectRooms(w.state, { limit: 2 }))).toEqual([["z", "b"], "b"])
+    expect(ids(selectRooms(w.state, { limit: 2, after: "b" }))).toEqual([["m"], undefined])
+    // A page that ends exactly at the last room says there is no next.
+    expect(ids(selectRooms(w.state, { limit: 3 }))).toEqual([["z", "b", "m"], undefined])
+    expect(ids(selectRooms(w.state, { status: "decided" }))).toEqual([["b"], undefined])
+    expect(ids(selectRooms(w.state, { status: "open", limit: 1 }))).toEqual([["z"], "z"])
+    expect(ids(selectRooms(w.state, { status: "open", after: "z" }))).toEqual([["m"], undefined])
+    // c2 criticises z and b, and produces m; the producer only z.
+    expect(ids(selectRooms(w.state, { agent_id: "c2" }))).toEqual([["z", "b", "m"], undefined])
+    expect(ids(selectRooms(w.state, { agent_id: "producer" }))).toEqual([["z"], undefined])
+    expect(ids(selectRooms(w.state, { agent_id: "nobody" }))).toEqual([[], undefined])
+    // A cursor no room has points nowhere: nothing, rather than the first page again.
+    expect(ids(selectRooms(w.state, { after: "gone" }))).toEqual([[], undefined])
+    expect(ids(selectRooms(w.replayed(), { limit: 2 }))).toEqual([["z", "b"], "b"])
   })
 })

@@ -3,7 +3,8 @@
  * five states and their moves, the TTL, reject and revoke returning home,
  * BIND_FAILED retried at most 3 times then a human asked after 60 s, the
  * gateway's policies as the hook, and envelopes that name another worktree
- * than their recipient's refused with VALIDATION_ERROR.
+ * than their recipient's refused with VALIDATION_ERROR; the list of
+ * bindings, a page at a time in the order first bound.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Either } from "effect"
@@ -20,6 +21,7 @@ import {
   decideRequestSwitch,
   decideRevoke,
   decideUnbind,
+  selectBindings,
   worktreeStatus
 } from "../../src/model/Worktrees.js"
 import { parsePolicy } from "../../src/schema/Policy.js"
@@ -248,5 +250,23 @@ describe("envelopes that name a worktree", () => {
     w.ok((d) => decideBindFailure(d, { agent_id: "a", reason: "x" }))
     expect(send(w, "a", { repo_id: "r", worktree_id: "main" })._tag).toBe("Left")
     expect(send(w, "a", {})._tag).toBe("Right")
+  })
+})
+
+describe("the list of bindings", () => {
+  it("pages the agents ever bound, in the order first bound, by state or agent; one never bound has none", () => {
+    const w = bound()
+    for (const id of ["c", "b", "never"]) w.register(id)
+    w.ok((d) => decideBind(d, { agent_id: "c", repo_id: "r", worktree_id: "c" }))
+    w.ok((d) => decideBind(d, { agent_id: "b", repo_id: "r", worktree_id: "b" }))
+    w.ok((d) => decideUnbind(d, { agent_id: "c" }))
+    const rows = (page: ReturnType<typeof selectBindings>) => [page.bindings.map((row) => `${row.agent_id} ${row.state}`), page.next]
+    expect(rows(selectBindings(w.state, {}))).toEqual([["a BOUND_HOME", "c UNBOUND", "b BOUND_HOME"], undefined])
+    expect(rows(selectBindings(w.state, { limit: 1 }))).toEqual([["a BOUND_HOME"], "a"])
+    expect(rows(selectBindings(w.state, { limit: 1, after: "a" }))).toEqual([["c UNBOUND"], "c"])
+    expect(rows(selectBindings(w.state, { state: "BOUND_HOME", after: "a" }))).toEqual([["b BOUND_HOME"], undefined])
+    expect(rows(selectBindings(w.state, { agent_id: "c" }))).toEqual([["c UNBOUND"], undefined])
+    expect(rows(selectBindings(w.state, { agent_id: "never" }))).toEqual([[], undefined])
+    expect(rows(selectBindings(w.replayed(), {}))).toEqual(rows(selectBindings(w.state, {})))
   })
 })

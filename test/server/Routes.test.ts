@@ -175,6 +175,15 @@ describe("coordination routes: each one's success and the failures it documents"
       yield* hit("worktrees.unbind", 200, a.post("/agents/a/worktree/unbind", {})).pipe(Effect.tap((answer) => expect(answer.body.state).toBe("UNBOUND")))
       yield* hit("worktrees.unbind", 400, a.post("/agents/a/worktree/unbind", { reason: 5 }), { field: "reason" })
       yield* hit("worktrees.unbind", 403, b.post("/agents/a/worktree/unbind", {}), { code: "PERMISSION_DENIED" })
+      // The list: a's binding (left UNBOUND); b, never bound, has none.
+      const agents = (answer: Answer) => answer.body.bindings.map((binding: { agent_id: string; state: string }) => `${binding.agent_id} ${binding.state}`)
+      yield* hit("worktrees.bindings", 200, op.get("/worktrees")).pipe(Effect.tap((answer) => expect(agents(answer)).toEqual(["a UNBOUND"])))
+      yield* hit("worktrees.bindings", 200, op.get("/worktrees?state=BOUND_HOME&limit=5")).pipe(Effect.tap((answer) => expect(answer.body).toEqual({ bindings: [] })))
+      yield* hit("worktrees.bindings", 200, a.get("/worktrees")).pipe(Effect.tap((answer) => expect(agents(answer)).toEqual(["a UNBOUND"])))
+      yield* hit("worktrees.bindings", 200, b.get("/worktrees")).pipe(Effect.tap((answer) => expect(answer.body).toEqual({ bindings: [] })))
+      yield* hit("worktrees.bindings", 400, op.get("/worktrees?state=LOST"), { field: "state" })
+      yield* hit("worktrees.bindings", 400, op.get("/worktrees?limit=0"), { field: "limit" })
+      yield* hit("worktrees.bindings", 403, b.get("/worktrees?agent_id=a"), { code: "PERMISSION_DENIED" })
 
       // --- Negotiation rooms (their rules: test/coordination/Negotiation.test.ts)
       const proposal = { negotiation_room_id: "r1", artifact_type: "CODE", artifact: { diff: "+1" }, producer_id: "a", requested_critics: ["b"] }
@@ -209,6 +218,18 @@ describe("coordination routes: each one's success and the failures it documents"
       yield* hit("negotiation.waitForDecision", 400, a.get("/rooms/r1/decision/wait?timeout_ms=99999999"), { field: "timeout_ms" })
       yield* hit("negotiation.waitForDecision", 403, a.get("/rooms/r2/decision/wait"), { code: "PERMISSION_DENIED" })
       yield* hit("negotiation.waitForDecision", 404, op.get("/rooms/nope/decision/wait"), { code: "NOT_FOUND" })
+      // The list, in the order opened: r1 (decided; a produces it, b is its critic), r2 (open; b's).
+      const ids = (answer: Answer) => [answer.body.rooms.map((room: { negotiation_room_id: string }) => room.negotiation_room_id), answer.body.next]
+      yield* hit("negotiation.rooms", 200, op.get("/rooms")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r1", "r2"], undefined])))
+      yield* hit("negotiation.rooms", 200, op.get("/rooms?limit=1")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r1"], "r1"])))
+      yield* hit("negotiation.rooms", 200, op.get("/rooms?limit=1&after=r1")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r2"], undefined])))
+      yield* hit("negotiation.rooms", 200, op.get("/rooms?status=open")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r2"], undefined])))
+      yield* hit("negotiation.rooms", 200, op.get("/rooms?status=decided&agent_id=b")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r1"], undefined])))
+      yield* hit("negotiation.rooms", 200, a.get("/rooms")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r1"], undefined])))
+      yield* hit("negotiation.rooms", 200, b.get("/rooms")).pipe(Effect.tap((answer) => expect(ids(answer)).toEqual([["r1", "r2"], undefined])))
+      yield* hit("negotiation.rooms", 400, op.get("/rooms?status=maybe"), { field: "status" })
+      yield* hit("negotiation.rooms", 400, op.get("/rooms?limit=1001"), { field: "limit" })
+      yield* hit("negotiation.rooms", 403, a.get("/rooms?agent_id=b"), { code: "PERMISSION_DENIED" })
 
       // --- Human in the loop (its rules: test/coordination/Hitl.test.ts)
       const asked = yield* hit("hitl.invoke", 200, a.post("/hitl", { reason: "MANUAL_OVERRIDE", context: { deploy: "prod" } }))

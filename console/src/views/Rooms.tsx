@@ -1,54 +1,24 @@
 /**
- * Negotiation rooms: one room (`GET /rooms/{id}`) with its proposal, its
- * critics and whether each has voted, the votes (score, confidence, passed,
- * what they found), the deadline counting down, and the decision with its
- * aggregated score, reason and a human's resolution.
- *
- * There is no route that lists rooms, so the operator's list is the log's
- * room records, newest first (`GET /log?type=`), a page of records at a
- * time; a room is also opened by its id, which is how an agent's key (a
- * producer's, a critic's) reaches the rooms the route lets it read.
+ * Negotiation rooms: the list (`GET /rooms`, a page at a time in the order
+ * opened, more as it scrolls, open or decided), and one room
+ * (`GET /rooms/{id}`) with its proposal, its critics and whether each has
+ * voted, the votes (score, confidence, passed, what they found), the
+ * deadline counting down, and the decision with its aggregated score,
+ * reason and a human's resolution. An agent's key lists the rooms it
+ * produces or is a critic of, as the route answers it; a room is also
+ * opened by its id.
  */
-import { useMemo, useState } from "preact/hooks"
-import { scanLog, seg } from "../api.js"
-import type { LogEvent, LogRecord, Room } from "../types.js"
-import { Badge, duration, ErrorNote, Field, isOperator, Page, time, useLoad, useNow, useSession, VirtualList } from "../ui.js"
+import { useState } from "preact/hooks"
+import { seg } from "../api.js"
+import type { LogRecord, Room, Rooms } from "../types.js"
+import { Badge, duration, ErrorNote, Field, isOperator, Page, time, useLoad, useNow, usePages, useSession, VirtualList } from "../ui.js"
 import type { ViewProps } from "./registry.js"
 
 const roomTypes = ["RoomOpened", "VoteCast", "RoomDecided", "RoomResolved"]
 const roomEvent = (record: LogRecord) => roomTypes.includes(record.event._tag)
 
-/** A room as the log's records tell it, for the list. */
-interface RoomLine {
-  readonly room_id: string
-  artifact_type?: string
-  producer_id?: string
-  critics?: number
-  votes: number
-  outcome?: string
-  at: number
-}
-
-type Of<T extends LogEvent["_tag"]> = Extract<LogEvent, { _tag: T }>
-
-/** The rooms the records name, the most recently active first. */
-const linesOf = (records: ReadonlyArray<LogRecord>): Array<RoomLine> => {
-  const rooms = new Map<string, RoomLine>()
-  // Oldest first, so that a later fact (a decision, a resolution) wins.
-  for (const record of [...records].reverse()) {
-    const event = record.event as Of<"RoomOpened"> | Of<"VoteCast"> | Of<"RoomDecided"> | Of<"RoomResolved">
-    const line = rooms.get(event.room_id) ?? { room_id: event.room_id, votes: 0, at: record.committed_at }
-    line.at = record.committed_at
-    if (event._tag === "RoomOpened") {
-      line.artifact_type = event.artifact_type
-      line.producer_id = event.producer_id
-      line.critics = event.critics.length
-    } else if (event._tag === "VoteCast") line.votes++
-    else line.outcome = event.outcome
-    rooms.set(event.room_id, line)
-  }
-  return [...rooms.values()].sort((a, b) => b.at - a.at)
-}
+/** A room's last word: a human's resolution, else its decision; none while open. */
+const outcomeOf = (room: Room) => room.decision?.resolution?.outcome ?? room.decision?.outcome
 
 const outcomeTone = (outcome: string | undefined) =>
   outcome === "APPROVED" ? "ok" : outcome === "REVISION_REQUESTED" ? "bad" : outcome === undefined ? "info" : "warn"
@@ -130,21 +100,24 @@ const Detail = ({ room_id }: { readonly room_id: string }) => {
 export const RoomsView = ({ params }: ViewProps) => {
   const { api, caller, go } = useSession()
   const operator = isOperator(caller)
-  const [depth, setDepth] = useState(2000)
   const [lookup, setLookup] = useState("")
+  const [status, setStatus] = useState("")
   const selected = params.get("room") ?? undefined
-  const listed = useLoad(
-    async () => {
-      if (!operator) return { lines: [] as Array<RoomLine>, more: false }
-      const { records, next } = await scanLog(api, roomTypes, { want: depth })
-      return { lines: linesOf(records), more: next !== undefined }
+  // The operator hears of rooms on the live log; an agent's key has no log to follow, so it asks again.
+  const listed = usePages(
+    async (after) => {
+      const page = await api.get<Rooms>("/rooms", { after, limit: 500, status })
+      return { items: page.rooms, next: page.next }
     },
-    [api, operator, depth],
-    { when: roomEvent }
+    [api, status],
+    operator ? { when: roomEvent } : { every: 3000 }
   )
-  const lines = useMemo(() => listed.data?.lines ?? [], [listed.data])
+  const rooms = listed.items
   return (
-    <Page title="Negotiation rooms" actions={operator && <span class="muted" aria-live="polite">{lines.length} rooms</span>}>
+    <Page
+      title="Negotiation rooms"
+      actions={<span class="muted" aria-live="polite">{rooms.length}{listed.more ? "+" : ""} rooms</span>}
+    >
       <ErrorNote error={listed.error} />
       <form
         class="toolbar"
@@ -153,36 +126,43 @@ export const RoomsView = ({ params }: ViewProps) => {
           if (lookup.trim() !== "") go(`rooms?room=${seg(lookup.trim())}`)
         }}
       >
+        <Field label="Status">
+          <select value={status} onChange={(event) => setStatus(event.currentTarget.value)}>
+            <option value="">any</option>
+            <option value="open">open</option>
+            <option value="decided">decided</option>
+          </select>
+        </Field>
         <Field label="Room">
           <input value={lookup} placeholder="a room's id" onInput={(event) => setLookup(event.currentTarget.value)} />
         </Field>
         <button type="submit">Open</button>
-        {operator && listed.data?.more === true && <button type="button" onClick={() => setDepth(depth * 2)}>Read older records</button>}
       </form>
       <div class="split">
-        {operator && (
-          <VirtualList
-            label="Rooms"
-            items={lines}
-            rowHeight={34}
-            keyOf={(line) => line.room_id}
-            selected={selected}
-            onActivate={(line) => go(`rooms?room=${seg(line.room_id)}`)}
-            header={<div class="cols room-cols"><span>Room</span><span>Proposal</span><span>Producer</span><span>Votes</span><span>Outcome</span></div>}
-            row={(line) => (
-              <div class="cols room-cols">
-                <span class="mono">{line.room_id}</span>
-                <span>{line.artifact_type ?? ""}</span>
-                <span class="mono">{line.producer_id ?? ""}</span>
-                <span class="num">{line.votes}{line.critics === undefined ? "" : ` of ${line.critics}`}</span>
-                <span><Badge tone={outcomeTone(line.outcome)}>{line.outcome ?? "open"}</Badge></span>
-              </div>
-            )}
-          />
-        )}
+        <VirtualList
+          label="Rooms"
+          items={rooms}
+          rowHeight={34}
+          keyOf={(room) => room.negotiation_room_id}
+          selected={selected}
+          onActivate={(room) => go(`rooms?room=${seg(room.negotiation_room_id)}`)}
+          onEnd={listed.loadMore}
+          header={<div class="cols room-cols"><span>Room</span><span>Proposal</span><span>Producer</span><span>Votes</span><span>Outcome</span></div>}
+          row={(room) => (
+            <div class="cols room-cols">
+              <span class="mono">{room.negotiation_room_id}</span>
+              <span>{room.artifact_type}</span>
+              <span class="mono">{room.producer_id}</span>
+              <span class="num">{room.votes.length} of {room.requested_critics.length}</span>
+              <span><Badge tone={outcomeTone(outcomeOf(room))}>{outcomeOf(room) ?? "open"}</Badge></span>
+            </div>
+          )}
+        />
         {selected !== undefined && <Detail room_id={selected} />}
       </div>
-      {!operator && selected === undefined && <p class="muted">Open a room by its id: a producer's or a critic's key reads its rooms.</p>}
+      {!listed.loading && rooms.length === 0 && (
+        <p class="muted">{operator ? "No room yet." : "No room of this agent's yet: it lists the rooms it produces or is a critic of."}</p>
+      )}
     </Page>
   )
 }

@@ -1,31 +1,24 @@
 /**
- * Worktree bindings, one agent a row (`GET /agents/{id}/worktree`): its
+ * Worktree bindings, one agent a row (`GET /worktrees`, a page at a time,
+ * agents in the order first bound, more as it scrolls, by state): its
  * state, where it works and where home is, a pending switch with the time
  * left to answer it, the TTL of a stay away from home counting down, bind
  * failures; for the operator, approve (with a TTL) or reject a pending
  * switch, and revoke a stay away (`POST .../approve`, `/reject`, `/revoke`).
  *
- * There is no route that lists bindings, so the operator's rows are the
- * agents the log's worktree records name, newest first (`GET /log?type=`),
- * a page of records at a time; any agent can be looked up by its id. An
- * agent's key sees its own agent's binding, as the route allows.
+ * Any agent can be looked up by its id (`GET /agents/{id}/worktree`). An
+ * agent's key lists its own agent's binding only, as the route answers it,
+ * and, never bound, sees its status (UNBOUND) all the same.
  */
 import { useMemo, useState } from "preact/hooks"
-import { scanLog, seg } from "../api.js"
-import type { LogRecord, Worktree } from "../types.js"
-import { Badge, Confirm, Done, duration, ErrorNote, Field, isOperator, Page, useAction, useLoad, useNow, useSession, VirtualList } from "../ui.js"
+import { seg } from "../api.js"
+import type { LogRecord, Worktree, Worktrees } from "../types.js"
+import { Badge, Confirm, Done, duration, ErrorNote, Field, isOperator, Page, useAction, useLoad, useNow, usePages, useSession, VirtualList } from "../ui.js"
 import type { ViewProps } from "./registry.js"
 
-const worktreeTypes = [
-  "WorktreeBound",
-  "WorktreeUnbound",
-  "WorktreeSwitchRequested",
-  "WorktreeSwitchApproved",
-  "WorktreeReturnedHome",
-  "WorktreeBindFailed",
-  "WorktreeBindRetried"
-]
 const worktreeEvent = (record: LogRecord) => record.event._tag.startsWith("Worktree")
+
+const states = ["UNBOUND", "BOUND_HOME", "SWITCH_PENDING", "BOUND_NON_HOME", "BIND_FAILED"]
 
 const tone = (state: Worktree["state"]) =>
   state === "BOUND_HOME" ? "ok" : state === "BIND_FAILED" ? "bad" : state === "UNBOUND" ? undefined : state === "SWITCH_PENDING" ? "warn" : "info"
@@ -128,32 +121,42 @@ const Detail = ({ row, onChanged }: { readonly row: Worktree; readonly onChanged
 export const WorktreesView = ({ params }: ViewProps) => {
   const { api, caller, go } = useSession()
   const operator = isOperator(caller)
-  /** How many of the log's worktree records to read for the agents they name. */
-  const [depth, setDepth] = useState(2000)
   const [lookup, setLookup] = useState("")
+  const [state, setState] = useState("")
   const named = params.get("agent") ?? undefined
-  const loaded = useLoad(async () => {
-    let ids: Array<string>
-    let more = false
-    if (operator) {
-      const { records, next } = await scanLog(api, worktreeTypes, { want: depth })
-      ids = [...new Set(records.map((record) => (record.event as { agent_id: string }).agent_id))]
-      more = next !== undefined
-    } else ids = caller.agent_id === undefined ? [] : [caller.agent_id]
-    if (named !== undefined && !ids.includes(named)) ids.unshift(named)
-    // A few at a time: the operator's rows may be hundreds of requests.
-    const rows: Array<Worktree> = []
-    for (let i = 0; i < ids.length; i += 8) {
-      rows.push(...await Promise.all(ids.slice(i, i + 8).map((id) => api.get<Worktree>(`/agents/${seg(id)}/worktree`))))
-    }
-    return { rows, more }
-  }, [api, caller, depth, named], { when: worktreeEvent, every: operator ? 10_000 : 3000 })
-  const rows = loaded.data?.rows ?? []
-  const selected = rows.find((row) => row.agent_id === named)
+  const refresh = operator ? { when: worktreeEvent, every: 10_000 } : { every: 3000 }
+  const listed = usePages(
+    async (after) => {
+      const page = await api.get<Worktrees>("/worktrees", { after, limit: 500, state })
+      // An agent never bound has no binding to list; its key still sees where it stands.
+      const own = !operator && state === "" && page.bindings.length === 0 && caller.agent_id !== undefined
+        ? [await api.get<Worktree>(`/agents/${seg(caller.agent_id)}/worktree`)]
+        : []
+      return { items: [...page.bindings, ...own], next: page.next }
+    },
+    [api, caller, state],
+    refresh
+  )
+  const rows = listed.items
+  const listedNamed = rows.find((row) => row.agent_id === named)
+  // An agent not on the pages read (or not bound at all) is read on its own.
+  const lookedUp = useLoad(
+    async () => (named === undefined || listedNamed !== undefined ? undefined : api.get<Worktree>(`/agents/${seg(named)}/worktree`)),
+    [api, named, listedNamed === undefined],
+    refresh
+  )
+  const selected = listedNamed ?? lookedUp.data
   const pending = useMemo(() => rows.filter((row) => row.state === "SWITCH_PENDING").length, [rows])
   return (
-    <Page title="Worktrees" actions={<span class="muted" aria-live="polite">{rows.length} agents, {pending} {pending === 1 ? "switch" : "switches"} waiting</span>}>
-      <ErrorNote error={loaded.error} />
+    <Page
+      title="Worktrees"
+      actions={
+        <span class="muted" aria-live="polite">
+          {rows.length}{listed.more ? "+" : ""} agents, {pending} {pending === 1 ? "switch" : "switches"} waiting
+        </span>
+      }
+    >
+      <ErrorNote error={listed.error ?? lookedUp.error} />
       <form
         class="toolbar"
         onSubmit={(event) => {
@@ -161,13 +164,17 @@ export const WorktreesView = ({ params }: ViewProps) => {
           if (lookup.trim() !== "") go(`worktrees?agent=${seg(lookup.trim())}`)
         }}
       >
+        <Field label="State">
+          <select value={state} onChange={(event) => setState(event.currentTarget.value)}>
+            <option value="">any</option>
+            {states.map((value) => <option key={value} value={value}>{value}</option>)}
+          </select>
+        </Field>
         <Field label="Agent">
           <input value={lookup} placeholder="an agent's id" onInput={(event) => setLookup(event.currentTarget.value)} />
         </Field>
         <button type="submit">Show</button>
-        {operator && loaded.data?.more === true && <button type="button" onClick={() => setDepth(depth * 2)}>Read older records</button>}
       </form>
-      {operator && <p class="hint">The agents named by the last {depth.toLocaleString()} worktree records of the log, most recent first.</p>}
       <div class="split">
         <VirtualList
           label="Worktree bindings"
@@ -176,6 +183,7 @@ export const WorktreesView = ({ params }: ViewProps) => {
           keyOf={(row) => row.agent_id}
           selected={named}
           onActivate={(row) => go(`worktrees?agent=${seg(row.agent_id)}`)}
+          onEnd={listed.loadMore}
           header={
             <div class="cols worktree-cols">
               <span>Agent</span><span>State</span><span>Works in</span><span>Home</span><span>Switch to</span><span>Time left</span>
@@ -192,9 +200,9 @@ export const WorktreesView = ({ params }: ViewProps) => {
             </div>
           )}
         />
-        {selected !== undefined && <Detail row={selected} onChanged={loaded.reload} />}
+        {selected !== undefined && <Detail row={selected} onChanged={() => { listed.reload(); lookedUp.reload() }} />}
       </div>
-      {!loaded.loading && rows.length === 0 && <p class="muted">No agent has a worktree binding yet.</p>}
+      {!listed.loading && rows.length === 0 && <p class="muted">No agent has a worktree binding{state === "" ? "" : ` in ${state}`} yet.</p>}
     </Page>
   )
 }
