@@ -132,18 +132,7 @@ const grpcRun = (server: ServerHandle, label: string, inFlight: number, count: n
     stream.on("error", (error: Grpc.ServiceError) => {
       if (error.code !== Grpc.status.CANCELLED) run.failure = `the consumer's stream failed: ${error.code} ${error.details}`
     })
-    const now = Date.now()
-    const template = {
-      producer_id: producer,
-      retry_count: 0,
-      message_type: 2,
-      content_type: "application/octet-stream",
-      content_length: payload.length,
-      ttl_ms: 0,
-      timestamp: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 },
-      payload: Buffer.from(payload),
-      state: 1
-    }
+    const template = envelopeTemplate(producer, payload)
     const metadata = new Grpc.Metadata()
     metadata.set("sw4rm-to", consumer)
     const serverBefore = yield* Effect.promise(() => server.cpu())
@@ -203,18 +192,7 @@ const wireRun = (server: ServerHandle, label: string, inFlight: number, count: n
       ),
       (stream) => Effect.sync(() => stream.cancel())
     )
-    const now = Date.now()
-    const template = {
-      producer_id: producer,
-      retry_count: 0,
-      message_type: 2,
-      content_type: "application/octet-stream",
-      content_length: payload.length,
-      ttl_ms: 0,
-      timestamp: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 },
-      payload: Buffer.from(payload),
-      state: 1
-    }
+    const template = envelopeTemplate(producer, payload)
     const metadata = { "sw4rm-to": consumer }
     const serverBefore = yield* Effect.promise(() => server.cpu())
     const clientBefore = process.cpuUsage()
@@ -236,6 +214,22 @@ const register = "/sw4rm.registry.RegistryService/RegisterAgent"
 const sendMessage = "/sw4rm.router.RouterService/SendMessage"
 const streamIncoming = "/sw4rm.router.RouterService/StreamIncoming"
 const ackDelivery = "/sw4rm.router.RouterService/AckDelivery"
+
+/** The fields every bench envelope shares (DATA, SENT, no TTL); each send adds its own id and sequence number. */
+const envelopeTemplate = (producer: string, payload: Uint8Array) => {
+  const now = Date.now()
+  return {
+    producer_id: producer,
+    retry_count: 0,
+    message_type: 2,
+    content_type: "application/octet-stream",
+    content_length: payload.length,
+    ttl_ms: 0,
+    timestamp: { seconds: Math.floor(now / 1000), nanos: (now % 1000) * 1_000_000 },
+    payload: Buffer.from(payload),
+    state: 1
+  }
+}
 
 // ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import { Chunk, Effect, Stream } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { envelope, keys, keysFile } from "../server/wire.js"
-import { consoleDirectory, gone, launch, noBrowser, type Running, serve, shows } from "./harness.js"
+import { consoleDirectory, gone, launch, noBrowser, requester, type Running, serve, shows } from "./harness.js"
 
 const policy = `
 id: console
@@ -30,15 +30,7 @@ describe.skipIf(noBrowser !== undefined)("the console, in Chromium", () => {
   let browser: Browser
   let page: Page
 
-  const api = async (path: string, init: { readonly body?: unknown; readonly key?: string } = {}) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method: init.body === undefined ? "GET" : "POST",
-      headers: { authorization: `Bearer ${init.key ?? keys.operator}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }) },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body)
-    })
-    const text = await response.text()
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-  }
+  const api = requester(() => server.url, keys.operator)
   const send = async (from: string, to: string, fields: Parameters<typeof envelope>[1] = {}, key: string = keys.operator) => {
     const answer = await api("/messages", { body: { to, envelope: envelope(from, fields) }, key })
     expect(answer.status).toBe(200)

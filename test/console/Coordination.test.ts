@@ -12,7 +12,7 @@ import { Chunk, Effect, Stream } from "effect"
 import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { keys, keysFile } from "../server/wire.js"
-import { consoleDirectory, gone, launch, noBrowser, type Running, serve, shows } from "./harness.js"
+import { consoleDirectory, gone, launch, noBrowser, requester, type Running, serve, shows } from "./harness.js"
 
 if (noBrowser !== undefined) console.warn(noBrowser)
 
@@ -21,15 +21,7 @@ describe.skipIf(noBrowser !== undefined)("the console's coordination views, in C
   let browser: Browser
   let page: Page
 
-  const api = async (path: string, init: { readonly body?: unknown; readonly key?: string } = {}) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method: init.body === undefined ? "GET" : "POST",
-      headers: { authorization: `Bearer ${init.key ?? keys.operator}`, ...(init.body === undefined ? {} : { "content-type": "application/json" }) },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body)
-    })
-    const text = await response.text()
-    return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
-  }
+  const api = requester(() => server.url, keys.operator)
   const ok = async (path: string, body?: unknown, key?: string) => {
     const answer = await api(path, { body, key })
     expect(answer.status, JSON.stringify(answer.body)).toBe(200)

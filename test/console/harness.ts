@@ -80,6 +80,30 @@ export interface Running {
   readonly close: () => Promise<void>
 }
 
+/** What the server answered a request: its status and its body (parsed when JSON). */
+export interface Answer {
+  readonly status: number
+  readonly body: any
+}
+
+/**
+ * A request to the server's API beside the browser: a GET, or a POST of
+ * `body` as JSON, with `key` (by default `defaultKey`) as the bearer.
+ */
+export const requester = (url: () => string, defaultKey: string) =>
+async (path: string, init: { readonly body?: unknown; readonly key?: string } = {}): Promise<Answer> => {
+  const response = await fetch(`${url()}${path}`, {
+    method: init.body === undefined ? "GET" : "POST",
+    headers: {
+      authorization: `Bearer ${init.key ?? defaultKey}`,
+      ...(init.body === undefined ? {} : { "content-type": "application/json" })
+    },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body)
+  })
+  const text = await response.text()
+  return { status: response.status, body: text === "" ? undefined : JSON.parse(text) }
+}
+
 /** A server on a free port over a new SQLite store, serving the console from `directory`, until `close`. */
 export const serve = async (options: {
   readonly keys: KeysFile

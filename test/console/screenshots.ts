@@ -16,7 +16,7 @@ import { buildEnvelope } from "../../src/model/Envelopes.js"
 import { hashKey, keyIdOf } from "../../src/model/Keys.js"
 import { Envelope } from "../../src/schema/Envelope.js"
 import { KeysFile } from "../../src/schema/Keys.js"
-import { consoleDirectory, launch, noBrowser, serve, shows } from "./harness.js"
+import { consoleDirectory, launch, noBrowser, requester, serve, shows } from "./harness.js"
 
 // The keys and envelopes of `test/server/wire.ts`, which this script cannot import: it runs outside Vitest.
 const keys = { operator: `sb_${"O".repeat(43)}` }
@@ -43,15 +43,11 @@ const main = async () => {
   if (noBrowser !== undefined) throw new Error(noBrowser)
   mkdirSync(out, { recursive: true })
   const server = await serve({ keys: keysFile, directory: await consoleDirectory(), runtime: { livenessTimeoutMs: undefined }, echoAgent: true })
+  const request = requester(() => server.url, keys.operator)
   const api = async (path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method: body === undefined ? "GET" : "POST",
-      headers: { authorization: `Bearer ${keys.operator}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    })
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`)
-    const text = await response.text()
-    return text === "" ? undefined : JSON.parse(text)
+    const answer = await request(path, { body })
+    if (answer.status < 200 || answer.status >= 300) throw new Error(`${path}: ${answer.status} ${JSON.stringify(answer.body)}`)
+    return answer.body
   }
   try {
     await api("/policies", { yaml: policy })
